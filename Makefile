@@ -1,0 +1,35 @@
+# One set of commands for the README, CI and hooks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export BATON_HOME ?= $(CURDIR)/.baton
+
+.PHONY: install dev test lint bench schemas clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+
+# Set up, migrate, start the server and a worker, run the hello flow.
+dev: install
+	bash scripts/dev.sh
+
+test: install
+	bash scripts/test.sh
+
+lint: install
+	$(BIN)/ruff check sdk schemas services tests bench
+	$(BIN)/ruff format --check sdk schemas services tests bench
+	$(BIN)/mypy
+
+bench: install
+	bash scripts/bench.sh
+
+schemas: install
+	$(BIN)/baton schemas export
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

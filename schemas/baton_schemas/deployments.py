@@ -1,0 +1,99 @@
+"""Deployments: where a flow's code is, which pool runs it, when and on what."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from ._base import BatonModel, ClientModel
+from .runs import RetryPolicy
+from .schedules import DeploymentSchedule
+from .triggers import EventTrigger
+
+
+class GitClone(ClientModel):
+    kind: Literal["git_clone"] = "git_clone"
+    repository: str
+    ref: str | None = None
+    directory: str | None = None
+
+
+class SetWorkingDirectory(ClientModel):
+    kind: Literal["set_working_directory"] = "set_working_directory"
+    directory: str
+
+
+class PipInstallRequirements(ClientModel):
+    kind: Literal["pip_install_requirements"] = "pip_install_requirements"
+    requirements_file: str = "requirements.txt"
+
+
+class RunShellScript(ClientModel):
+    kind: Literal["run_shell_script"] = "run_shell_script"
+    script: str
+
+
+PullStep = Annotated[
+    GitClone | SetWorkingDirectory | PipInstallRequirements | RunShellScript,
+    Field(discriminator="kind"),
+]
+
+
+class CollisionStrategy(StrEnum):
+    ENQUEUE = "enqueue"
+    CANCEL_NEW = "cancel-new"
+
+
+class ConcurrencyOptions(ClientModel):
+    limit: int = Field(ge=1)
+    collision_strategy: CollisionStrategy = CollisionStrategy.ENQUEUE
+
+
+class DeploymentCreate(ClientModel):
+    name: str = Field(min_length=1, max_length=200)
+    flow_name: str = Field(min_length=1)
+    entrypoint: str = Field(description="path/file.py:function")
+    description: str | None = None
+    version: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_schema: dict[str, Any] = Field(default_factory=dict)
+    enforce_parameter_schema: bool = True
+    work_pool_name: str
+    work_queue_name: str = "default"
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    pull_steps: list[PullStep] = Field(default_factory=list)
+    concurrency: ConcurrencyOptions | None = None
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    schedules: list[DeploymentSchedule] = Field(default_factory=list)
+    triggers: list[EventTrigger] = Field(default_factory=list)
+    paused: bool = False
+
+
+class Deployment(BatonModel):
+    id: UUID
+    name: str
+    flow_id: UUID
+    flow_name: str
+    entrypoint: str
+    description: str | None = None
+    version: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_schema: dict[str, Any] = Field(default_factory=dict)
+    enforce_parameter_schema: bool = True
+    work_pool_name: str
+    work_queue_name: str = "default"
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    pull_steps: list[dict[str, Any]] = Field(default_factory=list)
+    concurrency: ConcurrencyOptions | None = None
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    schedules: list[dict[str, Any]] = Field(default_factory=list)
+    triggers: list[dict[str, Any]] = Field(default_factory=list)
+    paused: bool = False
+    created: datetime
+    updated: datetime

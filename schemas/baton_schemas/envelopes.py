@@ -1,0 +1,175 @@
+"""Every message that crosses RabbitMQ, one model each, with `schema_version`.
+
+Tracker messages (exchange `baton.tracker`) share a `kind` discriminator so one queue carries
+them all. RPC requests (`propose_state`, `create_flow_run`) carry `reply_to` and
+`correlation_id` as AMQP properties and are answered with an `RpcReply`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import Field
+
+from ._base import Envelope, utcnow
+from .logs import LogRecord
+from .runs import FlowRun, FlowRunCreate, TaskRunInfo
+from .states import State, StateType, TransitionResult
+
+
+class Claim(Envelope):
+    """Who takes a run on Scheduled -> Pending, and for how long before heartbeats must renew."""
+
+    worker_id: str
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
+class ProposeState(Envelope):
+    """RPC: propose a flow-run transition; answered with a TransitionResult."""
+
+    kind: Literal["propose_state"] = "propose_state"
+    flow_run_id: UUID
+    transition_id: UUID = Field(
+        default_factory=uuid4, description="Same id, same answer: makes retries safe."
+    )
+    state: State
+    claim: Claim | None = None
+    force: bool = False
+
+
+class CreateFlowRun(Envelope):
+    """RPC: create a flow run; answered with the FlowRun."""
+
+    kind: Literal["create_flow_run"] = "create_flow_run"
+    run: FlowRunCreate
+
+
+class TaskRunStateReport(Envelope):
+    task_run: TaskRunInfo
+    state: State
+    version: int = Field(ge=1, description="Monotonic per task run; older reports are history only.")
+
+
+class TaskRunStates(Envelope):
+    """Fire and forget: a batch of task-run states, stored in one transaction."""
+
+    kind: Literal["task_run_states"] = "task_run_states"
+    reports: list[TaskRunStateReport] = Field(min_length=1, max_length=5000)
+
+
+class Logs(Envelope):
+    """Fire and forget: a batch of log records."""
+
+    kind: Literal["logs"] = "logs"
+    logs: list[LogRecord] = Field(min_length=1, max_length=10000)
+
+
+class Heartbeat(Envelope):
+    """Fire and forget: the sender still owns these runs; extend their leases."""
+
+    kind: Literal["heartbeat"] = "heartbeat"
+    flow_run_ids: list[UUID] = Field(default_factory=list)
+    worker_id: str | None = None
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600)
+    sent: datetime = Field(default_factory=utcnow)
+
+
+TrackerMessage = Annotated[
+    ProposeState | CreateFlowRun | TaskRunStates | Logs | Heartbeat,
+    Field(discriminator="kind"),
+]
+
+
+class RpcReply(Envelope):
+    """The answer to an RPC on `baton.tracker`: exactly one of the result fields, or an error."""
+
+    ok: bool
+    transition: TransitionResult | None = None
+    flow_run: FlowRun | None = None
+    error: str | None = None
+    status: int = Field(default=200, description="HTTP-like status: 404 unknown run, 422 bad input.")
+
+
+class RunKind(StrEnum):
+    FLOW_RUN = "flow-run"
+    TASK_RUN = "task-run"
+
+
+class StateChange(Envelope):
+    """Published on `baton.states` for every accepted transition.
+
+    Routing key: `{run_kind}.{state type, lower case}.{flow slug}`, e.g.
+    `flow-run.failed.etl-daily`. `state_version` increases by one per accepted transition of a
+    flow run (task runs: the reporter's version), so a subscriber can order and de-duplicate.
+    """
+
+    id: UUID = Field(description="The state's id; also the AMQP message_id.")
+    run_kind: RunKind
+    run_id: UUID
+    run_name: str
+    flow_run_id: UUID
+    flow_id: UUID
+    flow_name: str
+    flow_slug: str
+    deployment_id: UUID | None = None
+    state: State
+    previous_type: StateType | None = None
+    previous_name: str | None = None
+    state_version: int
+    tags: list[str] = Field(default_factory=list)
+    occurred: datetime
+
+
+class FlowRunDispatch(Envelope):
+    """Published on `baton.runs` with key `{pool}.{queue}` when a deployment run is due."""
+
+    flow_run_id: UUID
+    deployment_id: UUID | None = None
+    scheduled_time: datetime
+    work_pool_name: str
+    work_queue_name: str
+    attempt: int = 1
+
+
+class ControlKind(StrEnum):
+    CANCEL = "cancel"
+    PAUSE = "pause"
+
+
+class ControlMessage(Envelope):
+    """Published on `baton.control` with key `flow-run.{id}` or `worker.{id}`."""
+
+    kind: ControlKind
+    flow_run_id: UUID
+    reason: str | None = None
+    sent: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetterHeaders:
+    """Headers Baton sets on a message it dead-letters to `baton.dead`."""
+
+    REASON = "x-baton-dead-reason"
+    ORIGINAL_EXCHANGE = "x-baton-original-exchange"
+    ORIGINAL_ROUTING_KEY = "x-baton-original-routing-key"
+    ORIGINAL_QUEUE = "x-baton-original-queue"
+
+
+def message_catalogue() -> dict[str, type[Envelope] | Any]:
+    """Every broker message by name: what `baton schemas export` writes a JSON Schema for."""
+    from .events import Event
+
+    return {
+        "ProposeState": ProposeState,
+        "CreateFlowRun": CreateFlowRun,
+        "TaskRunStates": TaskRunStates,
+        "Logs": Logs,
+        "Heartbeat": Heartbeat,
+        "RpcReply": RpcReply,
+        "StateChange": StateChange,
+        "FlowRunDispatch": FlowRunDispatch,
+        "ControlMessage": ControlMessage,
+        "Event": Event,
+    }

@@ -1,0 +1,20 @@
+"""Log records emitted by flow and task runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from pydantic import Field
+
+from ._base import BatonModel, utcnow
+
+
+class LogRecord(BatonModel):
+    id: UUID = Field(default_factory=uuid4)
+    flow_run_id: UUID | None = None
+    task_run_id: UUID | None = None
+    name: str = "baton"
+    level: int = Field(default=20, ge=0, le=100)
+    message: str
+    timestamp: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,67 @@
+"""Work pools and their queues: where deployment runs wait for a worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+
+from ._base import BatonModel, ClientModel
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class WorkPoolCreate(ClientModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    type: str = "process"
+    description: str | None = None
+    base_job_template: dict[str, Any] = Field(default_factory=dict)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool = False
+
+
+class WorkPoolUpdate(ClientModel):
+    description: str | None = None
+    base_job_template: dict[str, Any] | None = None
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool | None = None
+
+
+class WorkPool(BatonModel):
+    id: UUID
+    name: str
+    type: str
+    description: str | None = None
+    base_job_template: dict[str, Any] = Field(default_factory=dict)
+    concurrency_limit: int | None = None
+    paused: bool = False
+    created: datetime
+
+
+class WorkQueueCreate(ClientModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    priority: int = Field(default=1, ge=1, description="1 is served first.")
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool = False
+
+
+class WorkQueue(BatonModel):
+    id: UUID
+    pool_name: str
+    name: str
+    priority: int
+    concurrency_limit: int | None = None
+    paused: bool = False
+    created: datetime
+
+
+class Worker(BatonModel):
+    id: str
+    name: str
+    pool_name: str
+    last_heartbeat: datetime
+    online: bool
+    slots: int | None = None
+    running: int = 0

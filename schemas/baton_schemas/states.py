@@ -1,0 +1,226 @@
+"""Run states: nine types, named states riding on them, and the verdicts on a proposal."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid4
+
+from pydantic import Field, PrivateAttr
+
+from ._base import BatonModel, utcnow
+
+
+class StateType(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_TYPES
+
+    @property
+    def routing_word(self) -> str:
+        """The word used in `baton.states` routing keys, e.g. `failed`."""
+        return self.value.lower()
+
+
+TERMINAL_TYPES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+)
+_FAILURE_TYPES = frozenset({StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
+
+# Named states and the type each rides on.
+NAMED_STATES: dict[str, StateType] = {
+    "Late": StateType.SCHEDULED,
+    "AwaitingRetry": StateType.SCHEDULED,
+    "AwaitingConcurrencySlot": StateType.SCHEDULED,
+    "Retrying": StateType.RUNNING,
+    "Cached": StateType.COMPLETED,
+    "TimedOut": StateType.FAILED,
+    "Suspended": StateType.PAUSED,
+}
+
+
+def default_name(state_type: StateType) -> str:
+    return state_type.value.capitalize()
+
+
+class State(BatonModel):
+    """A state of a flow run or task run. `data` holds a JSON result reference, never a value."""
+
+    id: UUID = Field(default_factory=uuid4)
+    type: StateType
+    name: str = ""
+    timestamp: datetime = Field(default_factory=utcnow)
+    message: str | None = None
+    scheduled_time: datetime | None = None
+    data: dict[str, Any] | None = None
+
+    # In-process only: the value or exception a run produced. Never serialised.
+    _result: Any = PrivateAttr(default=None)
+    _exception: BaseException | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        if not self.name:
+            self.name = default_name(self.type)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.type.is_terminal
+
+    def is_scheduled(self) -> bool:
+        return self.type is StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        return self.type is StateType.PENDING
+
+    def is_running(self) -> bool:
+        return self.type is StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        return self.type is StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        return self.type is StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        return self.type is StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        return self.type is StateType.CANCELLED
+
+    def is_paused(self) -> bool:
+        return self.type is StateType.PAUSED
+
+    def __str__(self) -> str:
+        suffix = f" ({self.message})" if self.message else ""
+        return f"{self.name}{suffix}"
+
+    # In-process helpers (never serialised): what the SDK's engine attaches to a state.
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """The value the run produced, as in the process that ran it.
+
+        For Failed, Crashed and Cancelled states, raise the run's exception, or return it when
+        `raise_on_failure` is False. A state read back from the server carries only a result
+        reference in `data`; the SDK loads those (`baton.states.load_result`).
+        """
+        if self.type in _FAILURE_TYPES:
+            exc = self._exception
+            if exc is None:
+                exc = RuntimeError(f"Run ended in state {self}")
+                self._exception = exc
+            if raise_on_failure:
+                raise exc
+            return exc
+        return self._result
+
+    def with_result(self, value: Any = None, exception: BaseException | None = None) -> State:
+        """Attach the in-process value or exception of the run; returns the same state."""
+        self._result = value
+        self._exception = exception
+        return self
+
+
+def _state(state_type: StateType, name: str | None, **fields: Any) -> State:
+    return State(type=state_type, name=name or default_name(state_type), **fields)
+
+
+def Scheduled(  # noqa: N802 - state constructors read like the state names
+    scheduled_time: datetime | None = None, message: str | None = None, name: str | None = None
+) -> State:
+    return _state(
+        StateType.SCHEDULED, name, scheduled_time=scheduled_time or utcnow(), message=message
+    )
+
+
+def Late(scheduled_time: datetime | None = None, message: str | None = None) -> State:  # noqa: N802
+    return Scheduled(scheduled_time, message, name="Late")
+
+
+def AwaitingRetry(delay_seconds: float = 0, message: str | None = None) -> State:  # noqa: N802
+    return Scheduled(utcnow() + timedelta(seconds=delay_seconds), message, name="AwaitingRetry")
+
+
+def AwaitingConcurrencySlot(  # noqa: N802
+    delay_seconds: float = 0, message: str | None = None
+) -> State:
+    return Scheduled(
+        utcnow() + timedelta(seconds=delay_seconds), message, name="AwaitingConcurrencySlot"
+    )
+
+
+def Pending(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.PENDING, None, message=message)
+
+
+def Running(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.RUNNING, None, message=message)
+
+
+def Retrying(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.RUNNING, "Retrying", message=message)
+
+
+def Completed(message: str | None = None, data: dict[str, Any] | None = None) -> State:  # noqa: N802
+    return _state(StateType.COMPLETED, None, message=message, data=data)
+
+
+def Cached(message: str | None = None, data: dict[str, Any] | None = None) -> State:  # noqa: N802
+    return _state(StateType.COMPLETED, "Cached", message=message, data=data)
+
+
+def Failed(message: str | None = None, data: dict[str, Any] | None = None) -> State:  # noqa: N802
+    return _state(StateType.FAILED, None, message=message, data=data)
+
+
+def TimedOut(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.FAILED, "TimedOut", message=message)
+
+
+def Crashed(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.CRASHED, None, message=message)
+
+
+def Cancelling(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.CANCELLING, None, message=message)
+
+
+def Cancelled(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.CANCELLED, None, message=message)
+
+
+def Paused(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.PAUSED, None, message=message)
+
+
+def Suspended(message: str | None = None) -> State:  # noqa: N802
+    return _state(StateType.PAUSED, "Suspended", message=message)
+
+
+class Verdict(StrEnum):
+    """The tracker's answer to a proposed transition."""
+
+    ACCEPT = "ACCEPT"  # the proposed state is now the run's state
+    REJECT = "REJECT"  # the run keeps (or was moved to) `state`; the proposer must follow it
+    WAIT = "WAIT"  # propose again after `delay_seconds`
+    ABORT = "ABORT"  # stop: the run is not yours (claimed elsewhere, cancelled, gone)
+
+
+class TransitionResult(BatonModel):
+    verdict: Verdict
+    state: State | None = Field(
+        default=None, description="The run's state after the decision (the accepted one on ACCEPT)."
+    )
+    state_version: int = 0
+    reason: str | None = None
+    delay_seconds: float | None = None

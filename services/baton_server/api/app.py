@@ -1,0 +1,45 @@
+"""The FastAPI application. The pool and broker live on `app.state`, made in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..context import ServerContext
+from ..settings import ServerSettings
+from .auth import KeyVerifier
+from .limits import BodySizeLimit
+from .responses import OrjsonResponse
+from .routes import flow_runs, flows, health, logs, task_runs
+
+
+def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> FastAPI:
+    """An app that opens its own context, or uses `ctx` (when the API shares a process)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = ctx is None
+        context = ctx or await ServerContext.open(settings, name="baton-api")
+        app.state.ctx = context
+        app.state.keys = KeyVerifier(context.pool)
+        try:
+            yield
+        finally:
+            if own:
+                await context.close()
+
+    app = FastAPI(
+        title="Baton",
+        version="0.1.0",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.include_router(health.router)
+    for module in (flows, flow_runs, task_runs, logs):
+        app.include_router(module.router, prefix="/api")
+    return app

@@ -1,0 +1,63 @@
+"""FastAPI dependencies, as Annotated aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, HTTPException, Request, status
+
+from ..context import ServerContext
+from .auth import ApiKey, KeyVerifier, Scope
+
+
+def get_ctx(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServerContext, Depends(get_ctx)]
+
+
+async def get_conn(ctx: Ctx) -> AsyncIterator[Any]:  # FastAPI evaluates this at runtime
+    async with ctx.pool.acquire() as conn:
+        yield conn
+
+
+Conn = Annotated[asyncpg.Connection, Depends(get_conn)]  # type: ignore[type-arg]
+
+
+def _require(scope: Scope) -> Any:
+    async def check(request: Request, ctx: Ctx) -> ApiKey | None:
+        if not ctx.settings.auth_required:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "an API key is required: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        verifier: KeyVerifier = request.app.state.keys
+        key = await verifier.verify(secret.strip())
+        if key is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "unknown or revoked API key",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if key.scope < scope:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this key has scope {key.scope.name.lower()}; this needs {scope.name.lower()}",
+            )
+        return key
+
+    return Depends(check)
+
+
+CanRead = Annotated[ApiKey | None, _require(Scope.READ)]
+CanWrite = Annotated[ApiKey | None, _require(Scope.WRITE)]
+IsAdmin = Annotated[ApiKey | None, _require(Scope.ADMIN)]

@@ -1,0 +1,125 @@
+"""Flow runs: create, read, list, transition, heartbeat."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import Field
+
+from baton_schemas._base import BatonModel, ClientModel
+from baton_schemas.envelopes import Claim, Heartbeat, ProposeState
+from baton_schemas.runs import FlowRun, FlowRunCreate
+from baton_schemas.states import State, StateType, TransitionResult
+
+from ...db.flow_runs import InvalidRun, create_flow_run, get_flow_run, list_flow_runs
+from ...tracker.ingest import extend_leases
+from ...tracker.transitions import RunNotFound, propose_flow_run_state
+from ..auth import Scope
+from ..deps import CanRead, CanWrite, Conn, Ctx
+
+router = APIRouter(prefix="/flow_runs", tags=["flow runs"])
+
+
+class SetState(ClientModel):
+    state: State
+    transition_id: UUID = Field(default_factory=uuid4)
+    force: bool = Field(default=False, description="Skip the rules (needs an admin key).")
+    claim: Claim | None = None
+
+
+class FlowRunPage(BatonModel):
+    items: list[FlowRun]
+    next_cursor: str | None = None
+
+
+@router.post("", response_model=FlowRun, status_code=status.HTTP_201_CREATED)
+async def create(body: FlowRunCreate, conn: Conn, ctx: Ctx, response: Response, _: CanWrite) -> FlowRun:
+    try:
+        run, rows, created = await create_flow_run(conn, body)
+    except InvalidRun as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    ctx.outbox.sent_after_commit(rows)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return run
+
+
+@router.get("", response_model=FlowRunPage)
+async def list_runs(
+    conn: Conn,
+    _: CanRead,
+    state: Annotated[list[StateType] | None, Query()] = None,
+    flow_name: str | None = None,
+    deployment_id: UUID | None = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> FlowRunPage:
+    try:
+        runs, next_cursor = await list_flow_runs(
+            conn,
+            states=state,
+            flow_name=flow_name,
+            deployment_id=deployment_id,
+            tags=tag,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
+        )
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    return FlowRunPage(items=runs, next_cursor=next_cursor)
+
+
+@router.post("/heartbeat", status_code=status.HTTP_202_ACCEPTED)
+async def heartbeat(body: Heartbeat, conn: Conn, _: CanWrite) -> dict[str, int]:
+    return {"extended": await extend_leases(conn, body)}
+
+
+@router.get("/{run_id}", response_model=FlowRun)
+async def read(run_id: UUID, conn: Conn, _: CanRead) -> FlowRun:
+    run = await get_flow_run(conn, run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow run {run_id} does not exist")
+    return run
+
+
+@router.post("/{run_id}/set_state", response_model=TransitionResult)
+async def set_state(run_id: UUID, body: SetState, conn: Conn, ctx: Ctx, key: CanWrite) -> TransitionResult:
+    if body.force and key is not None and key.scope < Scope.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "force needs an admin key")
+    proposal = ProposeState(
+        flow_run_id=run_id,
+        transition_id=body.transition_id,
+        state=body.state,
+        claim=body.claim,
+        force=body.force,
+    )
+    try:
+        outcome = await propose_flow_run_state(
+            conn, proposal, default_lease_seconds=ctx.settings.default_lease_seconds
+        )
+    except RunNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    ctx.outbox.sent_after_commit(outcome.outbox)
+    return outcome.result
+
+
+class StateEntry(State):
+    version: int
+
+
+@router.get("/{run_id}/states", response_model=list[StateEntry])
+async def history(run_id: UUID, conn: Conn, _: CanRead) -> list[StateEntry]:
+    rows = await conn.fetch(
+        "SELECT version, state FROM states WHERE flow_run_id = $1 ORDER BY version", run_id
+    )
+    if not rows and await get_flow_run(conn, run_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow run {run_id} does not exist")
+    return [StateEntry.model_validate({**r["state"], "version": r["version"]}) for r in rows]

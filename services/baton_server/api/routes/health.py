@@ -1,0 +1,30 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response, status
+
+from ..deps import Ctx
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(ctx: Ctx, response: Response) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(ctx.pool.fetchval("SELECT 1"), 2.0)
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"unavailable: {exc.__class__.__name__}"
+    checks["rabbitmq"] = "ok" if await ctx.broker.is_healthy() else "unavailable"
+    if any(v != "ok" for v in checks.values()):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return checks

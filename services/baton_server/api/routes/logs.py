@@ -1,0 +1,97 @@
+"""Logs: batched ingest, filtered reads, and a server-sent-event stream that follows a run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import StreamingResponse
+
+from baton_schemas._base import BatonModel
+from baton_schemas.envelopes import Logs
+from baton_schemas.logs import LogRecord
+from baton_schemas.states import TERMINAL_TYPES
+
+from ...db.rows import log_from_row
+from ...tracker.ingest import store_logs
+from ..deps import CanRead, CanWrite, Conn, Ctx
+
+router = APIRouter(prefix="/logs", tags=["logs"])
+
+_POLL_SECONDS = 0.25
+
+
+class LogPage(BatonModel):
+    items: list[LogRecord]
+    next_cursor: str | None = None
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def ingest(body: Logs, conn: Conn, _: CanWrite) -> dict[str, int]:
+    return {"stored": await store_logs(conn, body.logs)}
+
+
+def _after(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "cursor is not one this API returned")
+    return int(cursor)
+
+
+@router.get("", response_model=LogPage)
+async def read_logs(
+    conn: Conn,
+    _: CanRead,
+    flow_run_id: UUID | None = None,
+    task_run_id: UUID | None = None,
+    min_level: Annotated[int, Query(ge=0, le=100)] = 0,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> LogPage:
+    rows = await conn.fetch(
+        """SELECT * FROM logs
+           WHERE ($1::uuid IS NULL OR flow_run_id = $1) AND ($2::uuid IS NULL OR task_run_id = $2)
+             AND level >= $3 AND seq > $4
+           ORDER BY seq LIMIT $5""",
+        flow_run_id,
+        task_run_id,
+        min_level,
+        _after(cursor),
+        limit,
+    )
+    next_cursor = str(rows[-1]["seq"]) if rows else cursor
+    return LogPage(items=[log_from_row(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/stream")
+async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = None) -> StreamingResponse:
+    """Server-sent events: each `data:` line a LogRecord; `event: end` once the run has ended."""
+    start = _after(cursor)
+
+    async def events() -> AsyncIterator[bytes]:
+        seq = start
+        while True:
+            async with ctx.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT * FROM logs WHERE flow_run_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
+                    flow_run_id,
+                    seq,
+                )
+                state_type = await conn.fetchval(
+                    "SELECT state_type FROM flow_runs WHERE id = $1", flow_run_id
+                )
+            for row in rows:
+                seq = row["seq"]
+                yield b"id: %d\ndata: %s\n\n" % (seq, log_from_row(row).to_json())
+            if not rows:
+                if state_type is None or state_type in {t.value for t in TERMINAL_TYPES}:
+                    yield f"event: end\ndata: {state_type or 'unknown'}\n\n".encode()
+                    return
+                yield b": keep-alive\n\n"
+                await asyncio.sleep(_POLL_SECONDS)
+
+    return StreamingResponse(events(), media_type="text/event-stream")

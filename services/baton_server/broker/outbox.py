@@ -1,0 +1,185 @@
+"""The transactional outbox: messages commit with the change that causes them, then go out.
+
+Writers call `Outbox.add(conn, ...)` inside their transaction and `outbox.sent_after_commit(rows)`
+once it committed. One publishing task per process sends rows in commit order (so a subscriber
+sees one run's transitions in order) and deletes them once the broker confirmed them. A sweeper
+republishes, in id order, any row left unsent by a crash or a broker outage. Delivery is
+at-least-once: a row can be published twice if a process dies between the confirm and the
+delete, so subscribers de-duplicate on `message_id` (and order on `state_version`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from .publisher import Publisher, json_message
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    exchange: str
+    routing_key: str
+    message_id: UUID
+    body: bytes
+    mandatory: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    message: OutboxMessage
+
+
+class Outbox:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        publisher: Publisher,
+        *,
+        sweep_interval: float = 1.0,
+        sweep_age: float = 2.0,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._sweep_interval = sweep_interval
+        self._sweep_age = sweep_age
+        self._queue: asyncio.Queue[OutboxRow] = asyncio.Queue()
+        # Set when a publish failed: newer rows then wait for the sweeper, which keeps id order.
+        self._backlog = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @staticmethod
+    async def add(conn: asyncpg.Connection[Any], messages: list[OutboxMessage]) -> list[OutboxRow]:
+        """Insert rows inside the caller's transaction. Returns them, for `sent_after_commit`."""
+        if not messages:
+            return []
+        ids = await conn.fetch(
+            """INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[], $5::bool[])
+               RETURNING id""",
+            [m.exchange for m in messages],
+            [m.routing_key for m in messages],
+            [m.message_id for m in messages],
+            [m.body for m in messages],
+            [m.mandatory for m in messages],
+        )
+        return [OutboxRow(r["id"], m) for r, m in zip(ids, messages, strict=True)]
+
+    def sent_after_commit(self, rows: list[OutboxRow]) -> None:
+        """Hand committed rows to the publishing task. Never blocks, never raises."""
+        if self._backlog.is_set():
+            return  # the sweeper will send them after the older ones
+        for row in rows:
+            self._queue.put_nowait(row)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._publish_loop(), name="outbox-publish"),
+            asyncio.create_task(self._sweep_loop(), name="outbox-sweep"),
+        ]
+
+    async def stop(self, *, grace: float = 5.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain(), grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _drain(self) -> None:
+        while not self._queue.empty():
+            await asyncio.sleep(0.01)
+
+    async def _publish(self, rows: list[OutboxRow]) -> None:
+        # Start every publish in order (frames go out in call order), then await the confirms.
+        await asyncio.gather(
+            *(
+                self._publisher.publish(
+                    r.message.exchange,
+                    r.message.routing_key,
+                    json_message(r.message.body, message_id=r.message.message_id),
+                    mandatory=r.message.mandatory,
+                )
+                for r in rows
+            )
+        )
+
+    async def _publish_loop(self) -> None:
+        while True:
+            rows = [await self._queue.get()]
+            while len(rows) < _BATCH and not self._queue.empty():
+                rows.append(self._queue.get_nowait())
+            try:
+                await self._publish(rows)
+            except Exception as exc:
+                log.warning("outbox publish failed (%s); the sweeper will resend", exc)
+                self._backlog.set()
+                while not self._queue.empty():  # rows stay in the table; keep their order there
+                    self._queue.get_nowait()
+                continue
+            try:
+                await self._pool.execute(
+                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
+                )
+            except Exception:
+                log.exception("could not delete sent outbox rows; they will be sent again")
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._backlog.wait(), self._sweep_interval)
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox sweep failed: %s", exc)
+                await asyncio.sleep(self._sweep_interval)
+
+    async def sweep(self) -> int:
+        """Publish unsent rows in id order. Returns how many were sent."""
+        sent = 0
+        backlog = self._backlog.is_set()
+        while True:
+            async with self._pool.acquire() as conn, conn.transaction():
+                records = await conn.fetch(
+                    """SELECT id, exchange, routing_key, message_id, body, mandatory FROM outbox
+                       WHERE $1 OR created < now() - make_interval(secs => $2)
+                       ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED""",
+                    backlog,
+                    self._sweep_age,
+                    _BATCH,
+                )
+                if not records:
+                    break
+                rows = [
+                    OutboxRow(
+                        r["id"],
+                        OutboxMessage(
+                            r["exchange"], r["routing_key"], r["message_id"], r["body"], r["mandatory"]
+                        ),
+                    )
+                    for r in records
+                ]
+                await self._publish(rows)
+                await conn.execute(
+                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
+                )
+                sent += len(rows)
+        if backlog:
+            self._backlog.clear()
+            log.info("outbox backlog drained (%d messages)", sent)
+        return sent

@@ -1,0 +1,234 @@
+"""Flow runs: creation (with its first state and state-change message) and reads."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from baton_schemas.envelopes import RunKind, StateChange
+from baton_schemas.flows import FlowCreate
+from baton_schemas.runs import FlowRun, FlowRunCreate
+from baton_schemas.states import Scheduled, State, StateType
+
+from ..broker.messages import state_change_message
+from ..broker.outbox import Outbox, OutboxRow
+from .flows import get_or_create_flow
+from .names import run_name
+from .rows import FLOW_RUN_COLUMNS, flow_run_from_row
+
+INITIAL_TYPES = frozenset({StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING})
+
+
+class InvalidRun(ValueError):
+    """A flow run that cannot be created as asked (unknown flow, bad initial state)."""
+
+
+async def read_flow_run(
+    conn: asyncpg.Connection[Any], run_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record | None:
+    lock_clause = "FOR UPDATE OF fr" if lock else ""
+    return await conn.fetchrow(
+        f"""SELECT {FLOW_RUN_COLUMNS} FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id
+            WHERE fr.id = $1 {lock_clause}""",
+        run_id,
+    )
+
+
+async def get_flow_run(conn: asyncpg.Connection[Any], run_id: uuid.UUID) -> FlowRun | None:
+    row = await read_flow_run(conn, run_id)
+    return flow_run_from_row(row) if row else None
+
+
+async def _existing(conn: asyncpg.Connection[Any], create: FlowRunCreate) -> FlowRun | None:
+    if create.id is not None and (run := await get_flow_run(conn, create.id)):
+        return run
+    if create.idempotency_key is not None:
+        row = await conn.fetchrow(
+            f"""SELECT {FLOW_RUN_COLUMNS} FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id
+                WHERE fr.idempotency_key = $1""",
+            create.idempotency_key,
+        )
+        if row:
+            return flow_run_from_row(row)
+    return None
+
+
+async def create_flow_run(
+    conn: asyncpg.Connection[Any], create: FlowRunCreate
+) -> tuple[FlowRun, list[OutboxRow], bool]:
+    """Create a run (or return the one with the same id / idempotency key).
+
+    Returns the run, the outbox rows to send after commit, and whether it was created.
+    """
+    async with conn.transaction():
+        if existing := await _existing(conn, create):
+            return existing, [], False
+        if create.flow_id is not None:
+            flow_row = await conn.fetchrow("SELECT id FROM flows WHERE id = $1", create.flow_id)
+            if flow_row is None:
+                raise InvalidRun(f"flow {create.flow_id} does not exist")
+            flow_id = create.flow_id
+        elif create.flow_name:
+            flow_id = (await get_or_create_flow(conn, FlowCreate(name=create.flow_name))).id
+        else:
+            raise InvalidRun("give flow_id or flow_name")
+        state = create.state or Scheduled()
+        if state.type not in INITIAL_TYPES:
+            raise InvalidRun(f"a flow run cannot start in state {state.type.value}")
+        run_id = create.id or uuid.uuid4()
+        scheduled = state.scheduled_time if state.type is StateType.SCHEDULED else None
+        inserted = await conn.fetchval(
+            """INSERT INTO flow_runs (id, name, flow_id, deployment_id, parent_task_run_id,
+                   parent_flow_run_id, parameters, tags, idempotency_key, state, state_type,
+                   state_name, state_version, next_scheduled_time, expected_start_time, retries,
+                   retry_delay_seconds, work_pool_name, work_queue_name, job_variables,
+                   start_time, run_count)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16,
+                   $17, $18, $19, $20, $21)
+               ON CONFLICT DO NOTHING RETURNING id""",
+            run_id,
+            create.name or run_name(),
+            flow_id,
+            create.deployment_id,
+            create.parent_task_run_id,
+            create.parent_flow_run_id,
+            create.parameters,
+            create.tags,
+            create.idempotency_key,
+            state.model_dump(mode="json"),
+            state.type.value,
+            state.name,
+            scheduled,
+            scheduled or state.timestamp,
+            create.retry_policy.retries,
+            create.retry_policy.retry_delay_seconds,
+            create.work_pool_name,
+            create.work_queue_name,
+            create.job_variables,
+            state.timestamp if state.type is StateType.RUNNING else None,
+            1 if state.type is StateType.RUNNING else 0,
+        )
+        if inserted is None:  # a concurrent creator won the race on id or idempotency key
+            existing = await _existing(conn, create)
+            assert existing is not None
+            return existing, [], False
+        await insert_state(conn, state, version=1, flow_run_id=run_id)
+        run = await get_flow_run(conn, run_id)
+        assert run is not None
+        row = await read_flow_run(conn, run_id)
+        assert row is not None
+        rows = await Outbox.add(
+            conn, [state_change_message(flow_run_change(row, state, version=1, previous=None))]
+        )
+        return run, rows, True
+
+
+async def insert_state(
+    conn: asyncpg.Connection[Any],
+    state: State,
+    *,
+    version: int,
+    flow_run_id: uuid.UUID | None = None,
+    task_run_id: uuid.UUID | None = None,
+    transition_id: uuid.UUID | None = None,
+    verdict: str | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO states (id, flow_run_id, task_run_id, transition_id, verdict, version,
+               type, name, timestamp, state)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+        state.id,
+        flow_run_id,
+        task_run_id,
+        transition_id,
+        verdict,
+        version,
+        state.type.value,
+        state.name,
+        state.timestamp,
+        state.model_dump(mode="json"),
+    )
+
+
+def flow_run_change(
+    row: asyncpg.Record, state: State, *, version: int, previous: State | None
+) -> StateChange:
+    return StateChange(
+        id=state.id,
+        run_kind=RunKind.FLOW_RUN,
+        run_id=row["id"],
+        run_name=row["name"],
+        flow_run_id=row["id"],
+        flow_id=row["flow_id"],
+        flow_name=row["flow_name"],
+        flow_slug=row["flow_slug"],
+        deployment_id=row["deployment_id"],
+        state=state,
+        previous_type=previous.type if previous else None,
+        previous_name=previous.name if previous else None,
+        state_version=version,
+        tags=list(row["tags"]),
+        occurred=state.timestamp,
+    )
+
+
+def encode_cursor(created: datetime, run_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created.isoformat()}|{run_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(run_id)
+    except Exception as exc:
+        raise ValueError("cursor is not one this API returned") from exc
+
+
+async def list_flow_runs(
+    conn: asyncpg.Connection[Any],
+    *,
+    states: list[StateType] | None = None,
+    flow_name: str | None = None,
+    deployment_id: uuid.UUID | None = None,
+    tags: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[FlowRun], str | None]:
+    """Newest first, keyset-paginated on (created, id)."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if states:
+        where.append(f"fr.state_type = ANY({arg([s.value for s in states])}::text[])")
+    if flow_name:
+        where.append(f"f.name = {arg(flow_name)}")
+    if deployment_id:
+        where.append(f"fr.deployment_id = {arg(deployment_id)}")
+    if tags:
+        where.append(f"fr.tags @> {arg(tags)}::text[]")
+    if since:
+        where.append(f"fr.created >= {arg(since)}")
+    if until:
+        where.append(f"fr.created < {arg(until)}")
+    if cursor:
+        created, run_id = decode_cursor(cursor)
+        where.append(f"(fr.created, fr.id) < ({arg(created)}, {arg(run_id)})")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = await conn.fetch(
+        f"""SELECT {FLOW_RUN_COLUMNS} FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id
+            {clause} ORDER BY fr.created DESC, fr.id DESC LIMIT {arg(limit + 1)}""",
+        *args,
+    )
+    runs = [flow_run_from_row(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1]["created"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    return runs, next_cursor

@@ -1,0 +1,96 @@
+"""`baton server start`: the API and the tracker in one process (or one of them alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Protocol
+
+import uvicorn
+
+from .api.app import create_app
+from .context import ServerContext
+from .settings import ServerSettings
+from .tracker.service import TrackerService
+
+log = logging.getLogger("baton.server")
+
+SERVICES = ("api", "tracker")
+
+
+class Service(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class ApiService:
+    name = "api"
+
+    def __init__(self, ctx: ServerContext) -> None:
+        settings = ctx.settings
+        config = uvicorn.Config(
+            create_app(settings, ctx),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name="api")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises why it could not start (port in use, ...)
+                raise RuntimeError("the API stopped while starting")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+
+def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:
+    services: list[Service] = []
+    for name in names:
+        if name == "api":
+            services.append(ApiService(ctx))
+        elif name == "tracker":
+            services.append(TrackerService(ctx))
+        else:
+            raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICES)}")
+    return services
+
+
+async def serve(settings: ServerSettings, names: tuple[str, ...] = SERVICES) -> None:
+    """Run until SIGTERM or SIGINT, then stop every service within its grace period."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ctx = await ServerContext.open(settings, name=f"baton-server[{','.join(names)}]")
+    services = build_services(ctx, names)
+    started: list[Service] = []
+    try:
+        for service in services:
+            await service.start()
+            started.append(service)
+        log.info("baton server running: %s", ", ".join(s.name for s in started))
+        if "api" in names:
+            log.info("API on http://%s:%d/api", settings.api_host, settings.api_port)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for service in reversed(started):
+            await service.stop()
+        await ctx.close()
+        log.info("stopped")

@@ -1,0 +1,37 @@
+"""Server settings: `BATON_*` environment variables, built in `main()` and passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BATON_", extra="ignore")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/baton"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    log_level: str = "INFO"
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 4200
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    auth_required: bool = Field(
+        default=True, description="Refuse requests without an API key (401) or with too weak a one."
+    )
+
+    # storage
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+
+    # tracker
+    tracker_prefetch: int = 64
+    default_lease_seconds: float = 30.0
+    reaper_interval_seconds: float = 2.0
+    outbox_sweep_interval_seconds: float = 1.0
+    outbox_sweep_age_seconds: float = Field(
+        default=2.0, description="Rows older than this and still unsent are republished by the sweeper."
+    )
+    publish_timeout_seconds: float = 5.0
+    shutdown_grace_seconds: float = 10.0

@@ -1,0 +1,66 @@
+"""The shapes every rule shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from baton_schemas.states import State, StateType, Verdict
+
+ALL_TYPES = frozenset(StateType)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """What the rules may know about a run: its current state and retry bookkeeping."""
+
+    state: State
+    state_version: int
+    run_count: int
+    retries: int
+    retry_delay_seconds: float
+
+    @property
+    def state_type(self) -> StateType:
+        return self.state.type
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    state: State
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict, the state to write (None: write nothing), and any state written right after."""
+
+    verdict: Verdict
+    write: State | None = None
+    follow_up: State | None = None
+    reason: str | None = None
+    delay_seconds: float | None = None
+
+    @classmethod
+    def accept(cls, state: State, *, follow_up: State | None = None) -> Decision:
+        return cls(Verdict.ACCEPT, write=state, follow_up=follow_up)
+
+    @classmethod
+    def reject(cls, reason: str, *, write: State | None = None) -> Decision:
+        return cls(Verdict.REJECT, write=write, reason=reason)
+
+    @classmethod
+    def wait(cls, reason: str, delay_seconds: float) -> Decision:
+        return cls(Verdict.WAIT, reason=reason, delay_seconds=delay_seconds)
+
+    @classmethod
+    def abort(cls, reason: str) -> Decision:
+        return cls(Verdict.ABORT, reason=reason)
+
+
+class Rule(Protocol):
+    FROM_STATES: ClassVar[frozenset[StateType]]
+    TO_STATES: ClassVar[frozenset[StateType]]
+
+    def decide(self, run: RunSnapshot, proposal: Proposal, now: datetime) -> Decision | None: ...

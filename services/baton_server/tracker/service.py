@@ -1,0 +1,118 @@
+"""The state tracker service: consumes `baton.tracker`, runs the reaper."""
+
+from __future__ import annotations
+
+import logging
+
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import TypeAdapter, ValidationError
+
+from baton_schemas.envelopes import (
+    CreateFlowRun,
+    Heartbeat,
+    Logs,
+    ProposeState,
+    RpcReply,
+    TaskRunStates,
+    TrackerMessage,
+)
+
+from ..broker.consumer import Consumer, DeadLetter
+from ..broker.publisher import json_message
+from ..broker.topology import TRACKER_QUEUE
+from ..context import ServerContext
+from ..db.flow_runs import InvalidRun, create_flow_run
+from .ingest import extend_leases, store_logs, store_task_run_states
+from .reaper import Reaper
+from .transitions import RunNotFound, propose_flow_run_state
+
+log = logging.getLogger(__name__)
+
+_decoder: TypeAdapter[TrackerMessage] = TypeAdapter(TrackerMessage)
+
+
+class TrackerConsumer(Consumer):
+    queue_name = TRACKER_QUEUE
+
+    def __init__(self, ctx: ServerContext) -> None:
+        super().__init__(ctx.broker, prefetch=ctx.settings.tracker_prefetch)
+        self._ctx = ctx
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            decoded = _decoder.validate_json(message.body)
+        except ValidationError as exc:
+            raise DeadLetter(f"invalid tracker message: {exc}") from exc
+        if decoded.schema_version != 1:
+            raise DeadLetter(f"unsupported schema_version {decoded.schema_version}")
+        match decoded:
+            case ProposeState():
+                await self._reply(message, await self._propose(decoded))
+            case CreateFlowRun():
+                await self._reply(message, await self._create(decoded))
+            case TaskRunStates():
+                async with self._ctx.pool.acquire() as conn:
+                    rows = await store_task_run_states(conn, decoded.reports)
+                self._ctx.outbox.sent_after_commit(rows)
+            case Logs():
+                async with self._ctx.pool.acquire() as conn:
+                    await store_logs(conn, decoded.logs)
+            case Heartbeat():
+                async with self._ctx.pool.acquire() as conn:
+                    await extend_leases(conn, decoded)
+
+    async def _propose(self, proposal: ProposeState) -> RpcReply:
+        try:
+            async with self._ctx.pool.acquire() as conn:
+                outcome = await propose_flow_run_state(
+                    conn, proposal, default_lease_seconds=self._ctx.settings.default_lease_seconds
+                )
+        except RunNotFound as exc:
+            return RpcReply(ok=False, error=str(exc), status=404)
+        self._ctx.outbox.sent_after_commit(outcome.outbox)
+        return RpcReply(ok=True, transition=outcome.result)
+
+    async def _create(self, request: CreateFlowRun) -> RpcReply:
+        try:
+            async with self._ctx.pool.acquire() as conn:
+                run, rows, _ = await create_flow_run(conn, request.run)
+        except InvalidRun as exc:
+            return RpcReply(ok=False, error=str(exc), status=422)
+        self._ctx.outbox.sent_after_commit(rows)
+        return RpcReply(ok=True, flow_run=run)
+
+    async def _reply(self, message: AbstractIncomingMessage, reply: RpcReply) -> None:
+        if not message.reply_to:
+            return  # an RPC sent without a reply address: the effect is stored, nobody waits
+        channel = self._channel
+        assert channel is not None
+        try:
+            await channel.default_exchange.publish(
+                json_message(
+                    reply.to_json(),
+                    message_id=message.message_id or "",
+                    persistent=False,
+                    correlation_id=message.correlation_id,
+                ),
+                routing_key=message.reply_to,
+                timeout=self._ctx.settings.publish_timeout_seconds,
+            )
+        except Exception as exc:  # the caller went away; it retries with the same transition id
+            log.warning("could not reply to %s: %s", message.reply_to, exc)
+
+
+class TrackerService:
+    name = "tracker"
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._consumer = TrackerConsumer(ctx)
+        self._reaper = Reaper(ctx.pool, ctx.outbox, interval=ctx.settings.reaper_interval_seconds)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._reaper.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop(grace=self._ctx.settings.shutdown_grace_seconds)
+        await self._reaper.stop()
