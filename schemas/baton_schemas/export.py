@@ -19,8 +19,7 @@ JSONSCHEMA_DIR = "jsonschema"
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     return {
-        name: model.model_json_schema(mode="serialization")
-        for name, model in message_catalogue().items()
+        name: model.model_json_schema(mode="serialization") for name, model in message_catalogue().items()
     }
 
 
@@ -66,8 +65,15 @@ def asyncapi_document() -> dict[str, Any]:
                     "run_kind": {"enum": ["flow-run", "task-run"]},
                     "state_type": {
                         "enum": [
-                            "scheduled", "pending", "running", "completed", "failed",
-                            "cancelled", "crashed", "paused", "cancelling",
+                            "scheduled",
+                            "pending",
+                            "running",
+                            "completed",
+                            "failed",
+                            "cancelled",
+                            "crashed",
+                            "paused",
+                            "cancelling",
                         ]
                     },
                     "flow_slug": {"description": "The flow's name, lower case, dashes."},
@@ -89,9 +95,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "direct reply-to, answered with RpcReply), task-run states, logs and heartbeats.",
                 ["ProposeState", "CreateFlowRun", "TaskRunStates", "Logs", "Heartbeat"],
             ),
-            "replies": _channel(
-                "amq.rabbitmq.reply-to", "Replies to tracker RPCs.", ["RpcReply"]
-            ),
+            "replies": _channel("amq.rabbitmq.reply-to", "Replies to tracker RPCs.", ["RpcReply"]),
             "runs": {
                 **_channel(
                     "{pool}.{queue}",
@@ -127,8 +131,7 @@ def asyncapi_document() -> dict[str, Any]:
         "components": {
             "schemas": components_schemas,
             "messages": {
-                name: {"name": name, "payload": {"$ref": f"#/components/schemas/{name}"}}
-                for name in schemas
+                name: {"name": name, "payload": {"$ref": f"#/components/schemas/{name}"}} for name in schemas
             },
         },
     }

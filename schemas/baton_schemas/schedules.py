@@ -30,9 +30,7 @@ class RRuleSchedule(ClientModel):
     timezone: str = "UTC"
 
 
-ScheduleSpec = Annotated[
-    IntervalSchedule | CronSchedule | RRuleSchedule, Field(discriminator="kind")
-]
+ScheduleSpec = Annotated[IntervalSchedule | CronSchedule | RRuleSchedule, Field(discriminator="kind")]
 
 
 class DeploymentSchedule(ClientModel):

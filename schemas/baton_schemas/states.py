@@ -33,9 +33,7 @@ class StateType(StrEnum):
         return self.value.lower()
 
 
-TERMINAL_TYPES = frozenset(
-    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
-)
+TERMINAL_TYPES = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
 _FAILURE_TYPES = frozenset({StateType.FAILED, StateType.CANCELLED, StateType.CRASHED})
 
 # Named states and the type each rides on.
@@ -135,75 +133,69 @@ def _state(state_type: StateType, name: str | None, **fields: Any) -> State:
     return State(type=state_type, name=name or default_name(state_type), **fields)
 
 
-def Scheduled(  # noqa: N802 - state constructors read like the state names
+def Scheduled(
     scheduled_time: datetime | None = None, message: str | None = None, name: str | None = None
 ) -> State:
-    return _state(
-        StateType.SCHEDULED, name, scheduled_time=scheduled_time or utcnow(), message=message
-    )
+    return _state(StateType.SCHEDULED, name, scheduled_time=scheduled_time or utcnow(), message=message)
 
 
-def Late(scheduled_time: datetime | None = None, message: str | None = None) -> State:  # noqa: N802
+def Late(scheduled_time: datetime | None = None, message: str | None = None) -> State:
     return Scheduled(scheduled_time, message, name="Late")
 
 
-def AwaitingRetry(delay_seconds: float = 0, message: str | None = None) -> State:  # noqa: N802
+def AwaitingRetry(delay_seconds: float = 0, message: str | None = None) -> State:
     return Scheduled(utcnow() + timedelta(seconds=delay_seconds), message, name="AwaitingRetry")
 
 
-def AwaitingConcurrencySlot(  # noqa: N802
-    delay_seconds: float = 0, message: str | None = None
-) -> State:
-    return Scheduled(
-        utcnow() + timedelta(seconds=delay_seconds), message, name="AwaitingConcurrencySlot"
-    )
+def AwaitingConcurrencySlot(delay_seconds: float = 0, message: str | None = None) -> State:
+    return Scheduled(utcnow() + timedelta(seconds=delay_seconds), message, name="AwaitingConcurrencySlot")
 
 
-def Pending(message: str | None = None) -> State:  # noqa: N802
+def Pending(message: str | None = None) -> State:
     return _state(StateType.PENDING, None, message=message)
 
 
-def Running(message: str | None = None) -> State:  # noqa: N802
+def Running(message: str | None = None) -> State:
     return _state(StateType.RUNNING, None, message=message)
 
 
-def Retrying(message: str | None = None) -> State:  # noqa: N802
+def Retrying(message: str | None = None) -> State:
     return _state(StateType.RUNNING, "Retrying", message=message)
 
 
-def Completed(message: str | None = None, data: dict[str, Any] | None = None) -> State:  # noqa: N802
+def Completed(message: str | None = None, data: dict[str, Any] | None = None) -> State:
     return _state(StateType.COMPLETED, None, message=message, data=data)
 
 
-def Cached(message: str | None = None, data: dict[str, Any] | None = None) -> State:  # noqa: N802
+def Cached(message: str | None = None, data: dict[str, Any] | None = None) -> State:
     return _state(StateType.COMPLETED, "Cached", message=message, data=data)
 
 
-def Failed(message: str | None = None, data: dict[str, Any] | None = None) -> State:  # noqa: N802
+def Failed(message: str | None = None, data: dict[str, Any] | None = None) -> State:
     return _state(StateType.FAILED, None, message=message, data=data)
 
 
-def TimedOut(message: str | None = None) -> State:  # noqa: N802
+def TimedOut(message: str | None = None) -> State:
     return _state(StateType.FAILED, "TimedOut", message=message)
 
 
-def Crashed(message: str | None = None) -> State:  # noqa: N802
+def Crashed(message: str | None = None) -> State:
     return _state(StateType.CRASHED, None, message=message)
 
 
-def Cancelling(message: str | None = None) -> State:  # noqa: N802
+def Cancelling(message: str | None = None) -> State:
     return _state(StateType.CANCELLING, None, message=message)
 
 
-def Cancelled(message: str | None = None) -> State:  # noqa: N802
+def Cancelled(message: str | None = None) -> State:
     return _state(StateType.CANCELLED, None, message=message)
 
 
-def Paused(message: str | None = None) -> State:  # noqa: N802
+def Paused(message: str | None = None) -> State:
     return _state(StateType.PAUSED, None, message=message)
 
 
-def Suspended(message: str | None = None) -> State:  # noqa: N802
+def Suspended(message: str | None = None) -> State:
     return _state(StateType.PAUSED, "Suspended", message=message)
 
 

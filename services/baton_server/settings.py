@@ -31,7 +31,8 @@ class ServerSettings(BaseSettings):
     reaper_interval_seconds: float = 2.0
     outbox_sweep_interval_seconds: float = 1.0
     outbox_sweep_age_seconds: float = Field(
-        default=2.0, description="Rows older than this and still unsent are republished by the sweeper."
+        default=2.0,
+        description="Rows older than this and still unsent are republished by the sweeper.",
     )
     publish_timeout_seconds: float = 5.0
     shutdown_grace_seconds: float = 10.0

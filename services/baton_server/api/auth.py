@@ -44,9 +44,7 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_api_key(
-    conn: asyncpg.Connection[Any], *, name: str, scope: Scope
-) -> tuple[ApiKey, str]:
+async def create_api_key(conn: asyncpg.Connection[Any], *, name: str, scope: Scope) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never stored or shown again."""
     public = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(24)}"
@@ -76,11 +74,7 @@ class KeyVerifier:
         row = await self._pool.fetchrow(
             "SELECT id, name, scopes FROM api_keys WHERE key_hash = $1 AND NOT revoked", hashed
         )
-        key = (
-            ApiKey(row["id"], row["name"], max(Scope.parse(s) for s in row["scopes"]))
-            if row
-            else None
-        )
+        key = ApiKey(row["id"], row["name"], max(Scope.parse(s) for s in row["scopes"])) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[hashed] = (now, key)

@@ -35,7 +35,7 @@ class AckPolicy(Enum):
     DEAD_LETTER = "dead-letter"
 
 
-class DeadLetter(Exception):  # noqa: N818 - it names the outcome, like arq's Retry
+class DeadLetter(Exception):
     """Raised by a handler: this message can never be handled; park it with the reason."""
 
     def __init__(self, reason: str) -> None:
@@ -124,9 +124,7 @@ class Consumer(abc.ABC):
             if task is not None:
                 self._inflight.discard(task)
 
-    async def _settle(
-        self, message: AbstractIncomingMessage, policy: AckPolicy, reason: str | None
-    ) -> None:
+    async def _settle(self, message: AbstractIncomingMessage, policy: AckPolicy, reason: str | None) -> None:
         """The one place that acks."""
         try:
             if policy is AckPolicy.ACK:

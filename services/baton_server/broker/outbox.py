@@ -169,15 +169,17 @@ class Outbox:
                     OutboxRow(
                         r["id"],
                         OutboxMessage(
-                            r["exchange"], r["routing_key"], r["message_id"], r["body"], r["mandatory"]
+                            r["exchange"],
+                            r["routing_key"],
+                            r["message_id"],
+                            r["body"],
+                            r["mandatory"],
                         ),
                     )
                     for r in records
                 ]
                 await self._publish(rows)
-                await conn.execute(
-                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
-                )
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows])
                 sent += len(rows)
         if backlog:
             self._backlog.clear()

@@ -230,5 +230,7 @@ async def list_flow_runs(
         *args,
     )
     runs = [flow_run_from_row(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1]["created"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    next_cursor = (
+        encode_cursor(rows[limit - 1]["created"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    )
     return runs, next_cursor

@@ -47,9 +47,7 @@ def flow_run_from_row(row: Row) -> FlowRun:
         state=State.model_validate(row["state"]),
         state_version=row["state_version"],
         run_count=row["run_count"],
-        retry_policy=RetryPolicy(
-            retries=row["retries"], retry_delay_seconds=row["retry_delay_seconds"]
-        ),
+        retry_policy=RetryPolicy(retries=row["retries"], retry_delay_seconds=row["retry_delay_seconds"]),
         expected_start_time=row["expected_start_time"],
         start_time=row["start_time"],
         end_time=row["end_time"],

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from baton_schemas.envelopes import (
     Heartbeat,
@@ -35,7 +36,6 @@ class _Latest:
     report: TaskRunStateReport
     first_running: datetime | None = None
     ended: datetime | None = None
-    run_count: int = 0
     reports: list[TaskRunStateReport] = field(default_factory=list)
 
 
@@ -48,7 +48,6 @@ def _fold(reports: list[TaskRunStateReport]) -> dict[UUID, _Latest]:
             entry.report = report
         state = report.state
         if state.type is StateType.RUNNING:
-            entry.run_count += 1
             if entry.first_running is None or state.timestamp < entry.first_running:
                 entry.first_running = state.timestamp
         if state.is_terminal:
@@ -73,9 +72,7 @@ async def store_task_run_states(
         }
         kept = [r for r in reports if r.task_run.flow_run_id in known]
         if len(kept) < len(reports):
-            log.warning(
-                "dropped %d task-run states of unknown flow runs", len(reports) - len(kept)
-            )
+            log.warning("dropped %d task-run states of unknown flow runs", len(reports) - len(kept))
         if not kept:
             return []
         folded = _fold(kept)
@@ -85,17 +82,16 @@ async def store_task_run_states(
                    task_inputs, cache_key, state, state_type, state_name, state_version,
                    run_count, start_time, end_time)
                SELECT u.id, u.flow_run_id, u.name, u.task_key, u.dynamic_key,
-                   ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.task_inputs, u.cache_key,
+                   ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.task_inputs, u.cache_key,
                    u.state, u.state_type, u.state_name, u.state_version, u.run_count,
                    u.start_time, u.end_time
                FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                   $6::jsonb[], $7::jsonb[], $8::text[], $9::jsonb[], $10::text[], $11::text[],
+                   $6::text[], $7::jsonb[], $8::text[], $9::jsonb[], $10::text[], $11::text[],
                    $12::int[], $13::int[], $14::timestamptz[], $15::timestamptz[])
                    AS u(id, flow_run_id, name, task_key, dynamic_key, tags, task_inputs, cache_key,
                         state, state_type, state_name, state_version, run_count, start_time,
                         end_time)
                ON CONFLICT (id) DO UPDATE SET
-                   run_count = t.run_count + EXCLUDED.run_count,
                    start_time = COALESCE(t.start_time, EXCLUDED.start_time),
                    end_time = COALESCE(EXCLUDED.end_time, t.end_time),
                    cache_key = COALESCE(EXCLUDED.cache_key, t.cache_key),
@@ -112,15 +108,15 @@ async def store_task_run_states(
             [r.task_run.name for r in latest],
             [r.task_run.task_key for r in latest],
             [r.task_run.dynamic_key for r in latest],
-            # unnest cannot carry a text[] per row: tags travel as JSON arrays
-            [r.task_run.tags for r in latest],
+            # unnest cannot carry a text[] per row (asyncpg would read a 2-D array): JSON text
+            [orjson.dumps(r.task_run.tags).decode() for r in latest],
             [r.task_run.model_dump(mode="json")["task_inputs"] for r in latest],
             [r.task_run.cache_key for r in latest],
             [r.state.model_dump(mode="json") for r in latest],
             [r.state.type.value for r in latest],
             [r.state.name for r in latest],
             [r.version for r in latest],
-            [folded[r.task_run.id].run_count for r in latest],
+            [0 for _ in latest],  # counted below from the states that are new
             [folded[r.task_run.id].first_running for r in latest],
             [folded[r.task_run.id].ended for r in latest],
         )
@@ -140,6 +136,17 @@ async def store_task_run_states(
                 [r.state.model_dump(mode="json") for r in kept],
             )
         }
+        attempts: dict[UUID, int] = {}
+        for report in kept:
+            if report.state.id in inserted and report.state.type is StateType.RUNNING:
+                attempts[report.task_run.id] = attempts.get(report.task_run.id, 0) + 1
+        if attempts:
+            await conn.execute(
+                """UPDATE task_runs t SET run_count = t.run_count + n.attempts
+                   FROM unnest($1::uuid[], $2::int[]) AS n(id, attempts) WHERE t.id = n.id""",
+                list(attempts),
+                list(attempts.values()),
+            )
         messages = []
         for report in kept:
             if report.state.id not in inserted:

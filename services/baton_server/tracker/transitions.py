@@ -128,9 +128,7 @@ async def propose_flow_run_state(
             retries=row["retries"],
             retry_delay_seconds=row["retry_delay_seconds"],
         )
-        decision: Decision = decide(
-            snapshot, Proposal(proposal.state, force=proposal.force), now or utcnow()
-        )
+        decision: Decision = decide(snapshot, Proposal(proposal.state, force=proposal.force), now or utcnow())
         if decision.write is None:
             return Outcome(
                 TransitionResult(

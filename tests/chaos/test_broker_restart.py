@@ -1,0 +1,130 @@
+"""RabbitMQ stops and starts while transitions are being made.
+
+The tracker must consume again by itself, and every committed state change must reach
+`baton.states` once the broker is back (the outbox drains).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+
+import aio_pika
+import pytest
+
+from baton_schemas.envelopes import Logs, StateChange
+from baton_schemas.logs import LogRecord
+from baton_schemas.states import Completed, Pending, Running
+from baton_server.broker.topology import STATES, TRACKER, TRACKER_ROUTING_KEY
+from baton_server.context import ServerContext
+from baton_server.tracker.service import TrackerService
+
+from ..support.backends import Backends
+from ..support.runs import new_run, propose
+from ..support.waiting import eventually
+
+pytestmark = pytest.mark.chaos
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+async def _broker_up(url: str) -> bool:
+    try:
+        connection = await aio_pika.connect(url, timeout=2)
+    except Exception:
+        return False
+    await connection.close()
+    return True
+
+
+async def test_outbox_drains_and_tracker_resumes_after_broker_restart(
+    ctx: ServerContext, tracker: TrackerService, backends: Backends
+) -> None:
+    if backends.rabbitmqctl is None:
+        pytest.fail("this test restarts the machine's RabbitMQ and needs rabbitmqctl")
+    flow = f"chaos-{uuid.uuid4().hex[:6]}"
+    # a subscriber's durable queue: it survives the restart and holds what was routed to it
+    queue_name = f"subscriber-{flow}"
+    setup = await aio_pika.connect(backends.broker_url)
+    async with setup:
+        channel = await setup.channel()
+        queue = await channel.declare_queue(queue_name, durable=True, arguments={"x-queue-type": "quorum"})
+        await queue.bind(STATES, routing_key="flow-run.#")
+
+    stop = asyncio.Event()
+    made: list[uuid.UUID] = []
+
+    async def keep_transitioning() -> None:
+        while not stop.is_set():
+            try:
+                run = await new_run(ctx, flow=flow)
+                made.append(run.id)
+                for state in (Pending(), Running(), Completed()):
+                    await propose(ctx, run.id, state)
+            except Exception:  # PostgreSQL is up; nothing here touches the broker synchronously
+                raise
+            await asyncio.sleep(0.02)
+
+    worker = asyncio.create_task(keep_transitioning())
+    await eventually(lambda: _made_some(made, 5), what="transitions before the restart")
+    await asyncio.to_thread(_rabbitmqctl, "stop_app")
+    try:
+        await asyncio.sleep(2.0)  # transitions keep committing while the broker is away
+        assert len(made) > 5
+    finally:
+        await asyncio.to_thread(_rabbitmqctl, "start_app")
+    await eventually(lambda: _broker_up(backends.broker_url), timeout=60, what="RabbitMQ back")
+    target = len(made) + 5
+    await eventually(lambda: _made_some(made, target), timeout=30, what="transitions after")
+    stop.set()
+    await worker
+
+    # the tracker consumes again by itself
+    marker = LogRecord(message=f"after restart {flow}", flow_run_id=uuid.uuid4())
+
+    async def tracker_consumes() -> bool:
+        connection = await aio_pika.connect(backends.broker_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(TRACKER)
+            await exchange.publish(
+                aio_pika.Message(Logs(logs=[marker]).to_json(), content_type="application/json"),
+                routing_key=TRACKER_ROUTING_KEY,
+            )
+        for _ in range(20):
+            async with ctx.pool.acquire() as conn:
+                if await conn.fetchval("SELECT count(*) FROM logs WHERE id = $1", marker.id):
+                    return True
+            await asyncio.sleep(0.1)
+        return False
+
+    await eventually(tracker_consumes, timeout=60, interval=0.5, what="the tracker consuming again")
+
+    # every committed state change of these runs reached baton.states
+    async with ctx.pool.acquire() as conn:
+        committed = {
+            r["id"]
+            for r in await conn.fetch("SELECT s.id FROM states s WHERE s.flow_run_id = ANY($1::uuid[])", made)
+        }
+    received: set[uuid.UUID] = set()
+
+    async def all_delivered() -> bool:
+        connection = await aio_pika.connect(backends.broker_url)
+        async with connection:
+            channel = await connection.channel()
+            q = await channel.get_queue(queue_name)
+            while (message := await q.get(fail=False, timeout=5)) is not None:
+                received.add(StateChange.model_validate_json(message.body).id)
+                await message.ack()
+        return committed <= received
+
+    await eventually(all_delivered, timeout=60, interval=0.5, what="every committed change delivered")
+    async with ctx.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def _made_some(made: list[uuid.UUID], n: int) -> bool:
+    return len(made) >= n

@@ -1,0 +1,91 @@
+"""Fixtures shared by every suite: the backends, server settings and an in-process server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from baton_server.api.app import create_app
+from baton_server.api.auth import Scope, create_api_key
+from baton_server.context import ServerContext
+from baton_server.settings import ServerSettings
+from baton_server.tracker.service import TrackerService
+
+from .support.backends import Backends, test_backends
+
+
+@pytest.fixture(scope="session")
+def backends() -> Iterator[Backends]:
+    # Nothing is put in os.environ: SDK tests in the same run must not start reporting to it.
+    with test_backends() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def server_settings(backends: Backends) -> ServerSettings:
+    return ServerSettings(
+        database_url=backends.database_url,
+        broker_url=backends.broker_url,
+        reaper_interval_seconds=0.2,
+        outbox_sweep_interval_seconds=0.2,
+        outbox_sweep_age_seconds=0.5,
+        shutdown_grace_seconds=2.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def ctx(server_settings: ServerSettings) -> AsyncIterator[ServerContext]:
+    context = await ServerContext.open(server_settings, name="baton-tests")
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def conn(ctx: ServerContext) -> AsyncIterator[asyncpg.Connection[Any]]:
+    async with ctx.pool.acquire() as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+async def tracker(ctx: ServerContext) -> AsyncIterator[TrackerService]:
+    """The tracker service (consumer and reaper) running in the test process."""
+    service = TrackerService(ctx)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()
+
+
+@pytest.fixture(scope="session")
+async def api_keys(ctx: ServerContext) -> dict[str, str]:
+    """One key per scope: {"read": secret, "write": secret, "admin": secret}."""
+    keys = {}
+    async with ctx.pool.acquire() as connection:
+        for scope in Scope:
+            _, keys[scope.name.lower()] = await create_api_key(
+                connection, name=f"tests-{scope.name}", scope=scope
+            )
+    return keys
+
+
+@pytest.fixture
+async def api(
+    ctx: ServerContext, server_settings: ServerSettings, api_keys: dict[str, str]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the API app (in process), authenticated with a write key."""
+    app = create_app(server_settings, ctx)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://baton.test",
+            headers={"Authorization": f"Bearer {api_keys['write']}"},
+        ) as client:
+            yield client

@@ -1,0 +1,122 @@
+"""What other systems see: state changes on `baton.states`, and the outbox behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import aio_pika
+import orjson
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+
+from baton_schemas.envelopes import StateChange
+from baton_schemas.states import Completed, Failed, Pending, Running
+from baton_server.broker.topology import STATES
+from baton_server.context import ServerContext
+
+from ..support.backends import Backends
+from ..support.runs import new_run, propose
+from ..support.waiting import eventually
+
+
+class Subscriber:
+    """Another system: its own queue bound to baton.states, nothing else from Baton."""
+
+    def __init__(self, queue: AbstractQueue) -> None:
+        self.queue = queue
+        self.received: list[StateChange] = []
+        self.raw: list[AbstractIncomingMessage] = []
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        self.raw.append(message)
+        self.received.append(StateChange.model_validate_json(message.body))
+        await message.ack()
+
+
+@pytest.fixture
+async def subscribe(backends: Backends) -> AsyncIterator:  # type: ignore[type-arg]
+    connection = await aio_pika.connect_robust(backends.broker_url)
+    channel = await connection.channel()
+
+    async def bind(pattern: str) -> Subscriber:
+        queue = await channel.declare_queue(f"subscriber-{uuid.uuid4().hex[:8]}", exclusive=True)
+        await queue.bind(STATES, routing_key=pattern)
+        subscriber = Subscriber(queue)
+        await queue.consume(subscriber.on_message)
+        return subscriber
+
+    yield bind
+    await connection.close()
+
+
+async def test_subscriber_gets_every_transition_in_order_per_run(ctx: ServerContext, subscribe) -> None:  # type: ignore[no-untyped-def]
+    subscriber = await subscribe("flow-run.#")
+    flow = f"orders {uuid.uuid4().hex[:6]}"
+
+    async def lifecycle(fail: bool) -> uuid.UUID:
+        run = await new_run(ctx, flow=flow)
+        for state in (Pending(), Running(), Failed("x") if fail else Completed()):
+            await propose(ctx, run.id, state)
+        return run.id
+
+    run_ids = await asyncio.gather(*(lifecycle(fail=i % 3 == 0) for i in range(20)))
+    expected = 20 * 4  # Scheduled, Pending, Running, end
+
+    async def all_arrived() -> bool:
+        return len([c for c in subscriber.received if c.flow_name == flow]) >= expected
+
+    await eventually(all_arrived, what="every state change")
+    by_run: dict[uuid.UUID, list[int]] = defaultdict(list)
+    for change in subscriber.received:
+        by_run[change.run_id].append(change.state_version)
+    for run_id in run_ids:
+        assert by_run[run_id] == [1, 2, 3, 4], f"run {run_id} got {by_run[run_id]}"
+    message = next(
+        m for m in subscriber.raw if m.routing_key and m.routing_key.startswith("flow-run.failed.")
+    )
+    assert message.content_type == "application/json"
+    assert message.routing_key == f"flow-run.failed.{StateChange.model_validate_json(message.body).flow_slug}"
+    assert message.message_id == str(StateChange.model_validate_json(message.body).id)
+
+
+async def test_routing_keys_let_subscribers_pick(ctx: ServerContext, subscribe) -> None:  # type: ignore[no-untyped-def]
+    failures = await subscribe("flow-run.failed.#")
+    one_flow = await subscribe("*.*.billing-nightly")
+    run = await new_run(ctx, flow="Billing Nightly")
+    for state in (Running(), Failed("no money")):
+        await propose(ctx, run.id, state)
+    other = await new_run(ctx, flow="something else")
+    await propose(ctx, other.id, Running())
+    await propose(ctx, other.id, Failed())
+
+    await eventually(lambda: _at_least(failures, 2), what="two failures")
+    await eventually(lambda: _at_least(one_flow, 3), what="billing's changes")
+    assert {c.flow_slug for c in failures.received} >= {"billing-nightly", "something-else"}
+    assert all(c.state.type.value == "FAILED" for c in failures.received)
+    assert {c.flow_slug for c in one_flow.received} == {"billing-nightly"}
+
+
+async def _at_least(subscriber: Subscriber, n: int) -> bool:
+    return len(subscriber.received) >= n
+
+
+async def test_rows_left_unsent_are_swept(ctx: ServerContext, subscribe, conn) -> None:  # type: ignore[no-untyped-def]
+    """A crash between commit and publish leaves rows in the outbox: the sweeper sends them."""
+    subscriber = await subscribe("flow-run.#")
+    run = await new_run(ctx, flow="swept")
+    from baton_schemas.envelopes import ProposeState
+    from baton_server.tracker.transitions import propose_flow_run_state
+
+    outcome = await propose_flow_run_state(conn, ProposeState(flow_run_id=run.id, state=Running()))
+    # deliberately not handing the rows to the outbox: as if the process died right here
+    assert await conn.fetchval("SELECT count(*) FROM outbox WHERE id = $1", outcome.outbox[0].id) == 1
+
+    async def swept() -> bool:
+        return any(c.run_id == run.id and c.state_version == 2 for c in subscriber.received)
+
+    await eventually(swept, what="the swept state change")
+    assert await conn.fetchval("SELECT count(*) FROM outbox WHERE id = $1", outcome.outbox[0].id) == 0
+    assert orjson.loads(subscriber.raw[-1].body)["schema_version"] == 1

@@ -1,0 +1,128 @@
+"""The tracker consuming `baton.tracker`: bad messages are parked, good ones keep flowing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import aio_pika
+import pytest
+
+from baton_schemas import utcnow
+from baton_schemas.envelopes import Claim, DeadLetterHeaders, Heartbeat, Logs
+from baton_schemas.logs import LogRecord
+from baton_schemas.states import Pending, Running, StateType
+from baton_server.broker.topology import DEAD_QUEUE, TRACKER, TRACKER_ROUTING_KEY
+from baton_server.context import ServerContext
+from baton_server.tracker.service import TrackerService
+
+from ..support.backends import Backends
+from ..support.runs import new_run, propose
+from ..support.waiting import eventually
+
+
+async def _publish(backends: Backends, body: bytes, **properties: object) -> None:
+    connection = await aio_pika.connect(backends.broker_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(TRACKER)
+        await exchange.publish(
+            aio_pika.Message(body, content_type="application/json", **properties),  # type: ignore[arg-type]
+            routing_key=TRACKER_ROUTING_KEY,
+        )
+
+
+async def _dead_letters(backends: Backends) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    connection = await aio_pika.connect(backends.broker_url)
+    found = []
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(DEAD_QUEUE)
+        while (message := await queue.get(fail=False)) is not None:
+            found.append(message)
+            await message.ack()
+    return found
+
+
+@pytest.mark.parametrize(
+    ("body", "reason_part"),
+    [
+        (b"{not json", "invalid tracker message"),
+        (b'{"kind": "propose_state", "flow_run_id": "not-a-uuid"}', "flow_run_id"),
+        (b'{"kind": "launch_rockets"}', "kind"),
+    ],
+)
+async def test_poison_message_is_dead_lettered_and_the_next_one_handled(
+    ctx: ServerContext, tracker: TrackerService, backends: Backends, body: bytes, reason_part: str
+) -> None:
+    marker = uuid.uuid4()
+    await _publish(backends, body, message_id=str(marker))
+    good = LogRecord(message=f"after the poison {marker}", flow_run_id=uuid.uuid4())
+    await _publish(backends, Logs(logs=[good]).to_json())
+
+    async def stored() -> bool:
+        async with ctx.pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT count(*) FROM logs WHERE id = $1", good.id))
+
+    await eventually(stored, what="the good message after the poison")
+    parked = await eventually(lambda: _dead_letters(backends), what="the dead letter")
+    ours = [m for m in parked if m.message_id == str(marker)]
+    assert ours, "the poison message is in baton.dead"
+    headers = ours[0].headers
+    assert reason_part in str(headers[DeadLetterHeaders.REASON])
+    assert headers[DeadLetterHeaders.ORIGINAL_QUEUE] == "baton.tracker"
+    assert ours[0].body == body, "the message is kept as it was sent, to inspect or replay"
+
+
+async def test_heartbeats_extend_leases_and_the_reaper_crashes_the_silent(
+    ctx: ServerContext, tracker: TrackerService, backends: Backends
+) -> None:
+    alive = await new_run(ctx)
+    silent = await new_run(ctx)
+    for run in (alive, silent):
+        await propose(ctx, run.id, Pending(), claim=Claim(worker_id="w-lease", lease_seconds=1.0))
+        await propose(ctx, run.id, Running(), claim=Claim(worker_id="w-lease", lease_seconds=1.0))
+
+    async def crashed() -> bool:
+        await _publish(
+            backends,
+            Heartbeat(flow_run_ids=[alive.id], worker_id="w-lease", lease_seconds=1.0).to_json(),
+        )
+        async with ctx.pool.acquire() as conn:
+            state = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", silent.id)
+        return state == StateType.CRASHED.value
+
+    await eventually(crashed, timeout=20, interval=0.3, what="the silent run to be reaped")
+    async with ctx.pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT state_type, state FROM flow_runs WHERE id = $1", silent.id)
+        alive_state = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", alive.id)
+    assert "lease expired" in row["state"]["message"]
+    assert alive_state == StateType.RUNNING.value
+
+
+async def test_reaped_run_with_retries_is_rescheduled(ctx: ServerContext, tracker: TrackerService) -> None:
+    run = await new_run(ctx, retries=1)
+    await propose(ctx, run.id, Pending(), claim=Claim(worker_id="w-dies", lease_seconds=0.5))
+    await propose(ctx, run.id, Running(), claim=Claim(worker_id="w-dies", lease_seconds=0.5))
+
+    async def rescheduled() -> list[str]:
+        async with ctx.pool.acquire() as conn:
+            return [
+                r["name"]
+                for r in await conn.fetch(
+                    "SELECT name FROM states WHERE flow_run_id = $1 ORDER BY version", run.id
+                )
+            ]
+
+    names = await eventually(
+        lambda: _when(rescheduled, lambda n: n[-1:] == ["AwaitingRetry"]), what="a retry"
+    )
+    assert names == ["Scheduled", "Pending", "Running", "Crashed", "AwaitingRetry"]
+    async with ctx.pool.acquire() as conn:
+        scheduled = await conn.fetchval("SELECT next_scheduled_time FROM flow_runs WHERE id = $1", run.id)
+    assert scheduled <= utcnow() + timedelta(seconds=1)
+
+
+async def _when(probe, accept):  # type: ignore[no-untyped-def]
+    value = await probe()
+    return value if accept(value) else None

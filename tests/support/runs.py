@@ -1,0 +1,48 @@
+"""Helpers to make runs and drive transitions in tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from baton_schemas.envelopes import Claim, ProposeState
+from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
+from baton_schemas.states import State, TransitionResult
+from baton_server.context import ServerContext
+from baton_server.db.flow_runs import create_flow_run
+from baton_server.tracker.transitions import propose_flow_run_state
+
+
+async def new_run(
+    ctx: ServerContext, *, flow: str = "test flow", retries: int = 0, state: State | None = None
+) -> FlowRun:
+    async with ctx.pool.acquire() as conn:
+        run, rows, _ = await create_flow_run(
+            conn,
+            FlowRunCreate(flow_name=flow, state=state, retry_policy=RetryPolicy(retries=retries)),
+        )
+    ctx.outbox.sent_after_commit(rows)
+    return run
+
+
+async def propose(
+    ctx: ServerContext,
+    run_id: uuid.UUID,
+    state: State,
+    *,
+    claim: Claim | None = None,
+    transition_id: uuid.UUID | None = None,
+    conn: asyncpg.Connection[Any] | None = None,
+) -> TransitionResult:
+    proposal = ProposeState(
+        flow_run_id=run_id, state=state, claim=claim, transition_id=transition_id or uuid.uuid4()
+    )
+    if conn is not None:
+        outcome = await propose_flow_run_state(conn, proposal)
+    else:
+        async with ctx.pool.acquire() as acquired:
+            outcome = await propose_flow_run_state(acquired, proposal)
+    ctx.outbox.sent_after_commit(outcome.outbox)
+    return outcome.result
