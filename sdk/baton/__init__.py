@@ -1,0 +1,127 @@
+"""Baton: flows and tasks, orchestrated broker-first.
+
+    from baton import flow, task
+
+    @task(retries=2)
+    def fetch(url: str) -> bytes: ...
+
+    @flow(log_prints=True)
+    def etl() -> None: ...
+
+`import baton` is cheap: names are loaded on first use, so nothing heavy (pydantic, httpx,
+aio_pika) is imported until a flow actually runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from baton_schemas.states import State, StateType
+
+    from . import states
+    from ._cache import task_input_hash
+    from ._context import FlowRunContext, TaskRunContext, get_run_context
+    from ._exceptions import (
+        Abort,
+        BatonError,
+        CancelledRun,
+        CrashedRun,
+        FailedRun,
+        MissingContextError,
+        ParameterValidationError,
+        RunTimeoutError,
+        UpstreamTaskError,
+    )
+    from ._flows import Flow, flow
+    from ._futures import BatonFuture, BatonFutureList, as_completed, unmapped, wait
+    from ._logging import get_run_logger
+    from ._results import JSONSerializer, LocalResultStore, PickleSerializer
+    from ._retries import exponential_backoff
+    from ._task_runners import ThreadPoolTaskRunner
+    from ._tasks import Task, task
+
+_EXPORTS: dict[str, str] = {
+    "flow": "._flows",
+    "Flow": "._flows",
+    "task": "._tasks",
+    "Task": "._tasks",
+    "get_run_logger": "._logging",
+    "get_run_context": "._context",
+    "FlowRunContext": "._context",
+    "TaskRunContext": "._context",
+    "unmapped": "._futures",
+    "wait": "._futures",
+    "as_completed": "._futures",
+    "BatonFuture": "._futures",
+    "BatonFutureList": "._futures",
+    "State": "baton_schemas.states",
+    "StateType": "baton_schemas.states",
+    "exponential_backoff": "._retries",
+    "task_input_hash": "._cache",
+    "ThreadPoolTaskRunner": "._task_runners",
+    "LocalResultStore": "._results",
+    "PickleSerializer": "._results",
+    "JSONSerializer": "._results",
+    "Abort": "._exceptions",
+    "BatonError": "._exceptions",
+    "CancelledRun": "._exceptions",
+    "CrashedRun": "._exceptions",
+    "FailedRun": "._exceptions",
+    "MissingContextError": "._exceptions",
+    "ParameterValidationError": "._exceptions",
+    "RunTimeoutError": "._exceptions",
+    "UpstreamTaskError": "._exceptions",
+}
+
+__all__ = [
+    "Abort",
+    "BatonError",
+    "BatonFuture",
+    "BatonFutureList",
+    "CancelledRun",
+    "CrashedRun",
+    "FailedRun",
+    "Flow",
+    "FlowRunContext",
+    "JSONSerializer",
+    "LocalResultStore",
+    "MissingContextError",
+    "ParameterValidationError",
+    "PickleSerializer",
+    "RunTimeoutError",
+    "State",
+    "StateType",
+    "Task",
+    "TaskRunContext",
+    "ThreadPoolTaskRunner",
+    "UpstreamTaskError",
+    "as_completed",
+    "exponential_backoff",
+    "flow",
+    "get_run_context",
+    "get_run_logger",
+    "states",
+    "task",
+    "task_input_hash",
+    "unmapped",
+    "wait",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "states":
+        return importlib.import_module(".states", __name__)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'baton' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # next time: a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,56 @@
+"""Exceptions the SDK raises to its users."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class BatonError(Exception):
+    """Base class of every error Baton raises on purpose."""
+
+
+class ParameterValidationError(BatonError, ValueError):
+    """A flow was called with parameters that don't match its signature; no run was created."""
+
+    def __init__(self, flow_name: str, errors: Sequence[dict[str, Any]]) -> None:
+        self.flow_name = flow_name
+        self.errors = list(errors)
+        self.fields = [".".join(str(p) for p in err.get("loc", ())) or "?" for err in self.errors]
+        details = "; ".join(
+            f"{field}: {err.get('msg', 'invalid')}"
+            for field, err in zip(self.fields, self.errors, strict=True)
+        )
+        super().__init__(f"Invalid parameters for flow {flow_name!r}: {details}")
+
+
+class MissingContextError(BatonError, RuntimeError):
+    """Something that needs a running flow or task was used outside of one."""
+
+
+class RunTimeoutError(BatonError, TimeoutError):
+    """A flow or task run took longer than its `timeout_seconds`."""
+
+
+class UpstreamTaskError(BatonError):
+    """A task could not start because a task it depends on did not complete."""
+
+
+class FailedRun(BatonError):
+    """Raised by `State.result()` for a failed run that stored no exception of its own."""
+
+
+class CrashedRun(BatonError):
+    """Raised by `State.result()` for a crashed run that stored no exception of its own."""
+
+
+class CancelledRun(BatonError):
+    """Raised by `State.result()` for a cancelled run."""
+
+
+class Abort(BatonError):
+    """The orchestrator told the engine to stop this run (claimed elsewhere, cancelled, gone)."""
+
+
+class RunInterrupted(BaseException):
+    """Injected into a thread whose run timed out, to stop it at its next Python instruction."""

@@ -1,0 +1,362 @@
+"""The life of one flow run, written once for sync and async flows.
+
+Pending (created) -> Running -> Completed / Failed / TimedOut / Crashed. Each flow-run
+transition is proposed to the reporter and its verdict followed: WAIT (propose again later),
+REJECT into a Scheduled state (AwaitingRetry: wait for its time, then propose Retrying), REJECT
+into another state (adopt it), ABORT (stop). A `None` verdict means nobody orchestrates this
+run (no server, or it is unreachable): the engine applies the flow's retry policy itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from baton_schemas.envelopes import ProposeState
+from baton_schemas.runs import FlowRunCreate, RetryPolicy
+from baton_schemas.states import (
+    AwaitingRetry,
+    Completed,
+    Crashed,
+    Failed,
+    Pending,
+    Retrying,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+    TransitionResult,
+    Verdict,
+)
+
+from ._context import FlowRunContext, FlowRunRecord, TaskRunRecord, flow_run_ctx, task_run_ctx
+from ._drivers import Call, Outcome, drive_async, drive_sync
+from ._exceptions import Abort, FailedRun
+from ._futures import BatonFuture
+from ._logging import flow_run_logger, format_state, patch_print, run_extra
+from ._names import run_name
+from ._results import persist, resolve_serializer
+from ._task_engine import adopt_returned_state, format_exception
+
+if TYPE_CHECKING:
+    from ._flows import Flow
+    from ._runtime import Runtime
+
+Steps = Generator[Any, Any, Any]
+
+
+def _copy_state(state: State) -> State:
+    """The same state for another run (the parent's task run of a subflow): a new id."""
+    copy = State(
+        type=state.type,
+        name=state.name,
+        message=state.message,
+        data=state.data,
+        scheduled_time=state.scheduled_time,
+    )
+    return copy.with_result(state._result, state._exception)
+
+
+class FlowRunEngine:
+    def __init__(self, flow: Flow[..., Any], bound: inspect.BoundArguments, runtime: Runtime) -> None:
+        from pydantic_core import to_jsonable_python
+
+        self.flow = flow
+        self.bound = bound
+        self.reporter = runtime.reporter
+        self.parent = flow_run_ctx.get()
+        self.parent_run: TaskRunRecord | None = None
+        if self.parent is not None:
+            self.parent_run = self._parent_task_run(self.parent)
+        self.record = FlowRunRecord(
+            id=uuid4(),
+            name=run_name(),
+            flow_name=flow.name,
+            parameters=to_jsonable_python(bound.arguments, fallback=repr),
+            tags=list(flow.tags),
+            retry_policy=RetryPolicy(retries=flow.retries, retry_delay_seconds=flow.retry_delay_seconds),
+            parent_flow_run_id=self.parent.flow_run.id if self.parent is not None else None,
+            parent_task_run_id=self.parent_run.id if self.parent_run is not None else None,
+        )
+        store = runtime.result_store
+        if flow.result_storage is not None:
+            from ._tasks import _store
+
+            store = _store(flow.result_storage)
+        serializer = resolve_serializer(flow.result_serializer, runtime.settings.result_serializer)
+        persist_results = (
+            flow.persist_result
+            if flow.persist_result is not None
+            else (self.parent.persist_results if self.parent else runtime.settings.persist_results)
+        )
+        self.ctx = FlowRunContext(
+            flow=flow,
+            flow_run=self.record,
+            reporter=self.reporter,
+            task_runner=flow.task_runner.duplicate(),
+            result_store=store,
+            serializer=serializer,
+            log_prints=flow.log_prints,
+            persist_results=persist_results,
+        )
+        if flow.log_prints:
+            patch_print()
+        self._extra = run_extra(self.ctx)
+
+    # --- drivers ----------------------------------------------------------------------------
+
+    def run_sync(self) -> State:
+        token, task_token = flow_run_ctx.set(self.ctx), task_run_ctx.set(None)
+        try:
+            return drive_sync(self.steps())  # type: ignore[no-any-return]
+        finally:
+            task_run_ctx.reset(task_token)
+            flow_run_ctx.reset(token)
+
+    async def run_async(self) -> State:
+        token, task_token = flow_run_ctx.set(self.ctx), task_run_ctx.set(None)
+        try:
+            return await drive_async(self.steps())  # type: ignore[no-any-return]
+        finally:
+            task_run_ctx.reset(task_token)
+            flow_run_ctx.reset(token)
+
+    # --- states -----------------------------------------------------------------------------
+
+    def _log_state(self, state: State) -> None:
+        if state.is_terminal:
+            text = f"Finished in state {format_state(state)}"
+        elif state.type is StateType.PENDING:
+            text = f"Created flow run {self.record.name!r} for flow {self.flow.name!r}"
+        else:
+            text = f"Entered state {format_state(state)}"
+        flow_run_logger.info(text, extra=self._extra)
+
+    def _commit(self, state: State) -> None:
+        self.record.state = state
+        self._log_state(state)
+        parent_run = self.parent_run
+        if parent_run is not None and self.parent is not None and state.type is not StateType.PENDING:
+            if state.is_terminal or parent_run.state is None or parent_run.state.is_pending():
+                self._report_parent(_copy_state(state) if state.is_terminal else Running())
+
+    def _parent_task_run(self, parent: FlowRunContext) -> TaskRunRecord:
+        """Subflow: the task run that stands for this call in the parent flow run."""
+        key = f"{self.flow.fn.__module__}.{self.flow.fn.__qualname__}"
+        dynamic_key = parent.next_dynamic_key(key)
+        run = TaskRunRecord(
+            id=uuid4(),
+            flow_run_id=parent.flow_run.id,
+            name=f"{self.flow.name}-{dynamic_key}",
+            task_key=key,
+            dynamic_key=dynamic_key,
+            tags=list(self.flow.tags),
+            task_inputs={},
+        )
+        self.parent_run = run
+        self._report_parent(Pending())
+        return run
+
+    def _report_parent(self, state: State) -> None:
+        run = self.parent_run
+        assert run is not None
+        run.version += 1
+        run.state = state
+        self.reporter.report_task_run_state(run, state, run.version)
+
+    @staticmethod
+    def _await(future: Future[Any]) -> Steps:
+        if not future.done():
+            yield future
+        try:
+            return future.result()
+        except Exception as exc:  # a reporter must never break the run
+            flow_run_logger.warning("Baton reporter failed: %r; going on locally.", exc)
+            return None
+
+    def _propose(self, state: State) -> Generator[Any, Any, TransitionResult | None]:
+        while True:
+            proposal = ProposeState(flow_run_id=self.record.id, state=state, transition_id=uuid4())
+            result: TransitionResult | None = yield from self._await(self.reporter.propose_state(proposal))
+            if result is None or result.verdict is not Verdict.WAIT:
+                return result
+            yield float(result.delay_seconds or 1.0)
+
+    def _sleep_until(self, state: State) -> Steps:
+        when = state.scheduled_time
+        if when is not None:
+            delay = (when - datetime.now(UTC)).total_seconds()
+            if delay > 0:
+                yield delay
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def steps(self) -> Generator[Any, Any, State]:
+        flow, record = self.flow, self.record
+        create = FlowRunCreate(
+            id=record.id,
+            flow_name=flow.name,
+            name=record.name,
+            parameters=record.parameters,
+            tags=record.tags,
+            parent_task_run_id=record.parent_task_run_id,
+            parent_flow_run_id=record.parent_flow_run_id,
+            state=Pending(),
+            retry_policy=record.retry_policy,
+        )
+        yield from self._await(self.reporter.create_flow_run(create))
+        self._commit(create.state)  # type: ignore[arg-type]
+        self.reporter.track_flow_run(record.id)
+        clean_exit = False
+        try:
+            final = yield from self._attempts()
+            clean_exit = True
+            return final
+        finally:
+            self.reporter.untrack_flow_run(record.id)
+            self.ctx.task_runner.shutdown(wait=clean_exit)
+
+    def _attempts(self) -> Generator[Any, Any, State]:
+        flow, record = self.flow, self.record
+        while True:
+            stopped = yield from self._begin()
+            if stopped is not None:
+                return stopped
+            record.run_count += 1
+            outcome: Outcome = yield Call(
+                flow.fn, self.bound.args, self.bound.kwargs, flow.timeout_seconds, f"Flow run {record.name!r}"
+            )
+            state = yield from self._state_from(outcome)
+            if state.type is StateType.CRASHED:
+                self._cancel_futures()
+                yield from self._propose(state)
+                self._commit(state)
+                assert outcome.exc is not None
+                raise outcome.exc
+            if outcome.timed_out:
+                self._cancel_futures()
+            final = yield from self._finish(state)
+            if final is not None:
+                return final
+
+    def _begin(self) -> Generator[Any, Any, State | None]:
+        """Propose Running (Retrying after the first attempt); None means: go."""
+        while True:
+            proposed = Running() if self.record.run_count == 0 else Retrying()
+            result = yield from self._propose(proposed)
+            if result is None or result.verdict is Verdict.ACCEPT:
+                self._commit(proposed)
+                return None
+            if result.verdict is Verdict.ABORT:
+                raise Abort(result.reason or "the orchestrator aborted this flow run")
+            server = result.state
+            if server is None or server.is_terminal:
+                final = adopt_returned_state(server or Failed(message=result.reason))
+                self._commit(final)
+                return final
+            if server.is_scheduled():
+                self._commit(server)
+                yield from self._sleep_until(server)
+            else:
+                yield float(result.delay_seconds or 1.0)
+
+    def _finish(self, state: State) -> Generator[Any, Any, State | None]:
+        """Propose the attempt's final state; None means: retry."""
+        result = yield from self._propose(state)
+        if result is None:  # nobody orchestrates: our own retry policy
+            if state.is_failed() and self.record.run_count <= self.flow.retries:
+                awaiting = AwaitingRetry(delay_seconds=self.flow.retry_delay_seconds)
+                self._commit(awaiting)
+                yield from self._sleep_until(awaiting)
+                return None
+            self._commit(state)
+            return state
+        if result.verdict is Verdict.ACCEPT:
+            self._commit(state)
+            return state
+        if result.verdict is Verdict.ABORT:
+            flow_run_logger.warning(
+                "The orchestrator aborted the final state: %s", result.reason, extra=self._extra
+            )
+            self._commit(state)
+            return state
+        server = result.state
+        if server is not None and server.is_scheduled():  # AwaitingRetry: the server retries us
+            self._commit(server)
+            yield from self._sleep_until(server)
+            return None
+        final = adopt_returned_state(server) if server is not None else state
+        if final is not state and final.type is state.type:
+            final.with_result(state._result, state._exception)
+        self._commit(final)
+        return final
+
+    def _cancel_futures(self) -> None:
+        for future in self.ctx.futures:
+            future._future.cancel()
+
+    def _state_from(self, outcome: Outcome) -> Generator[Any, Any, State]:
+        if outcome.timed_out:
+            return TimedOut(message=str(outcome.exc)).with_result(exception=outcome.exc)
+        exc = outcome.exc
+        if exc is not None and not isinstance(exc, Exception):
+            return Crashed(message=f"Crashed: {type(exc).__name__} {exc}".rstrip()).with_result(exception=exc)
+        # Like leaving a task runner's scope: wait for every task run submitted in this attempt.
+        for future in self.ctx.futures:
+            if not future.done():
+                yield future._future
+        if exc is not None:
+            return Failed(message=format_exception(exc)).with_result(exception=exc)
+        value = outcome.value
+        if isinstance(value, State):
+            return adopt_returned_state(value)
+        failed = _failed_states(value)
+        if failed is not None:
+            return failed
+        state = Completed().with_result(_resolved(value))
+        if self.ctx.persist_results:
+            try:
+                state.data = persist(state._result, self.ctx.result_store, self.ctx.serializer)
+            except Exception as error:
+                flow_run_logger.warning("The result could not be persisted (%r)", error, extra=self._extra)
+        return state
+
+
+def _states_in(value: Any) -> list[State] | None:
+    """States of futures/states returned by a flow (alone or in a list/tuple/set)."""
+    if isinstance(value, BatonFuture | State):
+        items: Any = [value]
+    elif (
+        type(value) in (list, tuple, set)
+        and value
+        and all(isinstance(item, BatonFuture | State) for item in value)
+    ):
+        items = value
+    else:
+        return None
+    return [item.state if isinstance(item, BatonFuture) else item for item in items]
+
+
+def _failed_states(value: Any) -> State | None:
+    states = _states_in(value)
+    if not states:
+        return None
+    failed = [state for state in states if not state.is_completed()]
+    if not failed:
+        return None
+    first = failed[0]
+    return Failed(message=f"{len(failed)}/{len(states)} states failed.").with_result(
+        exception=first._exception or FailedRun(str(first))
+    )
+
+
+def _resolved(value: Any) -> Any:
+    if isinstance(value, BatonFuture):
+        return value.result()
+    if type(value) in (list, tuple, set) and any(isinstance(item, BatonFuture) for item in value):
+        return type(value)(item.result() if isinstance(item, BatonFuture) else item for item in value)
+    return value

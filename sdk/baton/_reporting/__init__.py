@@ -1,0 +1,137 @@
+"""Where runs report their states and logs: the `Reporter` protocol and how one is chosen.
+
+- `LocalReporter`: no server; nothing leaves the process (the console shows the runs).
+- `RemoteReporter` over HTTP (`BATON_API_URL`) or AMQP (`BATON_BROKER_URL`, used by workers).
+
+The engine calls a reporter from any thread and never waits on it for task-run states or logs.
+Flow-run creation and proposals return futures; `None` as their result means "no orchestrator
+answered: decide locally" (no server, or the server stayed away past the outage grace period).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from baton_schemas.envelopes import ProposeState
+    from baton_schemas.runs import FlowRun, FlowRunCreate
+    from baton_schemas.states import State, TransitionResult
+
+    from .._context import TaskRunRecord
+    from .._settings import ClientSettings
+
+
+class Reporter(Protocol):
+    """Receives everything the engine reports about runs. Methods are safe from any thread."""
+
+    #: Whether run log records should be handed to `emit_log` (the console shows them anyway).
+    ships_logs: bool
+
+    def create_flow_run(self, run: FlowRunCreate) -> Future[FlowRun | None]: ...
+
+    def propose_state(self, proposal: ProposeState) -> Future[TransitionResult | None]: ...
+
+    def report_task_run_state(self, task_run: TaskRunRecord, state: State, version: int) -> None:
+        """Fire and forget. `task_run` may change later; read it when the report is sent."""
+
+    def emit_log(
+        self,
+        flow_run_id: UUID,
+        task_run_id: UUID | None,
+        name: str,
+        level: int,
+        message: str,
+        created: float,
+    ) -> None:
+        """Fire and forget."""
+
+    def track_flow_run(self, flow_run_id: UUID) -> None:
+        """The run started here: heartbeat for it until `untrack_flow_run`."""
+
+    def untrack_flow_run(self, flow_run_id: UUID) -> None: ...
+
+    def flush(self, timeout: float) -> bool:
+        """Try to deliver what is buffered; True when nothing is left."""
+
+    def close(self, timeout: float) -> None:
+        """Deliver what is buffered (for at most `timeout` seconds) and release resources."""
+
+
+def done(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+_NO_ANSWER: Future[Any] = done(None)
+
+
+class LocalReporter:
+    """No server: nothing is sent anywhere and every decision is the engine's own."""
+
+    ships_logs = False
+
+    def create_flow_run(self, run: FlowRunCreate) -> Future[FlowRun | None]:
+        return _NO_ANSWER
+
+    def propose_state(self, proposal: ProposeState) -> Future[TransitionResult | None]:
+        return _NO_ANSWER
+
+    def report_task_run_state(self, task_run: TaskRunRecord, state: State, version: int) -> None:
+        pass
+
+    def emit_log(
+        self,
+        flow_run_id: UUID,
+        task_run_id: UUID | None,
+        name: str,
+        level: int,
+        message: str,
+        created: float,
+    ) -> None:
+        pass
+
+    def track_flow_run(self, flow_run_id: UUID) -> None:
+        pass
+
+    def untrack_flow_run(self, flow_run_id: UUID) -> None:
+        pass
+
+    def flush(self, timeout: float) -> bool:
+        return True
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
+def make_reporter(settings: ClientSettings) -> Reporter:
+    """The reporter the settings ask for: AMQP if a broker URL is set, else HTTP if an API URL
+    is set, else local. Connections are opened lazily, on the reporter's own thread."""
+    if settings.broker_url or settings.api_url:
+        from ._remote import RemoteReporter, ReporterConfig
+
+        config = ReporterConfig.from_settings(settings)
+    if settings.broker_url:
+        url, timeout = settings.broker_url, settings.request_timeout
+
+        async def connect_amqp() -> Any:
+            from .._transport.amqp import AmqpTracker
+
+            return await AmqpTracker.connect(url, connect_timeout=timeout, rpc_timeout=timeout)
+
+        return RemoteReporter(connect_amqp, config, name="amqp")
+    if settings.api_url:
+        api_url, api_key, timeout = settings.api_url, settings.api_key, settings.request_timeout
+
+        async def connect_http() -> Any:
+            from .._transport.http import BatonClient
+
+            return BatonClient(api_url, api_key, timeout=timeout)
+
+        return RemoteReporter(connect_http, config, name="http")
+    return LocalReporter()
+
+
+__all__ = ["LocalReporter", "Reporter", "make_reporter"]

@@ -1,0 +1,397 @@
+"""A reporter that delivers to Baton over a `Transport`, from its own thread and event loop.
+
+Task-run states and logs go into bounded buffers and are sent in batches at least every
+`flush_interval` (sooner when a batch fills). Flow-run creation and proposals are RPCs, retried
+with capped, jittered backoff for `outage_grace_seconds` (same transition id, so retries are
+safe); past that the engine goes on locally and the request is queued, in order, for delivery
+when the server is back. Nothing here ever raises into the user's flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    stop_never,
+    wait_random_exponential,
+)
+
+from .._loop_thread import LoopThread
+from .._transport import RequestRejected, Transport, TransportError, TransportUnavailable
+
+if TYPE_CHECKING:
+    from baton_schemas.envelopes import ProposeState
+    from baton_schemas.runs import FlowRun, FlowRunCreate
+    from baton_schemas.states import State, TransitionResult
+
+    from .._context import TaskRunRecord
+    from .._settings import ClientSettings
+
+logger = logging.getLogger("baton.reporter")
+T = TypeVar("T")
+
+_TaskStateItem = tuple["TaskRunRecord", "State", int]
+_LogItem = tuple[UUID, UUID | None, str, int, str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ReporterConfig:
+    max_buffered: int = 100_000
+    batch_size: int = 1000
+    flush_interval: float = 1.0
+    outage_grace: float = 15.0
+    backoff_initial: float = 0.2
+    backoff_max: float = 10.0
+    heartbeat_interval: float = 10.0
+    lease_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings) -> ReporterConfig:
+        return cls(
+            max_buffered=settings.buffer_max_items,
+            flush_interval=settings.flush_interval,
+            outage_grace=settings.outage_grace_seconds,
+            heartbeat_interval=settings.heartbeat_interval,
+            lease_seconds=settings.lease_seconds,
+        )
+
+
+@dataclass(slots=True)
+class _FlowOp:
+    """A flow-run RPC kept for delivery after an outage."""
+
+    kind: str
+    payload: Any
+
+
+class RemoteReporter:
+    ships_logs = True
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Transport]],
+        config: ReporterConfig | None = None,
+        *,
+        name: str = "remote",
+    ) -> None:
+        self._connect = connect
+        self.config = config or ReporterConfig()
+        self._thread = LoopThread(f"baton-reporter-{name}")
+        self._start_lock = threading.Lock()
+        self._started = False
+        self._closed = False
+        self._transport: Transport | None = None
+        self._task_states: deque[_TaskStateItem] = deque()
+        self._logs: deque[_LogItem] = deque()
+        self._flow_ops: deque[_FlowOp] = deque()
+        self._tracked: set[UUID] = set()
+        self._background: list[asyncio.Task[None]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._wake_pending = False
+        self._drain_lock: asyncio.Lock | None = None
+        self.dropped = 0
+        self.outage = False
+
+    # --- called from the engine's threads ---------------------------------------------------
+
+    def create_flow_run(self, run: FlowRunCreate) -> Future[FlowRun | None]:
+        return self._submit(self._rpc(_FlowOp("create_flow_run", run)))
+
+    def propose_state(self, proposal: ProposeState) -> Future[TransitionResult | None]:
+        return self._submit(self._rpc(_FlowOp("propose_state", proposal)))
+
+    def report_task_run_state(self, task_run: TaskRunRecord, state: State, version: int) -> None:
+        self._buffer(self._task_states, (task_run, state, version))
+
+    def emit_log(
+        self,
+        flow_run_id: UUID,
+        task_run_id: UUID | None,
+        name: str,
+        level: int,
+        message: str,
+        created: float,
+    ) -> None:
+        self._buffer(self._logs, (flow_run_id, task_run_id, name, level, message, created))
+
+    def track_flow_run(self, flow_run_id: UUID) -> None:
+        self._ensure_started()
+        self._tracked.add(flow_run_id)
+
+    def untrack_flow_run(self, flow_run_id: UUID) -> None:
+        self._tracked.discard(flow_run_id)
+
+    def flush(self, timeout: float) -> bool:
+        if not self._started or self._closed:
+            return not self.pending()
+        if self.outage:
+            self._wake()
+            return False
+        future = self._thread.submit(self._drain(time.monotonic() + timeout))
+        try:
+            return future.result(timeout + 1)
+        except Exception:
+            return False
+
+    def close(self, timeout: float) -> None:
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            started = self._started
+        if not started:
+            return
+        future = self._thread.submit(self._shutdown(time.monotonic() + timeout))
+        try:
+            future.result(timeout + 5)
+        except Exception as exc:
+            logger.warning("Baton reporter did not shut down cleanly: %r", exc)
+        self._thread.stop()
+
+    def pending(self) -> int:
+        return len(self._task_states) + len(self._logs) + len(self._flow_ops)
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self._started:
+            return
+        with self._start_lock:
+            if self._started or self._closed:
+                return
+            self._thread.submit(self._start()).result()
+            self._started = True
+
+    async def _start(self) -> None:
+        self._wakeup = asyncio.Event()
+        self._drain_lock = asyncio.Lock()
+        self._background = [
+            asyncio.create_task(self._flush_loop(), name="baton-flush"),
+            asyncio.create_task(self._heartbeat_loop(), name="baton-heartbeat"),
+        ]
+
+    def _submit(self, coro: Any) -> Future[Any]:
+        self._ensure_started()
+        if self._closed:
+            coro.close()
+            failed: Future[Any] = Future()
+            failed.set_result(None)
+            return failed
+        return self._thread.submit(coro)
+
+    def _buffer(self, queue: deque[Any], item: Any) -> None:
+        if not self._started:
+            self._ensure_started()
+        if len(queue) >= self.config.max_buffered:
+            queue.popleft()
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning(
+                    "Baton's delivery buffer is full (%d items): dropping the oldest run states "
+                    "and logs until the server is reachable again.",
+                    self.config.max_buffered,
+                )
+        queue.append(item)
+        if len(queue) >= self.config.batch_size and not self._wake_pending:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._started and not self._closed:
+            self._wake_pending = True
+            try:
+                self._thread.call_soon(self._set_wakeup)
+            except RuntimeError:  # loop already closed
+                pass
+
+    def _set_wakeup(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    # --- on the reporter's loop ------------------------------------------------------------
+
+    async def _transport_(self) -> Transport:
+        if self._transport is None:
+            try:
+                self._transport = await self._connect()
+            except TransportError:
+                raise
+            except Exception as exc:  # a connect that fails in an unexpected way
+                raise TransportUnavailable(repr(exc)) from exc
+        return self._transport
+
+    async def _call(self, op: _FlowOp) -> Any:
+        transport = await self._transport_()
+        if op.kind == "create_flow_run":
+            return await transport.create_flow_run(op.payload)
+        return await transport.propose_state(op.payload)
+
+    async def _retrying(self, fn: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        stop = stop_never if deadline is None else stop_after_delay(max(0.0, deadline - time.monotonic()))
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TransportUnavailable),
+            wait=wait_random_exponential(multiplier=self.config.backoff_initial, max=self.config.backoff_max),
+            stop=stop,
+            before_sleep=self._on_retry,
+            reraise=True,
+        ):
+            with attempt:
+                result = await fn()
+        self.outage = False
+        return result
+
+    def _on_retry(self, retry_state: Any) -> None:
+        if not self.outage:
+            self.outage = True
+            logger.warning(
+                "Baton server unreachable (%s); retrying in the background.",
+                retry_state.outcome.exception(),
+            )
+
+    async def _rpc(self, op: _FlowOp) -> Any:
+        if self._flow_ops:  # earlier requests wait for delivery: keep the order
+            self._flow_ops.append(op)
+            self._set_wakeup()
+            return None
+        try:
+            return await self._retrying(lambda: self._call(op), time.monotonic() + self.config.outage_grace)
+        except TransportUnavailable as exc:
+            logger.warning(
+                "Baton server unreachable for %gs (%s): the run goes on locally; its states "
+                "will be delivered when the server is back.",
+                self.config.outage_grace,
+                exc,
+            )
+            self.outage = True
+            self._flow_ops.append(op)
+            return None
+        except RequestRejected as exc:
+            logger.warning("Baton server refused %s: %s; the run goes on locally.", op.kind, exc)
+            return None
+
+    async def _flush_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self.config.flush_interval)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            self._wake_pending = False
+            try:
+                await self._drain(None)
+            except Exception:  # never let the loop die; the next round tries again
+                logger.exception("Baton reporter failed to deliver a batch")
+
+    async def _drain(self, deadline: float | None) -> bool:
+        """Deliver everything buffered; with a deadline, give up (keeping the rest) at it."""
+        assert self._drain_lock is not None
+        async with self._drain_lock:
+            try:
+                await self._deliver_flow_ops(deadline)
+                await self._deliver(self._task_states, self._task_states_message, deadline)
+                await self._deliver(self._logs, self._logs_message, deadline)
+            except TransportUnavailable:
+                return False
+        return not self.pending()
+
+    async def _deliver_flow_ops(self, deadline: float | None) -> None:
+        while self._flow_ops:
+            op = self._flow_ops[0]
+            try:
+                result = await self._retrying(lambda: self._call(op), deadline)  # noqa: B023
+                logger.debug("Delivered a delayed %s: %s", op.kind, result)
+            except RequestRejected as exc:
+                logger.warning("Baton server refused a delayed %s: %s", op.kind, exc)
+            self._flow_ops.popleft()
+
+    async def _deliver(
+        self, queue: deque[Any], build: Callable[[list[Any]], Any], deadline: float | None
+    ) -> None:
+        while queue:
+            batch = [queue.popleft() for _ in range(min(len(queue), self.config.batch_size))]
+            message = build(batch)
+
+            async def send(message: Any = message) -> None:
+                await (await self._transport_()).send(message)
+
+            try:
+                await self._retrying(send, deadline)
+            except RequestRejected as exc:
+                logger.warning("Baton server refused a batch of %d items: %s", len(batch), exc)
+            except BaseException:  # unavailable, or cancelled: keep them, in order, for later
+                queue.extendleft(reversed(batch))
+                raise
+
+    @staticmethod
+    def _task_states_message(batch: list[_TaskStateItem]) -> Any:
+        from baton_schemas.envelopes import TaskRunStateReport, TaskRunStates
+
+        reports = [
+            TaskRunStateReport(task_run=run.to_info(), state=state, version=version)
+            for run, state, version in batch
+        ]
+        return TaskRunStates(reports=reports)
+
+    @staticmethod
+    def _logs_message(batch: list[_LogItem]) -> Any:
+        from baton_schemas.envelopes import Logs
+        from baton_schemas.logs import LogRecord
+
+        return Logs(
+            logs=[
+                LogRecord(
+                    flow_run_id=flow_run_id,
+                    task_run_id=task_run_id,
+                    name=name,
+                    level=level,
+                    message=message,
+                    timestamp=datetime.fromtimestamp(created, UTC),
+                )
+                for flow_run_id, task_run_id, name, level, message, created in batch
+            ]
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        from baton_schemas.envelopes import Heartbeat
+
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval)
+            if not self._tracked or self.outage:
+                continue
+            message = Heartbeat(flow_run_ids=list(self._tracked), lease_seconds=self.config.lease_seconds)
+            try:
+                await (await self._transport_()).send(message)
+            except TransportError as exc:
+                logger.debug("Heartbeat not delivered: %s", exc)
+
+    async def _shutdown(self, deadline: float) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        delivered = await self._drain(deadline)
+        if not delivered:
+            logger.warning(
+                "Baton server unreachable: %d run states, %d log records and %d flow-run "
+                "updates were not delivered.",
+                len(self._task_states),
+                len(self._logs),
+                len(self._flow_ops),
+            )
+        if self._transport is not None:
+            try:
+                await self._transport.close()
+            except Exception as exc:
+                logger.debug("Closing the transport failed: %r", exc)

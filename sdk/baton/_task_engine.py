@@ -1,0 +1,293 @@
+"""The life of one task run: Pending -> (cache hit: Cached) | Running -> [AwaitingRetry ->
+Retrying ->] Completed / Failed / TimedOut / Crashed, written once for sync and async tasks."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from baton_schemas.states import (
+    AwaitingRetry,
+    Cached,
+    Completed,
+    Crashed,
+    Failed,
+    Retrying,
+    Running,
+    State,
+    StateType,
+    TimedOut,
+)
+
+from ._cache import CacheIndex
+from ._context import FlowRunContext, TaskRunContext, TaskRunRecord, task_run_ctx
+from ._drivers import Call, Outcome, drive_async, drive_sync
+from ._exceptions import FailedRun, UpstreamTaskError
+from ._futures import BatonFuture
+from ._logging import format_state, run_extra, task_run_logger
+from ._results import ResultStore, Serializer, load, persist
+from ._retries import delay_for_retry
+
+if TYPE_CHECKING:
+    from ._reporting import Reporter
+    from ._tasks import Task
+
+_CONTAINERS = (list, tuple, set, frozenset)
+_BATON_DIR = __file__.rsplit("/", 1)[0]
+
+
+def format_exception(exc: BaseException) -> str:
+    """The traceback of `exc` without the engine's own leading frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_BATON_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+
+
+def adopt_returned_state(state: State) -> State:
+    """A run returned a State: it becomes the final state; failures get an exception to raise."""
+    if state.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
+        if state._exception is None:
+            state._exception = FailedRun(state.message or f"Run returned {state.name}")
+    return state
+
+
+def _has_future(value: Any) -> bool:
+    items = value.values() if type(value) is dict else value
+    return any(isinstance(item, BatonFuture) or type(item) in _CONTAINERS for item in items)
+
+
+class TaskRunEngine:
+    def __init__(
+        self,
+        task: Task[..., Any],
+        run: TaskRunRecord,
+        arguments: dict[str, Any],
+        call_args: Any,
+        wait_for: list[Any] | None,
+        flow_ctx: FlowRunContext | None,
+        reporter: Reporter | None,
+        store: ResultStore,
+        serializer: Serializer,
+        persist_result: bool,
+    ) -> None:
+        self.task = task
+        self.run = run
+        self.bound = call_args  # inspect.BoundArguments sharing `arguments`
+        self.wait_for = wait_for
+        self.flow_ctx = flow_ctx
+        self.reporter = reporter
+        self.store = store
+        self.serializer = serializer
+        self.persist_result = persist_result
+        log_prints = task.log_prints
+        if log_prints is None:
+            log_prints = flow_ctx.log_prints if flow_ctx is not None else False
+        self.ctx = TaskRunContext(task, run, arguments, flow_ctx, log_prints)
+        self._extra: dict[str, Any] | None = None
+
+    # --- drivers ----------------------------------------------------------------------------
+
+    def run_sync(self) -> State:
+        token = task_run_ctx.set(self.ctx)
+        try:
+            return drive_sync(self.steps())  # type: ignore[no-any-return]
+        finally:
+            task_run_ctx.reset(token)
+
+    async def run_async(self) -> State:
+        token = task_run_ctx.set(self.ctx)
+        try:
+            return await drive_async(self.steps())  # type: ignore[no-any-return]
+        finally:
+            task_run_ctx.reset(token)
+
+    # --- states -----------------------------------------------------------------------------
+
+    def extra(self) -> dict[str, Any]:
+        if self._extra is None:
+            self._extra = run_extra(self.ctx)
+        return self._extra
+
+    def set_state(self, state: State) -> None:
+        run = self.run
+        run.version += 1
+        run.state = state
+        if self.reporter is not None:
+            self.reporter.report_task_run_state(run, state, run.version)
+        if state.is_terminal:
+            level, text = logging.INFO, f"Finished in state {format_state(state)}"
+        elif state.type is StateType.SCHEDULED or state.name == "Retrying":
+            level, text = logging.INFO, f"Entered state {format_state(state)}"
+        else:
+            level, text = logging.DEBUG, f"Entered state {format_state(state)}"
+        if task_run_logger.isEnabledFor(level):
+            task_run_logger.log(level, text, extra=self.extra())
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def steps(self) -> Generator[Any, Any, State]:
+        task, run = self.task, self.run
+        try:
+            yield from self._wait_for_upstream()
+        except UpstreamTaskError as exc:
+            state = Failed(message=str(exc)).with_result(exception=exc)
+            self.set_state(state)
+            return state
+
+        if task.cache_key_fn is not None:
+            hit = self._cache_lookup()
+            if hit is not None:
+                self.set_state(hit)
+                return hit
+
+        while True:
+            run.run_count += 1
+            self.set_state(Running() if run.run_count == 1 else Retrying())
+            outcome: Outcome = yield Call(
+                task.fn, self.bound.args, self.bound.kwargs, task.timeout_seconds, f"Task run {run.name!r}"
+            )
+            state = self._state_from(outcome)
+            if state.type is StateType.CRASHED:
+                self.set_state(state)
+                assert outcome.exc is not None
+                raise outcome.exc
+            if state.type is StateType.FAILED and self._should_retry(state):
+                delay = delay_for_retry(task.retry_delays, run.run_count, task.retry_jitter_factor)
+                task_run_logger.info(
+                    "Task run failed: %s - Retry %d/%d will start %g second(s) from now",
+                    format_state(state),
+                    run.run_count,
+                    task.retries,
+                    delay,
+                    extra=self.extra(),
+                )
+                self.set_state(AwaitingRetry(delay_seconds=delay))
+                if delay > 0:
+                    yield delay
+                continue
+            if state.type is StateType.FAILED and outcome.exc is not None and not outcome.timed_out:
+                task_run_logger.error(
+                    "Task run failed with exception %r%s",
+                    outcome.exc,
+                    " - Retries are exhausted" if task.retries else "",
+                    exc_info=outcome.exc,
+                    extra=self.extra(),
+                )
+            self.set_state(state)
+            return state
+
+    def _wait_for_upstream(self) -> Generator[Any, Any, None]:
+        for item in self.wait_for or ():
+            if isinstance(item, BatonFuture):
+                if not item.done():
+                    yield item._future
+                state = item.final_state()
+                if not state.is_completed():
+                    raise UpstreamTaskError(
+                        f"Upstream task run {item.task_run.name!r} did not complete ({state.name})"
+                    )
+        arguments = self.bound.arguments
+        for name, value in arguments.items():
+            if isinstance(value, BatonFuture) or (
+                (type(value) in _CONTAINERS or type(value) is dict) and _has_future(value)
+            ):
+                arguments[name] = yield from self._resolve(value, 3)
+
+    def _resolve(self, value: Any, depth: int) -> Generator[Any, Any, Any]:
+        if isinstance(value, BatonFuture):
+            if not value.done():
+                yield value._future
+            state = value.final_state()
+            if not state.is_completed():
+                raise UpstreamTaskError(
+                    f"Upstream task run {value.task_run.name!r} did not complete ({state.name})"
+                )
+            return state.result()
+        if depth and type(value) in _CONTAINERS:
+            items = []
+            for item in value:
+                items.append((yield from self._resolve(item, depth - 1)))
+            return type(value)(items)
+        if depth and type(value) is dict:
+            resolved = {}
+            for key, item in value.items():
+                resolved[key] = yield from self._resolve(item, depth - 1)
+            return resolved
+        return value
+
+    def _should_retry(self, state: State) -> bool:
+        task, run = self.task, self.run
+        if run.run_count > task.retries:
+            return False
+        if task.retry_condition_fn is None:
+            return True
+        try:
+            return bool(task.retry_condition_fn(task, run, state))
+        except Exception:
+            task_run_logger.exception("retry_condition_fn raised; not retrying", extra=self.extra())
+            return False
+
+    def _state_from(self, outcome: Outcome) -> State:
+        if outcome.timed_out:
+            return TimedOut(message=str(outcome.exc)).with_result(exception=outcome.exc)
+        exc = outcome.exc
+        if exc is not None:
+            if not isinstance(exc, Exception):
+                return Crashed(message=f"Crashed: {type(exc).__name__} {exc}".rstrip()).with_result(
+                    exception=exc
+                )
+            return Failed(message=format_exception(exc)).with_result(exception=exc)
+        value = outcome.value
+        if isinstance(value, State):
+            return adopt_returned_state(value)
+        state = Completed().with_result(value)
+        if self.flow_ctx is not None:
+            self.flow_ctx.link_result(value, self.run.id)
+        if self.persist_result:
+            self._persist(state, value)
+        return state
+
+    # --- results and cache ------------------------------------------------------------------
+
+    def _persist(self, state: State, value: Any) -> None:
+        cache_key = self.run.cache_key
+        try:
+            key = CacheIndex.result_key(cache_key) if cache_key else None
+            state.data = persist(value, self.store, self.serializer, key)
+            if cache_key:
+                CacheIndex(self.store).record(cache_key, state.data, self.task.cache_expiration)
+        except Exception as exc:
+            task_run_logger.warning(
+                "The result could not be persisted (%r); it is kept in memory only.",
+                exc,
+                extra=self.extra(),
+            )
+
+    def _cache_lookup(self) -> State | None:
+        task = self.task
+        assert task.cache_key_fn is not None
+        try:
+            cache_key = task.cache_key_fn(self.ctx, self.bound.arguments)
+        except Exception:
+            task_run_logger.exception("cache_key_fn raised; not caching", extra=self.extra())
+            return None
+        if not cache_key:
+            return None
+        self.run.cache_key = cache_key
+        if task.refresh_cache:
+            return None
+        index = CacheIndex(self.store)
+        ref = index.lookup(cache_key)
+        if ref is None:
+            return None
+        try:
+            value = load(ref, self.store)
+        except Exception as exc:
+            task_run_logger.warning("Cached result unreadable (%r); running", exc, extra=self.extra())
+            return None
+        if self.flow_ctx is not None:
+            self.flow_ctx.link_result(value, self.run.id)
+        return Cached(data=ref).with_result(value)

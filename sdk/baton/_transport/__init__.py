@@ -1,0 +1,31 @@
+"""How the engine talks to Baton: HTTP to the API (`http.BatonClient`) or AMQP to the tracker
+(`amqp.AmqpTracker`). Both satisfy `Transport`, the small async surface the reporter uses.
+
+Nothing here imports httpx or aio_pika: import the submodule you need.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from ._errors import RequestRejected, TransportError, TransportUnavailable
+
+if TYPE_CHECKING:
+    from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
+    from baton_schemas.runs import FlowRun, FlowRunCreate
+    from baton_schemas.states import TransitionResult
+
+
+class Transport(Protocol):
+    """What a run reporter needs from a connection to Baton."""
+
+    async def create_flow_run(self, run: FlowRunCreate) -> FlowRun: ...
+
+    async def propose_state(self, proposal: ProposeState) -> TransitionResult: ...
+
+    async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+__all__ = ["RequestRejected", "Transport", "TransportError", "TransportUnavailable"]
