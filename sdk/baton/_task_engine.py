@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ._tasks import Task
 
 _CONTAINERS = (list, tuple, set, frozenset)
+_RESOLVABLE = (BatonFuture, list, tuple, set, frozenset, dict)
 _BATON_DIR = __file__.rsplit("/", 1)[0]
 
 
@@ -55,8 +56,17 @@ def adopt_returned_state(state: State) -> State:
 
 
 def _has_future(value: Any) -> bool:
-    items = value.values() if type(value) is dict else value
-    return any(isinstance(item, BatonFuture) or type(item) in _CONTAINERS for item in items)
+    items = value.values() if isinstance(value, dict) else value
+    return any(isinstance(item, _RESOLVABLE) for item in items)
+
+
+def _rebuild(value: Any, items: list[Any]) -> Any:
+    """A container like `value` holding `items` (a list subclass becomes a plain list)."""
+    if isinstance(value, list):
+        return items
+    if isinstance(value, tuple) and type(value) is not tuple:  # a named tuple
+        return type(value)(*items)
+    return type(value)(items)
 
 
 class TaskRunEngine:
@@ -170,10 +180,10 @@ class TaskRunEngine:
                 continue
             if state.type is StateType.FAILED and outcome.exc is not None and not outcome.timed_out:
                 task_run_logger.error(
-                    "Task run failed with exception %r%s",
+                    "Task run failed with exception %r%s\n%s",
                     outcome.exc,
                     " - Retries are exhausted" if task.retries else "",
-                    exc_info=outcome.exc,
+                    state.message,
                     extra=self.extra(),
                 )
             self.set_state(state)
@@ -191,9 +201,7 @@ class TaskRunEngine:
                     )
         arguments = self.bound.arguments
         for name, value in arguments.items():
-            if isinstance(value, BatonFuture) or (
-                (type(value) in _CONTAINERS or type(value) is dict) and _has_future(value)
-            ):
+            if isinstance(value, _RESOLVABLE) and (isinstance(value, BatonFuture) or _has_future(value)):
                 arguments[name] = yield from self._resolve(value, 3)
 
     def _resolve(self, value: Any, depth: int) -> Generator[Any, Any, Any]:
@@ -206,12 +214,12 @@ class TaskRunEngine:
                     f"Upstream task run {value.task_run.name!r} did not complete ({state.name})"
                 )
             return state.result()
-        if depth and type(value) in _CONTAINERS:
+        if depth and isinstance(value, _CONTAINERS):
             items = []
             for item in value:
                 items.append((yield from self._resolve(item, depth - 1)))
-            return type(value)(items)
-        if depth and type(value) is dict:
+            return _rebuild(value, items)
+        if depth and isinstance(value, dict):
             resolved = {}
             for key, item in value.items():
                 resolved[key] = yield from self._resolve(item, depth - 1)

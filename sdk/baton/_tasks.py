@@ -298,11 +298,10 @@ def _visit(value: Any, flow_ctx: FlowRunContext, ids: list[Any], depth: int) -> 
         ids.append(upstream)
         return
     if depth:
-        kind = type(value)
-        if kind in _CONTAINERS:
+        if isinstance(value, _CONTAINERS):
             for item in value:
                 _visit(item, flow_ctx, ids, depth - 1)
-        elif kind is dict:
+        elif isinstance(value, dict):
             for item in value.values():
                 _visit(item, flow_ctx, ids, depth - 1)
 

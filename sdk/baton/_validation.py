@@ -13,8 +13,8 @@ from ._exceptions import ParameterValidationError
 def _adapter(annotation: Any) -> Any:
     from pydantic import ConfigDict, PydanticSchemaGenerationError, TypeAdapter
 
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return None
+    if annotation is inspect.Parameter.empty or annotation is Any or isinstance(annotation, str):
+        return None  # absent, anything, or a forward reference that could not be resolved
     try:
         return TypeAdapter(annotation)
     except PydanticSchemaGenerationError:

@@ -321,11 +321,12 @@ class RemoteReporter:
         self, queue: deque[Any], build: Callable[[list[Any]], Any], deadline: float | None
     ) -> None:
         while queue:
+            transport = await self._retrying(self._transport_, deadline)
             batch = [queue.popleft() for _ in range(min(len(queue), self.config.batch_size))]
             message = build(batch)
 
-            async def send(message: Any = message) -> None:
-                await (await self._transport_()).send(message)
+            async def send(message: Any = message, transport: Transport = transport) -> None:
+                await transport.send(message)
 
             try:
                 await self._retrying(send, deadline)

@@ -1,0 +1,186 @@
+"""The remote reporter: batching, heartbeats, outages, the bounded buffer, delivery later."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+
+from baton import _runtime, flow, get_run_logger, task
+from baton._context import TaskRunRecord
+from baton._reporting._remote import RemoteReporter, ReporterConfig
+from baton._settings import ClientSettings
+from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
+from baton_schemas.runs import FlowRunCreate
+from baton_schemas.states import Running
+
+from .fakes import FakeBaton, eventually
+
+FAST = ReporterConfig(
+    batch_size=50,
+    flush_interval=0.02,
+    outage_grace=0.1,
+    backoff_initial=0.005,
+    backoff_max=0.02,
+    heartbeat_interval=0.05,
+)
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def reporter_logs() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("baton.reporter")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def remote(fake: FakeBaton, settings: ClientSettings, config: ReporterConfig = FAST) -> RemoteReporter:
+    reporter = RemoteReporter(fake.connect, config, name="test")
+    _runtime.configure(settings=settings, reporter=reporter)
+    return reporter
+
+
+def _record(flow_run_id: object = None) -> TaskRunRecord:
+    return TaskRunRecord(
+        id=uuid4(),
+        flow_run_id=flow_run_id or uuid4(),  # type: ignore[arg-type]
+        name="t-0",
+        task_key="t",
+        dynamic_key="0",
+        tags=[],
+        task_inputs={},
+    )
+
+
+def test_a_flow_reports_everything_to_the_server(settings: ClientSettings) -> None:
+    fake = FakeBaton()
+    reporter = remote(fake, settings)
+
+    @task
+    def work(x: int) -> int:
+        get_run_logger().info("working on %d", x)
+        return x
+
+    @flow(retries=2)
+    def pipeline() -> int:
+        total = sum(work.map(range(5)).result())
+        eventually(lambda: fake.of_type(Heartbeat), what="a heartbeat")
+        return total
+
+    assert pipeline() == 10
+    assert reporter.flush(5)
+    create = fake.of_type(FlowRunCreate)[0]
+    assert create.flow_name == "pipeline" and create.retry_policy.retries == 2
+    proposals = [p.state.name for p in fake.of_type(ProposeState)]
+    assert proposals == ["Running", "Completed"]
+    reports = [r for batch in fake.of_type(TaskRunStates) for r in batch.reports]
+    assert len(reports) == 15  # 5 task runs x Pending, Running, Completed
+    assert {r.task_run.flow_run_id for r in reports} == {create.id}
+    heartbeat = fake.of_type(Heartbeat)[0]
+    assert heartbeat.flow_run_ids == [create.id] and heartbeat.lease_seconds == 30.0
+    messages = [log.message for batch in fake.of_type(Logs) for log in batch.logs]
+    assert "working on 3" in messages
+    assert "Finished in state Completed()" in messages
+
+
+def test_the_flow_survives_an_outage_and_everything_is_delivered_later(
+    settings: ClientSettings, reporter_logs: Records
+) -> None:
+    fake = FakeBaton(up=False)
+    reporter = remote(fake, settings)
+
+    @task
+    def work(x: int) -> int:
+        return x * 2
+
+    @flow
+    def pipeline() -> int:
+        return sum(work(x) for x in range(3))
+
+    assert pipeline() == 6  # ran locally while the server was away
+    assert fake.received == []
+    assert reporter.outage
+    assert any("goes on locally" in r.getMessage() for r in reporter_logs.records)
+    fake.set_up(True)
+    eventually(lambda: reporter.pending() == 0, what="delivery after the outage")
+    kinds = [type(item).__name__ for item in fake.received]
+    # the flow run is created before anything about it, proposals keep their order
+    assert kinds[:3] == ["FlowRunCreate", "ProposeState", "ProposeState"]
+    assert [p.state.name for p in fake.of_type(ProposeState)] == ["Running", "Completed"]
+    reports = [r for batch in fake.of_type(TaskRunStates) for r in batch.reports]
+    assert len(reports) == 9
+
+
+def test_the_bounded_buffer_drops_the_oldest_with_one_warning(
+    settings: ClientSettings, reporter_logs: Records
+) -> None:
+    fake = FakeBaton(up=False, hold_connect=True)
+    config = ReporterConfig(
+        max_buffered=10, batch_size=1000, flush_interval=0.01, backoff_initial=0.005, backoff_max=0.02
+    )
+    reporter = remote(fake, settings, config)
+    run = _record()
+    for version in range(1, 26):
+        reporter.report_task_run_state(run, Running(), version)
+    assert reporter.dropped == 15
+    warnings = [r for r in reporter_logs.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "buffer is full" in warnings[0].getMessage()
+    fake.set_up(True)
+    eventually(lambda: reporter.pending() == 0, what="delivery")
+    delivered = [r.version for batch in fake.of_type(TaskRunStates) for r in batch.reports]
+    assert delivered == list(range(16, 26))  # the newest ten, in order
+
+
+def test_close_delivers_what_is_buffered(settings: ClientSettings) -> None:
+    fake = FakeBaton()
+    reporter = RemoteReporter(fake.connect, ReporterConfig(flush_interval=60), name="test")
+    run = _record()
+    reporter.report_task_run_state(run, Running(), 1)
+    reporter.emit_log(run.flow_run_id, run.id, "baton", 20, "hello", time.time())  # type: ignore[arg-type]
+    reporter.close(5)
+    assert len(fake.of_type(TaskRunStates)) == 1 and len(fake.of_type(Logs)) == 1
+    assert fake.closed
+
+
+def test_close_is_bounded_when_the_server_stays_away(reporter_logs: Records) -> None:
+    fake = FakeBaton(up=False)
+    reporter = RemoteReporter(fake.connect, FAST, name="test")
+    reporter.report_task_run_state(_record(), Running(), 1)
+    started = time.monotonic()
+    reporter.close(0.2)
+    assert time.monotonic() - started < 3
+    assert any("not delivered" in r.getMessage() for r in reporter_logs.records)
+
+
+def test_rpc_after_recovery_is_answered_by_the_server(settings: ClientSettings) -> None:
+    fake = FakeBaton()
+    reporter = RemoteReporter(fake.connect, FAST, name="test")
+    try:
+        proposal = ProposeState(flow_run_id=uuid4(), state=Running())
+        result = reporter.propose_state(proposal).result(5)
+        assert result is not None and result.state is not None and result.state.name == "Running"
+        fake.set_up(False)
+        assert reporter.propose_state(proposal).result(5) is None  # after the grace period
+        fake.set_up(True)
+        eventually(lambda: reporter.pending() == 0)
+        assert [p.transition_id for p in fake.of_type(ProposeState)] == [
+            proposal.transition_id,
+            proposal.transition_id,  # same id on redelivery: safe to retry
+        ]
+    finally:
+        reporter.close(1)
