@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export BATON_HOME ?= $(CURDIR)/.baton
 
-.PHONY: install dev test lint bench schemas clean
+.PHONY: install dev stop test lint bench schemas clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ install: $(BIN)/python
 # Set up, migrate, start the server and a worker, run the hello flow.
 dev: install
 	bash scripts/dev.sh
+
+stop:
+	@if [ -f $(BATON_HOME)/server.pid ]; then kill $$(cat $(BATON_HOME)/server.pid) 2>/dev/null || true; rm -f $(BATON_HOME)/server.pid; echo stopped; fi
 
 test: install
 	bash scripts/test.sh

@@ -1,0 +1,107 @@
+"""Foundation figures: transition round trips (AMQP RPC and HTTP), transitions per second,
+task-run states ingested per second, idle RSS of `baton server start` (API + tracker).
+
+Usage: .venv/bin/python bench/tracker.py
+Targets on a 2-core machine: RPC p50 <= 2 ms, p99 <= 10 ms; >= 1,500 transitions/s;
+>= 20,000 task-run states/s; idle RSS <= 120 MB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+import httpx
+
+from _harness import RunningServer, describe, server
+from baton._transport.amqp import AmqpTracker
+from baton_schemas.envelopes import ProposeState, TaskRunStateReport, TaskRunStates
+from baton_schemas.runs import FlowRunCreate, TaskRunInfo
+from baton_schemas.states import Completed, Pending, Running
+
+
+async def rpc_round_trips(tracker: AmqpTracker, runs: int) -> list[float]:
+    latencies = []
+    for _ in range(runs):
+        run = await tracker.create_flow_run(FlowRunCreate(flow_name="bench-rpc"))
+        for state in (Pending(), Running(), Completed()):
+            started = time.perf_counter()
+            await tracker.propose_state(ProposeState(flow_run_id=run.id, state=state))
+            latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+async def http_round_trips(api_url: str, key: str | None, runs: int) -> list[float]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    latencies = []
+    async with httpx.AsyncClient(base_url=api_url, headers=headers) as client:
+        for _ in range(runs):
+            run = (await client.post("/flow_runs", json={"flow_name": "bench-http"})).json()
+            for state in (Pending(), Running(), Completed()):
+                started = time.perf_counter()
+                response = await client.post(
+                    f"/flow_runs/{run['id']}/set_state", json={"state": state.model_dump(mode="json")}
+                )
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+async def throughput(tracker: AmqpTracker, runs: int, concurrency: int) -> float:
+    created = await asyncio.gather(
+        *(tracker.create_flow_run(FlowRunCreate(flow_name="bench-throughput")) for _ in range(runs))
+    )
+    queue: asyncio.Queue[uuid.UUID] = asyncio.Queue()
+    for run in created:
+        queue.put_nowait(run.id)
+
+    async def lifecycle() -> int:
+        done = 0
+        while not queue.empty():
+            run_id = queue.get_nowait()
+            for state in (Pending(), Running(), Completed()):
+                await tracker.propose_state(ProposeState(flow_run_id=run_id, state=state))
+                done += 1
+        return done
+
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(lifecycle() for _ in range(concurrency)))
+    return sum(counts) / (time.perf_counter() - started)
+
+
+async def ingest(tracker: AmqpTracker, database_url: str, states: int, batch: int) -> float:
+    run = await tracker.create_flow_run(FlowRunCreate(flow_name="bench-ingest"))
+    reports = []
+    for i in range(states // 3):
+        info = TaskRunInfo(id=uuid.uuid4(), flow_run_id=run.id, name=f"t-{i}", task_key="t", dynamic_key=str(i))
+        for version, state in enumerate((Pending(), Running(), Completed()), start=1):
+            reports.append(TaskRunStateReport(task_run=info, state=state, version=version))
+    batches = [TaskRunStates(reports=reports[i : i + batch]) for i in range(0, len(reports), batch)]
+    conn = await asyncpg.connect(database_url)
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(tracker.send(b) for b in batches))
+        while await conn.fetchval("SELECT count(*) FROM states WHERE task_run_id IS NOT NULL") < len(reports):
+            await asyncio.sleep(0.02)
+        return len(reports) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def main(srv: RunningServer) -> None:
+    await asyncio.sleep(3)
+    print(f"server idle RSS: {srv.rss_mb():.1f} MB")
+    async with await AmqpTracker.connect(srv.backends.broker_url) as tracker:
+        await rpc_round_trips(tracker, 30)  # warm-up
+        print(describe("transition round trip, AMQP RPC", await rpc_round_trips(tracker, 400)))
+        print(describe("transition round trip, HTTP", await http_round_trips(srv.api_url, None, 400)))
+        print(f"accepted flow-run transitions/s (AMQP, 64 in flight): {await throughput(tracker, 2000, 64):.0f}")
+        print(f"task-run states ingested/s (batches of 1000): {await ingest(tracker, srv.backends.database_url, 60000, 1000):.0f}")
+    print(f"server RSS after the run: {srv.rss_mb():.1f} MB")
+
+
+if __name__ == "__main__":
+    with server(BATON_AUTH_REQUIRED="false") as running:
+        asyncio.run(main(running))
