@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
@@ -76,6 +75,8 @@ class BatonFuture(Generic[R]):
         self._future.add_done_callback(lambda _: fn(self))
 
     def __await__(self) -> Generator[Any, None, R]:
+        import asyncio
+
         try:
             state = yield from asyncio.wrap_future(self._future).__await__()
         except BaseException:

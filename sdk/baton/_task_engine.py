@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Any
 from baton_schemas.states import (
     AwaitingRetry,
     Cached,
-    Completed,
     Crashed,
     Failed,
     Retrying,
-    Running,
     State,
     StateType,
     TimedOut,
@@ -25,6 +23,7 @@ from ._cache import CacheIndex
 from ._context import FlowRunContext, TaskRunContext, TaskRunRecord, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import FailedRun, UpstreamTaskError
+from ._fast_states import completed, running
 from ._futures import BatonFuture
 from ._logging import format_state, run_extra, task_run_logger
 from ._results import ResultStore, Serializer, load, persist
@@ -155,7 +154,7 @@ class TaskRunEngine:
 
         while True:
             run.run_count += 1
-            self.set_state(Running() if run.run_count == 1 else Retrying())
+            self.set_state(running() if run.run_count == 1 else Retrying())
             outcome: Outcome = yield Call(
                 task.fn, self.bound.args, self.bound.kwargs, task.timeout_seconds, f"Task run {run.name!r}"
             )
@@ -251,7 +250,7 @@ class TaskRunEngine:
         value = outcome.value
         if isinstance(value, State):
             return adopt_returned_state(value)
-        state = Completed().with_result(value)
+        state = completed(value)
         if self.flow_ctx is not None:
             self.flow_ctx.link_result(value, self.run.id)
         if self.persist_result:

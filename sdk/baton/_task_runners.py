@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._loop_thread import LoopThread
+if TYPE_CHECKING:
+    import asyncio
+
+    from ._loop_thread import LoopThread
 
 T = TypeVar("T")
 
@@ -50,6 +52,8 @@ class ThreadPoolTaskRunner:
     def submit_coroutine(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run `coro` on the runner's event loop thread, in a copy of the caller's context."""
         if self._loop_thread is None:
+            from ._loop_thread import LoopThread
+
             with self._lock:
                 if self._loop_thread is None:
                     self._loop_thread = LoopThread("baton-async-tasks")

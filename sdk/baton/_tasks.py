@@ -193,8 +193,7 @@ class Task(Generic[P, R]):
         flow_ctx: FlowRunContext | None,
         upstream: dict[str, list[Any]] | None = None,
     ) -> TaskRunEngine:
-        from baton_schemas.states import Pending
-
+        from ._fast_states import pending
         from ._results import resolve_serializer
         from ._task_engine import TaskRunEngine
 
@@ -231,7 +230,7 @@ class Task(Generic[P, R]):
         engine = TaskRunEngine(
             self, run, bound.arguments, bound, wait_list, flow_ctx, reporter, store, serializer, persist
         )
-        engine.set_state(Pending())
+        engine.set_state(pending())
         return engine
 
 
