@@ -104,6 +104,8 @@ class RemoteReporter:
         self._drain_lock: asyncio.Lock | None = None
         self.dropped = 0
         self.outage = False
+        self.disabled = False  # the server refused our credentials: stop reporting
+        self._unregistered: set[UUID] = set()  # runs the server refused to create
 
     # --- called from the engine's threads ---------------------------------------------------
 
@@ -193,6 +195,8 @@ class RemoteReporter:
         return self._thread.submit(coro)
 
     def _buffer(self, queue: deque[Any], item: Any) -> None:
+        if self.disabled:
+            return
         if not self._started:
             self._ensure_started()
         if len(queue) >= self.config.max_buffered:
@@ -260,7 +264,23 @@ class RemoteReporter:
                 retry_state.outcome.exception(),
             )
 
+    def _refused(self, what: str, exc: RequestRejected) -> None:
+        if exc.status in (401, 403):
+            if not self.disabled:
+                self.disabled = True
+                self._task_states.clear()
+                self._logs.clear()
+                logger.warning(
+                    "Baton server refused our credentials (%s): runs go on without reporting.", exc
+                )
+        else:
+            logger.warning("Baton server refused %s: %s", what, exc)
+
     async def _rpc(self, op: _FlowOp) -> Any:
+        if self.disabled:
+            return None
+        if op.kind == "propose_state" and op.payload.flow_run_id in self._unregistered:
+            return None
         if self._flow_ops:  # earlier requests wait for delivery: keep the order
             self._flow_ops.append(op)
             self._set_wakeup()
@@ -278,7 +298,9 @@ class RemoteReporter:
             self._flow_ops.append(op)
             return None
         except RequestRejected as exc:
-            logger.warning("Baton server refused %s: %s; the run goes on locally.", op.kind, exc)
+            if op.kind == "create_flow_run" and op.payload.id is not None:
+                self._unregistered.add(op.payload.id)
+            self._refused(f"{op.kind} (the run goes on locally)", exc)
             return None
 
     async def _flush_loop(self) -> None:
@@ -299,6 +321,9 @@ class RemoteReporter:
         """Deliver everything buffered; with a deadline, give up (keeping the rest) at it."""
         assert self._drain_lock is not None
         async with self._drain_lock:
+            if self.disabled:
+                self._flow_ops.clear()
+                return True
             try:
                 await self._deliver_flow_ops(deadline)
                 await self._deliver(self._task_states, self._task_states_message, deadline)
@@ -314,7 +339,7 @@ class RemoteReporter:
                 result = await self._retrying(lambda: self._call(op), deadline)  # noqa: B023
                 logger.debug("Delivered a delayed %s: %s", op.kind, result)
             except RequestRejected as exc:
-                logger.warning("Baton server refused a delayed %s: %s", op.kind, exc)
+                self._refused(f"a delayed {op.kind}", exc)
             self._flow_ops.popleft()
 
     async def _deliver(
@@ -331,7 +356,7 @@ class RemoteReporter:
             try:
                 await self._retrying(send, deadline)
             except RequestRejected as exc:
-                logger.warning("Baton server refused a batch of %d items: %s", len(batch), exc)
+                self._refused(f"a batch of {len(batch)} items", exc)
             except BaseException:  # unavailable, or cancelled: keep them, in order, for later
                 queue.extendleft(reversed(batch))
                 raise

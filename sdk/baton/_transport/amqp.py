@@ -6,7 +6,8 @@
     await tracker.send(Logs(logs=[...]))
     await tracker.close()
 
-Messages go to the `baton.tracker` direct exchange with routing key `tracker`, as JSON of the
+Messages go to the `baton.tracker` direct exchange, with routing key `tracker` for
+fire-and-forget batches and `rpc` for RPCs (each has its own queue), as JSON of the
 `baton_schemas.envelopes` models, on one channel with publisher confirms and `mandatory` (an
 unroutable message, i.e. no tracker queue bound, is an error, not a silent drop). RPCs set
 `reply_to=amq.rabbitmq.reply-to` and a `correlation_id`; the answer is an `RpcReply`.
@@ -49,6 +50,8 @@ logger = logging.getLogger("baton.transport.amqp")
 
 TRACKER_EXCHANGE = "baton.tracker"
 TRACKER_ROUTING_KEY = "tracker"
+# RPCs have their own queue on the same exchange (see baton_server.broker.topology)
+TRACKER_RPC_ROUTING_KEY = "rpc"
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 _FAILURES = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
 
@@ -69,6 +72,7 @@ class AmqpTracker:
         reply_queue: AbstractQueue,
         *,
         routing_key: str,
+        rpc_routing_key: str,
         rpc_timeout: float,
         publish_timeout: float,
     ) -> None:
@@ -77,6 +81,7 @@ class AmqpTracker:
         self._exchange = exchange
         self._reply_queue = reply_queue  # strong reference: the consumer lives on it
         self._routing_key = routing_key
+        self._rpc_routing_key = rpc_routing_key
         self.rpc_timeout = rpc_timeout
         self.publish_timeout = publish_timeout
         self._pending: dict[str, asyncio.Future[bytes]] = {}
@@ -89,6 +94,7 @@ class AmqpTracker:
         *,
         exchange: str = TRACKER_EXCHANGE,
         routing_key: str = TRACKER_ROUTING_KEY,
+        rpc_routing_key: str = TRACKER_RPC_ROUTING_KEY,
         connect_timeout: float = 10.0,
         rpc_timeout: float = 10.0,
         publish_timeout: float = 10.0,
@@ -110,6 +116,7 @@ class AmqpTracker:
                 tracker_exchange,
                 reply_queue,
                 routing_key=routing_key,
+                rpc_routing_key=rpc_routing_key,
                 rpc_timeout=rpc_timeout,
                 publish_timeout=publish_timeout,
             )
@@ -226,7 +233,10 @@ class AmqpTracker:
         )
         try:
             await self._exchange.publish(
-                message, routing_key=self._routing_key, mandatory=True, timeout=timeout
+                message,
+                routing_key=self._rpc_routing_key if correlation_id else self._routing_key,
+                mandatory=True,
+                timeout=timeout,
             )
         except _FAILURES as exc:
             raise TransportUnavailable(f"publish of {kind} failed: {exc!r}") from exc

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from baton._transport import TransportUnavailable
+from baton._transport import RequestRejected, TransportUnavailable
 from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import Pending, TransitionResult, Verdict
@@ -25,6 +25,7 @@ class FakeBaton:
         if up:
             self._up.set()
         self.hold_connect = hold_connect
+        self.refuse: dict[str, int] = {}  # method name -> HTTP-like status to refuse it with
         self.received: list[Any] = []  # everything delivered, in order
         self.connects = 0
         self.closed = False
@@ -53,16 +54,18 @@ class FakeBaton:
             raise TransportUnavailable("fake server is down")
         return self
 
-    def _check(self) -> None:
+    def _check(self, method: str) -> None:
         if not self.up:
             raise TransportUnavailable("fake server is down")
+        if method in self.refuse:
+            raise RequestRejected(self.refuse[method], f"{method} refused")
 
     def _record(self, item: Any) -> None:
         with self._lock:
             self.received.append(item)
 
     async def create_flow_run(self, run: FlowRunCreate) -> FlowRun:
-        self._check()
+        self._check("create_flow_run")
         self._record(run)
         now = datetime.now(UTC)
         return FlowRun(
@@ -77,12 +80,12 @@ class FakeBaton:
         )
 
     async def propose_state(self, proposal: ProposeState) -> TransitionResult:
-        self._check()
+        self._check("propose_state")
         self._record(proposal)
         return TransitionResult(verdict=Verdict.ACCEPT, state=proposal.state)
 
     async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
-        self._check()
+        self._check("send")
         self._record(message)
 
     async def close(self) -> None:

@@ -184,3 +184,54 @@ def test_rpc_after_recovery_is_answered_by_the_server(settings: ClientSettings) 
         ]
     finally:
         reporter.close(1)
+
+
+def test_refused_credentials_turn_reporting_off_with_one_warning(
+    settings: ClientSettings, reporter_logs: Records
+) -> None:
+    fake = FakeBaton()
+    fake.refuse = {"create_flow_run": 401, "propose_state": 401, "send": 401}
+    reporter = remote(fake, settings)
+
+    @task
+    def work() -> int:
+        return 1
+
+    @flow
+    def pipeline() -> int:
+        return work() + work()
+
+    assert pipeline() == 2
+    assert pipeline() == 2
+    assert reporter.disabled and reporter.pending() == 0
+    warnings = [r for r in reporter_logs.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "credentials" in warnings[0].getMessage()
+
+
+def test_a_run_the_server_refused_to_create_is_not_proposed(settings: ClientSettings) -> None:
+    fake = FakeBaton()
+    fake.refuse = {"create_flow_run": 422}
+    reporter = remote(fake, settings)
+
+    @flow
+    def pipeline() -> int:
+        return 1
+
+    assert pipeline() == 1
+    assert reporter.flush(5)
+    assert fake.of_type(ProposeState) == []
+
+
+def test_settings_choose_the_reporter(baton_home: object) -> None:
+    from baton._reporting import LocalReporter, make_reporter
+
+    local = make_reporter(ClientSettings())
+    assert isinstance(local, LocalReporter)
+    http = make_reporter(ClientSettings(api_url="http://127.0.0.1:9/api"))
+    amqp = make_reporter(ClientSettings(api_url="http://x/api", broker_url="amqp://127.0.0.1:9/"))
+    try:
+        assert isinstance(http, RemoteReporter) and isinstance(amqp, RemoteReporter)
+        assert "http" in http._thread._name and "amqp" in amqp._thread._name
+    finally:
+        http.close(0)
+        amqp.close(0)

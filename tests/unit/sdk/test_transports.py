@@ -172,6 +172,7 @@ async def tracker_exchange() -> AsyncIterator[tuple[str, list[Any]]]:
     exchange = await channel.declare_exchange(name, "direct", auto_delete=True)
     queue = await channel.declare_queue(exclusive=True)
     await queue.bind(exchange, "tracker")
+    await queue.bind(exchange, "rpc")
 
     async def answer(message: Any) -> None:
         async with message.process():
@@ -245,7 +246,7 @@ async def test_amqp_rpc_timeout_is_unavailable(tracker_exchange: tuple[str, list
     name = f"baton.tracker.silent-{uuid4().hex[:8]}"
     exchange = await channel.declare_exchange(name, "direct", auto_delete=True)
     queue = await channel.declare_queue(exclusive=True)
-    await queue.bind(exchange, "tracker")
+    await queue.bind(exchange, "rpc")
     tracker = await AmqpTracker.connect(BROKER_URL, exchange=name, rpc_timeout=0.2)
     try:
         with pytest.raises(TransportUnavailable, match="no tracker reply"):
