@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from ._task_runners import ThreadPoolTaskRunner
 from ._validation import ParameterValidator
 
 if TYPE_CHECKING:
+    from baton_schemas.states import State
+
     from ._results import ResultStore, Serializer
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class Flow(Generic[P, R]):
@@ -91,17 +94,42 @@ class Flow(Generic[P, R]):
             raise TypeError(f"Unknown flow options: {sorted(unknown)}")
         return Flow(self.fn, **{**self._options, **options})
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    # `return_state` rides between P.args and P.kwargs, which PEP 612 does not allow to
+    # declare; type checkers still apply these overloads, hence the ignores.
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self: Flow[P, Coroutine[Any, Any, T]],
+        *args: P.args,
+        return_state: Literal[True],
+        **kwargs: P.kwargs,
+    ) -> Coroutine[Any, Any, State]: ...
+
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self,
+        *args: P.args,
+        return_state: Literal[True],
+        **kwargs: P.kwargs,
+    ) -> State: ...
+
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self,
+        *args: P.args,
+        return_state: Literal[False] = False,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+
+    def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         from ._flow_engine import FlowRunEngine
         from ._runtime import get_runtime
 
-        return_state = bool(kwargs.pop("return_state", False))
         bound = self._validator.bind(args, kwargs)  # raises before any run exists
         engine = FlowRunEngine(self, bound, get_runtime())
         if self.isasync:
-            return self._call_async(engine, return_state)  # type: ignore[return-value]
+            return self._call_async(engine, return_state)
         state = engine.run_sync()
-        return state if return_state else state.result()  # type: ignore[return-value]
+        return state if return_state else state.result()
 
     @staticmethod
     async def _call_async(engine: Any, return_state: bool) -> Any:

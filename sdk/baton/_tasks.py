@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
 from uuid import uuid4
 
 from ._context import FlowRunContext, TaskRunRecord, flow_run_ctx
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 _CONTAINERS = (list, tuple, set, frozenset)
 
@@ -114,25 +115,87 @@ class Task(Generic[P, R]):
 
     # --- calling ----------------------------------------------------------------------------
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return_state = kwargs.pop("return_state", False)
-        wait_for = kwargs.pop("wait_for", None)
+    # Keyword options ride between P.args and P.kwargs, which PEP 612 does not allow to
+    # declare; type checkers still apply these overloads, hence the ignores.
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self: Task[P, Coroutine[Any, Any, T]],
+        *args: P.args,
+        return_state: Literal[True],
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: P.kwargs,
+    ) -> Coroutine[Any, Any, State]: ...
+
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self,
+        *args: P.args,
+        return_state: Literal[True],
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: P.kwargs,
+    ) -> State: ...
+
+    @overload
+    def __call__(  # type: ignore[valid-type]
+        self,
+        *args: P.args,
+        return_state: Literal[False] = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: P.kwargs,
+    ) -> R: ...
+
+    def __call__(
+        self,
+        *args: Any,
+        return_state: bool = False,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         engine = self._engine(self.signature.bind(*args, **kwargs), wait_for, flow_run_ctx.get())
         if self.isasync:
-            return self._call_async(engine, bool(return_state))  # type: ignore[return-value]
+            return self._call_async(engine, return_state)
         state = engine.run_sync()
-        return state if return_state else state.result()  # type: ignore[return-value]
+        return state if return_state else state.result()
 
     async def _call_async(self, engine: TaskRunEngine, return_state: bool) -> Any:
         state = await engine.run_async()
         return state if return_state else state.result()
 
-    def submit(self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any) -> BatonFuture[R]:
+    @overload
+    def submit(  # type: ignore[valid-type]
+        self: Task[P, Coroutine[Any, Any, T]],
+        *args: P.args,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: P.kwargs,
+    ) -> BatonFuture[T]: ...
+
+    @overload
+    def submit(  # type: ignore[valid-type]
+        self: Task[P, T],
+        *args: P.args,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: P.kwargs,
+    ) -> BatonFuture[T]: ...
+
+    def submit(self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any) -> Any:
         """Start a task run concurrently; returns its future."""
         flow_ctx = _require_flow("submit")
         return self._submit(self.signature.bind(*args, **kwargs), wait_for, flow_ctx)
 
-    def map(self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any) -> BatonFutureList[R]:
+    @overload
+    def map(
+        self: Task[..., Coroutine[Any, Any, T]],
+        *args: Any,
+        wait_for: Iterable[Any] | None = None,
+        **kwargs: Any,
+    ) -> BatonFutureList[T]: ...
+
+    @overload
+    def map(
+        self: Task[..., T], *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any
+    ) -> BatonFutureList[T]: ...
+
+    def map(self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any) -> Any:
         """Submit one task run per item of the iterable arguments (zipped; wrap a value in
         `unmapped(...)` to pass it whole to every run). Futures are waited for and mapped over
         their results."""

@@ -10,7 +10,7 @@ Errors: `TransportUnavailable` (connection failure, timeout, 5xx, 429: retry) an
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
@@ -178,7 +178,7 @@ class BatonClient:
         params = {"flow_run_id": str(flow_run_id), "cursor": cursor, "limit": limit}
         return await self._page("/logs", LogRecord, params)
 
-    async def stream_logs(self, flow_run_id: UUID) -> AsyncIterator[LogRecord]:
+    async def stream_logs(self, flow_run_id: UUID) -> AsyncGenerator[LogRecord, None]:
         """Follow a run's logs (server-sent events) until the run is terminal."""
         params = {"flow_run_id": str(flow_run_id)}
         timeout = httpx.Timeout(self._http.timeout.connect, read=None)

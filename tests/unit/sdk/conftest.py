@@ -108,7 +108,7 @@ class RecordingReporter:
         assert len(runs) == 1, f"expected one flow run named {name}, got {len(runs)}"
         return runs[0]
 
-    def flow_states(self, flow_run_id: UUID) -> list[str]:
+    def flow_states(self, flow_run_id: UUID | None) -> list[str]:
         return [p.state.name for p in self.proposals if p.flow_run_id == flow_run_id]
 
     def task_runs(self, flow_run_id: UUID | None = None) -> dict[UUID, TaskRunInfo]:
