@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ._runtime import Runtime
 
 Steps = Generator[Any, Any, Any]
+FLUSH_BEFORE_END_SECONDS = 5.0
 
 
 def _copy_state(state: State) -> State:
@@ -266,6 +267,8 @@ class FlowRunEngine:
 
     def _finish(self, state: State) -> Generator[Any, Any, State | None]:
         """Propose the attempt's final state; None means: retry."""
+        # The server gets the attempt's task-run states and logs before the run's end.
+        yield from self._await(self.reporter.flush(FLUSH_BEFORE_END_SECONDS))
         result = yield from self._propose(state)
         if result is None:  # nobody orchestrates: our own retry policy
             if state.is_failed() and self.record.run_count <= self.flow.retries:

@@ -52,8 +52,10 @@ class Reporter(Protocol):
 
     def untrack_flow_run(self, flow_run_id: UUID) -> None: ...
 
-    def flush(self, timeout: float) -> bool:
-        """Try to deliver what is buffered; True when nothing is left."""
+    def flush(self, timeout: float) -> Future[bool]:
+        """Start delivering what is buffered; the future says (within `timeout`) whether
+        nothing is left. The engine waits on it before proposing a terminal flow-run state, so
+        the server has a run's task states before the run ends."""
 
     def close(self, timeout: float) -> None:
         """Deliver what is buffered (for at most `timeout` seconds) and release resources."""
@@ -66,6 +68,7 @@ def done(value: Any) -> Future[Any]:
 
 
 _NO_ANSWER: Future[Any] = done(None)
+_DELIVERED: Future[bool] = done(True)
 
 
 class LocalReporter:
@@ -99,8 +102,8 @@ class LocalReporter:
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         pass
 
-    def flush(self, timeout: float) -> bool:
-        return True
+    def flush(self, timeout: float) -> Future[bool]:
+        return _DELIVERED
 
     def close(self, timeout: float) -> None:
         pass

@@ -47,6 +47,12 @@ _TaskStateItem = tuple["TaskRunRecord", "State", int]
 _LogItem = tuple[UUID, UUID | None, str, int, str, float]
 
 
+def _done(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
 @dataclass(frozen=True, slots=True)
 class ReporterConfig:
     max_buffered: int = 100_000
@@ -136,16 +142,18 @@ class RemoteReporter:
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         self._tracked.discard(flow_run_id)
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float) -> Future[bool]:
         if not self._started or self._closed:
-            return not self.pending()
-        if self.outage:
+            return _done(not self.pending())
+        if self.outage:  # the background loop is retrying already; don't wait on it
             self._wake()
-            return False
-        future = self._thread.submit(self._drain(time.monotonic() + timeout))
+            return _done(False)
+        return self._thread.submit(self._flush(timeout))
+
+    async def _flush(self, timeout: float) -> bool:
         try:
-            return future.result(timeout + 1)
-        except Exception:
+            return await asyncio.wait_for(self._drain(time.monotonic() + timeout), timeout)
+        except (TimeoutError, TransportError):
             return False
 
     def close(self, timeout: float) -> None:

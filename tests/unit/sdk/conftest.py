@@ -60,6 +60,7 @@ class RecordingReporter:
         self.logs: list[LogEntry] = []
         self.tracked: set[UUID] = set()
         self.closed = False
+        self.flushes = 0
         self._lock = threading.Lock()
 
     # the protocol
@@ -96,8 +97,9 @@ class RecordingReporter:
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         self.tracked.discard(flow_run_id)
 
-    def flush(self, timeout: float) -> bool:
-        return True
+    def flush(self, timeout: float) -> Future[bool]:
+        self.flushes += 1
+        return _done(True)
 
     def close(self, timeout: float) -> None:
         self.closed = True

@@ -83,7 +83,7 @@ def test_a_flow_reports_everything_to_the_server(settings: ClientSettings) -> No
         return total
 
     assert pipeline() == 10
-    assert reporter.flush(5)
+    assert reporter.flush(5).result(10)
     create = fake.of_type(FlowRunCreate)[0]
     assert create.flow_name == "pipeline" and create.retry_policy.retries == 2
     proposals = [p.state.name for p in fake.of_type(ProposeState)]
@@ -218,7 +218,7 @@ def test_a_run_the_server_refused_to_create_is_not_proposed(settings: ClientSett
         return 1
 
     assert pipeline() == 1
-    assert reporter.flush(5)
+    assert reporter.flush(5).result(10)
     assert fake.of_type(ProposeState) == []
 
 
@@ -235,3 +235,22 @@ def test_settings_choose_the_reporter(baton_home: object) -> None:
     finally:
         http.close(0)
         amqp.close(0)
+
+
+def test_task_states_reach_the_server_before_the_flow_run_ends(settings: ClientSettings) -> None:
+    fake = FakeBaton()
+    remote(fake, settings, ReporterConfig(flush_interval=60, heartbeat_interval=60))
+
+    @task
+    def work() -> None:
+        pass
+
+    @flow
+    def pipeline() -> None:
+        work()
+
+    pipeline()
+    kinds = [type(item).__name__ for item in fake.received]
+    final = max(i for i, item in enumerate(fake.received) if isinstance(item, ProposeState))
+    assert "TaskRunStates" in kinds[:final]
+    assert fake.received[final].state.name == "Completed"
