@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from baton_schemas.envelopes import ProposeState
-from baton_schemas.runs import FlowRunCreate, RetryPolicy
+from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
 from baton_schemas.states import (
     AwaitingRetry,
     Completed,
@@ -63,25 +63,39 @@ def _copy_state(state: State) -> State:
 
 
 class FlowRunEngine:
-    def __init__(self, flow: Flow[..., Any], bound: inspect.BoundArguments, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        flow: Flow[..., Any],
+        bound: inspect.BoundArguments,
+        runtime: Runtime,
+        existing: FlowRun | None = None,
+    ) -> None:
+        """`existing`: a run created elsewhere (a deployment run claimed by a worker): the
+        engine runs it instead of creating one."""
         from pydantic_core import to_jsonable_python
 
         self.flow = flow
         self.bound = bound
         self.reporter = runtime.reporter
-        self.parent = flow_run_ctx.get()
+        self.existing = existing
+        self.parent = flow_run_ctx.get() if existing is None else None
         self.parent_run: TaskRunRecord | None = None
         if self.parent is not None:
             self.parent_run = self._parent_task_run(self.parent)
         self.record = FlowRunRecord(
-            id=uuid4(),
-            name=run_name(),
+            id=existing.id if existing else uuid4(),
+            name=existing.name if existing else run_name(),
             flow_name=flow.name,
             parameters=to_jsonable_python(bound.arguments, fallback=repr),
-            tags=list(flow.tags),
-            retry_policy=RetryPolicy(retries=flow.retries, retry_delay_seconds=flow.retry_delay_seconds),
+            tags=existing.tags if existing else list(flow.tags),
+            retry_policy=(
+                existing.retry_policy
+                if existing
+                else RetryPolicy(retries=flow.retries, retry_delay_seconds=flow.retry_delay_seconds)
+            ),
             parent_flow_run_id=self.parent.flow_run.id if self.parent is not None else None,
             parent_task_run_id=self.parent_run.id if self.parent_run is not None else None,
+            run_count=existing.run_count if existing else 0,
         )
         store = runtime.result_store
         if flow.result_storage is not None:
@@ -209,8 +223,11 @@ class FlowRunEngine:
             state=Pending(),
             retry_policy=record.retry_policy,
         )
-        yield from self._await(self.reporter.create_flow_run(create))
-        self._commit(create.state)  # type: ignore[arg-type]
+        if self.existing is None:
+            yield from self._await(self.reporter.create_flow_run(create))
+            self._commit(create.state)  # type: ignore[arg-type]
+        else:
+            self.record.state = self.existing.state
         self.reporter.track_flow_run(record.id)
         clean_exit = False
         try:
@@ -363,3 +380,15 @@ def _resolved(value: Any) -> Any:
     if type(value) in (list, tuple, set) and any(isinstance(item, BatonFuture) for item in value):
         return type(value)(item.result() if isinstance(item, BatonFuture) else item for item in value)
     return value
+
+
+def run_existing_flow_run(
+    flow: Flow[..., Any], flow_run: FlowRun, runtime: Runtime | None = None
+) -> State | Any:
+    """Run a flow run that already exists on the server (e.g. claimed by a worker) with its
+    stored parameters; returns the final State (a coroutine of it for an async flow)."""
+    from ._runtime import get_runtime
+
+    bound = flow._validator.bind((), dict(flow_run.parameters))
+    engine = FlowRunEngine(flow, bound, runtime or get_runtime(), existing=flow_run)
+    return engine.run_async() if flow.isasync else engine.run_sync()

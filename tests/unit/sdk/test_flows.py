@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from pydantic import BaseModel
@@ -363,3 +364,48 @@ def test_flow_with_options() -> None:
 
     copy = original.with_options(retries=0, name="copy")
     assert copy.retries == 0 and copy.name == "copy" and copy() == 1
+
+
+def test_a_flow_called_from_a_submitted_task_is_a_subflow(reporter: RecordingReporter) -> None:
+    @flow
+    def child() -> str:
+        return "from child"
+
+    @task
+    def runs_a_flow() -> str:
+        return child()
+
+    @flow
+    def parent() -> str:
+        return runs_a_flow.submit().result()
+
+    assert parent() == "from child"
+    assert reporter.flow_run("child").parent_flow_run_id == reporter.flow_run("parent").id
+
+
+def test_an_existing_flow_run_is_run_not_created(reporter: RecordingReporter) -> None:
+    from baton._flow_engine import run_existing_flow_run
+    from baton_schemas.runs import FlowRun
+    from baton_schemas.states import Pending
+
+    @flow
+    def deployed(x: int) -> int:
+        return x + 1
+
+    now = datetime.now(UTC)
+    existing = FlowRun(
+        id=uuid4(),
+        name="claimed-run",
+        flow_id=uuid4(),
+        flow_name="deployed",
+        parameters={"x": "41"},
+        state=Pending(),
+        state_version=2,
+        run_count=1,  # dispatched again after an AwaitingRetry
+        created=now,
+        updated=now,
+    )
+    state = run_existing_flow_run(deployed, existing)
+    assert state.result() == 42
+    assert reporter.created == []
+    assert reporter.flow_states(existing.id) == ["Retrying", "Completed"]
