@@ -20,6 +20,7 @@ from baton_schemas.envelopes import ProposeState
 from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
 from baton_schemas.states import (
     AwaitingRetry,
+    Cancelled,
     Completed,
     Crashed,
     Failed,
@@ -35,7 +36,7 @@ from baton_schemas.states import (
 
 from ._context import FlowRunContext, FlowRunRecord, TaskRunRecord, flow_run_ctx, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
-from ._exceptions import Abort, FailedRun
+from ._exceptions import Abort, CancelledRun, FailedRun
 from ._futures import BatonFuture
 from ._logging import flow_run_logger, format_state, patch_print, run_extra
 from ._names import run_name
@@ -232,7 +233,7 @@ class FlowRunEngine:
         clean_exit = False
         try:
             final = yield from self._attempts()
-            clean_exit = True
+            clean_exit = final.name != "TimedOut"  # don't wait for what the timeout abandoned
             return final
         finally:
             self.reporter.untrack_flow_run(record.id)
@@ -245,6 +246,7 @@ class FlowRunEngine:
             if stopped is not None:
                 return stopped
             record.run_count += 1
+            self.ctx.futures.clear()  # the end of an attempt waits for its own task runs
             outcome: Outcome = yield Call(
                 flow.fn, self.bound.args, self.bound.kwargs, flow.timeout_seconds, f"Flow run {record.name!r}"
             )
@@ -316,8 +318,15 @@ class FlowRunEngine:
         return final
 
     def _cancel_futures(self) -> None:
+        """The attempt ended early: task runs that have not started never will."""
         for future in self.ctx.futures:
-            future._future.cancel()
+            if future._future.cancel():
+                run = future.task_run
+                state = Cancelled(message=f"{self.record.name!r} ended before it started")
+                state.with_result(exception=CancelledRun(state.message or ""))
+                run.version += 1
+                run.state = state
+                self.reporter.report_task_run_state(run, state, run.version)
 
     def _state_from(self, outcome: Outcome) -> Generator[Any, Any, State]:
         if outcome.timed_out:

@@ -409,3 +409,29 @@ def test_an_existing_flow_run_is_run_not_created(reporter: RecordingReporter) ->
     assert state.result() == 42
     assert reporter.created == []
     assert reporter.flow_states(existing.id) == ["Retrying", "Completed"]
+
+
+def test_a_timed_out_flow_cancels_task_runs_that_never_started(reporter: RecordingReporter) -> None:
+    import threading
+
+    from baton import ThreadPoolTaskRunner
+
+    release = threading.Event()
+
+    @task
+    def blocks() -> None:
+        release.wait(10)
+
+    @flow(timeout_seconds=0.2, task_runner=ThreadPoolTaskRunner(max_workers=1))
+    def pipeline() -> None:
+        blocks.submit()
+        blocks.submit()  # queued behind the first: never starts
+        time.sleep(5)
+
+    try:
+        state = pipeline(return_state=True)
+    finally:
+        release.set()
+    assert state.name == "TimedOut"
+    never_started = reporter.task_run_named("blocks-1")
+    assert reporter.task_states(never_started.id) == ["Pending", "Cancelled"]
