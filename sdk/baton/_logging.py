@@ -46,6 +46,23 @@ class ConsoleFormatter(logging.Formatter):
         return super().format(record)
 
 
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (test captures, redirections), unless
+    given a stream of its own with `setStream`."""
+
+    def __init__(self) -> None:
+        self._own_stream: Any = None
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return self._own_stream or sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._own_stream = None if value is sys.stderr else value
+
+
 def _console_filter(record: logging.LogRecord) -> bool:
     return getattr(record, "baton_console", True)
 
@@ -56,7 +73,7 @@ def setup_console(level: str | int = "INFO") -> None:
     with _setup_lock:
         root = logging.getLogger(ROOT)
         if _console_handler is None and not root.handlers:
-            handler = logging.StreamHandler()
+            handler = ConsoleHandler()
             handler.setFormatter(ConsoleFormatter())
             handler.addFilter(_console_filter)
             root.addHandler(handler)
