@@ -5,20 +5,68 @@ A step yields:
 - a number: sleep that many seconds;
 - a `concurrent.futures.Future`: wait until it is done (the step reads it afterwards);
 - a `Call`: run the user's function; the step receives an `Outcome`.
+
+Timeouts of sync user code: it can't be cancelled from outside, so it runs on a helper thread
+and the driver stops waiting at the deadline (the run ends TimedOut); the helper is sent
+`RunInterrupted` (an asynchronous exception, delivered at its next Python instruction) so it
+stops as soon as it is back from C code. Async code is cancelled by `asyncio.timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
+import ctypes
+import threading
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, TypeVar
 
-from ._exceptions import RunTimeoutError
-from ._timeouts import call_with_timeout
+from ._exceptions import RunInterrupted, RunTimeoutError
 
 Steps = Generator[Any, Any, Any]
+T = TypeVar("T")
+
+
+def interrupt_thread(thread: threading.Thread) -> None:
+    ident = thread.ident
+    if ident is None or not thread.is_alive():
+        return
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(RunInterrupted))
+
+
+def call_with_timeout(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """Call `fn()` (in a copy of the current context) and return its value, or raise
+    `RunTimeoutError` after `timeout` seconds."""
+    outcome: list[Any] = []
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        try:
+            outcome.append((True, context.run(fn)))
+        except RunInterrupted:
+            return
+        except BaseException as exc:
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=target, name=f"baton-timeout:{what}", daemon=True)
+    thread.start()
+    try:
+        finished = done.wait(timeout)
+    except BaseException:  # e.g. KeyboardInterrupt while waiting: stop the helper too
+        interrupt_thread(thread)
+        raise
+    if not finished:
+        interrupt_thread(thread)
+        raise RunTimeoutError(f"{what} exceeded its timeout of {timeout:g} second(s)")
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
 
 
 class Call:
