@@ -26,7 +26,10 @@ class ServerSettings(BaseSettings):
     db_pool_max: int = 20
 
     # tracker
-    tracker_prefetch: int = 64
+    # batches (task-run states, logs) are large: few at a time bounds memory
+    tracker_prefetch: int = 8
+    # proposals are small and latency-bound: many in flight
+    tracker_rpc_prefetch: int = 64
     default_lease_seconds: float = 30.0
     reaper_interval_seconds: float = 2.0
     outbox_sweep_interval_seconds: float = 1.0

@@ -62,6 +62,7 @@ class Consumer(abc.ABC):
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._publisher: Publisher | None = None
+        self._reply_channel: AbstractChannel | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._stopping = False
@@ -77,6 +78,8 @@ class Consumer(abc.ABC):
     async def _subscribe(self) -> None:
         self._channel = await self._broker.new_channel(prefetch=self._prefetch)
         self._publisher = Publisher(self._channel)
+        # replies go to direct reply-to pseudo-queues: no confirm to wait for, nothing to keep
+        self._reply_channel = await self._broker.connection.channel(publisher_confirms=False)
         self._queue = await self._channel.get_queue(self.queue_name, ensure=True)
         self._consumer_tag = await self._queue.consume(self._on_message)
         log.info("consuming %s", self.queue_name)
@@ -165,6 +168,24 @@ class Consumer(abc.ABC):
             return
         await message.ack()
 
+    async def reply(self, message: AbstractIncomingMessage, body: bytes, *, timeout: float = 5.0) -> None:
+        """Answer an RPC on its `reply_to` address; a caller that went away is not an error."""
+        if not message.reply_to or self._reply_channel is None:
+            return
+        try:
+            await self._reply_channel.default_exchange.publish(
+                json_message(
+                    body,
+                    message_id=message.message_id or "",
+                    persistent=False,
+                    correlation_id=message.correlation_id,
+                ),
+                routing_key=message.reply_to,
+                timeout=timeout,
+            )
+        except Exception as exc:
+            log.warning("could not reply to %s: %s", message.reply_to, exc)
+
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop taking messages, let in-flight handlers finish for `grace` seconds, then cancel."""
         if self._stopping:
@@ -183,6 +204,7 @@ class Consumer(abc.ABC):
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await self._channel.close()
+        for channel in (self._channel, self._reply_channel):
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    await channel.close()

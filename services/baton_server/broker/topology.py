@@ -16,6 +16,12 @@ DEAD = "baton.dead"
 
 TRACKER_QUEUE = "baton.tracker"
 TRACKER_ROUTING_KEY = "tracker"
+# RPCs (proposals, run creation) wait on their own queue: the caller retries a lost one with the
+# same id, so it needs no replicated durability, and one older than any caller's timeout is
+# dead-lettered rather than answered to nobody.
+TRACKER_RPC_QUEUE = "baton.tracker.rpc"
+TRACKER_RPC_ROUTING_KEY = "rpc"
+RPC_MESSAGE_TTL_MS = 60_000
 DEAD_QUEUE = "baton.dead"
 
 EXCHANGES: dict[str, aio_pika.ExchangeType] = {
@@ -58,6 +64,12 @@ async def declare_topology(channel: AbstractChannel) -> None:
         TRACKER_QUEUE, durable=True, arguments=quorum_arguments(TRACKER_DELIVERY_LIMIT)
     )
     await tracker.bind(TRACKER, routing_key=TRACKER_ROUTING_KEY)
+    rpc = await channel.declare_queue(
+        TRACKER_RPC_QUEUE,
+        durable=True,
+        arguments={"x-message-ttl": RPC_MESSAGE_TTL_MS, "x-dead-letter-exchange": DEAD},
+    )
+    await rpc.bind(TRACKER, routing_key=TRACKER_RPC_ROUTING_KEY)
 
 
 async def declare_pool_queue(channel: AbstractChannel, pool: str, queue: str) -> AbstractQueue:

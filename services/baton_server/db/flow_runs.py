@@ -15,7 +15,7 @@ from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import Scheduled, State, StateType
 
 from ..broker.messages import state_change_message
-from ..broker.outbox import Outbox, OutboxRow
+from ..broker.outbox import OutboxRow
 from .flows import get_or_create_flow
 from .names import run_name
 from .rows import FLOW_RUN_COLUMNS, flow_run_from_row
@@ -57,74 +57,110 @@ async def _existing(conn: asyncpg.Connection[Any], create: FlowRunCreate) -> Flo
     return None
 
 
+_CREATE = """
+    WITH run AS (
+        INSERT INTO flow_runs (id, name, flow_id, deployment_id, parent_task_run_id,
+            parent_flow_run_id, parameters, tags, idempotency_key, state, state_type, state_name,
+            state_version, next_scheduled_time, expected_start_time, retries, retry_delay_seconds,
+            work_pool_name, work_queue_name, job_variables, start_time, run_count)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16, $17, $18,
+            $19, $20, $21)
+        ON CONFLICT DO NOTHING
+        RETURNING *
+    ), history AS (
+        INSERT INTO states (id, flow_run_id, verdict, version, type, name, timestamp, state)
+        SELECT $22, id, 'ACCEPT', 1, state_type, state_name, $23, state FROM run
+    ), message AS (
+        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+        SELECT $24, $25, $22, $26, false FROM run
+        RETURNING id
+    )
+    SELECT run.*, (SELECT id FROM message) AS outbox_id FROM run"""
+
+
+async def _flow_for(conn: asyncpg.Connection[Any], create: FlowRunCreate) -> asyncpg.Record:
+    if create.flow_id is not None:
+        row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", create.flow_id)
+        if row is None:
+            raise InvalidRun(f"flow {create.flow_id} does not exist")
+        return row
+    if not create.flow_name:
+        raise InvalidRun("give flow_id or flow_name")
+    row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE name = $1", create.flow_name)
+    if row is None:
+        flow = await get_or_create_flow(conn, FlowCreate(name=create.flow_name))
+        return await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", flow.id)
+    return row
+
+
 async def create_flow_run(
     conn: asyncpg.Connection[Any], create: FlowRunCreate
 ) -> tuple[FlowRun, list[OutboxRow], bool]:
     """Create a run (or return the one with the same id / idempotency key).
 
-    Returns the run, the outbox rows to send after commit, and whether it was created.
+    Returns the run, the outbox rows to send after commit, and whether it was created. The run,
+    its first state and its state-change message are written by one statement, atomically.
     """
-    async with conn.transaction():
-        if existing := await _existing(conn, create):
-            return existing, [], False
-        if create.flow_id is not None:
-            flow_row = await conn.fetchrow("SELECT id FROM flows WHERE id = $1", create.flow_id)
-            if flow_row is None:
-                raise InvalidRun(f"flow {create.flow_id} does not exist")
-            flow_id = create.flow_id
-        elif create.flow_name:
-            flow_id = (await get_or_create_flow(conn, FlowCreate(name=create.flow_name))).id
-        else:
-            raise InvalidRun("give flow_id or flow_name")
-        state = create.state or Scheduled()
-        if state.type not in INITIAL_TYPES:
-            raise InvalidRun(f"a flow run cannot start in state {state.type.value}")
-        run_id = create.id or uuid.uuid4()
-        scheduled = state.scheduled_time if state.type is StateType.SCHEDULED else None
-        inserted = await conn.fetchval(
-            """INSERT INTO flow_runs (id, name, flow_id, deployment_id, parent_task_run_id,
-                   parent_flow_run_id, parameters, tags, idempotency_key, state, state_type,
-                   state_name, state_version, next_scheduled_time, expected_start_time, retries,
-                   retry_delay_seconds, work_pool_name, work_queue_name, job_variables,
-                   start_time, run_count)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16,
-                   $17, $18, $19, $20, $21)
-               ON CONFLICT DO NOTHING RETURNING id""",
-            run_id,
-            create.name or run_name(),
-            flow_id,
-            create.deployment_id,
-            create.parent_task_run_id,
-            create.parent_flow_run_id,
-            create.parameters,
-            create.tags,
-            create.idempotency_key,
-            state.model_dump(mode="json"),
-            state.type.value,
-            state.name,
-            scheduled,
-            scheduled or state.timestamp,
-            create.retry_policy.retries,
-            create.retry_policy.retry_delay_seconds,
-            create.work_pool_name,
-            create.work_queue_name,
-            create.job_variables,
-            state.timestamp if state.type is StateType.RUNNING else None,
-            1 if state.type is StateType.RUNNING else 0,
-        )
-        if inserted is None:  # a concurrent creator won the race on id or idempotency key
-            existing = await _existing(conn, create)
-            assert existing is not None
-            return existing, [], False
-        await insert_state(conn, state, version=1, flow_run_id=run_id)
-        run = await get_flow_run(conn, run_id)
-        assert run is not None
-        row = await read_flow_run(conn, run_id)
-        assert row is not None
-        rows = await Outbox.add(
-            conn, [state_change_message(flow_run_change(row, state, version=1, previous=None))]
-        )
-        return run, rows, True
+    state = create.state or Scheduled()
+    if state.type not in INITIAL_TYPES:
+        raise InvalidRun(f"a flow run cannot start in state {state.type.value}")
+    flow = await _flow_for(conn, create)
+    run_id = create.id or uuid.uuid4()
+    name = create.name or run_name()
+    change = StateChange(
+        id=state.id,
+        run_kind=RunKind.FLOW_RUN,
+        run_id=run_id,
+        run_name=name,
+        flow_run_id=run_id,
+        flow_id=flow["id"],
+        flow_name=flow["name"],
+        flow_slug=flow["slug"],
+        deployment_id=create.deployment_id,
+        state=state,
+        state_version=1,
+        tags=create.tags,
+        occurred=state.timestamp,
+    )
+    message = state_change_message(change)
+    scheduled = state.scheduled_time if state.type is StateType.SCHEDULED else None
+    running = state.type is StateType.RUNNING
+    row = await conn.fetchrow(
+        _CREATE,
+        run_id,
+        name,
+        flow["id"],
+        create.deployment_id,
+        create.parent_task_run_id,
+        create.parent_flow_run_id,
+        create.parameters,
+        create.tags,
+        create.idempotency_key,
+        state.model_dump(mode="json"),
+        state.type.value,
+        state.name,
+        scheduled,
+        scheduled or state.timestamp,
+        create.retry_policy.retries,
+        create.retry_policy.retry_delay_seconds,
+        create.work_pool_name,
+        create.work_queue_name,
+        create.job_variables,
+        state.timestamp if running else None,
+        1 if running else 0,
+        state.id,
+        state.timestamp,
+        message.exchange,
+        message.routing_key,
+        message.body,
+    )
+    if row is None:  # the id or idempotency key exists already
+        existing = await _existing(conn, create)
+        if existing is None:
+            raise InvalidRun("a flow run with this id or idempotency key is being created")
+        return existing, [], False
+    run = flow_run_from_row({**row, "flow_name": flow["name"]})
+    return run, [OutboxRow(row["outbox_id"], message)], True
 
 
 async def insert_state(

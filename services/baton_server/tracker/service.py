@@ -18,8 +18,7 @@ from baton_schemas.envelopes import (
 )
 
 from ..broker.consumer import Consumer, DeadLetter
-from ..broker.publisher import json_message
-from ..broker.topology import TRACKER_QUEUE
+from ..broker.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
 from .ingest import extend_leases, store_logs, store_task_run_states
@@ -34,8 +33,8 @@ _decoder: TypeAdapter[TrackerMessage] = TypeAdapter(TrackerMessage)
 class TrackerConsumer(Consumer):
     queue_name = TRACKER_QUEUE
 
-    def __init__(self, ctx: ServerContext) -> None:
-        super().__init__(ctx.broker, prefetch=ctx.settings.tracker_prefetch)
+    def __init__(self, ctx: ServerContext, *, prefetch: int | None = None) -> None:
+        super().__init__(ctx.broker, prefetch=prefetch or ctx.settings.tracker_prefetch)
         self._ctx = ctx
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
@@ -82,23 +81,13 @@ class TrackerConsumer(Consumer):
         return RpcReply(ok=True, flow_run=run)
 
     async def _reply(self, message: AbstractIncomingMessage, reply: RpcReply) -> None:
-        if not message.reply_to:
-            return  # an RPC sent without a reply address: the effect is stored, nobody waits
-        channel = self._channel
-        assert channel is not None
-        try:
-            await channel.default_exchange.publish(
-                json_message(
-                    reply.to_json(),
-                    message_id=message.message_id or "",
-                    persistent=False,
-                    correlation_id=message.correlation_id,
-                ),
-                routing_key=message.reply_to,
-                timeout=self._ctx.settings.publish_timeout_seconds,
-            )
-        except Exception as exc:  # the caller went away; it retries with the same transition id
-            log.warning("could not reply to %s: %s", message.reply_to, exc)
+        await self.reply(message, reply.to_json(), timeout=self._ctx.settings.publish_timeout_seconds)
+
+
+class TrackerRpcConsumer(TrackerConsumer):
+    """The same handler on the RPC queue."""
+
+    queue_name = TRACKER_RPC_QUEUE
 
 
 class TrackerService:
@@ -106,13 +95,18 @@ class TrackerService:
 
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
-        self._consumer = TrackerConsumer(ctx)
+        self._consumers = [
+            TrackerConsumer(ctx),
+            TrackerRpcConsumer(ctx, prefetch=ctx.settings.tracker_rpc_prefetch),
+        ]
         self._reaper = Reaper(ctx.pool, ctx.outbox, interval=ctx.settings.reaper_interval_seconds)
 
     async def start(self) -> None:
-        await self._consumer.start()
+        for consumer in self._consumers:
+            await consumer.start()
         self._reaper.start()
 
     async def stop(self) -> None:
-        await self._consumer.stop(grace=self._ctx.settings.shutdown_grace_seconds)
+        for consumer in self._consumers:
+            await consumer.stop(grace=self._ctx.settings.shutdown_grace_seconds)
         await self._reaper.stop()

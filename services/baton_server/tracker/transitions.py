@@ -1,8 +1,15 @@
-"""Apply the policy to a proposed flow-run transition, under the run's row lock.
+"""Apply the policy to a proposed flow-run transition.
 
 The one transition function: the tracker's RPC handler, the API's `set_state` and the reaper
 all call `propose_flow_run_state`. It returns the verdict and the outbox rows to send once the
-caller's transaction has committed.
+write has committed.
+
+Concurrency is optimistic: the run is read (with any earlier answer to the same transition id),
+the rules decide, and the write is one statement that updates the run only if its
+`state_version` is still the one read, inserting the history row and the outbox row in the same
+statement. Of any number of racing proposals exactly one write succeeds; the others read again
+and are decided against the new state. This holds no row lock across a round trip and costs two
+round trips for a transition that writes, one for one that doesn't.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from baton_schemas.envelopes import Claim, ProposeState
 from baton_schemas.states import State, StateType, TransitionResult, Verdict
 
 from ..broker.messages import state_change_message
-from ..broker.outbox import Outbox, OutboxMessage, OutboxRow
-from ..db.flow_runs import flow_run_change, insert_state, read_flow_run
+from ..broker.outbox import OutboxRow
+from ..db.flow_runs import flow_run_change
+from ..db.rows import FLOW_RUN_COLUMNS
 from .rules import Decision, Proposal, RunSnapshot, decide
 
 # States in which a run has an owner, a lease and therefore the reaper's attention.
@@ -37,17 +45,44 @@ class Outcome:
     outbox: list[OutboxRow]
 
 
-async def _replay(conn: asyncpg.Connection[Any], transition_id: uuid.UUID) -> TransitionResult | None:
-    """The answer already given to this transition id, if it was one that wrote a state."""
-    row = await conn.fetchrow(
-        "SELECT verdict, version, state FROM states WHERE transition_id = $1", transition_id
+_READ = f"""
+    SELECT {FLOW_RUN_COLUMNS},
+        (SELECT jsonb_build_object('verdict', s.verdict, 'version', s.version, 'state', s.state)
+         FROM states s WHERE s.transition_id = $2) AS replay
+    FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id
+    WHERE fr.id = $1"""
+
+_REPLAY = """SELECT jsonb_build_object('verdict', verdict, 'version', version, 'state', state)
+             FROM states WHERE transition_id = $1"""
+
+# The run, its history and the state-change message, in one round trip.
+_WRITE = """
+    WITH run AS (
+        UPDATE flow_runs SET
+            state = $2, state_type = $3, state_name = $4, state_version = $5,
+            next_scheduled_time = $6,
+            run_count = run_count + $7,
+            start_time = CASE WHEN $7 = 1 THEN COALESCE(start_time, $8) ELSE start_time END,
+            end_time = $9,
+            worker_id = $10, claim_id = $11, lease_expires_at = $12, updated = now()
+        WHERE id = $1 AND state_version = $5 - 1
+        RETURNING id
+    ), history AS (
+        INSERT INTO states (id, flow_run_id, transition_id, verdict, version, type, name,
+            timestamp, state)
+        SELECT $13, id, $14, $15, $5, $3, $4, $8, $2 FROM run
     )
-    if row is None:
+    INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+    SELECT $16, $17, $13, $18, $19 FROM run RETURNING id"""
+
+
+def _replayed(value: dict[str, Any] | None) -> TransitionResult | None:
+    if value is None:
         return None
     return TransitionResult(
-        verdict=Verdict(row["verdict"]),
-        state=State.model_validate(row["state"]),
-        state_version=row["version"],
+        verdict=Verdict(value["verdict"]),
+        state=State.model_validate(value["state"]),
+        state_version=value["version"],
     )
 
 
@@ -62,7 +97,8 @@ async def _write(
     verdict: Verdict,
     claim: Claim | None,
     default_lease: float,
-) -> OutboxMessage:
+) -> OutboxRow | None:
+    """Write `state` as version `version`; None if the run moved on since it was read."""
     now = utcnow()
     worker_id, claim_id, lease = row["worker_id"], row["claim_id"], None
     if state.type in OWNED_TYPES:
@@ -72,38 +108,30 @@ async def _write(
             worker_id, claim_id = claim.worker_id, transition_id
     else:
         worker_id = claim_id = None
-    entering_running = state.type is StateType.RUNNING
-    await conn.execute(
-        """UPDATE flow_runs SET
-               state = $2, state_type = $3, state_name = $4, state_version = $5,
-               next_scheduled_time = $6,
-               run_count = run_count + $7,
-               start_time = CASE WHEN $7 = 1 THEN COALESCE(start_time, $8) ELSE start_time END,
-               end_time = $9,
-               worker_id = $10, claim_id = $11, lease_expires_at = $12, updated = now()
-           WHERE id = $1""",
+    message = state_change_message(flow_run_change(row, state, version=version, previous=previous))
+    outbox_id = await conn.fetchval(
+        _WRITE,
         row["id"],
         state.model_dump(mode="json"),
         state.type.value,
         state.name,
         version,
         state.scheduled_time if state.type is StateType.SCHEDULED else None,
-        1 if entering_running else 0,
+        1 if state.type is StateType.RUNNING else 0,
         state.timestamp,
         state.timestamp if state.is_terminal else None,
         worker_id,
         claim_id,
         lease,
+        state.id,
+        transition_id,
+        verdict.value,
+        message.exchange,
+        message.routing_key,
+        message.body,
+        message.mandatory,
     )
-    await insert_state(
-        conn,
-        state,
-        version=version,
-        flow_run_id=row["id"],
-        transition_id=transition_id,
-        verdict=verdict.value,
-    )
-    return state_change_message(flow_run_change(row, state, version=version, previous=previous))
+    return None if outbox_id is None else OutboxRow(outbox_id, message)
 
 
 async def propose_flow_run_state(
@@ -113,72 +141,112 @@ async def propose_flow_run_state(
     default_lease_seconds: float = 30.0,
     now: datetime | None = None,
 ) -> Outcome:
-    """Decide on a proposal and persist its effects. Raises RunNotFound."""
-    async with conn.transaction():
-        if (replayed := await _replay(conn, proposal.transition_id)) is not None:
-            return Outcome(replayed, [])
-        row = await read_flow_run(conn, proposal.flow_run_id, lock=True)
-        if row is None:
-            raise RunNotFound(f"flow run {proposal.flow_run_id} does not exist")
-        current = State.model_validate(row["state"])
-        snapshot = RunSnapshot(
-            state=current,
-            state_version=row["state_version"],
-            run_count=row["run_count"],
-            retries=row["retries"],
-            retry_delay_seconds=row["retry_delay_seconds"],
-        )
-        decision: Decision = decide(snapshot, Proposal(proposal.state, force=proposal.force), now or utcnow())
-        if decision.write is None:
-            return Outcome(
-                TransitionResult(
-                    verdict=decision.verdict,
-                    state=current,
-                    state_version=row["state_version"],
-                    reason=decision.reason,
-                    delay_seconds=decision.delay_seconds,
-                ),
-                [],
-            )
-        version = row["state_version"] + 1
-        messages = [
-            await _write(
-                conn,
-                row,
-                decision.write,
-                previous=current,
-                version=version,
-                transition_id=proposal.transition_id,
-                verdict=decision.verdict,
-                claim=proposal.claim,
-                default_lease=default_lease_seconds,
-            )
-        ]
-        final = decision.write
-        if decision.follow_up is not None:
-            version += 1
-            messages.append(
-                await _write(
-                    conn,
-                    row,
-                    decision.follow_up,
-                    previous=decision.write,
-                    version=version,
-                    transition_id=None,
-                    verdict=decision.verdict,
-                    claim=None,
-                    default_lease=default_lease_seconds,
-                )
-            )
-            final = decision.follow_up
-        rows = await Outbox.add(conn, messages)
+    """Decide on a proposal and persist its effects. Raises RunNotFound.
+
+    The same transition id always gets the answer it got first: the run row is locked before
+    the history is searched for it, and a state written under that id is unique, so two copies
+    of one proposal racing each other cannot both write.
+    """
+    try:
+        return await _propose(conn, proposal, default_lease_seconds, now)
+    except asyncpg.UniqueViolationError:
+        # an identical proposal committed first: answer as it was answered
+        replayed = _replayed(await conn.fetchval(_REPLAY, proposal.transition_id))
+        if replayed is None:
+            raise
+        return Outcome(replayed, [])
+
+
+class _Moved(Exception):
+    """The run changed between read and write: decide again."""
+
+
+async def _propose(
+    conn: asyncpg.Connection[Any],
+    proposal: ProposeState,
+    default_lease_seconds: float,
+    now: datetime | None,
+) -> Outcome:
+    while True:
+        try:
+            return await _attempt(conn, proposal, default_lease_seconds, now)
+        except _Moved:
+            continue
+
+
+async def _attempt(
+    conn: asyncpg.Connection[Any],
+    proposal: ProposeState,
+    default_lease_seconds: float,
+    now: datetime | None,
+) -> Outcome:
+    row = await conn.fetchrow(_READ, proposal.flow_run_id, proposal.transition_id)
+    if row is None:
+        raise RunNotFound(f"flow run {proposal.flow_run_id} does not exist")
+    if (replayed := _replayed(row["replay"])) is not None:
+        return Outcome(replayed, [])
+    current = State.model_validate(row["state"])
+    snapshot = RunSnapshot(
+        state=current,
+        state_version=row["state_version"],
+        run_count=row["run_count"],
+        retries=row["retries"],
+        retry_delay_seconds=row["retry_delay_seconds"],
+    )
+    decision: Decision = decide(snapshot, Proposal(proposal.state, force=proposal.force), now or utcnow())
+    if decision.write is None:
         return Outcome(
             TransitionResult(
                 verdict=decision.verdict,
-                state=final,
-                state_version=version,
+                state=current,
+                state_version=row["state_version"],
                 reason=decision.reason,
                 delay_seconds=decision.delay_seconds,
             ),
-            rows,
+            [],
         )
+    version = row["state_version"] + 1
+    first = dict(
+        previous=current,
+        version=version,
+        transition_id=proposal.transition_id,
+        verdict=decision.verdict,
+        claim=proposal.claim,
+        default_lease=default_lease_seconds,
+    )
+    if decision.follow_up is None:
+        written = await _write(conn, row, decision.write, **first)  # type: ignore[arg-type]
+        if written is None:
+            raise _Moved
+        rows, final = [written], decision.write
+    else:
+        # two states that must land together: the crash, then its retry
+        async with conn.transaction():
+            written = await _write(conn, row, decision.write, **first)  # type: ignore[arg-type]
+            if written is None:
+                raise _Moved
+            version += 1
+            follow = await _write(
+                conn,
+                row,
+                decision.follow_up,
+                previous=decision.write,
+                version=version,
+                transition_id=None,
+                verdict=decision.verdict,
+                claim=None,
+                default_lease=default_lease_seconds,
+            )
+            if follow is None:
+                raise _Moved
+        rows, final = [written, follow], decision.follow_up
+    return Outcome(
+        TransitionResult(
+            verdict=decision.verdict,
+            state=final,
+            state_version=version,
+            reason=decision.reason,
+            delay_seconds=decision.delay_seconds,
+        ),
+        rows,
+    )
