@@ -14,8 +14,8 @@ import uuid
 
 import asyncpg
 import httpx
-
 from _harness import RunningServer, describe, server
+
 from baton._transport.amqp import AmqpTracker
 from baton_schemas.envelopes import ProposeState, TaskRunStateReport, TaskRunStates
 from baton_schemas.runs import FlowRunCreate, TaskRunInfo
@@ -75,7 +75,9 @@ async def ingest(tracker: AmqpTracker, database_url: str, states: int, batch: in
     run = await tracker.create_flow_run(FlowRunCreate(flow_name="bench-ingest"))
     reports = []
     for i in range(states // 3):
-        info = TaskRunInfo(id=uuid.uuid4(), flow_run_id=run.id, name=f"t-{i}", task_key="t", dynamic_key=str(i))
+        info = TaskRunInfo(
+            id=uuid.uuid4(), flow_run_id=run.id, name=f"t-{i}", task_key="t", dynamic_key=str(i)
+        )
         for version, state in enumerate((Pending(), Running(), Completed()), start=1):
             reports.append(TaskRunStateReport(task_run=info, state=state, version=version))
     batches = [TaskRunStates(reports=reports[i : i + batch]) for i in range(0, len(reports), batch)]
@@ -97,8 +99,12 @@ async def main(srv: RunningServer) -> None:
         await rpc_round_trips(tracker, 30)  # warm-up
         print(describe("transition round trip, AMQP RPC", await rpc_round_trips(tracker, 400)))
         print(describe("transition round trip, HTTP", await http_round_trips(srv.api_url, None, 400)))
-        print(f"accepted flow-run transitions/s (AMQP, 64 in flight): {await throughput(tracker, 2000, 64):.0f}")
-        print(f"task-run states ingested/s (batches of 1000): {await ingest(tracker, srv.backends.database_url, 60000, 1000):.0f}")
+        print(
+            f"accepted flow-run transitions/s (AMQP, 64 in flight): {await throughput(tracker, 2000, 64):.0f}"
+        )
+        print(
+            f"task-run states ingested/s (batches of 1000): {await ingest(tracker, srv.backends.database_url, 60000, 1000):.0f}"
+        )
     print(f"server RSS after the run: {srv.rss_mb():.1f} MB")
 
 

@@ -21,7 +21,7 @@ from ..support.waiting import eventually
 
 
 async def test_server_serves_http_and_amqp_and_stops_on_sigterm(backends: Backends, tmp_path: Path) -> None:
-    key = subprocess.run(
+    key = subprocess.run(  # noqa: ASYNC221 - the CLI as a user runs it, before anything else
         [BATON, "api-key", "create", "--name", "e2e", "--scope", "write"],
         env=baton_env(backends),
         capture_output=True,

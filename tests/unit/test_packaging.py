@@ -42,7 +42,8 @@ def test_committed_schemas_are_up_to_date() -> None:
 def test_import_baton_does_not_load_server_code() -> None:
     probe = (
         "import sys, baton; "
-        "bad = [m for m in ('fastapi', 'asyncpg', 'uvicorn', 'baton_server', 'aio_pika') if m in sys.modules]; "
+        "bad = [m for m in ('fastapi', 'asyncpg', 'uvicorn', 'baton_server', 'aio_pika') "
+        "if m in sys.modules]; "
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

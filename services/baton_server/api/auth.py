@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from ..db.types import Connection
+
 KEY_PREFIX = "baton_"
 _CACHE_SECONDS = 10.0
 
@@ -44,7 +46,7 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_api_key(conn: asyncpg.Connection[Any], *, name: str, scope: Scope) -> tuple[ApiKey, str]:
+async def create_api_key(conn: Connection, *, name: str, scope: Scope) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never stored or shown again."""
     public = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(24)}"

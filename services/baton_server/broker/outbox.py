@@ -19,6 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
+from ..db.types import Connection
 from .publisher import Publisher, json_message
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Outbox:
         self._tasks: list[asyncio.Task[None]] = []
 
     @staticmethod
-    async def add(conn: asyncpg.Connection[Any], messages: list[OutboxMessage]) -> list[OutboxRow]:
+    async def add(conn: Connection, messages: list[OutboxMessage]) -> list[OutboxRow]:
         """Insert rows inside the caller's transaction. Returns them, for `sent_after_commit`."""
         if not messages:
             return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -19,6 +19,7 @@ from ..broker.outbox import OutboxRow
 from .flows import get_or_create_flow
 from .names import run_name
 from .rows import FLOW_RUN_COLUMNS, flow_run_from_row
+from .types import Connection
 
 INITIAL_TYPES = frozenset({StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING})
 
@@ -27,9 +28,7 @@ class InvalidRun(ValueError):
     """A flow run that cannot be created as asked (unknown flow, bad initial state)."""
 
 
-async def read_flow_run(
-    conn: asyncpg.Connection[Any], run_id: uuid.UUID, *, lock: bool = False
-) -> asyncpg.Record | None:
+async def read_flow_run(conn: Connection, run_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
     lock_clause = "FOR UPDATE OF fr" if lock else ""
     return await conn.fetchrow(
         f"""SELECT {FLOW_RUN_COLUMNS} FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id
@@ -38,12 +37,12 @@ async def read_flow_run(
     )
 
 
-async def get_flow_run(conn: asyncpg.Connection[Any], run_id: uuid.UUID) -> FlowRun | None:
+async def get_flow_run(conn: Connection, run_id: uuid.UUID) -> FlowRun | None:
     row = await read_flow_run(conn, run_id)
     return flow_run_from_row(row) if row else None
 
 
-async def _existing(conn: asyncpg.Connection[Any], create: FlowRunCreate) -> FlowRun | None:
+async def _existing(conn: Connection, create: FlowRunCreate) -> FlowRun | None:
     if create.id is not None and (run := await get_flow_run(conn, create.id)):
         return run
     if create.idempotency_key is not None:
@@ -78,24 +77,24 @@ _CREATE = """
     SELECT run.*, (SELECT id FROM message) AS outbox_id FROM run"""
 
 
-async def _flow_for(conn: asyncpg.Connection[Any], create: FlowRunCreate) -> asyncpg.Record:
+async def _flow_for(conn: Connection, create: FlowRunCreate) -> asyncpg.Record:
+    row: asyncpg.Record | None  # the pool's connection proxy is typed loosely
     if create.flow_id is not None:
         row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", create.flow_id)
         if row is None:
             raise InvalidRun(f"flow {create.flow_id} does not exist")
-        return row
+        return cast(asyncpg.Record, row)
     if not create.flow_name:
         raise InvalidRun("give flow_id or flow_name")
     row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE name = $1", create.flow_name)
     if row is None:
         flow = await get_or_create_flow(conn, FlowCreate(name=create.flow_name))
-        return await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", flow.id)
-    return row
+        row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", flow.id)
+        assert row is not None
+    return cast(asyncpg.Record, row)
 
 
-async def create_flow_run(
-    conn: asyncpg.Connection[Any], create: FlowRunCreate
-) -> tuple[FlowRun, list[OutboxRow], bool]:
+async def create_flow_run(conn: Connection, create: FlowRunCreate) -> tuple[FlowRun, list[OutboxRow], bool]:
     """Create a run (or return the one with the same id / idempotency key).
 
     Returns the run, the outbox rows to send after commit, and whether it was created. The run,
@@ -164,7 +163,7 @@ async def create_flow_run(
 
 
 async def insert_state(
-    conn: asyncpg.Connection[Any],
+    conn: Connection,
     state: State,
     *,
     version: int,
@@ -225,7 +224,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 async def list_flow_runs(
-    conn: asyncpg.Connection[Any],
+    conn: Connection,
     *,
     states: list[StateType] | None = None,
     flow_name: str | None = None,

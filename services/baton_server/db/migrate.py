@@ -6,9 +6,10 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
 
 import asyncpg
+
+from .types import Connection
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def available_migrations() -> list[Migration]:
     return found
 
 
-async def upgrade(conn: asyncpg.Connection[Any]) -> list[Migration]:
+async def upgrade(conn: Connection) -> list[Migration]:
     """Apply every migration not yet applied. Safe to run from several processes at once."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
     try:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-import asyncpg
 import orjson
 
 from baton_schemas.envelopes import (
@@ -27,6 +25,7 @@ from baton_schemas.states import StateType
 
 from ..broker.messages import state_change_message
 from ..broker.outbox import Outbox, OutboxRow
+from ..db.types import Connection
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,7 @@ def _fold(reports: list[TaskRunStateReport]) -> dict[UUID, _Latest]:
     return by_run
 
 
-async def store_task_run_states(
-    conn: asyncpg.Connection[Any], reports: list[TaskRunStateReport]
-) -> list[OutboxRow]:
+async def store_task_run_states(conn: Connection, reports: list[TaskRunStateReport]) -> list[OutboxRow]:
     flow_run_ids = list({r.task_run.flow_run_id for r in reports})
     async with conn.transaction():
         known = {
@@ -174,7 +171,7 @@ async def store_task_run_states(
         return await Outbox.add(conn, messages)
 
 
-async def store_logs(conn: asyncpg.Connection[Any], logs: list[LogRecord]) -> int:
+async def store_logs(conn: Connection, logs: list[LogRecord]) -> int:
     result = await conn.execute(
         """INSERT INTO logs (id, flow_run_id, task_run_id, name, level, message, timestamp)
            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::smallint[],
@@ -192,7 +189,7 @@ async def store_logs(conn: asyncpg.Connection[Any], logs: list[LogRecord]) -> in
     return int(result.split()[-1])
 
 
-async def extend_leases(conn: asyncpg.Connection[Any], heartbeat: Heartbeat) -> int:
+async def extend_leases(conn: Connection, heartbeat: Heartbeat) -> int:
     """Extend the leases of runs the sender still owns. Returns how many were extended."""
     if not heartbeat.flow_run_ids:
         return 0

@@ -29,6 +29,7 @@ from ..broker.messages import state_change_message
 from ..broker.outbox import OutboxRow
 from ..db.flow_runs import flow_run_change
 from ..db.rows import FLOW_RUN_COLUMNS
+from ..db.types import Connection
 from .rules import Decision, Proposal, RunSnapshot, decide
 
 # States in which a run has an owner, a lease and therefore the reaper's attention.
@@ -87,7 +88,7 @@ def _replayed(value: dict[str, Any] | None) -> TransitionResult | None:
 
 
 async def _write(
-    conn: asyncpg.Connection[Any],
+    conn: Connection,
     row: asyncpg.Record,
     state: State,
     *,
@@ -135,7 +136,7 @@ async def _write(
 
 
 async def propose_flow_run_state(
-    conn: asyncpg.Connection[Any],
+    conn: Connection,
     proposal: ProposeState,
     *,
     default_lease_seconds: float = 30.0,
@@ -162,7 +163,7 @@ class _Moved(Exception):
 
 
 async def _propose(
-    conn: asyncpg.Connection[Any],
+    conn: Connection,
     proposal: ProposeState,
     default_lease_seconds: float,
     now: datetime | None,
@@ -175,7 +176,7 @@ async def _propose(
 
 
 async def _attempt(
-    conn: asyncpg.Connection[Any],
+    conn: Connection,
     proposal: ProposeState,
     default_lease_seconds: float,
     now: datetime | None,

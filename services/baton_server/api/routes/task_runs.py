@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -40,7 +40,8 @@ async def list_task_runs(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> TaskRunPage:
-    where, args = "flow_run_id = $1", [flow_run_id]
+    where = "flow_run_id = $1"
+    args: list[Any] = [flow_run_id]
     if cursor:
         try:
             created, last_id = decode_cursor(cursor)
