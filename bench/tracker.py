@@ -102,9 +102,8 @@ async def main(srv: RunningServer) -> None:
         print(
             f"accepted flow-run transitions/s (AMQP, 64 in flight): {await throughput(tracker, 2000, 64):.0f}"
         )
-        print(
-            f"task-run states ingested/s (batches of 1000): {await ingest(tracker, srv.backends.database_url, 60000, 1000):.0f}"
-        )
+        rate = await ingest(tracker, srv.backends.database_url, 60000, 1000)
+        print(f"task-run states ingested/s (batches of 1000): {rate:.0f}")
     print(f"server RSS after the run: {srv.rss_mb():.1f} MB")
 
 
