@@ -67,12 +67,27 @@ class Logs(Envelope):
     logs: list[LogRecord] = Field(min_length=1, max_length=10000)
 
 
+class WorkerInfo(Envelope):
+    """Who a worker is: sent with its heartbeats, shown by `baton worker ls`."""
+
+    name: str
+    pool_name: str
+    slots: int | None = None
+    running: int = 0
+
+
 class Heartbeat(Envelope):
-    """Fire and forget: the sender still owns these runs; extend their leases."""
+    """Fire and forget: the sender still owns these runs; extend their leases.
+
+    A worker also sends `worker` so the server knows it is online (three missed heartbeats and
+    it shows as offline).
+    """
 
     kind: Literal["heartbeat"] = "heartbeat"
     flow_run_ids: list[UUID] = Field(default_factory=list)
     worker_id: str | None = None
+    worker: WorkerInfo | None = None
+    interval_seconds: float = Field(default=10.0, gt=0, description="When to expect the next one.")
     lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     sent: datetime = Field(default_factory=utcnow)
 
@@ -124,14 +139,28 @@ class StateChange(Envelope):
 
 
 class FlowRunDispatch(Envelope):
-    """Published on `baton.runs` with key `{pool}.{queue}` when a deployment run is due."""
+    """Published on `baton.runs` with key `{pool}.{queue}` when a deployment run is due.
 
+    It carries everything a worker needs to start the run, so a worker needs only the broker:
+    the deployment's entrypoint and pull steps, the run's parameters, and the job variables
+    already merged (pool defaults < deployment < run).
+    """
+
+    id: UUID = Field(default_factory=uuid4, description="This dispatch; the AMQP message_id.")
     flow_run_id: UUID
+    flow_run_name: str
+    flow_name: str
     deployment_id: UUID | None = None
+    deployment_name: str | None = None
+    state_version: int = Field(description="The run's version when dispatched.")
     scheduled_time: datetime
     work_pool_name: str
     work_queue_name: str
-    attempt: int = 1
+    entrypoint: str | None = None
+    pull_steps: list[dict[str, Any]] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    job_template: dict[str, Any] = Field(default_factory=dict)
 
 
 class ControlKind(StrEnum):

@@ -32,8 +32,8 @@ def baton_env(backends: Backends, **extra: str) -> dict[str, str]:
         BATON_DATABASE_URL=backends.database_url,
         BATON_BROKER_URL=backends.broker_url,
         BATON_LOG_LEVEL="INFO",
-        **extra,
     )
+    env.update(extra)
     return env
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from . import _flow_runs, _server
+from . import _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Baton: workflow orchestration.")
 app.add_typer(_server.app, name="server")
 app.add_typer(_server.api_key_app, name="api-key")
 app.add_typer(_server.schemas_app, name="schemas")
-app.add_typer(_flow_runs.app, name="flow-run")
+app.add_typer(_flow_runs.app, name="flow-run", help="Inspect, follow and cancel flow runs.")
+app.add_typer(_work_pools.app, name="work-pool", help="Work pools and their queues.")
+app.add_typer(_deployments.app, name="deployment", help="Deployments: list, inspect, run.")
+app.add_typer(_workers.app, name="worker", help="Workers: start one, list them.")
+_deploy.register(app)
 
 
 def main() -> None:
