@@ -97,3 +97,14 @@ class Deployment(BatonModel):
     paused: bool = False
     created: datetime
     updated: datetime
+
+
+class DeploymentRunCreate(ClientModel):
+    """A run of a deployment: parameters merged over the deployment's, validated against its schema."""
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    name: str | None = None
+    idempotency_key: str | None = Field(default=None, max_length=500)
+    scheduled_time: datetime | None = Field(default=None, description="Now if unset.")

@@ -37,6 +37,14 @@ class ProposeState(Envelope):
     )
     state: State
     claim: Claim | None = None
+    claim_id: UUID | None = Field(
+        default=None,
+        description=(
+            "The claim the proposer works under (the transition id of its Pending claim). A run "
+            "claimed again since then answers ABORT: a process left over from a dead worker "
+            "cannot end a run another worker is running."
+        ),
+    )
     force: bool = False
 
 

@@ -47,6 +47,12 @@ class WorkQueueCreate(ClientModel):
     paused: bool = False
 
 
+class WorkQueueUpdate(ClientModel):
+    priority: int | None = Field(default=None, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=0)
+    paused: bool | None = None
+
+
 class WorkQueue(BatonModel):
     id: UUID
     pool_name: str
