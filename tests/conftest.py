@@ -12,6 +12,7 @@ import pytest
 from baton_server.api.app import create_app
 from baton_server.api.auth import Scope, create_api_key
 from baton_server.context import ServerContext
+from baton_server.scheduler.service import SchedulerService
 from baton_server.settings import ServerSettings
 from baton_server.tracker.service import TrackerService
 
@@ -89,3 +90,14 @@ async def api(
             headers={"Authorization": f"Bearer {api_keys['write']}"},
         ) as client:
             yield client
+
+
+@pytest.fixture(scope="session")
+async def scheduler(ctx: ServerContext) -> AsyncIterator[SchedulerService]:
+    """The scheduler service (dispatch loop) running in the test process."""
+    service = SchedulerService(ctx)
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop()

@@ -12,12 +12,13 @@ import uvicorn
 
 from .api.app import create_app
 from .context import ServerContext
+from .scheduler.service import SchedulerService
 from .settings import ServerSettings
 from .tracker.service import TrackerService
 
 log = logging.getLogger("baton.server")
 
-SERVICES = ("api", "tracker")
+SERVICES = ("api", "tracker", "scheduler")
 
 
 class Service(Protocol):
@@ -66,6 +67,8 @@ def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:
             services.append(ApiService(ctx))
         elif name == "tracker":
             services.append(TrackerService(ctx))
+        elif name == "scheduler":
+            services.append(SchedulerService(ctx))
         else:
             raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICES)}")
     return services

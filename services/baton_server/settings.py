@@ -38,4 +38,13 @@ class ServerSettings(BaseSettings):
         description="Rows older than this and still unsent are republished by the sweeper.",
     )
     publish_timeout_seconds: float = 5.0
+
+    # scheduler
+    dispatch_interval_seconds: float = 0.5
+    dispatch_lookahead_seconds: float = Field(
+        default=0.5, description="Runs due this soon are dispatched now; the claim waits for the time."
+    )
+    concurrency_slot_wait_seconds: float = Field(
+        default=1.0, description="A run refused for a full concurrency limit is tried again after this."
+    )
     shutdown_grace_seconds: float = 10.0

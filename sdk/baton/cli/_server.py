@@ -30,7 +30,7 @@ def _configure_logging(level: str) -> None:
 def start(
     service: Annotated[
         list[str] | None,
-        typer.Option("--service", "-s", help="Run only this service (repeatable): api, tracker."),
+        typer.Option("--service", "-s", help="Run only this service (repeatable): api, tracker, scheduler."),
     ] = None,
     host: Annotated[str | None, typer.Option(help="API bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="API port.")] = None,

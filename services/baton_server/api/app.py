@@ -12,7 +12,7 @@ from ..settings import ServerSettings
 from .auth import KeyVerifier
 from .limits import BodySizeLimit
 from .responses import OrjsonResponse
-from .routes import flow_runs, flows, health, logs, task_runs
+from .routes import deployments, flow_runs, flows, health, logs, task_runs, work_pools
 
 
 def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> FastAPI:
@@ -40,6 +40,6 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(health.router)
-    for module in (flows, flow_runs, task_runs, logs):
+    for module in (flows, flow_runs, task_runs, logs, work_pools, deployments):
         app.include_router(module.router, prefix="/api")
     return app

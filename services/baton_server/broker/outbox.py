@@ -18,13 +18,31 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from aio_pika.exceptions import DeliveryError
+from pamqp.commands import Basic
+
+from baton_schemas.envelopes import DeadLetterHeaders
 
 from ..db.types import Connection
 from .publisher import Publisher, json_message
+from .topology import DEAD
 
 log = logging.getLogger(__name__)
 
 _BATCH = 500
+
+
+def _returned(result: BaseException) -> bool:
+    """Did the broker return the message as unroutable (rather than refuse or lose it)?"""
+    return isinstance(result, DeliveryError) and isinstance(result.frame, Basic.Return)
+
+
+class OutboxPublishFailed(Exception):
+    """The broker did not take every row; `done` are the ones that went out."""
+
+    def __init__(self, done: list[int]) -> None:
+        super().__init__(f"{len(done)} sent before the failure")
+        self.done = done
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +122,15 @@ class Outbox:
         while not self._queue.empty():
             await asyncio.sleep(0.01)
 
-    async def _publish(self, rows: list[OutboxRow]) -> None:
+    async def _publish(self, rows: list[OutboxRow]) -> list[int]:
+        """Publish rows in order; return the ids that are done with (confirmed or parked).
+
+        Raises if the broker is away, after every row that did go out is known. A row the
+        broker returned as unroutable (its queue was deleted) is parked in `baton.dead` with the
+        reason, so it cannot block the rows behind it.
+        """
         # Start every publish in order (frames go out in call order), then await the confirms.
-        await asyncio.gather(
+        results = await asyncio.gather(
             *(
                 self._publisher.publish(
                     r.message.exchange,
@@ -115,8 +139,47 @@ class Outbox:
                     mandatory=r.message.mandatory,
                 )
                 for r in rows
-            )
+            ),
+            return_exceptions=True,
         )
+        done: list[int] = []
+        failure: BaseException | None = None
+        for row, result in zip(rows, results, strict=True):
+            if result is None:
+                done.append(row.id)
+            elif _returned(result) and failure is None:
+                await self._park(row, f"unroutable: {result}")
+                done.append(row.id)
+            elif failure is None:
+                failure = result
+        if failure is not None:
+            raise OutboxPublishFailed(done) from failure
+        return done
+
+    async def _park(self, row: OutboxRow, reason: str) -> None:
+        log.warning(
+            "outbox message to %s/%s parked in baton.dead: %s",
+            row.message.exchange,
+            row.message.routing_key,
+            reason,
+        )
+        await self._publisher.publish(
+            DEAD,
+            row.message.routing_key,
+            json_message(
+                row.message.body,
+                message_id=row.message.message_id,
+                headers={
+                    DeadLetterHeaders.REASON: reason,
+                    DeadLetterHeaders.ORIGINAL_EXCHANGE: row.message.exchange,
+                    DeadLetterHeaders.ORIGINAL_ROUTING_KEY: row.message.routing_key,
+                },
+            ),
+        )
+
+    async def _delete(self, ids: list[int], conn: Connection | None = None) -> None:
+        if ids:
+            await (conn or self._pool).execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
 
     async def _publish_loop(self) -> None:
         while True:
@@ -124,17 +187,15 @@ class Outbox:
             while len(rows) < _BATCH and not self._queue.empty():
                 rows.append(self._queue.get_nowait())
             try:
-                await self._publish(rows)
-            except Exception as exc:
-                log.warning("outbox publish failed (%s); the sweeper will resend", exc)
+                done = await self._publish(rows)
+            except OutboxPublishFailed as exc:
+                log.warning("outbox publish failed (%s); the sweeper will resend", exc.__cause__)
                 self._backlog.set()
                 while not self._queue.empty():  # rows stay in the table; keep their order there
                     self._queue.get_nowait()
-                continue
+                done = exc.done
             try:
-                await self._pool.execute(
-                    "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows]
-                )
+                await self._delete(done)
             except Exception:
                 log.exception("could not delete sent outbox rows; they will be sent again")
 

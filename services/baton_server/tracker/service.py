@@ -21,6 +21,7 @@ from ..broker.consumer import Consumer, DeadLetter
 from ..broker.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
+from ..db.pools import record_worker
 from .ingest import extend_leases, store_logs, store_task_run_states
 from .reaper import Reaper
 from .transitions import RunNotFound, propose_flow_run_state
@@ -58,13 +59,17 @@ class TrackerConsumer(Consumer):
                     await store_logs(conn, decoded.logs)
             case Heartbeat():
                 async with self._ctx.pool.acquire() as conn:
+                    await record_worker(conn, decoded)
                     await extend_leases(conn, decoded)
 
     async def _propose(self, proposal: ProposeState) -> RpcReply:
         try:
             async with self._ctx.pool.acquire() as conn:
                 outcome = await propose_flow_run_state(
-                    conn, proposal, default_lease_seconds=self._ctx.settings.default_lease_seconds
+                    conn,
+                    proposal,
+                    default_lease_seconds=self._ctx.settings.default_lease_seconds,
+                    slot_wait_seconds=self._ctx.settings.concurrency_slot_wait_seconds,
                 )
         except RunNotFound as exc:
             return RpcReply(ok=False, error=str(exc), status=404)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -30,7 +31,7 @@ from ..broker.outbox import OutboxRow
 from ..db.flow_runs import flow_run_change
 from ..db.rows import FLOW_RUN_COLUMNS
 from ..db.types import Connection
-from .rules import Decision, Proposal, RunSnapshot, decide
+from .rules import Decision, Limit, Proposal, RunSnapshot, decide
 
 # States in which a run has an owner, a lease and therefore the reaper's attention.
 OWNED_TYPES = frozenset({StateType.PENDING, StateType.RUNNING, StateType.CANCELLING})
@@ -140,6 +141,7 @@ async def propose_flow_run_state(
     proposal: ProposeState,
     *,
     default_lease_seconds: float = 30.0,
+    slot_wait_seconds: float = 1.0,
     now: datetime | None = None,
 ) -> Outcome:
     """Decide on a proposal and persist its effects. Raises RunNotFound.
@@ -149,7 +151,7 @@ async def propose_flow_run_state(
     of one proposal racing each other cannot both write.
     """
     try:
-        return await _propose(conn, proposal, default_lease_seconds, now)
+        return await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds)
     except asyncpg.UniqueViolationError:
         # an identical proposal committed first: answer as it was answered
         replayed = _replayed(await conn.fetchval(_REPLAY, proposal.transition_id))
@@ -167,12 +169,84 @@ async def _propose(
     proposal: ProposeState,
     default_lease_seconds: float,
     now: datetime | None,
+    slot_wait_seconds: float,
 ) -> Outcome:
     while True:
         try:
-            return await _attempt(conn, proposal, default_lease_seconds, now)
+            return await _attempt(conn, proposal, default_lease_seconds, now, slot_wait_seconds)
         except _Moved:
             continue
+
+
+_LIMITS = """
+    SELECT fr.work_pool_name, fr.work_queue_name, fr.deployment_id,
+           p.concurrency_limit AS pool_limit, q.concurrency_limit AS queue_limit,
+           d.concurrency_limit AS deployment_limit, d.collision_strategy, d.name AS deployment_name
+    FROM flow_runs fr
+    LEFT JOIN work_pools p ON p.name = fr.work_pool_name
+    LEFT JOIN work_queues q ON q.pool_id = p.id AND q.name = fr.work_queue_name
+    LEFT JOIN deployments d ON d.id = fr.deployment_id
+    WHERE fr.id = $1"""
+
+_ACTIVE = """
+    SELECT count(*) FILTER (WHERE work_pool_name = $2) AS pool,
+           count(*) FILTER (WHERE work_pool_name = $2 AND work_queue_name = $3) AS queue,
+           count(*) FILTER (WHERE deployment_id = $4) AS deployment
+    FROM flow_runs
+    WHERE state_type IN ('PENDING', 'RUNNING', 'CANCELLING') AND id <> $1
+      AND (work_pool_name = $2 OR deployment_id = $4)"""
+
+
+def _is_claim(row: asyncpg.Record, proposal: ProposeState) -> bool:
+    return (
+        proposal.state.type is StateType.PENDING
+        and row["state_type"] == StateType.SCHEDULED.value
+        and (row["work_pool_name"] is not None or row["deployment_id"] is not None)
+    )
+
+
+async def _hold_limits(conn: Connection, run_id: uuid.UUID) -> tuple[Limit, ...]:
+    """The limits that apply to a run, with their slots counted while holding them.
+
+    Inside the caller's transaction: a transaction-level advisory lock per limited pool, queue
+    and deployment makes concurrent claims on the same limit count one after another.
+    """
+    row = await conn.fetchrow(_LIMITS, run_id)
+    if row is None:
+        return ()
+    keys = []
+    if row["pool_limit"] is not None:
+        keys.append(f"pool:{row['work_pool_name']}")
+    if row["queue_limit"] is not None:
+        keys.append(f"queue:{row['work_pool_name']}:{row['work_queue_name']}")
+    if row["deployment_limit"] is not None:
+        keys.append(f"deployment:{row['deployment_id']}")
+    if not keys:
+        return ()
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k",
+        sorted(keys),
+    )
+    active = await conn.fetchrow(
+        _ACTIVE, run_id, row["work_pool_name"], row["work_queue_name"], row["deployment_id"]
+    )
+    assert active is not None
+    limits = []
+    if row["pool_limit"] is not None:
+        limits.append(Limit(f"work pool {row['work_pool_name']!r}", row["pool_limit"], active["pool"]))
+    if row["queue_limit"] is not None:
+        what = f"work queue {row['work_pool_name']}/{row['work_queue_name']}"
+        limits.append(Limit(what, row["queue_limit"], active["queue"]))
+    if row["deployment_limit"] is not None:
+        limits.append(
+            Limit(
+                f"deployment {row['deployment_name']!r}",
+                row["deployment_limit"],
+                active["deployment"],
+                cancel_new=row["collision_strategy"] == "cancel-new",
+            )
+        )
+    return tuple(limits)
 
 
 async def _attempt(
@@ -180,12 +254,31 @@ async def _attempt(
     proposal: ProposeState,
     default_lease_seconds: float,
     now: datetime | None,
+    slot_wait_seconds: float,
 ) -> Outcome:
     row = await conn.fetchrow(_READ, proposal.flow_run_id, proposal.transition_id)
     if row is None:
         raise RunNotFound(f"flow run {proposal.flow_run_id} does not exist")
     if (replayed := _replayed(row["replay"])) is not None:
         return Outcome(replayed, [])
+    if _is_claim(row, proposal):
+        async with conn.transaction():
+            limits = await _hold_limits(conn, proposal.flow_run_id)
+            return await _decide_and_write(
+                conn, row, proposal, limits, default_lease_seconds, now, slot_wait_seconds
+            )
+    return await _decide_and_write(conn, row, proposal, (), default_lease_seconds, now, slot_wait_seconds)
+
+
+async def _decide_and_write(
+    conn: Connection,
+    row: asyncpg.Record,
+    proposal: ProposeState,
+    limits: tuple[Limit, ...],
+    default_lease_seconds: float,
+    now: datetime | None,
+    slot_wait_seconds: float,
+) -> Outcome:
     current = State.model_validate(row["state"])
     snapshot = RunSnapshot(
         state=current,
@@ -193,9 +286,23 @@ async def _attempt(
         run_count=row["run_count"],
         retries=row["retries"],
         retry_delay_seconds=row["retry_delay_seconds"],
+        claim_id=row["claim_id"],
+        limits=limits,
+        slot_wait_seconds=slot_wait_seconds,
     )
-    decision: Decision = decide(snapshot, Proposal(proposal.state, force=proposal.force), now or utcnow())
+    decision: Decision = decide(
+        snapshot,
+        Proposal(proposal.state, force=proposal.force, claim_id=proposal.claim_id),
+        now or utcnow(),
+    )
     if decision.write is None:
+        if decision.verdict is Verdict.WAIT and proposal.claim is not None:
+            # the worker drops a claim told to wait: dispatch the run again when it is due
+            await conn.execute(
+                "UPDATE flow_runs SET dispatched_version = NULL WHERE id = $1 AND state_version = $2",
+                row["id"],
+                row["state_version"],
+            )
         return Outcome(
             TransitionResult(
                 verdict=decision.verdict,
@@ -207,36 +314,33 @@ async def _attempt(
             [],
         )
     version = row["state_version"] + 1
-    first = dict(
-        previous=current,
-        version=version,
-        transition_id=proposal.transition_id,
-        verdict=decision.verdict,
-        claim=proposal.claim,
-        default_lease=default_lease_seconds,
-    )
+    write = partial(_write, conn, row, default_lease=default_lease_seconds, verdict=decision.verdict)
     if decision.follow_up is None:
-        written = await _write(conn, row, decision.write, **first)  # type: ignore[arg-type]
+        written = await write(
+            decision.write,
+            previous=current,
+            version=version,
+            transition_id=proposal.transition_id,
+            claim=proposal.claim,
+        )
         if written is None:
             raise _Moved
         rows, final = [written], decision.write
     else:
         # two states that must land together: the crash, then its retry
         async with conn.transaction():
-            written = await _write(conn, row, decision.write, **first)  # type: ignore[arg-type]
+            written = await write(
+                decision.write,
+                previous=current,
+                version=version,
+                transition_id=proposal.transition_id,
+                claim=proposal.claim,
+            )
             if written is None:
                 raise _Moved
             version += 1
-            follow = await _write(
-                conn,
-                row,
-                decision.follow_up,
-                previous=decision.write,
-                version=version,
-                transition_id=None,
-                verdict=decision.verdict,
-                claim=None,
-                default_lease=default_lease_seconds,
+            follow = await write(
+                decision.follow_up, previous=decision.write, version=version, transition_id=None, claim=None
             )
             if follow is None:
                 raise _Moved

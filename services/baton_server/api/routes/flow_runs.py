@@ -15,6 +15,8 @@ from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import State, StateType, TransitionResult
 
 from ...db.flow_runs import InvalidRun, create_flow_run, get_flow_run, list_flow_runs
+from ...db.pools import record_worker
+from ...tracker.cancellation import cancel_flow_run
 from ...tracker.ingest import extend_leases
 from ...tracker.transitions import RunNotFound, propose_flow_run_state
 from ..auth import Scope
@@ -79,6 +81,7 @@ async def list_runs(
 
 @router.post("/heartbeat", status_code=status.HTTP_202_ACCEPTED)
 async def heartbeat(body: Heartbeat, conn: Conn, _: CanWrite) -> dict[str, int]:
+    await record_worker(conn, body)
     return {"extended": await extend_leases(conn, body)}
 
 
@@ -103,7 +106,10 @@ async def set_state(run_id: UUID, body: SetState, conn: Conn, ctx: Ctx, key: Can
     )
     try:
         outcome = await propose_flow_run_state(
-            conn, proposal, default_lease_seconds=ctx.settings.default_lease_seconds
+            conn,
+            proposal,
+            default_lease_seconds=ctx.settings.default_lease_seconds,
+            slot_wait_seconds=ctx.settings.concurrency_slot_wait_seconds,
         )
     except RunNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
@@ -123,3 +129,16 @@ async def history(run_id: UUID, conn: Conn, _: CanRead) -> list[StateEntry]:
     if not rows and await get_flow_run(conn, run_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow run {run_id} does not exist")
     return [StateEntry.model_validate({**r["state"], "version": r["version"]}) for r in rows]
+
+
+@router.post("/{run_id}/cancel", response_model=TransitionResult)
+async def cancel(run_id: UUID, conn: Conn, ctx: Ctx, _: CanWrite) -> TransitionResult:
+    """Cancel a run: a waiting one at once; a started one through its worker (Cancelling)."""
+    try:
+        outcome = await cancel_flow_run(
+            conn, run_id, default_lease_seconds=ctx.settings.default_lease_seconds
+        )
+    except RunNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    ctx.outbox.sent_after_commit(outcome.outbox)
+    return outcome.result

@@ -21,7 +21,12 @@ from ..deps import CanRead, CanWrite, Conn, Ctx
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 
+_TERMINAL = frozenset(t.value for t in TERMINAL_TYPES)
+
 _POLL_SECONDS = 0.25
+# logs written just after a run's final state (the engine's "finished" line) still get streamed
+_END_GRACE_SECONDS = 1.5
+_KEEPALIVE_SECONDS = 15.0
 
 
 class LogPage(BatonModel):
@@ -74,6 +79,9 @@ async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = N
 
     async def events() -> AsyncIterator[bytes]:
         seq = start
+        loop = asyncio.get_running_loop()
+        ended_at: float | None = None
+        quiet_since = loop.time()
         while True:
             async with ctx.pool.acquire() as conn:
                 rows = await conn.fetch(
@@ -87,11 +95,17 @@ async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = N
             for row in rows:
                 seq = row["seq"]
                 yield b"id: %d\ndata: %s\n\n" % (seq, log_from_row(row).to_json())
-            if not rows:
-                if state_type is None or state_type in {t.value for t in TERMINAL_TYPES}:
+            if rows:
+                quiet_since = loop.time()
+                continue
+            if state_type is None or state_type in _TERMINAL:
+                ended_at = ended_at or loop.time()
+                if loop.time() - ended_at >= _END_GRACE_SECONDS:
                     yield f"event: end\ndata: {state_type or 'unknown'}\n\n".encode()
                     return
+            if loop.time() - quiet_since >= _KEEPALIVE_SECONDS:
+                quiet_since = loop.time()
                 yield b": keep-alive\n\n"
-                await asyncio.sleep(_POLL_SECONDS)
+            await asyncio.sleep(_POLL_SECONDS)
 
     return StreamingResponse(events(), media_type="text/event-stream")

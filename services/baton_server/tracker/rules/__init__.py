@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ._base import ALL_TYPES, Decision, Proposal, Rule, RunSnapshot
-from .claims import OneClaimPerRun, WaitForScheduledTime
+from ._base import ALL_TYPES, Decision, Limit, Proposal, Rule, RunSnapshot
+from .claims import ConcurrencyLimits, OneClaimPerRun, StaleClaim, WaitForScheduledTime
 from .lifecycle import CancellingEndsCancelled, NoDoubleStart, TerminalStaysTerminal
 from .retries import RetryCrashedRuns, RetryFailedRuns
 
 POLICY: tuple[Rule, ...] = (
+    StaleClaim(),
     OneClaimPerRun(),
     TerminalStaysTerminal(),
     CancellingEndsCancelled(),
     WaitForScheduledTime(),
+    ConcurrencyLimits(),
     NoDoubleStart(),
     RetryFailedRuns(),
     RetryCrashedRuns(),
@@ -37,4 +39,4 @@ def decide(run: RunSnapshot, proposal: Proposal, now: datetime) -> Decision:
     return Decision.accept(proposal.state)
 
 
-__all__ = ["ALL_TYPES", "POLICY", "Decision", "Proposal", "Rule", "RunSnapshot", "decide"]
+__all__ = ["ALL_TYPES", "POLICY", "Decision", "Limit", "Proposal", "Rule", "RunSnapshot", "decide"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol
+from uuid import UUID
 
 from baton_schemas.states import State, StateType, Verdict
 
@@ -12,14 +13,31 @@ ALL_TYPES = frozenset(StateType)
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """One concurrency limit that applies to a run, and how many runs hold a slot of it now."""
+
+    what: str  # "work pool 'local'", "deployment 'etl/prod'", ...
+    limit: int
+    active: int
+    cancel_new: bool = False
+
+    @property
+    def full(self) -> bool:
+        return self.active >= self.limit
+
+
+@dataclass(frozen=True, slots=True)
 class RunSnapshot:
-    """What the rules may know about a run: its current state and retry bookkeeping."""
+    """What the rules may know about a run: its state, retry bookkeeping, claim and limits."""
 
     state: State
     state_version: int
     run_count: int
     retries: int
     retry_delay_seconds: float
+    claim_id: UUID | None = None
+    limits: tuple[Limit, ...] = ()
+    slot_wait_seconds: float = 1.0
 
     @property
     def state_type(self) -> StateType:
@@ -30,6 +48,7 @@ class RunSnapshot:
 class Proposal:
     state: State
     force: bool = False
+    claim_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +70,12 @@ class Decision:
         return cls(Verdict.REJECT, write=write, reason=reason)
 
     @classmethod
-    def wait(cls, reason: str, delay_seconds: float) -> Decision:
-        return cls(Verdict.WAIT, reason=reason, delay_seconds=delay_seconds)
+    def wait(cls, reason: str, delay_seconds: float, *, write: State | None = None) -> Decision:
+        return cls(Verdict.WAIT, write=write, reason=reason, delay_seconds=delay_seconds)
 
     @classmethod
-    def abort(cls, reason: str) -> Decision:
-        return cls(Verdict.ABORT, reason=reason)
+    def abort(cls, reason: str, *, write: State | None = None) -> Decision:
+        return cls(Verdict.ABORT, write=write, reason=reason)
 
 
 class Rule(Protocol):

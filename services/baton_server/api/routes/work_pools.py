@@ -1,0 +1,119 @@
+"""Work pools, their queues (each with its RabbitMQ queue), and their workers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from baton_schemas.pools import (
+    Worker,
+    WorkPool,
+    WorkPoolCreate,
+    WorkPoolUpdate,
+    WorkQueue,
+    WorkQueueCreate,
+    WorkQueueUpdate,
+)
+
+from ...broker.topology import declare_pool_queue, delete_pool_queue
+from ...db import pools
+from ..deps import CanRead, CanWrite, Conn, Ctx
+
+router = APIRouter(tags=["work pools"])
+
+
+def _not_found(exc: pools.NotFound) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+
+
+@router.post("/work_pools", response_model=WorkPool, status_code=status.HTTP_201_CREATED)
+async def create_pool(body: WorkPoolCreate, conn: Conn, ctx: Ctx, _: CanWrite) -> WorkPool:
+    try:
+        pool = await pools.create_pool(conn, body)
+    except pools.PoolExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    await declare_pool_queue(ctx.broker.channel, pool.name, pools.DEFAULT_QUEUE)
+    return pool
+
+
+@router.get("/work_pools", response_model=list[WorkPool])
+async def list_pools(conn: Conn, _: CanRead) -> list[WorkPool]:
+    return await pools.list_pools(conn)
+
+
+@router.get("/work_pools/{pool}", response_model=WorkPool)
+async def read_pool(pool: str, conn: Conn, _: CanRead) -> WorkPool:
+    try:
+        return await pools.get_pool(conn, pool)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.patch("/work_pools/{pool}", response_model=WorkPool)
+async def update_pool(pool: str, body: WorkPoolUpdate, conn: Conn, _: CanWrite) -> WorkPool:
+    try:
+        return await pools.update_pool(conn, pool, body)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.delete("/work_pools/{pool}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_pool(pool: str, conn: Conn, ctx: Ctx, _: CanWrite) -> Response:
+    try:
+        queues = await pools.delete_pool(conn, pool)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+    for queue in queues:
+        await delete_pool_queue(ctx.broker.channel, pool, queue)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/work_pools/{pool}/queues", response_model=list[WorkQueue])
+async def list_queues(pool: str, conn: Conn, _: CanRead) -> list[WorkQueue]:
+    try:
+        return await pools.list_queues(conn, pool)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.post("/work_pools/{pool}/queues", response_model=WorkQueue, status_code=status.HTTP_201_CREATED)
+async def create_queue(pool: str, body: WorkQueueCreate, conn: Conn, ctx: Ctx, _: CanWrite) -> WorkQueue:
+    try:
+        queue = await pools.create_queue(conn, pool, body)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+    except pools.PoolExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    await declare_pool_queue(ctx.broker.channel, pool, queue.name)
+    return queue
+
+
+@router.patch("/work_pools/{pool}/queues/{queue}", response_model=WorkQueue)
+async def update_queue(pool: str, queue: str, body: WorkQueueUpdate, conn: Conn, _: CanWrite) -> WorkQueue:
+    try:
+        return await pools.update_queue(conn, pool, queue, body)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.delete("/work_pools/{pool}/queues/{queue}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_queue(pool: str, queue: str, conn: Conn, ctx: Ctx, _: CanWrite) -> Response:
+    try:
+        await pools.delete_queue(conn, pool, queue)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+    await delete_pool_queue(ctx.broker.channel, pool, queue)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/work_pools/{pool}/workers", response_model=list[Worker])
+async def pool_workers(pool: str, conn: Conn, _: CanRead) -> list[Worker]:
+    try:
+        await pools.get_pool(conn, pool)
+    except pools.NotFound as exc:
+        raise _not_found(exc) from exc
+    return await pools.list_workers(conn, pool)
+
+
+@router.get("/workers", response_model=list[Worker])
+async def all_workers(conn: Conn, _: CanRead, pool: str | None = None) -> list[Worker]:
+    return await pools.list_workers(conn, pool)

@@ -1,0 +1,99 @@
+"""Dispatch: a due deployment run becomes a message on its work queue.
+
+A run is dispatched once per scheduling: `dispatched_version` records the `state_version` it had
+when its message was written, so a run that goes back to Scheduled (AwaitingRetry,
+AwaitingConcurrencySlot) is dispatched again when it is due, and never twice for one scheduling.
+Paused pools and queues are skipped until resumed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from baton_schemas.envelopes import FlowRunDispatch
+
+from ..broker.outbox import Outbox, OutboxMessage, OutboxRow
+from ..broker.topology import RUNS, pool_routing_key
+from ..db.types import Connection
+
+_CLAIM_FOR_DISPATCH = """
+    WITH due AS (
+        SELECT fr.id FROM flow_runs fr
+        JOIN work_pools p ON p.name = fr.work_pool_name AND NOT p.paused
+        JOIN work_queues q ON q.pool_id = p.id AND q.name = fr.work_queue_name AND NOT q.paused
+        WHERE fr.state_type = 'SCHEDULED'
+          AND fr.next_scheduled_time <= now() + make_interval(secs => $2)
+          AND fr.dispatched_version IS DISTINCT FROM fr.state_version
+          AND ($1::uuid[] IS NULL OR fr.id = ANY($1::uuid[]))
+        ORDER BY fr.next_scheduled_time
+        LIMIT $3
+        FOR UPDATE OF fr SKIP LOCKED
+    ), marked AS (
+        UPDATE flow_runs fr SET dispatched_version = fr.state_version
+        FROM due WHERE fr.id = due.id
+        RETURNING fr.*
+    )
+    SELECT m.id, m.name, m.state_version, m.next_scheduled_time, m.work_pool_name,
+           m.work_queue_name, m.parameters, m.job_variables AS run_job_variables, m.deployment_id,
+           f.name AS flow_name, d.name AS deployment_name, d.entrypoint, d.pull_steps,
+           d.job_variables AS deployment_job_variables, p.base_job_template
+    FROM marked m
+    JOIN flows f ON f.id = m.flow_id
+    JOIN work_pools p ON p.name = m.work_pool_name
+    LEFT JOIN deployments d ON d.id = m.deployment_id"""
+
+
+def template_defaults(base_job_template: dict[str, Any]) -> dict[str, Any]:
+    """The defaults declared by a pool's job template: {"variables": {"properties": {...}}}."""
+    properties = (base_job_template.get("variables") or {}).get("properties") or {}
+    return {
+        name: spec["default"]
+        for name, spec in properties.items()
+        if isinstance(spec, dict) and "default" in spec
+    }
+
+
+def dispatch_message(row: asyncpg.Record) -> OutboxMessage:
+    job_variables = {
+        **template_defaults(row["base_job_template"]),
+        **(row["deployment_job_variables"] or {}),
+        **row["run_job_variables"],
+    }
+    dispatch = FlowRunDispatch(
+        flow_run_id=row["id"],
+        flow_run_name=row["name"],
+        flow_name=row["flow_name"],
+        deployment_id=row["deployment_id"],
+        deployment_name=row["deployment_name"],
+        state_version=row["state_version"],
+        scheduled_time=row["next_scheduled_time"],
+        work_pool_name=row["work_pool_name"],
+        work_queue_name=row["work_queue_name"],
+        entrypoint=row["entrypoint"],
+        pull_steps=row["pull_steps"] or [],
+        parameters=row["parameters"],
+        job_variables=job_variables,
+        job_template=row["base_job_template"],
+    )
+    return OutboxMessage(
+        exchange=RUNS,
+        routing_key=pool_routing_key(row["work_pool_name"], row["work_queue_name"]),
+        message_id=dispatch.id,
+        body=dispatch.to_json(),
+        mandatory=True,  # a run must reach a queue; an unroutable one is dead-lettered, not lost
+    )
+
+
+async def dispatch_runs(
+    conn: Connection,
+    run_ids: list[uuid.UUID] | None,
+    *,
+    within_seconds: float,
+    limit: int = 500,
+) -> list[OutboxRow]:
+    """Write dispatch messages for due runs (these ids, or any) inside the caller's transaction."""
+    rows = await conn.fetch(_CLAIM_FOR_DISPATCH, run_ids, within_seconds, limit)
+    return await Outbox.add(conn, [dispatch_message(r) for r in rows])

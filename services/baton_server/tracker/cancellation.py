@@ -1,0 +1,41 @@
+"""Cancelling a run: a waiting run is Cancelled at once; a started one goes Cancelling and its
+worker (or engine) is told on `baton.control`, stops the process and proposes Cancelled. If
+nobody is left to do that, the lease runs out and the reaper ends it Cancelled."""
+
+from __future__ import annotations
+
+import uuid
+
+from baton_schemas.envelopes import ControlKind, ControlMessage, ProposeState
+from baton_schemas.states import Cancelled, Cancelling, StateType, Verdict
+
+from ..broker.outbox import Outbox, OutboxMessage
+from ..broker.topology import CONTROL
+from ..db.types import Connection
+from .transitions import Outcome, RunNotFound, propose_flow_run_state
+
+_STARTED = {StateType.PENDING.value, StateType.RUNNING.value}
+
+
+async def cancel_flow_run(
+    conn: Connection, run_id: uuid.UUID, *, default_lease_seconds: float, reason: str = "cancelled by a user"
+) -> Outcome:
+    async with conn.transaction():
+        state_type = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", run_id)
+        if state_type is None:
+            raise RunNotFound(f"flow run {run_id} does not exist")
+        target = Cancelling(message=reason) if state_type in _STARTED else Cancelled(message=reason)
+        outcome = await propose_flow_run_state(
+            conn,
+            ProposeState(flow_run_id=run_id, state=target),
+            default_lease_seconds=default_lease_seconds,
+        )
+        if outcome.result.verdict is Verdict.ACCEPT and target.type is StateType.CANCELLING:
+            control = ControlMessage(kind=ControlKind.CANCEL, flow_run_id=run_id, reason=reason)
+            outcome.outbox.extend(
+                await Outbox.add(
+                    conn,
+                    [OutboxMessage(CONTROL, f"flow-run.{run_id}", uuid.uuid4(), control.to_json())],
+                )
+            )
+    return outcome
