@@ -181,6 +181,9 @@ class Consumer(abc.ABC):
                     correlation_id=message.correlation_id,
                 ),
                 routing_key=message.reply_to,
+                # RabbitMQ returns a mandatory message sent to direct reply-to even when it
+                # delivers it: a return frame and an error log per reply, for nothing
+                mandatory=False,
                 timeout=timeout,
             )
         except Exception as exc:
