@@ -10,7 +10,9 @@ Errors: `TransportUnavailable` (connection failure, timeout, 5xx, 429: retry) an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
@@ -151,9 +153,9 @@ class BatonClient:
         *,
         limit: int | None = None,
         cursor: str | None = None,
-        state: str | None = None,
+        state: str | list[str] | None = None,
         flow_name: str | None = None,
-        tag: str | None = None,
+        tag: str | list[str] | None = None,
     ) -> Page[FlowRun]:
         params = {"limit": limit, "cursor": cursor, "state": state, "flow_name": flow_name, "tag": tag}
         return await self._page("/flow_runs", FlowRun, params)
@@ -166,11 +168,19 @@ class BatonClient:
         response = await self._request("GET", f"/flow_runs/{flow_run_id}/states")
         return _STATES.validate_json(response.content)
 
+    async def cancel_flow_run(self, flow_run_id: UUID) -> TransitionResult:
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/cancel")
+        return TransitionResult.model_validate_json(response.content)
+
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
     ) -> Page[TaskRun]:
         params = {"flow_run_id": str(flow_run_id), "cursor": cursor, "limit": limit}
         return await self._page("/task_runs", TaskRun, params)
+
+    async def read_task_run_states(self, task_run_id: UUID) -> list[State]:
+        response = await self._request("GET", f"/task_runs/{task_run_id}/states")
+        return _STATES.validate_json(response.content)
 
     async def read_logs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
@@ -253,19 +263,30 @@ class SyncBatonClient:
     def read_flow_run_states(self, flow_run_id: UUID) -> list[State]:
         return self._run(self._client.read_flow_run_states(flow_run_id))  # type: ignore[no-any-return]
 
+    def cancel_flow_run(self, flow_run_id: UUID) -> TransitionResult:
+        return self._run(self._client.cancel_flow_run(flow_run_id))  # type: ignore[no-any-return]
+
     def read_task_runs(self, flow_run_id: UUID, **kwargs: Any) -> Page[TaskRun]:
         return self._run(self._client.read_task_runs(flow_run_id, **kwargs))  # type: ignore[no-any-return]
+
+    def read_task_run_states(self, task_run_id: UUID) -> list[State]:
+        return self._run(self._client.read_task_run_states(task_run_id))  # type: ignore[no-any-return]
 
     def read_logs(self, flow_run_id: UUID, **kwargs: Any) -> Page[LogRecord]:
         return self._run(self._client.read_logs(flow_run_id, **kwargs))  # type: ignore[no-any-return]
 
     def stream_logs(self, flow_run_id: UUID) -> Iterator[LogRecord]:
         stream = self._client.stream_logs(flow_run_id)
+        step: Future[LogRecord] | None = None
         try:
             while True:
+                step = self._thread.submit(stream.__anext__())
                 try:
-                    yield self._run(stream.__anext__())
+                    yield step.result()
                 except StopAsyncIteration:
                     return
         finally:
-            self._run(stream.aclose())
+            if step is not None and not step.done():  # interrupted (Ctrl-C) while waiting
+                step.cancel()
+            with contextlib.suppress(Exception):
+                self._run(stream.aclose())
