@@ -1,7 +1,384 @@
-"""`baton flow-run ...`: list, inspect and follow runs."""
+"""`baton flow-run ...`: list, inspect, follow and cancel flow runs through the HTTP API.
+
+The server is `BATON_API_URL` with the key `BATON_API_KEY` (or `$BATON_HOME/profile.env`).
+Failures are one line on stderr and exit code 1: unreachable server, refused key, unknown run.
+"""
 
 from __future__ import annotations
 
-import typer
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from uuid import UUID
 
-app = typer.Typer(no_args_is_help=True, help="Inspect flow runs.")
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from baton_schemas.logs import LogRecord
+    from baton_schemas.runs import FlowRun, TaskRun
+    from baton_schemas.states import State
+
+    from .._transport.http import SyncBatonClient
+
+app = typer.Typer(no_args_is_help=True, help="Inspect, follow and cancel flow runs.")
+
+RunId = Annotated[UUID, typer.Argument(metavar="ID", help="The flow run's id.", show_default=False)]
+
+_STATE_STYLES = {
+    "SCHEDULED": "yellow",
+    "PENDING": "grey70",
+    "RUNNING": "blue",
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "CRASHED": "bold red",
+    "CANCELLED": "grey50",
+    "CANCELLING": "grey50",
+    "PAUSED": "yellow",
+}
+_LEVEL_STYLES = {"DEBUG": "grey50", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
+
+
+def _console(stderr: bool = False) -> Console:
+    # Piped output keeps whole lines (rich would fold tables at 80 columns).
+    wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
+    return Console(stderr=stderr, width=wide, highlight=False)
+
+
+def _fail(message: str) -> NoReturn:
+    _console(stderr=True).print(Text(f"error: {message}"), style="red")
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _client() -> Iterator[SyncBatonClient]:
+    """A client of the configured server; its errors end the command with one readable line."""
+    import httpx
+
+    from .._settings import ClientSettings
+    from .._transport import RequestRejected, TransportUnavailable
+    from .._transport.http import SyncBatonClient
+
+    settings = ClientSettings.load()
+    url = settings.api_url
+    if not url:
+        _fail("BATON_API_URL is not set (e.g. http://127.0.0.1:4200/api)")
+    try:
+        with SyncBatonClient(url, settings.api_key, timeout=settings.request_timeout) as client:
+            yield client
+    except TransportUnavailable as exc:
+        _fail(f"cannot reach the Baton server at {url}: {exc}")
+    except RequestRejected as exc:
+        if exc.status == 401:
+            _fail(f"the server refused the API key ({exc.detail}); set BATON_API_KEY")
+        if exc.status == 403:
+            _fail(f"not allowed: {exc.detail}")
+        if exc.status == 404 and exc.detail == "Not Found":  # no such route: not Baton's API?
+            _fail(f"not found at {url}: is BATON_API_URL the API's base URL (ending in /api)?")
+        if exc.status == 404:
+            _fail(exc.detail)
+        _fail(f"the server refused the request ({exc.status}: {exc.detail})")
+    except httpx.HTTPError as exc:  # e.g. a malformed URL
+        _fail(f"cannot talk to {url}: {exc}")
+    except ValueError as exc:  # an answer that is not Baton's (JSON or shape)
+        _fail(f"unexpected answer from {url} (is it a Baton API?): {str(exc).splitlines()[0]}")
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+
+def _state_text(state: State) -> Text:
+    return Text(state.name, style=_STATE_STYLES.get(state.type.value, ""))
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None:
+        return "-"
+    seconds = ((end or datetime.now(UTC)) - start).total_seconds()
+    if seconds < 60:
+        text = f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    else:
+        text = f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return text if end else f"{text}+"
+
+
+class _StateFilter:
+    """`--state` values: state types (completed) or named states (TimedOut). The server filters
+    by type; named states are then kept by name here."""
+
+    def __init__(self, values: list[str]) -> None:
+        from baton_schemas.states import NAMED_STATES, StateType
+
+        self.types: set[str] = set()  # asked of the server
+        self.whole_types: set[str] = set()  # every state of these types is wanted
+        self.names: set[str] = set()
+        by_name = {name.lower(): (name, kind) for name, kind in NAMED_STATES.items()}
+        for value in values:
+            key = value.strip().lower()
+            if key.upper() in StateType.__members__:
+                self.types.add(key.upper())
+                self.whole_types.add(key.upper())
+            elif key in by_name:
+                name, kind = by_name[key]
+                self.types.add(kind.value)
+                self.names.add(name)
+            else:
+                choices = ", ".join(t.value.lower() for t in StateType)
+                raise typer.BadParameter(
+                    f"unknown state {value!r}; use a type ({choices}) or a name ({', '.join(NAMED_STATES)})",
+                    param_hint="--state",
+                )
+
+    @property
+    def exact(self) -> bool:
+        return not self.names
+
+    def keeps(self, run: FlowRun) -> bool:
+        return self.exact or run.state.type.value in self.whole_types or run.state.name in self.names
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+@app.command("ls")
+def list_runs(
+    state: Annotated[
+        list[str] | None,
+        typer.Option("--state", "-s", help="Only runs in this state (type or name); repeatable."),
+    ] = None,
+    flow: Annotated[str | None, typer.Option("--flow", "-f", help="Only runs of this flow.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Only runs with this tag; repeatable.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs at most.")] = 20,
+) -> None:
+    """The most recent flow runs, newest first."""
+    wanted = _StateFilter(state or [])
+    runs: list[FlowRun] = []
+    with _client() as client:
+        cursor: str | None = None
+        while len(runs) < limit:
+            page = client.read_flow_runs(
+                limit=min(500, limit - len(runs)) if wanted.exact else 500,
+                cursor=cursor,
+                state=sorted(wanted.types) or None,
+                flow_name=flow,
+                tag=tag or None,
+            )
+            runs += [run for run in page.items if wanted.keeps(run)]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    runs = runs[:limit]
+    console = _console()
+    if not runs:
+        console.print("No flow runs.")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Flow")
+    table.add_column("State", no_wrap=True)
+    table.add_column("Start", no_wrap=True)
+    table.add_column("Duration", justify="right", no_wrap=True)
+    for run in runs:
+        table.add_row(
+            str(run.id),
+            run.name,
+            run.flow_name,
+            _state_text(run.state),
+            _when(run.start_time),
+            _duration(run.start_time, run.end_time),
+        )
+    console.print(table)
+
+
+def _all_task_runs(client: SyncBatonClient, flow_run_id: UUID) -> list[TaskRun]:
+    found: list[TaskRun] = []
+    cursor: str | None = None
+    while True:
+        page = client.read_task_runs(flow_run_id, cursor=cursor, limit=1000)
+        found += page.items
+        cursor = page.next_cursor
+        if cursor is None or not page.items:
+            break
+    # in the order they ran (a batch of reports is stored with one `created` time)
+    far = datetime.max.replace(tzinfo=UTC)
+    found.sort(key=lambda run: (run.start_time or run.end_time or far, run.created, run.name))
+    return found
+
+
+@app.command("inspect")
+def inspect_run(run_id: RunId) -> None:
+    """A flow run: its state, parameters and times, its state history and its task runs."""
+    with _client() as client:
+        run = client.read_flow_run(run_id)
+        history = client.read_flow_run_states(run_id)
+        task_runs = _all_task_runs(client, run_id)
+    console = _console()
+    header = Text.assemble((run.name, "bold"), f"  ({run.id})")
+    console.print(header)
+    facts: list[tuple[str, Any]] = [
+        ("Flow", run.flow_name),
+        ("State", Text.assemble(_state_text(run.state), f"  {run.state.message or ''}".rstrip())),
+        ("Run count", str(run.run_count)),
+        ("Retries", f"{run.retry_policy.retries} (delay {run.retry_policy.retry_delay_seconds:g}s)"),
+        ("Parameters", _json(run.parameters)),
+        ("Tags", ", ".join(run.tags) or "-"),
+        ("Created", _when(run.created)),
+        ("Started", _when(run.start_time)),
+        ("Ended", _when(run.end_time)),
+        ("Duration", _duration(run.start_time, run.end_time)),
+    ]
+    if run.parent_flow_run_id:
+        facts.append(("Parent flow run", str(run.parent_flow_run_id)))
+    if run.parent_task_run_id:
+        facts.append(("Parent task run", str(run.parent_task_run_id)))
+    if run.deployment_id:
+        facts.append(("Deployment", str(run.deployment_id)))
+    if run.worker_id:
+        facts.append(("Worker", run.worker_id))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for label, value in facts:
+        grid.add_row(label, value)
+    console.print(grid)
+
+    console.print(Text("\nState history", style="bold"))
+    states = Table(box=None, pad_edge=False, header_style="bold")
+    states.add_column("#", justify="right")
+    states.add_column("State", no_wrap=True)
+    states.add_column("Time", no_wrap=True)
+    states.add_column("Message")
+    for index, state in enumerate(history, 1):
+        states.add_row(str(index), _state_text(state), _when_ms(state.timestamp), _last_line(state.message))
+    console.print(states)
+
+    console.print(Text(f"\nTask runs ({len(task_runs)})", style="bold"))
+    if not task_runs:
+        console.print("-")
+        return
+    names = {task_run.id: task_run.name for task_run in task_runs}
+    tasks = Table(box=None, pad_edge=False, header_style="bold")
+    tasks.add_column("Name", no_wrap=True)
+    tasks.add_column("State", no_wrap=True)
+    tasks.add_column("Runs", justify="right")
+    tasks.add_column("Start", no_wrap=True)
+    tasks.add_column("Duration", justify="right", no_wrap=True)
+    tasks.add_column("Upstream")
+    for task_run in task_runs:
+        tasks.add_row(
+            task_run.name,
+            _state_text(task_run.state),
+            str(task_run.run_count),
+            _when(task_run.start_time),
+            _duration(task_run.start_time, task_run.end_time),
+            _upstream(task_run, names),
+        )
+    console.print(tasks)
+
+
+def _upstream(task_run: TaskRun, names: dict[UUID, str]) -> str:
+    parts = []
+    for argument, inputs in task_run.task_inputs.items():
+        sources = [names.get(item.id, str(item.id)) for item in inputs if item.id is not None]
+        if sources:
+            parts.append(f"{argument} <- {', '.join(sources)}")
+    return "; ".join(parts) or "-"
+
+
+def _json(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _last_line(message: str | None) -> str:
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _when_ms(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
+class _LogPrinter:
+    """Prints log records as the engine's console does, naming the task run of each."""
+
+    def __init__(self, client: SyncBatonClient, run: FlowRun) -> None:
+        self.client = client
+        self.run = run
+        self.console = _console()
+        self.task_names: dict[UUID, str] = {}
+
+    def label(self, record: LogRecord) -> str:
+        task_run_id = record.task_run_id
+        if task_run_id is None:
+            return f"Flow run {self.run.name!r}"
+        if task_run_id not in self.task_names:  # a task run we have not seen yet: ask again
+            self.task_names.update((t.id, t.name) for t in _all_task_runs(self.client, self.run.id))
+            self.task_names.setdefault(task_run_id, str(task_run_id))
+        return f"Task run {self.task_names[task_run_id]!r}"
+
+    def print(self, record: LogRecord) -> None:
+        import logging
+
+        level = logging.getLevelName(record.level)
+        line = Text(f"{_when_ms(record.timestamp)} | ")
+        line.append(f"{level:<7}", style=_LEVEL_STYLES.get(level, ""))
+        line.append(f" | {self.label(record)} - {record.message}")
+        self.console.print(line, soft_wrap=True)
+
+
+@app.command("logs")
+def logs(
+    run_id: RunId,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new logs until the run ends.")
+    ] = False,
+) -> None:
+    """A flow run's logs (with its task runs'), oldest first."""
+    with _client() as client:
+        printer = _LogPrinter(client, client.read_flow_run(run_id))
+        if follow:
+            try:
+                for record in client.stream_logs(run_id):
+                    printer.print(record)
+            except KeyboardInterrupt:
+                raise typer.Exit(130) from None
+            return
+        cursor: str | None = None
+        while True:
+            page = client.read_logs(run_id, cursor=cursor, limit=5000)
+            for record in page.items:
+                printer.print(record)
+            if not page.items or page.next_cursor in (None, cursor):
+                break
+            cursor = page.next_cursor
+
+
+@app.command("cancel")
+def cancel(run_id: RunId) -> None:
+    """Cancel a flow run: a run that has not started is Cancelled at once; a running one goes
+    Cancelling until its process stops."""
+    with _client() as client:
+        result = client.cancel_flow_run(run_id)
+        run = client.read_flow_run(run_id)
+    console = _console()
+    state = result.state or run.state
+    line = Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state))
+    if result.verdict != "ACCEPT" and result.reason:
+        line.append(f" ({result.reason})")
+    console.print(line)
