@@ -313,38 +313,32 @@ async def _decide_and_write(
             ),
             [],
         )
-    version = row["state_version"] + 1
     write = partial(_write, conn, row, default_lease=default_lease_seconds, verdict=decision.verdict)
+    first = partial(write, decision.write, previous=current, transition_id=proposal.transition_id)
+    version = row["state_version"] + 1
     if decision.follow_up is None:
-        written = await write(
-            decision.write,
-            previous=current,
-            version=version,
-            transition_id=proposal.transition_id,
-            claim=proposal.claim,
-        )
-        if written is None:
-            raise _Moved
-        rows, final = [written], decision.write
+        rows = [await first(version=version, claim=proposal.claim)]
+        final = decision.write
     else:
         # two states that must land together: the crash, then its retry
         async with conn.transaction():
-            written = await write(
-                decision.write,
-                previous=current,
-                version=version,
-                transition_id=proposal.transition_id,
-                claim=proposal.claim,
-            )
-            if written is None:
-                raise _Moved
-            version += 1
-            follow = await write(
-                decision.follow_up, previous=decision.write, version=version, transition_id=None, claim=None
-            )
-            if follow is None:
-                raise _Moved
-        rows, final = [written, follow], decision.follow_up
+            rows = [await first(version=version, claim=proposal.claim)]
+            if rows[0] is not None:
+                version += 1
+                rows.append(
+                    await write(
+                        decision.follow_up,
+                        previous=decision.write,
+                        version=version,
+                        transition_id=None,
+                        claim=None,
+                    )
+                )
+            if None in rows:
+                raise _Moved  # rolls the first write back too
+        final = decision.follow_up
+    if None in rows:
+        raise _Moved
     return Outcome(
         TransitionResult(
             verdict=decision.verdict,
@@ -353,5 +347,5 @@ async def _decide_and_write(
             reason=decision.reason,
             delay_seconds=decision.delay_seconds,
         ),
-        rows,
+        [row for row in rows if row is not None],
     )
