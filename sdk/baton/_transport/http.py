@@ -15,15 +15,26 @@ from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 import httpx
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
+from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
 from baton_schemas.flows import Flow, FlowCreate
 from baton_schemas.logs import LogRecord
+from baton_schemas.pools import (
+    Worker,
+    WorkPool,
+    WorkPoolCreate,
+    WorkPoolUpdate,
+    WorkQueue,
+    WorkQueueCreate,
+    WorkQueueUpdate,
+)
 from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRun
 from baton_schemas.states import State, TransitionResult
 
@@ -40,6 +51,10 @@ _SEND_PATHS: dict[type[BaseModel], str] = {
     Heartbeat: "/flow_runs/heartbeat",
 }
 _STATES = TypeAdapter(list[State])
+_POOLS = TypeAdapter(list[WorkPool])
+_QUEUES = TypeAdapter(list[WorkQueue])
+_WORKERS = TypeAdapter(list[Worker])
+_DEPLOYMENTS = TypeAdapter(list[Deployment])
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +63,34 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+def _quote(segment: str) -> str:
+    """A name as one URL path segment."""
+    return quote(segment, safe="")
+
+
 def _detail(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
         return response.text[:500] or response.reason_phrase
     if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])
+        detail = body["detail"]
+        return _validation_errors(detail) if isinstance(detail, list) else str(detail)
     return str(body)[:500]
+
+
+def _validation_errors(errors: list[Any]) -> str:
+    """FastAPI's 422 list as one line: `parameters.count: Input should be a valid integer`."""
+    parts = []
+    for error in errors:
+        if not isinstance(error, dict):
+            parts.append(str(error))
+            continue
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path"):
+            loc = loc[1:]
+        parts.append(f"{'.'.join(loc) or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)[:2000]
 
 
 class BatonClient:
@@ -216,6 +251,71 @@ class BatonClient:
         except httpx.TransportError as exc:
             raise TransportUnavailable(f"GET /logs/stream: {exc!r}") from exc
 
+    # --- work pools, queues, deployments ---------------------------------------------------
+
+    async def create_work_pool(self, pool: WorkPoolCreate) -> WorkPool:
+        response = await self._request("POST", "/work_pools", body=pool.to_json())
+        return WorkPool.model_validate_json(response.content)
+
+    async def read_work_pools(self) -> list[WorkPool]:
+        return _POOLS.validate_json((await self._request("GET", "/work_pools")).content)
+
+    async def read_work_pool(self, pool: str) -> WorkPool:
+        response = await self._request("GET", f"/work_pools/{_quote(pool)}")
+        return WorkPool.model_validate_json(response.content)
+
+    async def update_work_pool(self, pool: str, update: WorkPoolUpdate) -> WorkPool:
+        body = orjson.dumps(update.model_dump(mode="json", exclude_unset=True))
+        response = await self._request("PATCH", f"/work_pools/{_quote(pool)}", body=body)
+        return WorkPool.model_validate_json(response.content)
+
+    async def delete_work_pool(self, pool: str) -> None:
+        await self._request("DELETE", f"/work_pools/{_quote(pool)}")
+
+    async def read_work_queues(self, pool: str) -> list[WorkQueue]:
+        response = await self._request("GET", f"/work_pools/{_quote(pool)}/queues")
+        return _QUEUES.validate_json(response.content)
+
+    async def create_work_queue(self, pool: str, queue: WorkQueueCreate) -> WorkQueue:
+        response = await self._request("POST", f"/work_pools/{_quote(pool)}/queues", body=queue.to_json())
+        return WorkQueue.model_validate_json(response.content)
+
+    async def update_work_queue(self, pool: str, queue: str, update: WorkQueueUpdate) -> WorkQueue:
+        body = orjson.dumps(update.model_dump(mode="json", exclude_unset=True))
+        path = f"/work_pools/{_quote(pool)}/queues/{_quote(queue)}"
+        return WorkQueue.model_validate_json((await self._request("PATCH", path, body=body)).content)
+
+    async def delete_work_queue(self, pool: str, queue: str) -> None:
+        await self._request("DELETE", f"/work_pools/{_quote(pool)}/queues/{_quote(queue)}")
+
+    async def read_workers(self, pool: str) -> list[Worker]:
+        response = await self._request("GET", f"/work_pools/{_quote(pool)}/workers")
+        return _WORKERS.validate_json(response.content)
+
+    async def create_deployment(self, deployment: DeploymentCreate) -> Deployment:
+        """Create or update (by flow name and deployment name)."""
+        response = await self._request("POST", "/deployments", body=deployment.to_json())
+        return Deployment.model_validate_json(response.content)
+
+    async def read_deployments(self, *, flow_name: str | None = None) -> list[Deployment]:
+        response = await self._request("GET", "/deployments", params={"flow_name": flow_name})
+        return _DEPLOYMENTS.validate_json(response.content)
+
+    async def read_deployment(self, deployment_id: UUID) -> Deployment:
+        response = await self._request("GET", f"/deployments/{deployment_id}")
+        return Deployment.model_validate_json(response.content)
+
+    async def read_deployment_by_name(self, flow_name: str, deployment_name: str) -> Deployment:
+        path = f"/deployments/name/{_quote(flow_name)}/{_quote(deployment_name)}"
+        return Deployment.model_validate_json((await self._request("GET", path)).content)
+
+    async def delete_deployment(self, deployment_id: UUID) -> None:
+        await self._request("DELETE", f"/deployments/{deployment_id}")
+
+    async def create_deployment_run(self, deployment_id: UUID, run: DeploymentRunCreate) -> FlowRun:
+        response = await self._request("POST", f"/deployments/{deployment_id}/runs", body=run.to_json())
+        return FlowRun.model_validate_json(response.content)
+
 
 class SyncBatonClient:
     """Blocking facade of `BatonClient` for the CLI; each call runs on a private loop thread."""
@@ -290,3 +390,52 @@ class SyncBatonClient:
                 step.cancel()
             with contextlib.suppress(Exception):
                 self._run(stream.aclose())
+
+    def create_work_pool(self, pool: WorkPoolCreate) -> WorkPool:
+        return self._run(self._client.create_work_pool(pool))  # type: ignore[no-any-return]
+
+    def read_work_pools(self) -> list[WorkPool]:
+        return self._run(self._client.read_work_pools())  # type: ignore[no-any-return]
+
+    def read_work_pool(self, pool: str) -> WorkPool:
+        return self._run(self._client.read_work_pool(pool))  # type: ignore[no-any-return]
+
+    def update_work_pool(self, pool: str, update: WorkPoolUpdate) -> WorkPool:
+        return self._run(self._client.update_work_pool(pool, update))  # type: ignore[no-any-return]
+
+    def delete_work_pool(self, pool: str) -> None:
+        self._run(self._client.delete_work_pool(pool))
+
+    def read_work_queues(self, pool: str) -> list[WorkQueue]:
+        return self._run(self._client.read_work_queues(pool))  # type: ignore[no-any-return]
+
+    def create_work_queue(self, pool: str, queue: WorkQueueCreate) -> WorkQueue:
+        return self._run(self._client.create_work_queue(pool, queue))  # type: ignore[no-any-return]
+
+    def update_work_queue(self, pool: str, queue: str, update: WorkQueueUpdate) -> WorkQueue:
+        return self._run(self._client.update_work_queue(pool, queue, update))  # type: ignore[no-any-return]
+
+    def delete_work_queue(self, pool: str, queue: str) -> None:
+        self._run(self._client.delete_work_queue(pool, queue))
+
+    def read_workers(self, pool: str) -> list[Worker]:
+        return self._run(self._client.read_workers(pool))  # type: ignore[no-any-return]
+
+    def create_deployment(self, deployment: DeploymentCreate) -> Deployment:
+        return self._run(self._client.create_deployment(deployment))  # type: ignore[no-any-return]
+
+    def read_deployments(self, *, flow_name: str | None = None) -> list[Deployment]:
+        return self._run(self._client.read_deployments(flow_name=flow_name))  # type: ignore[no-any-return]
+
+    def read_deployment(self, deployment_id: UUID) -> Deployment:
+        return self._run(self._client.read_deployment(deployment_id))  # type: ignore[no-any-return]
+
+    def read_deployment_by_name(self, flow_name: str, deployment_name: str) -> Deployment:
+        coro = self._client.read_deployment_by_name(flow_name, deployment_name)
+        return self._run(coro)  # type: ignore[no-any-return]
+
+    def delete_deployment(self, deployment_id: UUID) -> None:
+        self._run(self._client.delete_deployment(deployment_id))
+
+    def create_deployment_run(self, deployment_id: UUID, run: DeploymentRunCreate) -> FlowRun:
+        return self._run(self._client.create_deployment_run(deployment_id, run))  # type: ignore[no-any-return]
