@@ -22,7 +22,7 @@ from baton_schemas.states import (
 from ._cache import CacheIndex
 from ._context import FlowRunContext, TaskRunContext, TaskRunRecord, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
-from ._exceptions import FailedRun, UpstreamTaskError
+from ._exceptions import BatonError, CancelledRun, CrashedRun, FailedRun, UpstreamTaskError
 from ._fast_states import completed, running
 from ._futures import BatonFuture
 from ._logging import format_state, run_extra, task_run_logger
@@ -46,11 +46,19 @@ def format_exception(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
 
 
+_RUN_ERRORS: dict[StateType, type[BatonError]] = {
+    StateType.FAILED: FailedRun,
+    StateType.CRASHED: CrashedRun,
+    StateType.CANCELLED: CancelledRun,
+}
+
+
 def adopt_returned_state(state: State) -> State:
-    """A run returned a State: it becomes the final state; failures get an exception to raise."""
-    if state.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
-        if state._exception is None:
-            state._exception = FailedRun(state.message or f"Run returned {state.name}")
+    """A run returned a State (or the server moved it to one): it becomes the final state;
+    failures get an exception to raise (`CancelledRun` for a cancelled run, and so on)."""
+    error = _RUN_ERRORS.get(state.type)
+    if error is not None and state._exception is None:
+        state._exception = error(state.message or f"Run returned {state.name}")
     return state
 
 
