@@ -1,7 +1,144 @@
-"""`baton workers` commands."""
+"""`baton worker start` and `baton worker ls`."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+from rich.text import Text
+
+from . import _api
 
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("start")
+def start(
+    pool: Annotated[str, typer.Option("--pool", "-p", help="The work pool to serve (created if missing).")],
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="Serve only this queue (repeatable).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-l", min=1, help="At most N flow runs at once.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="The worker's name (default host-pid).")
+    ] = None,
+    drain_seconds: Annotated[
+        float | None, typer.Option(help="On SIGTERM, let running flows finish for this long.")
+    ] = None,
+    heartbeat_seconds: Annotated[float | None, typer.Option(help="Between heartbeats.")] = None,
+    lease_seconds: Annotated[
+        float | None, typer.Option(help="A run is Crashed this long after the last heartbeat.")
+    ] = None,
+    cancel_grace_seconds: Annotated[
+        float | None, typer.Option(help="Between SIGTERM and SIGKILL when a run is cancelled.")
+    ] = None,
+    prestart: Annotated[
+        int | None, typer.Option(min=0, help="Keep N pre-started flow-run processes ready.")
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(envvar="BATON_LOG_LEVEL", help="The worker's log level.")
+    ] = "INFO",
+) -> None:
+    """Serve a work pool: claim its runs and run each in a process, until SIGTERM / Ctrl-C.
+
+    The first signal stops taking runs and lets running ones finish for --drain-seconds, then
+    stops them (Crashed, "worker shut down"); a second signal stops them at once."""
+    import asyncio
+
+    from .._transport import RequestRejected, TransportUnavailable
+    from .._worker._settings import WorkerSettings
+    from .._worker._worker import configure_logging
+
+    options: dict[str, Any] = {
+        "pool": pool,
+        "queues": queue or None,
+        "limit": limit,
+        "name": name,
+        "drain_seconds": drain_seconds,
+        "heartbeat_seconds": heartbeat_seconds,
+        "lease_seconds": lease_seconds,
+        "cancel_grace_seconds": cancel_grace_seconds,
+        "prestart": prestart,
+    }
+    try:
+        settings = WorkerSettings(**{k: v for k, v in options.items() if v is not None})
+    except ValueError as exc:
+        _api.fail(str(exc))
+    configure_logging(log_level)
+    try:
+        asyncio.run(_serve(settings))
+    except TransportUnavailable as exc:
+        _api.fail(f"cannot reach Baton: {exc}")
+    except RequestRejected as exc:
+        _api.fail(_api.rejection(exc))
+    except RuntimeError as exc:
+        _api.fail(str(exc))
+
+
+async def _serve(settings: object) -> None:
+    import asyncio
+    import signal
+
+    from .._worker._settings import WorkerSettings
+    from .._worker._worker import Worker, logger
+
+    assert isinstance(settings, WorkerSettings)
+    worker = Worker(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            logger.info("%s: draining (send it again to stop running flows now)", sig.name)
+            stop.set()
+        else:
+            worker.force_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    await worker.run(stop)
+
+
+@app.command("ls")
+def ls(
+    pool: Annotated[str | None, typer.Option("--pool", "-p", help="Only this pool's workers.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Workers: name, pool, online/offline, last heartbeat, runs running."""
+    from datetime import UTC, datetime
+
+    with _api.client() as client:
+        pools = [pool] if pool else [p.name for p in client.read_work_pools()]
+        workers = [worker for name in pools for worker in client.read_workers(name)]
+    if as_json:
+        _api.print_json(workers)
+        return
+    out = _api.console()
+    if not workers:
+        out.print(
+            "No workers"
+            + (f" in pool {pool!r}" if pool else "")
+            + " (start one: baton worker start --pool P)"
+        )
+        return
+    now = datetime.now(UTC)
+    table = Table("name", "pool", "status", "last heartbeat", "running", "id")
+    for worker in sorted(workers, key=lambda w: (w.pool_name, not w.online, w.name)):
+        ago = max(0.0, (now - worker.last_heartbeat).total_seconds())
+        status = Text("online", style="green") if worker.online else Text("offline", style="grey50")
+        running = f"{worker.running}/{worker.slots}" if worker.slots is not None else str(worker.running)
+        table.add_row(worker.name, worker.pool_name, status, f"{_ago(ago)} ago", running, worker.id)
+    out.print(table)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"

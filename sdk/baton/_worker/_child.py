@@ -1,0 +1,217 @@
+"""The flow run's process: pull steps, the entrypoint, then the flow, under the worker's claim.
+
+Runs in a fresh interpreter (`python -m baton._worker`) or in a process forked from the
+worker's pre-started one. It reports to the tracker over AMQP itself (states, task runs,
+logs); the worker owns the run's lease (its heartbeats) and ships the process's stdout and
+stderr. Baton's own console output goes to a descriptor of its own (`BATON_CONSOLE_FD`), so
+the worker echoes it without shipping it twice.
+
+The exit code tells the worker what is left to do:
+- `EXIT_REPORTED` (0): the server has the run's outcome (a final state, or a retry it
+  dispatches again);
+- `EXIT_ABORTED` (3): the server said the run is no longer ours; nothing to report;
+- anything else: the worker ends the run Crashed, with the code in the message.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ._job import CLAIM_ID_ENV, FLOW_RUN_ID_ENV, RunJob
+
+if TYPE_CHECKING:
+    from baton_schemas.envelopes import FlowRunDispatch
+    from baton_schemas.states import State
+
+    from .._runtime import Runtime
+
+EXIT_REPORTED = 0
+EXIT_UNREPORTED = 1
+EXIT_ABORTED = 3
+_PR_SET_PDEATHSIG = 1
+# The worker heartbeats for its runs: the run's process must not extend the lease on its own.
+_NO_HEARTBEATS = 10.0**9
+SIGTERM_FLUSH_SECONDS = 1.0
+
+logger = logging.getLogger("baton.flow_runs")
+
+
+def die_with_parent(expected_parent: int | None = None) -> None:
+    """SIGKILL this process when its parent dies (Linux); exit now if it already has."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if expected_parent is not None and os.getppid() != expected_parent:
+        os._exit(EXIT_UNREPORTED)
+
+
+def finish(code: int) -> None:
+    """Exit without running the interpreter's teardown (a forked process shares its parent's)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+class _RunLog:
+    """Records of this run before its engine exists: console, and shipped as the run's logs."""
+
+    def __init__(self, dispatch: FlowRunDispatch) -> None:
+        self.extra = {
+            "baton_label": f"Flow run {dispatch.flow_run_name!r}",
+            "baton_flow_run_id": dispatch.flow_run_id,
+            "baton_task_run_id": None,
+        }
+
+    def info(self, message: str) -> None:
+        logger.info(message, extra=self.extra)
+
+    def error(self, message: str) -> None:
+        logger.error(message, extra=self.extra)
+
+
+def _configure_runtime(console_fd: int | None) -> Runtime:
+    from .. import _logging
+    from .._runtime import configure
+    from .._settings import ClientSettings
+
+    settings = ClientSettings.load().model_copy(update={"heartbeat_interval": _NO_HEARTBEATS})
+    runtime = configure(settings=settings)
+    handler = _logging._console_handler
+    if console_fd is not None and handler is not None:
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(os.fdopen(console_fd, "w", buffering=1, errors="replace"))
+    return runtime
+
+
+def _install_sigterm(runtime: Runtime) -> None:
+    """Cancelled or stopped by the worker: deliver what is buffered (briefly), then go."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        try:
+            runtime.reporter.flush(SIGTERM_FLUSH_SECONDS).result(SIGTERM_FLUSH_SECONDS + 0.5)
+        except Exception:
+            pass
+        finish(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _delivered(runtime: Runtime) -> bool:
+    pending = getattr(runtime.reporter, "pending", None)
+    return pending is None or pending() == 0
+
+
+def _end(runtime: Runtime, job: RunJob, dispatch: FlowRunDispatch, state: State, log: _RunLog) -> int:
+    """The run cannot start: propose `state` (Failed, with the reason) under the claim."""
+    from baton_schemas.envelopes import ProposeState
+
+    log.error(state.message or "the flow run could not start")
+    proposal = ProposeState(flow_run_id=dispatch.flow_run_id, state=state, claim_id=job.claim_id)
+    try:
+        result = runtime.reporter.propose_state(proposal).result()
+    except Exception:
+        result = None
+    runtime.close()
+    return EXIT_REPORTED if result is not None and _delivered(runtime) else EXIT_UNREPORTED
+
+
+def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> Any:
+    from uuid import UUID
+
+    from baton_schemas import utcnow
+    from baton_schemas.runs import FlowRun
+    from baton_schemas.states import Pending
+
+    now = utcnow()
+    return FlowRun(
+        id=dispatch.flow_run_id,
+        name=dispatch.flow_run_name,
+        flow_id=UUID(int=0),  # not in the dispatch, and the engine does not need it
+        flow_name=dispatch.flow_name,
+        deployment_id=dispatch.deployment_id,
+        parameters=dispatch.parameters,
+        state=Pending(),
+        state_version=job.claimed_version,
+        run_count=int(getattr(dispatch, "run_count", 0) or 0),
+        work_pool_name=dispatch.work_pool_name,
+        work_queue_name=dispatch.work_queue_name,
+        job_variables=dispatch.job_variables,
+        created=now,
+        updated=now,
+    )
+
+
+def run(job: RunJob, console_fd: int | None = None) -> int:
+    """Run the job in this process; returns the exit code (see the module's docstring)."""
+    import asyncio
+    import inspect
+
+    from baton_schemas.envelopes import FlowRunDispatch
+    from baton_schemas.states import Failed
+
+    from .._exceptions import Abort, ParameterValidationError
+    from .._flow_engine import run_existing_flow_run
+    from ._entrypoint import EntrypointError, load_flow
+    from ._pull_steps import PullStepError, run_pull_steps
+
+    os.environ[CLAIM_ID_ENV] = str(job.claim_id)
+    os.environ[FLOW_RUN_ID_ENV] = job.flow_run_id
+    dispatch = FlowRunDispatch.model_validate(job.dispatch)
+    runtime = _configure_runtime(console_fd)
+    _install_sigterm(runtime)
+    connect_soon = getattr(runtime.reporter, "connect_soon", None)
+    if connect_soon is not None:
+        connect_soon()  # while the pull steps run and the flow loads
+    log = _RunLog(dispatch)
+    try:
+        if dispatch.pull_steps:
+            run_pull_steps(dispatch.pull_steps, log.info)
+        flow = load_flow(dispatch.entrypoint, Path.cwd())
+        log.info(f"Loaded flow {flow.name!r} from {dispatch.entrypoint!r}")
+    except (PullStepError, EntrypointError) as exc:
+        return _end(runtime, job, dispatch, Failed(message=str(exc)), log)
+    try:
+        outcome = run_existing_flow_run(flow, _flow_run(dispatch, job), runtime, claim_id=job.claim_id)
+        if inspect.iscoroutine(outcome):
+            outcome = asyncio.run(outcome)
+    except ParameterValidationError as exc:
+        return _end(runtime, job, dispatch, Failed(message=str(exc)), log)
+    except Abort as exc:
+        log.error(f"The server stopped this run: {exc}")
+        runtime.close()
+        return EXIT_ABORTED
+    except BaseException:  # a crash: the engine proposed Crashed if it could; the worker makes sure
+        traceback.print_exc()
+        runtime.close()
+        return EXIT_UNREPORTED
+    final: State = outcome
+    runtime.close()
+    settled = final.is_terminal or final.is_scheduled()
+    return EXIT_REPORTED if settled and _delivered(runtime) else EXIT_UNREPORTED
+
+
+def main() -> None:
+    """`python -m baton._worker`: run the job the worker passed in `BATON_JOB_FD`."""
+    from ._job import CONSOLE_FD_ENV, JOB_FD_ENV, read_job_fd
+
+    try:
+        job_fd = int(os.environ.pop(JOB_FD_ENV))
+    except (KeyError, ValueError):
+        sys.stderr.write(f"baton: {JOB_FD_ENV} is not set: this command is started by `baton worker`\n")
+        finish(2)
+        return
+    console = os.environ.pop(CONSOLE_FD_ENV, None)
+    job = read_job_fd(job_fd)
+    finish(run(job, int(console) if console else None))

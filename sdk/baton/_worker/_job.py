@@ -1,0 +1,71 @@
+"""What a worker hands to a flow run's process: the dispatch, the claim, where to start.
+
+It travels as JSON in an anonymous memory file (`memfd`) whose descriptor the process
+inherits (`BATON_JOB_FD`), so neither its size nor its secrets touch the command line, the
+environment or the disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+JOB_FD_ENV = "BATON_JOB_FD"
+CONSOLE_FD_ENV = "BATON_CONSOLE_FD"
+CLAIM_ID_ENV = "BATON_CLAIM_ID"
+FLOW_RUN_ID_ENV = "BATON_FLOW_RUN_ID"
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    dispatch: dict[str, Any]  # a FlowRunDispatch, as JSON
+    claim_id: UUID
+    claimed_version: int  # the run's state_version once claimed (Pending)
+    worker_id: str
+
+    @property
+    def flow_run_id(self) -> str:
+        return str(self.dispatch["flow_run_id"])
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "dispatch": self.dispatch,
+                "claim_id": str(self.claim_id),
+                "claimed_version": self.claimed_version,
+                "worker_id": self.worker_id,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes) -> RunJob:
+        raw = orjson.loads(data)
+        return cls(
+            dispatch=raw["dispatch"],
+            claim_id=UUID(raw["claim_id"]),
+            claimed_version=int(raw["claimed_version"]),
+            worker_id=str(raw["worker_id"]),
+        )
+
+    def to_fd(self) -> int:
+        """A read-only-at-offset-0 memory file holding the job; the caller closes it."""
+        fd = os.memfd_create("baton-job", 0)  # inheritable only where passed on purpose
+        data = self.to_json()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+
+
+def read_job_fd(fd: int) -> RunJob:
+    chunks = []
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return RunJob.from_json(b"".join(chunks))

@@ -1,0 +1,41 @@
+"""Worker settings: `BATON_WORKER_*` environment variables, overridden by `baton worker start` options."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BATON_WORKER_", extra="ignore")
+
+    pool: str = Field(default="default", description="The work pool to serve.")
+    queues: list[str] = Field(
+        default_factory=list, description="Serve only these queues of the pool (default: all)."
+    )
+    name: str | None = Field(default=None, description="Shown by `baton worker ls`; host-pid if unset.")
+    limit: int | None = Field(default=None, ge=1, description="Flow runs at once (default: no limit).")
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    lease_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="How long a run stays ours without a heartbeat."
+    )
+    drain_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM, how long running flows may go on before being stopped.",
+    )
+    cancel_grace_seconds: float = Field(
+        default=10.0, ge=0, description="Between SIGTERM and SIGKILL of a run's process group."
+    )
+    prestart: int = Field(
+        default=0,
+        ge=0,
+        description="Keep N pre-started flow-run processes ready (0: a new one per run).",
+    )
+    queue_refresh_seconds: float = Field(
+        default=15.0, gt=0, description="How often the pool's queues (new ones, priorities) are read again."
+    )
+    claim_retry_seconds: float = Field(
+        default=30.0, gt=0, description="How long a claim is retried while the server is unreachable."
+    )
+    create_pool: bool = Field(default=True, description="Create the pool (type process) if it is missing.")

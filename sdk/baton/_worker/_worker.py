@@ -1,0 +1,606 @@
+"""The worker: takes deployment runs from its pool's queues, claims them, runs each in a process.
+
+    worker = Worker(WorkerSettings(pool="etl", limit=4))
+    await worker.run(stop_event)      # until stop_event is set, then drains and stops
+
+For each delivery: parse the `FlowRunDispatch`, listen for the run's cancellation, claim it
+(Scheduled -> Pending with a `Claim`, RPC to the tracker), and only then settle the message:
+ACCEPT starts it; ABORT (a duplicate, a cancelled run, claimed elsewhere), REJECT and WAIT (a
+concurrency limit: the server moved the run back to Scheduled and dispatches it again) drop it;
+an unreachable server requeues it. While it owns runs the worker heartbeats for them; a run's
+process that exits without having reported its outcome makes the run Crashed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+from baton_schemas.envelopes import (
+    Claim,
+    ControlKind,
+    ControlMessage,
+    FlowRunDispatch,
+    Heartbeat,
+    ProposeState,
+    WorkerInfo,
+)
+from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, TransitionResult, Verdict
+
+from .._settings import ClientSettings
+from .._transport import RequestRejected, TransportUnavailable
+from .._transport.amqp import AmqpTracker
+from ._child import EXIT_ABORTED, EXIT_REPORTED
+from ._forkserver import FORKSERVER_FD_ENV
+from ._intake import Intake, QueueSpec, SlotBook
+from ._job import RunJob
+from ._output import LogShipper, console_streams, pump
+from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
+from ._settings import WorkerSettings
+from ._templates import ProcessJobConfiguration
+
+logger = logging.getLogger("baton.worker")
+
+CONTROL_EXCHANGE = "baton.control"
+OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
+MAX_SCHEDULE_WAIT_SECONDS = 60.0
+STDERR_TAIL_LINES = 5
+
+
+def pool_queue_name(pool: str, queue: str) -> str:
+    return f"baton.pool.{pool}.{queue}"
+
+
+@dataclass(eq=False)
+class ActiveRun:
+    dispatch: FlowRunDispatch
+    claim_id: UUID
+    claimed_version: int
+    process: RunProcess | None = None
+    cancel_reason: str | None = None
+    shutdown: bool = False
+    stopping: asyncio.Task[None] | None = None
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
+
+    @property
+    def id(self) -> UUID:
+        return self.dispatch.flow_run_id
+
+    @property
+    def label(self) -> str:
+        return f"{self.dispatch.flow_run_name!r} ({self.dispatch.flow_run_id})"
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        client: ClientSettings | None = None,
+        *,
+        echo_output: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.client = client or ClientSettings.load()
+        self.worker_id = str(uuid4())
+        self.name = settings.name or f"{socket.gethostname()}-{os.getpid()}"
+        self.book = SlotBook(settings.limit)
+        self.runs: dict[UUID, ActiveRun] = {}
+        self._claims: dict[UUID, str | None] = {}  # runs being claimed -> a cancel that came meanwhile
+        self._echo = echo_output
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._run_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._force = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._control: AbstractQueue | None = None
+        self._control_exchange: AbstractExchange | None = None
+        self.tracker: AmqpTracker | None = None
+        self.intake: Intake | None = None
+        self.shipper: LogShipper | None = None
+        self._spawner = SpawnLauncher()
+        self._forker: ForkServerLauncher | None = None
+        self._base_env = self._child_base_env()
+        self.started_at: float | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _child_base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_WORKER_")}
+        env.pop(FORKSERVER_FD_ENV, None)
+        for key, value in (
+            ("BATON_BROKER_URL", self.client.broker_url),
+            ("BATON_API_URL", self.client.api_url),
+            ("BATON_API_KEY", self.client.api_key),
+        ):
+            if value:
+                env[key] = value
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    async def start(self) -> None:
+        broker_url = self.client.broker_url
+        if not broker_url:
+            raise RuntimeError("a worker needs the broker: set BATON_BROKER_URL")
+        timeout = self.client.request_timeout
+        queues = await self._discover_queues()
+        self.tracker = await AmqpTracker.connect(broker_url, connect_timeout=timeout, rpc_timeout=timeout)
+        self._connection = await aio_pika.connect_robust(
+            broker_url, timeout=timeout, client_properties={"connection_name": f"baton-worker {self.name}"}
+        )
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        self._channel = await self._connection.channel()
+        self._control_exchange = await self._channel.get_exchange(CONTROL_EXCHANGE, ensure=True)
+        self._control = await self._channel.declare_queue(
+            f"baton.worker.{self.worker_id}", exclusive=True, auto_delete=True
+        )
+        await self._control.bind(self._control_exchange, routing_key=f"worker.{self.worker_id}")
+        await self._control.consume(self._on_control, no_ack=True)
+        self.shipper = LogShipper(self.tracker.send)
+        self.shipper.start()
+        if self.settings.prestart > 0:
+            self._forker = ForkServerLauncher(self.settings.prestart, self._base_env)
+            await self._forker.start()
+        await self._heartbeat()
+        self._spawn(self._heartbeat_loop(), "heartbeats")
+        self.intake = Intake(self._channel, self.book, self._on_delivery)
+        await self.intake.set_queues(queues)
+        self._spawn(self._refresh_loop(), "queue refresh")
+        self.started_at = time.time()
+        names = ", ".join(q.name.rsplit(".", 1)[-1] for q in queues) or "none yet"
+        logger.info(
+            "Worker %r (%s) serving pool %r (queues: %s), limit %s",
+            self.name,
+            self.worker_id,
+            self.settings.pool,
+            names,
+            self.settings.limit or "none",
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, serve until `stop` is set, then shut down (draining running flows)."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    def force_stop(self) -> None:
+        """A second signal: stop running flows now instead of draining."""
+        self._force.set()
+
+    async def shutdown(self, drain_seconds: float | None = None) -> None:
+        """Stop taking runs; let running ones finish for the drain period, then stop them
+        (Crashed, "worker shut down": their retry policy decides). Idempotent."""
+        if self._stopping:
+            return
+        self._stopping = True
+        drain = self.settings.drain_seconds if drain_seconds is None else drain_seconds
+        if self.intake is not None:
+            await self.intake.stop()
+            for message in self.book.drain_waiting():
+                await self.intake.settle(message, requeue=True)
+        if self.runs or self._claims:
+            logger.info("Draining %d flow run(s) for up to %gs", len(self.runs), drain)
+        await self._wait_idle(time.monotonic() + drain)
+        for run in list(self.runs.values()):
+            logger.warning("Stopping flow run %s: the worker is shutting down", run.label)
+            run.shutdown = True
+            self._stop_process(run)
+        if self._run_tasks:
+            await asyncio.wait(self._run_tasks, timeout=self.settings.cancel_grace_seconds + 30)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.shipper is not None:
+            await self.shipper.close()
+        if self._forker is not None:
+            await self._forker.close()
+        if self.tracker is not None:
+            await self.tracker.close()
+        if self._connection is not None:
+            await self._connection.close()
+        logger.info("Worker %r stopped", self.name)
+
+    async def _wait_idle(self, deadline: float) -> None:
+        """Until no run is left, the deadline passes or a second signal says stop now."""
+        while (self.runs or self._claims) and not self._force.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._changed.clear()
+            waiters = [asyncio.ensure_future(self._changed.wait()), asyncio.ensure_future(self._force.wait())]
+            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=f"baton-worker {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Worker task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _on_reconnect(self, *_: Any) -> None:
+        logger.warning("Reconnected to the broker; resuming consumption")
+        if self.intake is not None:
+            self.intake.reset()
+            self._spawn(self.intake.reconcile(), "reconcile")
+
+    # --- queues -------------------------------------------------------------------------------
+
+    async def _discover_queues(self) -> list[QueueSpec]:
+        pool, wanted = self.settings.pool, self.settings.queues
+        if not self.client.api_url:  # broker only: the named queues, in the order given
+            names = wanted or ["default"]
+            return [QueueSpec(i + 1, pool_queue_name(pool, name)) for i, name in enumerate(names)]
+        from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
+
+        from .._transport.http import BatonClient
+        from ._templates import default_process_template
+
+        async with BatonClient(self.client.api_url, self.client.api_key) as api:
+            try:
+                record = await api.read_work_pool(pool)
+            except RequestRejected as exc:
+                if exc.status != 404 or not self.settings.create_pool:
+                    raise
+                logger.info("Creating work pool %r (type process)", pool)
+                try:
+                    record = await api.create_work_pool(
+                        WorkPoolCreate(
+                            name=pool, type="process", base_job_template=default_process_template()
+                        )
+                    )
+                except RequestRejected as again:
+                    if again.status != 409:  # created meanwhile by another worker
+                        raise
+                    record = await api.read_work_pool(pool)
+            queues = await api.read_work_queues(pool)
+            existing = {q.name for q in queues}
+            for name in wanted:
+                if name not in existing:
+                    logger.info("Creating work queue %r in pool %r", name, pool)
+                    with contextlib.suppress(RequestRejected):
+                        queues.append(await api.create_work_queue(pool, WorkQueueCreate(name=name)))
+        if record.paused:
+            return []
+        return [
+            QueueSpec(q.priority, pool_queue_name(pool, q.name))
+            for q in queues
+            if not q.paused and (not wanted or q.name in wanted)
+        ]
+
+    async def _refresh_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.settings.queue_refresh_seconds)
+            if not self.client.api_url or self.intake is None:
+                continue
+            try:
+                specs = await self._discover_queues()
+                if specs != self.intake.specs:
+                    logger.info("Queues now: %s", ", ".join(s.name for s in specs) or "none (paused)")
+                await self.intake.set_queues(specs)
+            except Exception as exc:
+                logger.warning("Could not refresh the pool's queues: %r", exc)
+
+    # --- deliveries and claims ----------------------------------------------------------------
+
+    def _on_delivery(self, message: AbstractIncomingMessage, spec: QueueSpec) -> None:
+        if self.book.offer(message, spec.priority):
+            self._spawn(self._claim(message), "claim")
+        free = self.book.free()
+        if free is not None and free <= 0 and self.intake is not None:
+            self._spawn(self.intake.reconcile(), "reconcile")
+
+    def _after_slot_change(self) -> None:
+        """A claim ended or a run finished: serve waiting deliveries first, then the queues."""
+        while (message := self.book.next_waiting()) is not None:
+            self._spawn(self._claim(message), "claim")
+        if self.intake is not None and not self._stopping:
+            self._spawn(self.intake.reconcile(), "reconcile")
+        self._changed.set()
+
+    async def _claim(self, message: AbstractIncomingMessage) -> None:
+        """Claim one delivery; settle it only once the claim's verdict is in."""
+        assert self.intake is not None
+        requeue: bool | None = None  # settle: ack (None), or nack with/without requeue
+        run: ActiveRun | None = None
+        try:
+            dispatch = FlowRunDispatch.model_validate_json(message.body)
+        except ValidationError as exc:
+            logger.error("Dropping an unreadable dispatch message (dead-lettered): %s", exc)
+            dispatch, requeue = None, False
+        if dispatch is not None and dispatch.flow_run_id not in self.runs | self._claims.keys():
+            run_id = dispatch.flow_run_id
+            self._claims[run_id] = None
+            try:
+                await self._listen(run_id)
+                run = await self._claim_run(dispatch)
+            except TransportUnavailable as exc:
+                logger.warning("Server unreachable: flow run %s goes back to the queue (%s)", run_id, exc)
+                await asyncio.sleep(1.0)
+                requeue = True
+            except RequestRejected as exc:
+                logger.warning("Flow run %s cannot be claimed (dropped): %s", run_id, exc)
+            except Exception:
+                logger.exception("Claim of flow run %s failed; it goes back to the queue", run_id)
+                requeue = True
+            finally:
+                cancel = self._claims.pop(run_id, None)
+            if run is None:
+                await self._unlisten(run_id)
+            else:
+                run.cancel_reason = cancel
+                self.runs[run_id] = run
+        self.book.claimed(started=run is not None)
+        try:
+            await self.intake.settle(message, requeue=requeue)
+        finally:
+            if run is not None:
+                task = asyncio.create_task(self._execute(run), name=f"baton-run {run.id}")
+                self._run_tasks.add(task)
+                task.add_done_callback(self._run_tasks.discard)
+            self._after_slot_change()
+
+    async def _claim_run(self, dispatch: FlowRunDispatch) -> ActiveRun | None:
+        """Scheduled -> Pending under a claim; the run if it is ours now, else None."""
+        run_id = dispatch.flow_run_id
+        while True:
+            proposal = ProposeState(
+                flow_run_id=run_id,
+                state=Pending(message=f"claimed by worker {self.name!r}"),
+                claim=Claim(worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds),
+            )
+            result = await self._propose(proposal, self.settings.claim_retry_seconds)
+            if result.verdict is Verdict.ACCEPT:
+                label = dispatch.deployment_name or dispatch.flow_name
+                logger.info("Claimed flow run %r (%s) of %r", dispatch.flow_run_name, run_id, label)
+                return ActiveRun(dispatch, proposal.transition_id, result.state_version)
+            waiting_for_its_time = (
+                result.verdict is Verdict.WAIT
+                and result.state_version == dispatch.state_version  # not moved (a limit moves it)
+                and result.delay_seconds
+                and not self._stopping
+            )
+            if not waiting_for_its_time:
+                logger.info("Flow run %s not taken (%s): %s", run_id, result.verdict.value, result.reason)
+                return None
+            # dispatched ahead of its scheduled time: hold it until then
+            await asyncio.sleep(min(float(result.delay_seconds or 0), MAX_SCHEDULE_WAIT_SECONDS))
+
+    async def _propose(self, proposal: ProposeState, within: float) -> TransitionResult:
+        """An RPC to the tracker, retried (same transition id: safe) while it is unreachable."""
+        assert self.tracker is not None
+        tracker = self.tracker
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TransportUnavailable),
+            wait=wait_random_exponential(multiplier=0.2, max=5.0),
+            stop=stop_after_delay(within),
+            reraise=True,
+        ):
+            with attempt:
+                return await tracker.propose_state(proposal)
+        raise AssertionError("unreachable")
+
+    async def _end_run(self, run: ActiveRun, state: State) -> None:
+        """Propose the run's end under its claim (the server refuses it if the run moved on)."""
+        proposal = ProposeState(flow_run_id=run.id, state=state, claim_id=run.claim_id)
+        try:
+            result = await asyncio.shield(self._propose(proposal, self.settings.claim_retry_seconds))
+        except (TransportUnavailable, RequestRejected) as exc:
+            logger.error("Could not report %s for flow run %s: %s", state.name, run.label, exc)
+            return
+        if result.verdict is Verdict.ACCEPT:
+            logger.info("Flow run %s: %s (%s)", run.label, state.name, state.message)
+        else:
+            logger.debug("Flow run %s: %s not taken: %s", run.label, state.name, result.reason)
+
+    # --- running --------------------------------------------------------------------------------
+
+    def _working_dir(self, run: ActiveRun, config: ProcessJobConfiguration) -> tuple[Path, Path | None]:
+        if config.working_dir is not None:
+            config.working_dir.mkdir(parents=True, exist_ok=True)
+            return config.working_dir.resolve(), None
+        if run.dispatch.pull_steps:
+            scratch = Path(tempfile.mkdtemp(prefix=f"baton-run-{run.id}-"))
+            return scratch, scratch
+        return Path.cwd(), None
+
+    async def _execute(self, run: ActiveRun) -> None:
+        scratch: Path | None = None
+        try:
+            if run.cancel_reason is not None:
+                await self._end_run(run, Cancelled(message=run.cancel_reason))
+                return
+            try:
+                config = ProcessJobConfiguration.from_template(
+                    run.dispatch.job_template, run.dispatch.job_variables
+                )
+                cwd, scratch = self._working_dir(run, config)
+                job = RunJob(
+                    run.dispatch.model_dump(mode="json"), run.claim_id, run.claimed_version, self.worker_id
+                )
+                env = run_env(self._base_env, job, config.env)
+                launcher = (
+                    self._forker
+                    if self._forker is not None and self._forker.accepts(config.command)
+                    else self._spawner
+                )
+                run.process = await launcher.launch(job, config.command, env, cwd)
+            except Exception as exc:
+                message = f"the flow run's process could not be started: {type(exc).__name__}: {exc}"
+                logger.error("Flow run %s: %s", run.label, message)
+                await self._end_run(run, Failed(message=message))
+                return
+            logger.info("Flow run %s started (pid %d)", run.label, run.process.pid)
+            if run.cancel_reason is not None or run.shutdown:
+                self._stop_process(run)
+            code = await self._supervise(run, run.process, config.stream_output)
+            logger.info("Flow run %s process %s", run.label, _exit_text(code))
+            if run.cancel_reason is not None:
+                await self._end_run(run, Cancelled(message=run.cancel_reason))
+            elif run.shutdown:
+                await self._end_run(run, Crashed(message="worker shut down"))
+            elif code not in (EXIT_REPORTED, EXIT_ABORTED):
+                tail = f": {run.tail[-1]}" if run.tail else ""
+                await self._end_run(run, Crashed(message=f"the flow run's process {_exit_text(code)}{tail}"))
+        except Exception:
+            logger.exception("Flow run %s: the worker failed to run it", run.label)
+        finally:
+            self.runs.pop(run.id, None)
+            self.book.finished()
+            await self._unlisten(run.id)
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
+            self._after_slot_change()
+
+    async def _supervise(self, run: ActiveRun, process: RunProcess, stream_output: bool) -> int:
+        echo = console_streams() if (stream_output and self._echo) else {}
+        pumps = [
+            asyncio.create_task(
+                pump(
+                    reader,
+                    name,
+                    run.id,
+                    self.shipper if name != "console" else None,
+                    echo.get(name),
+                    run.tail if name == "stderr" else None,
+                )
+            )
+            for name, reader in process.streams.items()
+        ]
+        try:
+            code = await process.wait()
+            _, slow = await asyncio.wait(pumps, timeout=OUTPUT_AFTER_EXIT_SECONDS)
+            for task in slow:
+                task.cancel()
+            return code
+        finally:
+            for task in pumps:
+                task.cancel()
+            process.close()
+
+    def _stop_process(self, run: ActiveRun) -> None:
+        if run.stopping is None or run.stopping.done():
+            run.stopping = self._spawn(self._terminate(run), f"stop {run.id}")
+
+    async def _terminate(self, run: ActiveRun) -> None:
+        """SIGTERM the run's process group; SIGKILL it after the grace period."""
+        process = run.process
+        if process is None or process.returncode is not None:
+            return
+        process.signal_group(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self.settings.cancel_grace_seconds):
+                await process.wait()
+        except TimeoutError:
+            logger.warning(
+                "Flow run %s did not stop in %gs: killing it", run.label, self.settings.cancel_grace_seconds
+            )
+            process.signal_group(signal.SIGKILL)
+
+    # --- control and heartbeats ---------------------------------------------------------------
+
+    async def _listen(self, run_id: UUID) -> None:
+        if self._control is not None and self._control_exchange is not None:
+            await self._control.bind(self._control_exchange, routing_key=f"flow-run.{run_id}")
+
+    async def _unlisten(self, run_id: UUID) -> None:
+        if self._control is not None and self._control_exchange is not None:
+            with contextlib.suppress(Exception):
+                await self._control.unbind(self._control_exchange, routing_key=f"flow-run.{run_id}")
+
+    async def _on_control(self, message: AbstractIncomingMessage) -> None:
+        try:
+            control = ControlMessage.model_validate_json(message.body)
+        except ValidationError as exc:
+            logger.warning("Ignoring an unreadable control message: %s", exc)
+            return
+        if control.kind is not ControlKind.CANCEL:
+            logger.info("Ignoring control %s for flow run %s", control.kind.value, control.flow_run_id)
+            return
+        reason = control.reason or "cancelled"
+        if control.flow_run_id in self._claims:
+            self._claims[control.flow_run_id] = reason
+        run = self.runs.get(control.flow_run_id)
+        if run is not None and run.cancel_reason is None:
+            logger.info("Cancelling flow run %s: %s", run.label, reason)
+            run.cancel_reason = reason
+            if run.process is not None:
+                self._stop_process(run)
+
+    async def _heartbeat(self) -> None:
+        if self.tracker is None:
+            return
+        message = Heartbeat(
+            worker_id=self.worker_id,
+            worker=WorkerInfo(
+                name=self.name,
+                pool_name=self.settings.pool,
+                slots=self.settings.limit,
+                running=len(self.runs),
+            ),
+            flow_run_ids=list(self.runs),
+            interval_seconds=self.settings.heartbeat_seconds,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        try:
+            await self.tracker.send(message, timeout=self.settings.heartbeat_seconds)
+        except Exception as exc:
+            logger.warning("Heartbeat not delivered: %s", exc)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            await self._heartbeat()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger("baton.worker")
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False
