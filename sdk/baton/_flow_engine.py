@@ -5,6 +5,11 @@ transition is proposed to the reporter and its verdict followed: WAIT (propose a
 REJECT into a Scheduled state (AwaitingRetry: wait for its time, then propose Retrying), REJECT
 into another state (adopt it), ABORT (stop). A `None` verdict means nobody orchestrates this
 run (no server, or it is unreachable): the engine applies the flow's retry policy itself.
+
+A run claimed by a worker (`claim_id` set) proposes under its claim, so the server can tell a
+process left over from a lost claim; when the server sends it back to Scheduled (a retry), the
+engine stops there: the server dispatches it again, to any worker. A run found Cancelling ends
+Cancelled.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Generator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from baton_schemas.envelopes import ProposeState
 from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
@@ -70,15 +75,17 @@ class FlowRunEngine:
         bound: inspect.BoundArguments,
         runtime: Runtime,
         existing: FlowRun | None = None,
+        claim_id: UUID | None = None,
     ) -> None:
         """`existing`: a run created elsewhere (a deployment run claimed by a worker): the
-        engine runs it instead of creating one."""
+        engine runs it instead of creating one. `claim_id`: the worker's claim of it."""
         from pydantic_core import to_jsonable_python
 
         self.flow = flow
         self.bound = bound
         self.reporter = runtime.reporter
         self.existing = existing
+        self.claim_id = claim_id if existing is not None else None
         self.parent = flow_run_ctx.get() if existing is None else None
         self.parent_run: TaskRunRecord | None = None
         if self.parent is not None:
@@ -196,7 +203,9 @@ class FlowRunEngine:
 
     def _propose(self, state: State) -> Generator[Any, Any, TransitionResult | None]:
         while True:
-            proposal = ProposeState(flow_run_id=self.record.id, state=state, transition_id=uuid4())
+            proposal = ProposeState(
+                flow_run_id=self.record.id, state=state, transition_id=uuid4(), claim_id=self.claim_id
+            )
             result: TransitionResult | None = yield from self._await(self.reporter.propose_state(proposal))
             if result is None or result.verdict is not Verdict.WAIT:
                 return result
@@ -278,8 +287,12 @@ class FlowRunEngine:
                 final = adopt_returned_state(server or Failed(message=result.reason))
                 self._commit(final)
                 return final
+            if server.type is StateType.CANCELLING:
+                return (yield from self._end_cancelled(server))
             if server.is_scheduled():
                 self._commit(server)
+                if self.claim_id is not None:  # the server dispatches it again
+                    return server
                 yield from self._sleep_until(server)
             else:
                 yield float(result.delay_seconds or 1.0)
@@ -307,13 +320,27 @@ class FlowRunEngine:
             self._commit(state)
             return state
         server = result.state
+        if server is not None and server.type is StateType.CANCELLING:
+            return (yield from self._end_cancelled(server))
         if server is not None and server.is_scheduled():  # AwaitingRetry: the server retries us
             self._commit(server)
+            if self.claim_id is not None:  # ... on whichever worker claims it next
+                return server
             yield from self._sleep_until(server)
             return None
         final = adopt_returned_state(server) if server is not None else state
         if final is not state and final.type is state.type:
             final.with_result(state._result, state._exception)
+        self._commit(final)
+        return final
+
+    def _end_cancelled(self, cancelling: State) -> Generator[Any, Any, State]:
+        """The run is being cancelled: it ends Cancelled (whatever the server answers, it is done)."""
+        state = Cancelled(message=cancelling.message or "cancelled")
+        state.with_result(exception=CancelledRun(state.message or "cancelled"))
+        result = yield from self._propose(state)
+        server = result.state if result is not None else None
+        final = adopt_returned_state(server) if server is not None and server.is_terminal else state
         self._commit(final)
         return final
 
@@ -392,12 +419,22 @@ def _resolved(value: Any) -> Any:
 
 
 def run_existing_flow_run(
-    flow: Flow[..., Any], flow_run: FlowRun, runtime: Runtime | None = None
+    flow: Flow[..., Any],
+    flow_run: FlowRun,
+    runtime: Runtime | None = None,
+    *,
+    claim_id: UUID | None = None,
 ) -> State | Any:
     """Run a flow run that already exists on the server (e.g. claimed by a worker) with its
-    stored parameters; returns the final State (a coroutine of it for an async flow)."""
+    stored parameters; returns the final State (a coroutine of it for an async flow).
+
+    `claim_id` (default: `$BATON_CLAIM_ID`, set by the worker) goes with every proposal."""
+    import os
+
     from ._runtime import get_runtime
 
+    if claim_id is None and os.environ.get("BATON_CLAIM_ID"):
+        claim_id = UUID(os.environ["BATON_CLAIM_ID"])
     bound = flow._validator.bind((), dict(flow_run.parameters))
-    engine = FlowRunEngine(flow, bound, runtime or get_runtime(), existing=flow_run)
+    engine = FlowRunEngine(flow, bound, runtime or get_runtime(), existing=flow_run, claim_id=claim_id)
     return engine.run_async() if flow.isasync else engine.run_sync()

@@ -108,6 +108,7 @@ class RemoteReporter:
         self._wakeup: asyncio.Event | None = None
         self._wake_pending = False
         self._drain_lock: asyncio.Lock | None = None
+        self._connect_lock: asyncio.Lock | None = None
         self.dropped = 0
         self.outage = False
         self.disabled = False  # the server refused our credentials: stop reporting
@@ -171,6 +172,19 @@ class RemoteReporter:
             logger.warning("Baton reporter did not shut down cleanly: %r", exc)
         self._thread.stop()
 
+    def connect_soon(self) -> None:
+        """Open the connection in the background now, before the first request needs it (a
+        worker's run process knows it will report: it connects while it loads the flow)."""
+        self._ensure_started()
+        if self._started and not self._closed:
+            self._thread.submit(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        try:
+            await self._transport_()
+        except TransportError as exc:
+            logger.debug("Early connection failed (retried on first use): %s", exc)
+
     def pending(self) -> int:
         return len(self._task_states) + len(self._logs) + len(self._flow_ops)
 
@@ -188,6 +202,7 @@ class RemoteReporter:
     async def _start(self) -> None:
         self._wakeup = asyncio.Event()
         self._drain_lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
         self._background = [
             asyncio.create_task(self._flush_loop(), name="baton-flush"),
             asyncio.create_task(self._heartbeat_loop(), name="baton-heartbeat"),
@@ -236,12 +251,15 @@ class RemoteReporter:
 
     async def _transport_(self) -> Transport:
         if self._transport is None:
-            try:
-                self._transport = await self._connect()
-            except TransportError:
-                raise
-            except Exception as exc:  # a connect that fails in an unexpected way
-                raise TransportUnavailable(repr(exc)) from exc
+            assert self._connect_lock is not None
+            async with self._connect_lock:  # one connection, however many callers race for it
+                if self._transport is None:
+                    try:
+                        self._transport = await self._connect()
+                    except TransportError:
+                        raise
+                    except Exception as exc:  # a connect that fails in an unexpected way
+                        raise TransportUnavailable(repr(exc)) from exc
         return self._transport
 
     async def _call(self, op: _FlowOp) -> Any:
