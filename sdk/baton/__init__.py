@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from . import states
     from ._cache import task_input_hash
     from ._context import FlowRunContext, TaskRunContext, get_run_context
+    from ._deployments import arun_deployment, run_deployment
     from ._exceptions import (
         Abort,
         BatonError,
@@ -51,6 +52,8 @@ _EXPORTS: dict[str, str] = {
     "Task": "._tasks",
     "get_run_logger": "._logging",
     "get_run_context": "._context",
+    "run_deployment": "._deployments",
+    "arun_deployment": "._deployments",
     "FlowRunContext": "._context",
     "TaskRunContext": "._context",
     "unmapped": "._futures",
@@ -99,11 +102,13 @@ __all__ = [
     "TaskRunContext",
     "ThreadPoolTaskRunner",
     "UpstreamTaskError",
+    "arun_deployment",
     "as_completed",
     "exponential_backoff",
     "flow",
     "get_run_context",
     "get_run_logger",
+    "run_deployment",
     "states",
     "task",
     "task_input_hash",
