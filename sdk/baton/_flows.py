@@ -10,6 +10,7 @@ from ._task_runners import ThreadPoolTaskRunner
 from ._validation import ParameterValidator
 
 if TYPE_CHECKING:
+    from baton_schemas.deployments import Deployment
     from baton_schemas.states import State
 
     from ._results import ResultStore, Serializer
@@ -93,6 +94,16 @@ class Flow(Generic[P, R]):
         if unknown:
             raise TypeError(f"Unknown flow options: {sorted(unknown)}")
         return Flow(self.fn, **{**self._options, **options})
+
+    def deploy(self, name: str, work_pool_name: str, **options: Any) -> Deployment:
+        """Create or update the deployment `name` of this flow on the server (what one entry of
+        baton.yaml does) and return it. Options: work_queue_name, parameters, job_variables,
+        description, version, tags, cron, interval, schedules, triggers, pull_steps,
+        concurrency_limit, retry_policy, enforce_parameter_schema, paused, entrypoint,
+        project_dir. The entrypoint is this flow's file, relative to the working directory."""
+        from ._deploy.deployer import deploy_flow
+
+        return deploy_flow(self, name, work_pool_name, **options)
 
     # `return_state` rides between P.args and P.kwargs, which PEP 612 does not allow to
     # declare; type checkers still apply these overloads, hence the ignores.
