@@ -1,7 +1,134 @@
-"""`baton deployments` commands."""
+"""`baton deployment ...`: list, inspect, run (and watch) and delete deployments."""
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated
 
-app = typer.Typer(no_args_is_help=True)
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from . import _api, _watch
+
+app = typer.Typer(no_args_is_help=True, help="Deployments: list, inspect, run.")
+
+Name = Annotated[
+    str,
+    typer.Argument(
+        metavar="NAME", help="flow-name/deployment-name, or the deployment's id.", show_default=False
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command("ls")
+def list_deployments(
+    flow: Annotated[str | None, typer.Option("--flow", help="Only deployments of this flow.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List deployments."""
+    with _api.client() as client:
+        deployments = client.read_deployments(flow_name=flow)
+    if as_json:
+        _api.print_json(deployments)
+        return
+    table = Table("deployment", "work pool", "queue", "schedules", "triggers", "status", "id")
+    for d in sorted(deployments, key=lambda d: (d.flow_name, d.name)):
+        status = Text("paused", style="yellow") if d.paused else Text("active", style="green")
+        table.add_row(
+            f"{d.flow_name}/{d.name}",
+            d.work_pool_name,
+            d.work_queue_name,
+            str(len(d.schedules)),
+            str(len(d.triggers)),
+            status,
+            str(d.id),
+        )
+    _api.console().print(table)
+
+
+@app.command("inspect")
+def inspect_deployment(name: Name) -> None:
+    """A deployment, as JSON: entrypoint, parameters and their schema, pool, pull steps,
+    schedules, triggers."""
+    from .._deployments import read_deployment
+
+    with _api.client() as client:
+        deployment = read_deployment(client, name)
+    _api.print_json(deployment)
+
+
+@app.command("delete")
+def delete_deployment(
+    name: Name, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False
+) -> None:
+    """Delete a deployment (its past runs stay)."""
+    from .._deployments import read_deployment
+
+    with _api.client() as client:
+        deployment = read_deployment(client, name)
+        label = f"{deployment.flow_name}/{deployment.name}"
+        if not yes:
+            typer.confirm(f"Delete deployment {label!r}?", abort=True)
+        client.delete_deployment(deployment.id)
+    _api.console().print(f"Deleted deployment {label!r}.")
+
+
+@app.command("run")
+def run(
+    name: Name,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", "-p", help="A parameter, KEY=VALUE (VALUE as JSON if it parses); repeatable."
+        ),
+    ] = None,
+    params: Annotated[str | None, typer.Option("--params", help="Parameters as one JSON object.")] = None,
+    job_variable: Annotated[
+        list[str] | None,
+        typer.Option("--job-variable", "-jv", help="A job variable, KEY=VALUE; repeatable."),
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag of the run; repeatable.")] = None,
+    run_name: Annotated[str | None, typer.Option("--name", help="The run's name.")] = None,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", "-w", help="Follow its states and logs; exit 0 only if it Completes."),
+    ] = False,
+) -> None:
+    """Create a run of a deployment. Its parameters are merged over the deployment's and
+    checked by the server: a bad one is refused, naming the field, and no run is created."""
+    from baton_schemas.deployments import DeploymentRunCreate
+
+    from .._deployments import read_deployment
+
+    parameters = {**_api.parse_object(params, "--params"), **_api.parse_pairs(param, "--param")}
+    request = DeploymentRunCreate(
+        parameters=parameters,
+        job_variables=_api.parse_pairs(job_variable, "--job-variable"),
+        tags=list(tag or ()),
+        name=run_name,
+    )
+    out = _api.console()
+    with _api.client() as client:
+        deployment = read_deployment(client, name)
+        flow_run = client.create_deployment_run(deployment.id, request)
+        out.print(
+            Text.assemble(
+                "Created flow run ",
+                (flow_run.name, "bold"),
+                f" ({flow_run.id}) of {deployment.flow_name}/{deployment.name}: ",
+                _api.state_text(flow_run.state),
+            )
+        )
+        if not watch:
+            return
+        flow_run = _watch.watch(client, flow_run)
+    final = flow_run.state
+    if final.message and "\n" in final.message.strip():  # a traceback: the run's own story
+        out.print(Text(final.message.rstrip(), style="grey50"), soft_wrap=True)
+    line = Text.assemble(f"Flow run {flow_run.name!r} ended ", _api.state_text(final))
+    if final.message:
+        line.append(f": {_watch.last_line(final.message)}")
+    out.print(line, soft_wrap=True)
+    if final.type.value != "COMPLETED":
+        raise typer.Exit(1)
