@@ -49,8 +49,9 @@ def list_deployments(
 
 @app.command("inspect")
 def inspect_deployment(name: Name) -> None:
-    """A deployment, as JSON: entrypoint, parameters and their schema, pool, pull steps,
-    schedules, triggers."""
+    """A deployment, as JSON.
+
+    Its entrypoint, parameters and their schema, pool, pull steps, schedules and triggers."""
     from .._deployments import read_deployment
 
     with _api.client() as client:
@@ -95,8 +96,10 @@ def run(
         typer.Option("--watch", "-w", help="Follow its states and logs; exit 0 only if it Completes."),
     ] = False,
 ) -> None:
-    """Create a run of a deployment. Its parameters are merged over the deployment's and
-    checked by the server: a bad one is refused, naming the field, and no run is created."""
+    """Create a run of a deployment (and follow it with --watch).
+
+    Its parameters are merged over the deployment's and checked by the server: a bad one is
+    refused, naming the field, and no run is created."""
     from baton_schemas.deployments import DeploymentRunCreate
 
     from .._deployments import read_deployment
