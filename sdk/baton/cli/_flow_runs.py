@@ -51,7 +51,7 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _fail(message: str) -> NoReturn:
-    _console(stderr=True).print(Text(f"error: {message}"), style="red")
+    _console(stderr=True).print(Text(f"error: {message}"), style="red", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -371,14 +371,17 @@ def logs(
 
 @app.command("cancel")
 def cancel(run_id: RunId) -> None:
-    """Cancel a flow run: a run that has not started is Cancelled at once; a running one goes
-    Cancelling until its process stops."""
+    """Cancel a flow run: one that has not started is Cancelled at once; a running one goes
+    Cancelling until its process stops. Exits 1 if the run had already ended otherwise."""
+    from baton_schemas.states import StateType, Verdict
+
     with _client() as client:
         result = client.cancel_flow_run(run_id)
         run = client.read_flow_run(run_id)
-    console = _console()
     state = result.state or run.state
     line = Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state))
-    if result.verdict != "ACCEPT" and result.reason:
+    if result.verdict is not Verdict.ACCEPT and result.reason:
         line.append(f" ({result.reason})")
-    console.print(line)
+    _console().print(line, soft_wrap=True)
+    if state.type not in (StateType.CANCELLING, StateType.CANCELLED):
+        raise typer.Exit(1)
