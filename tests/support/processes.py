@@ -65,10 +65,16 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def server_process(
-    backends: Backends, log_dir: Path, *services: str, ready_timeout: float = 30, **env: str
+    backends: Backends,
+    log_dir: Path,
+    *services: str,
+    ready_timeout: float = 30,
+    port: int | None = None,
+    **env: str,
 ) -> Iterator[ServerProcess]:
-    """`baton server start` with its own port; waits until /ready answers (or the log says so)."""
-    port = free_port()
+    """`baton server start` with its own port (or `port`, e.g. to restart a server where its
+    clients expect it); waits until /ready answers (or the log says so)."""
+    port = port or free_port()
     environ = baton_env(backends, BATON_API_PORT=str(port), **env)
     log_path = log_dir / f"server-{port}.log"
     args = [BATON, "server", "start"]
