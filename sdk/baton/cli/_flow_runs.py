@@ -6,23 +6,21 @@ Failures are one line on stderr and exit code 1: unreachable server, refused key
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from . import _api
+from ._api import state_text as _state_text
+from ._watch import last_line
 
 if TYPE_CHECKING:
     from baton_schemas.logs import LogRecord
     from baton_schemas.runs import FlowRun, TaskRun
-    from baton_schemas.states import State
 
     from .._transport.http import SyncBatonClient
 
@@ -30,70 +28,10 @@ app = typer.Typer(no_args_is_help=True, help="Inspect, follow and cancel flow ru
 
 RunId = Annotated[UUID, typer.Argument(metavar="ID", help="The flow run's id.", show_default=False)]
 
-_STATE_STYLES = {
-    "SCHEDULED": "yellow",
-    "PENDING": "grey70",
-    "RUNNING": "blue",
-    "COMPLETED": "green",
-    "FAILED": "red",
-    "CRASHED": "bold red",
-    "CANCELLED": "grey50",
-    "CANCELLING": "grey50",
-    "PAUSED": "yellow",
-}
 _LEVEL_STYLES = {"DEBUG": "grey50", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
 
 
-def _console(stderr: bool = False) -> Console:
-    # Piped output keeps whole lines (rich would fold tables at 80 columns).
-    wide = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 200
-    return Console(stderr=stderr, width=wide, highlight=False)
-
-
-def _fail(message: str) -> NoReturn:
-    _console(stderr=True).print(Text(f"error: {message}"), style="red", soft_wrap=True)
-    raise typer.Exit(1)
-
-
-@contextlib.contextmanager
-def _client() -> Iterator[SyncBatonClient]:
-    """A client of the configured server; its errors end the command with one readable line."""
-    import httpx
-
-    from .._settings import ClientSettings
-    from .._transport import RequestRejected, TransportUnavailable
-    from .._transport.http import SyncBatonClient
-
-    settings = ClientSettings.load()
-    url = settings.api_url
-    if not url:
-        _fail("BATON_API_URL is not set (e.g. http://127.0.0.1:4200/api)")
-    try:
-        with SyncBatonClient(url, settings.api_key, timeout=settings.request_timeout) as client:
-            yield client
-    except TransportUnavailable as exc:
-        _fail(f"cannot reach the Baton server at {url}: {exc}")
-    except RequestRejected as exc:
-        if exc.status == 401:
-            _fail(f"the server refused the API key ({exc.detail}); set BATON_API_KEY")
-        if exc.status == 403:
-            _fail(f"not allowed: {exc.detail}")
-        if exc.status == 404 and exc.detail == "Not Found":  # no such route: not Baton's API?
-            _fail(f"not found at {url}: is BATON_API_URL the API's base URL (ending in /api)?")
-        if exc.status == 404:
-            _fail(exc.detail)
-        _fail(f"the server refused the request ({exc.status}: {exc.detail})")
-    except httpx.HTTPError as exc:  # e.g. a malformed URL
-        _fail(f"cannot talk to {url}: {exc}")
-    except ValueError as exc:  # an answer that is not Baton's (JSON or shape)
-        _fail(f"unexpected answer from {url} (is it a Baton API?): {str(exc).splitlines()[0]}")
-
-
 # --- formatting ---------------------------------------------------------------------------------
-
-
-def _state_text(state: State) -> Text:
-    return Text(state.name, style=_STATE_STYLES.get(state.type.value, ""))
 
 
 def _when(moment: datetime | None) -> str:
@@ -166,7 +104,7 @@ def list_runs(
     """The most recent flow runs, newest first."""
     wanted = _StateFilter(state or [])
     runs: list[FlowRun] = []
-    with _client() as client:
+    with _api.client() as client:
         cursor: str | None = None
         while len(runs) < limit:
             page = client.read_flow_runs(
@@ -181,7 +119,7 @@ def list_runs(
             if cursor is None:
                 break
     runs = runs[:limit]
-    console = _console()
+    console = _api.console()
     if not runs:
         console.print("No flow runs.")
         return
@@ -222,11 +160,11 @@ def _all_task_runs(client: SyncBatonClient, flow_run_id: UUID) -> list[TaskRun]:
 @app.command("inspect")
 def inspect_run(run_id: RunId) -> None:
     """A flow run: its state, parameters and times, its state history and its task runs."""
-    with _client() as client:
+    with _api.client() as client:
         run = client.read_flow_run(run_id)
         history = client.read_flow_run_states(run_id)
         task_runs = _all_task_runs(client, run_id)
-    console = _console()
+    console = _api.console()
     header = Text.assemble((run.name, "bold"), f"  ({run.id})")
     console.print(header)
     facts: list[tuple[str, Any]] = [
@@ -263,7 +201,7 @@ def inspect_run(run_id: RunId) -> None:
     states.add_column("Time", no_wrap=True)
     states.add_column("Message")
     for index, state in enumerate(history, 1):
-        states.add_row(str(index), _state_text(state), _when_ms(state.timestamp), _last_line(state.message))
+        states.add_row(str(index), _state_text(state), _when_ms(state.timestamp), last_line(state.message))
     console.print(states)
 
     console.print(Text(f"\nTask runs ({len(task_runs)})", style="bold"))
@@ -305,11 +243,6 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _last_line(message: str | None) -> str:
-    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
 def _when_ms(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M:%S.%f")[:-3]
 
@@ -320,7 +253,7 @@ class _LogPrinter:
     def __init__(self, client: SyncBatonClient, run: FlowRun) -> None:
         self.client = client
         self.run = run
-        self.console = _console()
+        self.console = _api.console()
         self.task_names: dict[UUID, str] = {}
 
     def label(self, record: LogRecord) -> str:
@@ -350,14 +283,11 @@ def logs(
     ] = False,
 ) -> None:
     """A flow run's logs (with its task runs'), oldest first."""
-    with _client() as client:
+    with _api.client() as client:
         printer = _LogPrinter(client, client.read_flow_run(run_id))
-        if follow:
-            try:
-                for record in client.stream_logs(run_id):
-                    printer.print(record)
-            except KeyboardInterrupt:
-                raise typer.Exit(130) from None
+        if follow:  # Ctrl-C ends it (exit 130)
+            for record in client.stream_logs(run_id):
+                printer.print(record)
             return
         cursor: str | None = None
         while True:
@@ -375,13 +305,13 @@ def cancel(run_id: RunId) -> None:
     Cancelling until its process stops. Exits 1 if the run had already ended otherwise."""
     from baton_schemas.states import StateType, Verdict
 
-    with _client() as client:
+    with _api.client() as client:
         result = client.cancel_flow_run(run_id)
         run = client.read_flow_run(run_id)
     state = result.state or run.state
     line = Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state))
     if result.verdict is not Verdict.ACCEPT and result.reason:
         line.append(f" ({result.reason})")
-    _console().print(line, soft_wrap=True)
+    _api.console().print(line, soft_wrap=True)
     if state.type not in (StateType.CANCELLING, StateType.CANCELLED):
         raise typer.Exit(1)
