@@ -63,7 +63,7 @@ def _repository_directory(repository: str) -> str:
 def git_clone(repository: str, ref: str | None = None, directory: str | None = None) -> Path:
     """Clone `repository` at `ref` (a branch, tag or commit) into `directory`; returns it."""
     target = Path(directory or _repository_directory(repository)).resolve()
-    what = f"git_clone of {_redact(repository)}" + (f" at {ref}" if ref else "")
+    what = f"git clone of {_redact(repository)}" + (f" at {ref}" if ref else "")
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     if (target / ".git").exists():  # a working directory kept between runs: update it
         _run(["git", "-C", str(target), "fetch", "--quiet", "origin", ref or "HEAD"], what, env=env)
@@ -83,20 +83,20 @@ def git_clone(repository: str, ref: str | None = None, directory: str | None = N
 def pip_install_requirements(requirements_file: str = "requirements.txt") -> None:
     path = Path(requirements_file)
     if not path.is_file():
-        raise PullStepError(f"pip_install_requirements: {requirements_file!r} not found in {Path.cwd()}")
+        raise PullStepError(f"{requirements_file!r} not found in {Path.cwd()}")
     argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _run([*argv, "-r", str(path)], f"pip_install_requirements of {requirements_file}")
+    _run([*argv, "-r", str(path)], f"pip install -r {requirements_file}")
 
 
 def run_shell_script(script: str) -> None:
     first = script.strip().splitlines()[0] if script.strip() else ""
-    _run(["/bin/sh", "-ec", script], f"run_shell_script ({first[:80]!r})")
+    _run(["/bin/sh", "-ec", script], f"the script ({first[:80]})")
 
 
 def set_working_directory(directory: str) -> Path:
     path = Path(directory).expanduser().resolve()
     if not path.is_dir():
-        raise PullStepError(f"set_working_directory: {directory!r} is not a directory")
+        raise PullStepError(f"{directory!r} is not a directory")
     return path
 
 
