@@ -105,6 +105,15 @@ class Flow(Generic[P, R]):
 
         return deploy_flow(self, name, work_pool_name, **options)
 
+    def serve(self, name: str, **options: Any) -> None:
+        """Register the deployment `name` of this flow and run a worker for it in this process,
+        until SIGTERM / Ctrl-C. Options: those of `deploy()`, plus `work_pool_name` (default
+        `serve-<flow>`, created if missing) and the worker's `limit`, `prestart`,
+        `drain_seconds`, `heartbeat_seconds`, `lease_seconds`, `cancel_grace_seconds`."""
+        from ._worker._serve import serve
+
+        serve(self, name, **options)
+
     # `return_state` rides between P.args and P.kwargs, which PEP 612 does not allow to
     # declare; type checkers still apply these overloads, hence the ignores.
     @overload

@@ -49,6 +49,7 @@ def start(
     import asyncio
 
     from .._transport import RequestRejected, TransportUnavailable
+    from .._worker._serve import run_worker
     from .._worker._settings import WorkerSettings
     from .._worker._worker import configure_logging
 
@@ -69,37 +70,13 @@ def start(
         _api.fail(str(exc))
     configure_logging(log_level)
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(run_worker(settings))
     except TransportUnavailable as exc:
         _api.fail(f"cannot reach Baton: {exc}")
     except RequestRejected as exc:
         _api.fail(_api.rejection(exc))
     except RuntimeError as exc:
         _api.fail(str(exc))
-
-
-async def _serve(settings: object) -> None:
-    import asyncio
-    import signal
-
-    from .._worker._settings import WorkerSettings
-    from .._worker._worker import Worker, logger
-
-    assert isinstance(settings, WorkerSettings)
-    worker = Worker(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(sig: signal.Signals) -> None:
-        if not stop.is_set():
-            logger.info("%s: draining (send it again to stop running flows now)", sig.name)
-            stop.set()
-        else:
-            worker.force_stop()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
-    await worker.run(stop)
 
 
 @app.command("ls")
