@@ -11,6 +11,7 @@ Errors: `TransportUnavailable` (connection failure, timeout, 5xx, 429: retry) an
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -93,6 +94,14 @@ def _validation_errors(errors: list[Any]) -> str:
     return "; ".join(parts)[:2000]
 
 
+def _tls_for(api_url: str) -> ssl.SSLContext | bool:
+    """Plain HTTP needs no TLS: an empty context (it trusts no one, so an https URL reached by
+    mistake fails closed) saves loading the CA bundle, 30-50 ms for every client made."""
+    if api_url.lower().startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
+
+
 class BatonClient:
     """Async client of the API. Satisfies `baton._transport.Transport`."""
 
@@ -109,7 +118,11 @@ class BatonClient:
             headers["authorization"] = f"Bearer {api_key}"
         self.api_url = api_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self.api_url, headers=headers, timeout=timeout, transport=transport
+            base_url=self.api_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=_tls_for(self.api_url),
         )
 
     async def __aenter__(self) -> BatonClient:
