@@ -108,3 +108,7 @@ class DeploymentRunCreate(ClientModel):
     name: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=500)
     scheduled_time: datetime | None = Field(default=None, description="Now if unset.")
+    parent_flow_run_id: UUID | None = Field(
+        default=None, description="Set when a flow starts this run (run_deployment inside a flow)."
+    )
+    parent_task_run_id: UUID | None = None

@@ -117,11 +117,10 @@ def _run_request(
 
     fields: dict[str, Any] = {}
     parent = flow_run_ctx.get() if as_subflow else None
-    # TODO(server): DeploymentRunCreate.parent_flow_run_id / parent_task_run_id (asked of the lead).
-    if parent is not None and "parent_flow_run_id" in DeploymentRunCreate.model_fields:
+    if parent is not None:
         fields["parent_flow_run_id"] = parent.flow_run.id
         task = task_run_ctx.get()
-        if task is not None and "parent_task_run_id" in DeploymentRunCreate.model_fields:
+        if task is not None:
             fields["parent_task_run_id"] = task.task_run.id
     return DeploymentRunCreate(
         parameters=dict(parameters or {}),

@@ -6,7 +6,12 @@ import typer
 
 from . import _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Baton: workflow orchestration.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    help="Baton: workflow orchestration.",
+)
 app.add_typer(_server.app, name="server")
 app.add_typer(_server.api_key_app, name="api-key")
 app.add_typer(_server.schemas_app, name="schemas")

@@ -212,6 +212,8 @@ async def create_deployment_run(
                 parameters=parameters,
                 tags=sorted({*deployment.tags, *request.tags}),
                 deployment_id=deployment.id,
+                parent_flow_run_id=request.parent_flow_run_id,
+                parent_task_run_id=request.parent_task_run_id,
                 idempotency_key=request.idempotency_key,
                 state=Scheduled(request.scheduled_time),
                 retry_policy=deployment.retry_policy,

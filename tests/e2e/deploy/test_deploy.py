@@ -346,3 +346,27 @@ def test_the_users_path_through_a_worker(project: Project, live_server: LiveServ
     assert waited.ok().stdout.strip() == "COMPLETED"  # run_deployment waited for the end
     runs = {r["parameters"]["name"]: (r["state"]["type"], r["parameters"]["count"]) for r in project.runs()}
     assert runs == {"Ford": ("COMPLETED", 2), "Zaphod": ("COMPLETED", 2)}
+
+
+def test_run_deployment_inside_a_flow_is_linked_to_it(project: Project, pool: str) -> None:
+    project.write_flow()
+    made = project.python(
+        f"""
+        from baton import flow, get_run_context, run_deployment
+        from flows.hello import say_hello
+
+        say_hello.deploy("linked", "{pool}", parameters={{"name": "Zaphod"}})
+
+        @flow
+        def parent() -> None:
+            child = run_deployment("{project.flow}/linked", timeout=0)
+            print("ids", get_run_context().flow_run.id, child.id)
+
+        parent()
+        """
+    ).ok()
+    [line] = [line for line in made.stdout.splitlines() if line.startswith("ids ")]
+    _, parent_id, child_id = line.split()
+    child = project.get(f"/flow_runs/{child_id}")
+    assert child["parent_flow_run_id"] == parent_id
+    assert child["deployment_id"] == project.stored("linked")["id"]
