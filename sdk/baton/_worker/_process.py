@@ -65,7 +65,10 @@ class RunProcess:
         return self.exited.result() if self.exited.done() else None
 
     def signal_group(self, sig: int) -> bool:
-        """Signal the run's process group; False if it is gone."""
+        """Signal the run's process group; False if it is gone (once its leader has been
+        reaped its id may be reused: it is never signalled again)."""
+        if self.exited.done():
+            return False
         try:
             os.killpg(self.pid, sig)
             return True
@@ -191,6 +194,13 @@ class ForkServerLauncher:
         return command is None or tuple(command) == DEFAULT_COMMAND
 
     async def start(self) -> None:
+        if self._sock is not None:  # a server that died: let go of its socket and process
+            self._sock.close()
+            self._sock = None
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+            await self._process.wait()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         env = {**self.env, FORKSERVER_FD_ENV: str(theirs.fileno())}

@@ -42,7 +42,7 @@ def _run(
         )
     except OSError as exc:
         raise PullStepError(f"{what}: cannot run {argv[0]!r}: {exc.strerror or exc}") from exc
-    output = done.stdout.decode(errors="replace")
+    output = _redact(done.stdout.decode(errors="replace"))
     if output:
         sys.stdout.write(output if output.endswith("\n") else output + "\n")
         sys.stdout.flush()
@@ -51,8 +51,9 @@ def _run(
         raise PullStepError(f"{what} exited with code {done.returncode}" + (f": {tail}" if tail else ""))
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"://[^@/]+@", "://***@", url)
+def _redact(text: str) -> str:
+    """Hide the credentials of URLs (`https://user:token@host/...`)."""
+    return re.sub(r"://[^@/\s]+@", "://***@", text)
 
 
 def _repository_directory(repository: str) -> str:
