@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from tenacity import (
     AsyncRetrying,
@@ -44,7 +44,9 @@ logger = logging.getLogger("baton.reporter")
 T = TypeVar("T")
 
 _TaskStateItem = tuple["TaskRunRecord", "State", int]
-_LogItem = tuple[UUID, UUID | None, str, int, str, float]
+# (record id, flow run, task run, logger name, level, message, created): the id is chosen here,
+# so a batch rebuilt after a failed send is stored once however often it is sent
+_LogItem = tuple[UUID, UUID, UUID | None, str, int, str, float]
 
 
 def _done(value: T) -> Future[T]:
@@ -134,7 +136,7 @@ class RemoteReporter:
         message: str,
         created: float,
     ) -> None:
-        self._buffer(self._logs, (flow_run_id, task_run_id, name, level, message, created))
+        self._buffer(self._logs, (uuid4(), flow_run_id, task_run_id, name, level, message, created))
 
     def track_flow_run(self, flow_run_id: UUID) -> None:
         self._ensure_started()
@@ -405,6 +407,7 @@ class RemoteReporter:
         return Logs(
             logs=[
                 LogRecord(
+                    id=log_id,
                     flow_run_id=flow_run_id,
                     task_run_id=task_run_id,
                     name=name,
@@ -412,7 +415,7 @@ class RemoteReporter:
                     message=message,
                     timestamp=datetime.fromtimestamp(created, UTC),
                 )
-                for flow_run_id, task_run_id, name, level, message, created in batch
+                for log_id, flow_run_id, task_run_id, name, level, message, created in batch
             ]
         )
 
