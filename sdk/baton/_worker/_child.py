@@ -1,10 +1,10 @@
 """The flow run's process: pull steps, the entrypoint, then the flow, under the worker's claim.
 
 Runs in a fresh interpreter (`python -m baton._worker`) or in a process forked from the
-worker's pre-started one. It reports to the tracker over AMQP itself (states, task runs,
-logs); the worker owns the run's lease (its heartbeats) and ships the process's stdout and
-stderr. Baton's own console output goes to a descriptor of its own (`BATON_CONSOLE_FD`), so
-the worker echoes it without shipping it twice.
+worker's pre-started one. It reports (states, task runs, logs) through its worker, which
+forwards to the tracker (`_relay`); the worker owns the run's lease (its heartbeats) and ships
+the process's stdout and stderr. Baton's own console output goes to a descriptor of its own
+(`BATON_CONSOLE_FD`), so the worker echoes it without shipping it twice.
 
 The exit code tells the worker what is left to do:
 - `EXIT_REPORTED` (0): the server has the run's outcome (a final state, or a retry it
@@ -81,13 +81,25 @@ class _RunLog:
         logger.error(message, extra=self.extra)
 
 
-def _configure_runtime(console_fd: int | None) -> Runtime:
+def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
     from .. import _logging
+    from .._reporting import Reporter
     from .._runtime import configure
     from .._settings import ClientSettings
 
     settings = ClientSettings.load().model_copy(update={"heartbeat_interval": _NO_HEARTBEATS})
-    runtime = configure(settings=settings)
+    reporter: Reporter | None = None
+    if relay_fd is not None:  # through the worker: no broker connection of our own
+        from .._reporting._remote import RemoteReporter, ReporterConfig
+        from ._relay import RelayTransport
+
+        timeout = settings.request_timeout + 5
+
+        async def connect() -> RelayTransport:
+            return await RelayTransport.open(relay_fd, timeout)
+
+        reporter = RemoteReporter(connect, ReporterConfig.from_settings(settings), name="relay")
+    runtime = configure(settings=settings, reporter=reporter)
     handler = _logging._console_handler
     if console_fd is not None and handler is not None:
         assert isinstance(handler, logging.StreamHandler)
@@ -153,7 +165,7 @@ def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> Any:
     )
 
 
-def run(job: RunJob, console_fd: int | None = None) -> int:
+def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None) -> int:
     """Run the job in this process; returns the exit code (see the module's docstring)."""
     import asyncio
     import inspect
@@ -169,7 +181,7 @@ def run(job: RunJob, console_fd: int | None = None) -> int:
     os.environ[CLAIM_ID_ENV] = str(job.claim_id)
     os.environ[FLOW_RUN_ID_ENV] = job.flow_run_id
     dispatch = FlowRunDispatch.model_validate(job.dispatch)
-    runtime = _configure_runtime(console_fd)
+    runtime = _configure_runtime(console_fd, relay_fd)
     _install_sigterm(runtime)
     connect_soon = getattr(runtime.reporter, "connect_soon", None)
     if connect_soon is not None:
@@ -212,6 +224,9 @@ def main() -> None:
         sys.stderr.write(f"baton: {JOB_FD_ENV} is not set: this command is started by `baton worker`\n")
         finish(2)
         return
+    from ._relay import RELAY_FD_ENV
+
     console = os.environ.pop(CONSOLE_FD_ENV, None)
+    relay = os.environ.pop(RELAY_FD_ENV, None)
     job = read_job_fd(job_fd)
-    finish(run(job, int(console) if console else None))
+    finish(run(job, int(console) if console else None, int(relay) if relay else None))

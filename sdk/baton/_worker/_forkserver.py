@@ -2,14 +2,14 @@
 
 A fork server, started once by the worker, imports Baton, its schemas and the AMQP client
 (the ~0.3 s every fresh interpreter pays) and keeps N forks of itself ready. A run is handed
-to a ready fork over its socket, with its job and its stdout / stderr / console descriptors
-(SCM_RIGHTS); the fork takes them, moves to its own session, applies the job's environment and
+to a ready fork over its socket, with its job, its stdout / stderr / console and its relay
+(descriptors, SCM_RIGHTS); the fork takes them, moves to its own session, applies the job's environment and
 working directory and runs the flow, while the server forks a replacement. Every fork dies
 with the server and the server with the worker (PR_SET_PDEATHSIG), so a killed worker leaves
 no process behind.
 
 Messages are JSON over SOCK_SEQPACKET sockets (one message per packet):
-    worker -> server: {"op": "spawn", "seq": n, "env": {...}, "cwd": "..."} + 4 fds
+    worker -> server: {"op": "spawn", "seq": n, "env": {...}, "cwd": "..."} + 5 fds
     server -> worker: {"op": "ready"}, {"op": "spawned", "seq": n, "pid": p},
                       {"op": "failed", "seq": n, "error": "..."}, {"op": "exited", "pid": p, "code": c}
 """
@@ -28,7 +28,7 @@ import orjson
 
 FORKSERVER_FD_ENV = "BATON_FORKSERVER_FD"
 MAX_PACKET = 1 << 20
-_FDS_PER_JOB = 4  # job, stdout, stderr, console
+_FDS_PER_JOB = 5  # job, stdout, stderr, console, relay
 
 
 def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -55,7 +55,7 @@ def _ready_fork(channel: socket.socket, server_pid: int) -> None:
         if not data or len(fds) != _FDS_PER_JOB:
             finish(0)  # the server closed our socket: not needed any more
         request = orjson.loads(data)
-        job_fd, stdout_fd, stderr_fd, console_fd = fds
+        job_fd, stdout_fd, stderr_fd, console_fd, relay_fd = fds
         os.setsid()  # a process group of its own: a cancel stops the run and what it started
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
@@ -66,7 +66,7 @@ def _ready_fork(channel: socket.socket, server_pid: int) -> None:
         os.chdir(request["cwd"])
         if sys.path and sys.path[0] == request.get("server_cwd"):
             sys.path[0] = request["cwd"]  # as `python -m` in the run's working directory would
-        code = run(read_job_fd(job_fd), console_fd)
+        code = run(read_job_fd(job_fd), console_fd, relay_fd)
     except BaseException:
         traceback.print_exc()
     finish(code)
@@ -193,6 +193,7 @@ PRELOAD = (
     "baton._worker._child",
     "baton._worker._entrypoint",
     "baton._worker._pull_steps",
+    "baton._worker._relay",
     "baton_schemas.envelopes",
     "baton_schemas.runs",
 )

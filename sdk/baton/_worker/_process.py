@@ -29,6 +29,7 @@ import orjson
 
 from ._forkserver import FORKSERVER_FD_ENV, MAX_PACKET
 from ._job import CLAIM_ID_ENV, CONSOLE_FD_ENV, FLOW_RUN_ID_ENV, JOB_FD_ENV, RunJob
+from ._relay import RELAY_FD_ENV
 
 logger = logging.getLogger("baton.worker")
 
@@ -94,7 +95,7 @@ class Launcher(Protocol):
     def accepts(self, command: list[str] | None) -> bool: ...
 
     async def launch(
-        self, job: RunJob, command: list[str] | None, env: dict[str, str], cwd: Path
+        self, job: RunJob, command: list[str] | None, env: dict[str, str], cwd: Path, relay_fd: int
     ) -> RunProcess: ...
 
     async def close(self) -> None: ...
@@ -129,18 +130,18 @@ class SpawnLauncher:
         return True
 
     async def launch(
-        self, job: RunJob, command: list[str] | None, env: dict[str, str], cwd: Path
+        self, job: RunJob, command: list[str] | None, env: dict[str, str], cwd: Path, relay_fd: int
     ) -> RunProcess:
         job_fd = job.to_fd()
         console_r, console_w = os.pipe()
-        env = {**env, JOB_FD_ENV: str(job_fd), CONSOLE_FD_ENV: str(console_w)}
+        env = {**env, JOB_FD_ENV: str(job_fd), CONSOLE_FD_ENV: str(console_w), RELAY_FD_ENV: str(relay_fd)}
         try:
             process = await asyncio.create_subprocess_exec(
                 *(command or DEFAULT_COMMAND),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                pass_fds=(job_fd, console_w),
+                pass_fds=(job_fd, console_w, relay_fd),
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
@@ -285,7 +286,7 @@ class ForkServerLauncher:
                 await asyncio.sleep(0.001)
 
     async def launch(
-        self, job: RunJob, command: list[str] | None, env: dict[str, str], cwd: Path
+        self, job: RunJob, command: list[str] | None, env: dict[str, str], cwd: Path, relay_fd: int
     ) -> RunProcess:
         async with self._lock:
             if not self.alive:
@@ -300,7 +301,7 @@ class ForkServerLauncher:
         self._spawns[seq] = spawned
         try:
             request = orjson.dumps({"op": "spawn", "seq": seq, "env": env, "cwd": str(cwd)})
-            await self._send(request, [job_fd, *(w for _, w in pipes)])
+            await self._send(request, [job_fd, *(w for _, w in pipes), relay_fd])
         except BaseException:
             self._spawns.pop(seq, None)
             for r, _ in pipes:

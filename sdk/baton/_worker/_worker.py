@@ -61,6 +61,7 @@ from ._intake import Intake, QueueSpec, SlotBook
 from ._job import RunJob
 from ._output import LogShipper, console_streams, pump
 from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
+from ._relay import serve_relay
 from ._settings import WorkerSettings
 from ._templates import ProcessJobConfiguration
 
@@ -466,7 +467,16 @@ class Worker:
                     if self._forker is not None and self._forker.accepts(config.command)
                     else self._spawner
                 )
-                run.process = await launcher.launch(job, config.command, env, cwd)
+                ours, theirs = socket.socketpair()
+                try:
+                    run.process = await launcher.launch(job, config.command, env, cwd, theirs.fileno())
+                except BaseException:
+                    ours.close()
+                    raise
+                finally:
+                    theirs.close()
+                assert self.tracker is not None
+                relay = asyncio.create_task(serve_relay(ours, self.tracker, run.label))
             except Exception as exc:
                 message = f"the flow run's process could not be started: {type(exc).__name__}: {exc}"
                 logger.error("Flow run %s: %s", run.label, message)
@@ -476,6 +486,11 @@ class Worker:
             if run.cancel_reason is not None or run.shutdown:
                 self._stop_process(run)
             code = await self._supervise(run, run.process, config.stream_output)
+            try:  # what the process asked for before it ended lands before anything we say
+                async with asyncio.timeout(self.client.request_timeout + OUTPUT_AFTER_EXIT_SECONDS):
+                    await relay
+            except TimeoutError:
+                logger.warning("Flow run %s: requests of its process left unanswered", run.label)
             logger.info("Flow run %s process %s", run.label, _exit_text(code))
             if run.cancel_reason is not None:
                 await self._end_run(run, Cancelled(message=run.cancel_reason))

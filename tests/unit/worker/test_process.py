@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import orjson
@@ -60,16 +61,29 @@ async def _lines(process: RunProcess) -> dict[str, list[str]]:
     return dict(zip(names, texts, strict=True))
 
 
+@pytest.fixture
+def relay() -> Iterator[socket.socket]:
+    """The run's end of its relay to a worker that is gone (no server here): reports fail fast."""
+    ours, theirs = socket.socketpair()
+    ours.close()
+    yield theirs
+    theirs.close()
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
+    env["BATON_OUTAGE_GRACE_SECONDS"] = "0"
+    env["BATON_CLOSE_TIMEOUT"] = "0"
     env.update(extra)
     return env
 
 
-async def test_a_spawned_process_gets_its_job_and_its_streams_come_back(tmp_path: Path) -> None:
+async def test_a_spawned_process_gets_its_job_and_its_streams_come_back(
+    tmp_path: Path, relay: socket.socket
+) -> None:
     job = _job()
     script = 'cat <&"$BATON_JOB_FD"; echo; echo oops >&2; echo baton says >&"$BATON_CONSOLE_FD"; exit 3'
-    process = await SpawnLauncher().launch(job, ["/bin/bash", "-c", script], _env(), tmp_path)
+    process = await SpawnLauncher().launch(job, ["/bin/bash", "-c", script], _env(), tmp_path, relay.fileno())
     try:
         lines = await _lines(process)
         code = await process.wait()
@@ -81,9 +95,9 @@ async def test_a_spawned_process_gets_its_job_and_its_streams_come_back(tmp_path
     assert lines["console"] == ["baton says"]
 
 
-async def test_signalling_a_run_reaches_everything_it_started(tmp_path: Path) -> None:
+async def test_signalling_a_run_reaches_everything_it_started(tmp_path: Path, relay: socket.socket) -> None:
     process = await SpawnLauncher().launch(
-        _job(), ["/bin/sh", "-c", "sleep 300 & echo $!; wait"], _env(), tmp_path
+        _job(), ["/bin/sh", "-c", "sleep 300 & echo $!; wait"], _env(), tmp_path, relay.fileno()
     )
     try:
         grandchild = int((await process.streams["stdout"].readline()).decode())
@@ -103,7 +117,7 @@ from baton._worker._job import RunJob
 
 async def main():
     job = RunJob({"flow_run_id": str(uuid.uuid4())}, uuid.uuid4(), 1, "w")
-    process = await SpawnLauncher().launch(job, ["sleep", "300"], {}, Path.cwd())
+    process = await SpawnLauncher().launch(job, ["sleep", "300"], {}, Path.cwd(), sys.stdin.fileno())
     print(process.pid, flush=True)
     await process.wait()
 
@@ -142,14 +156,14 @@ def _forks(pid: int) -> list[int]:
 
 
 async def test_the_fork_server_keeps_forks_ready_and_runs_a_job_in_one(
-    fork_server: ForkServerLauncher, tmp_path: Path
+    fork_server: ForkServerLauncher, tmp_path: Path, relay: socket.socket
 ) -> None:
     assert fork_server.server_pid is not None
     ready = _forks(fork_server.server_pid)
     assert len(ready) == 2
     # no server configured: the run cannot report, so it exits for the worker to report it
     job = _job(entrypoint="missing.py:main")
-    process = await fork_server.launch(job, None, _env(BATON_LOG_LEVEL="INFO"), tmp_path)
+    process = await fork_server.launch(job, None, _env(BATON_LOG_LEVEL="INFO"), tmp_path, relay.fileno())
     try:
         assert process.pid in ready
         lines = await _lines(process)
@@ -168,7 +182,7 @@ async def test_the_fork_server_keeps_forks_ready_and_runs_a_job_in_one(
 
 
 async def test_a_fork_server_that_dies_takes_its_forks_and_is_replaced(
-    fork_server: ForkServerLauncher, tmp_path: Path
+    fork_server: ForkServerLauncher, tmp_path: Path, relay: socket.socket
 ) -> None:
     assert fork_server.server_pid is not None
     old, ready = fork_server.server_pid, _forks(fork_server.server_pid)
@@ -179,7 +193,8 @@ async def test_a_fork_server_that_dies_takes_its_forks_and_is_replaced(
     while fork_server.alive:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
-    process = await fork_server.launch(_job(entrypoint="missing.py:main"), None, _env(), tmp_path)
+    job = _job(entrypoint="missing.py:main")
+    process = await fork_server.launch(job, None, _env(), tmp_path, relay.fileno())
     try:
         await _lines(process)
         assert await asyncio.wait_for(process.wait(), 30) == 1
