@@ -1,8 +1,11 @@
 """The life of one task run: Pending -> (cache hit: Cached) | Running -> [AwaitingRetry ->
-Retrying ->] Completed / Failed / TimedOut / Crashed, written once for sync and async tasks."""
+Retrying ->] Completed / Failed / TimedOut / Crashed, written once for sync and async tasks.
+A task run interrupted because the run it belongs to timed out (or its coroutine was cancelled)
+ends Cancelled."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Generator
@@ -11,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from baton_schemas.states import (
     AwaitingRetry,
     Cached,
+    Cancelled,
     Crashed,
     Failed,
     Retrying,
@@ -22,7 +26,14 @@ from baton_schemas.states import (
 from ._cache import CacheIndex
 from ._context import FlowRunContext, TaskRunContext, TaskRunRecord, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
-from ._exceptions import BatonError, CancelledRun, CrashedRun, FailedRun, UpstreamTaskError
+from ._exceptions import (
+    BatonError,
+    CancelledRun,
+    CrashedRun,
+    FailedRun,
+    RunInterrupted,
+    UpstreamTaskError,
+)
 from ._fast_states import completed, running
 from ._futures import BatonFuture
 from ._logging import format_state, run_extra, task_run_logger
@@ -167,10 +178,10 @@ class TaskRunEngine:
                 task.fn, self.bound.args, self.bound.kwargs, task.timeout_seconds, f"Task run {run.name!r}"
             )
             state = self._state_from(outcome)
-            if state.type is StateType.CRASHED:
+            raised = outcome.exc
+            if raised is not None and not isinstance(raised, Exception):  # crashed, or interrupted
                 self.set_state(state)
-                assert outcome.exc is not None
-                raise outcome.exc
+                raise raised
             if state.type is StateType.FAILED and self._should_retry(state):
                 delay = delay_for_retry(task.retry_delays, run.run_count, task.retry_jitter_factor)
                 task_run_logger.info(
@@ -249,6 +260,13 @@ class TaskRunEngine:
         if outcome.timed_out:
             return TimedOut(message=str(outcome.exc)).with_result(exception=outcome.exc)
         exc = outcome.exc
+        if isinstance(exc, RunInterrupted | asyncio.CancelledError):
+            message = (
+                "Interrupted: the run it belongs to timed out"  # sync code is stopped this way
+                if isinstance(exc, RunInterrupted)
+                else "Interrupted: its coroutine was cancelled (the run it belongs to timed out or stopped)"
+            )
+            return Cancelled(message=message).with_result(exception=CancelledRun(message))
         if exc is not None:
             if not isinstance(exc, Exception):
                 return Crashed(message=f"Crashed: {type(exc).__name__} {exc}".rstrip()).with_result(
