@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from baton_schemas.states import State
 
 from .conftest import Sdk
@@ -123,6 +125,7 @@ async def test_a_flow_out_of_retries_ends_failed_and_its_process_fails(sdk: Sdk)
 
 
 TIMEOUTS = """
+    import asyncio
     import sys
     import time
 
@@ -145,6 +148,16 @@ TIMEOUTS = """
         return "done"
 
 
+    @task
+    def long_task() -> None:
+        busy(20)
+
+
+    @task
+    async def long_async_task() -> None:
+        await asyncio.sleep(20)
+
+
     @flow(name="$name")
     def task_times_out() -> None:
         quick()
@@ -154,11 +167,22 @@ TIMEOUTS = """
     @flow(name="$name", timeout_seconds=0.5)
     def flow_times_out() -> None:
         quick()
-        busy(20)
+        long_task()
+
+
+    @flow(name="$name", timeout_seconds=0.5)
+    async def async_flow_times_out() -> None:
+        quick()
+        await long_async_task()
 
 
     if __name__ == "__main__":
-        {"task": task_times_out, "flow": flow_times_out}[sys.argv[1]]()
+        if sys.argv[1] == "task":
+            task_times_out()
+        elif sys.argv[1] == "flow":
+            flow_times_out()
+        else:
+            asyncio.run(async_flow_times_out())
 """
 
 
@@ -175,17 +199,22 @@ async def test_a_task_timeout_is_stored_as_timed_out(sdk: Sdk) -> None:
     assert names(await sdk.api.task_run_states(slow.id)) == ["Pending", "Running", "TimedOut"]
 
 
-async def test_a_flow_timeout_is_stored_as_timed_out(sdk: Sdk) -> None:
-    name = sdk.flow_name("flow-timeout")
-    finished = await sdk.run_flow(TIMEOUTS, "flow", name=name, check=False)
+@pytest.mark.parametrize("kind", ["flow", "async-flow"])
+async def test_a_flow_timeout_is_stored_as_timed_out(sdk: Sdk, kind: str) -> None:
+    name = sdk.flow_name(f"{kind}-timeout")
+    finished = await sdk.run_flow(TIMEOUTS, kind, name=name, check=False)
     assert finished.returncode == 1 and "exceeded its timeout of 0.5 second(s)" in finished.stderr
-    run = await sdk.api.settled(name, task_runs=1)
+    run = await sdk.api.settled(name, task_runs=2)
     assert (run.state.type, run.state.name) == ("FAILED", "TimedOut")
     assert names(await sdk.api.states(run.id)) == ["Pending", "Running", "TimedOut"]
     assert run.start_time is not None and run.end_time is not None
     assert 0.5 <= (run.end_time - run.start_time).total_seconds() < 5
-    [quick] = await sdk.api.task_runs(run.id)
+    interrupted, quick = await sdk.api.task_runs(run.id)  # long_task-0 / long_async_task-0
     assert quick.state.name == "Completed"
+    # the task run the timeout interrupted
+    assert interrupted.state.name == "Cancelled"
+    assert (interrupted.state.message or "").startswith("Interrupted: ")
+    assert names(await sdk.api.task_run_states(interrupted.id)) == ["Pending", "Running", "Cancelled"]
 
 
 MAP = """
