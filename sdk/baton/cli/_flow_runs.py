@@ -159,7 +159,7 @@ def _all_task_runs(client: SyncBatonClient, flow_run_id: UUID) -> list[TaskRun]:
 
 @app.command("inspect")
 def inspect_run(run_id: RunId) -> None:
-    """A flow run: its state, parameters and times, its state history and its task runs."""
+    """A flow run: state, parameters, times, state history, task runs."""
     with _api.client() as client:
         run = client.read_flow_run(run_id)
         history = client.read_flow_run_states(run_id)
@@ -301,8 +301,10 @@ def logs(
 
 @app.command("cancel")
 def cancel(run_id: RunId) -> None:
-    """Cancel a flow run: one that has not started is Cancelled at once; a running one goes
-    Cancelling until its process stops. Exits 1 if the run had already ended otherwise."""
+    """Cancel a flow run.
+
+    One that has not started is Cancelled at once; a running one goes Cancelling until its
+    process stops. Exits 1 if the run had already ended otherwise."""
     from baton_schemas.states import StateType, Verdict
 
     with _api.client() as client:
