@@ -236,13 +236,17 @@ class Intake:
         # deliveries it made stay unsettled: they count against no consumer now
         self._by_tag.pop(tag, None)
 
-    def reset(self) -> None:
-        """After a reconnect: the broker took back what was unsettled; consumers restart."""
-        for consumer in self._consumers.values():
-            if consumer.tag is not None:
-                self._by_tag.pop(consumer.tag, None)
-            consumer.tag, consumer.unacked = None, 0
-        self._backlog = True
+    async def recover(self) -> None:
+        """After a reconnect: the broker took back what was unsettled, and the channel came back
+        with its consumers as they were; start again from the free slots (queues by priority)."""
+        async with self._lock:
+            for consumer in self._consumers.values():
+                await self._cancel(consumer)
+            dropped = self.book.drain_waiting()  # requeued by the broker: they come again
+            if dropped:
+                logger.info("Dropped %d deliveries of the lost connection", len(dropped))
+            self._backlog = True
+            await self._reconcile()
 
     async def stop(self) -> None:
         self.stopped = True

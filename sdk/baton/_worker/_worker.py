@@ -263,9 +263,8 @@ class Worker:
 
     def _on_reconnect(self, *_: Any) -> None:
         logger.warning("Reconnected to the broker; resuming consumption")
-        if self.intake is not None:
-            self.intake.reset()
-            self._spawn(self.intake.reconcile(), "reconcile")
+        if self.intake is not None and not self._stopping:
+            self._spawn(self.intake.recover(), "recover")
 
     # --- queues -------------------------------------------------------------------------------
 
