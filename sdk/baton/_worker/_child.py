@@ -103,8 +103,31 @@ def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
     handler = _logging._console_handler
     if console_fd is not None and handler is not None:
         assert isinstance(handler, logging.StreamHandler)
-        handler.setStream(os.fdopen(console_fd, "w", buffering=1, errors="replace"))
+        console = os.fdopen(console_fd, "w", buffering=1, errors="replace")
+        handler.setStream(console)
+        _print_logged_to(console)
     return runtime
+
+
+def _print_logged_to(console: Any) -> None:
+    """A `log_prints` print is a log record the engine ships: on stdout the worker would ship
+    it a second time, so it goes to the console (echoed, not shipped). Other prints stay."""
+    import builtins
+
+    from .. import _logging
+    from .._context import flow_run_ctx, task_run_ctx
+
+    builtin_print = builtins.print
+
+    def print_once(
+        *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+    ) -> None:
+        ctx = task_run_ctx.get() or flow_run_ctx.get()
+        if (file is None or file is sys.stdout) and ctx is not None and ctx.log_prints:
+            file = console
+        builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
+
+    _logging._original_print = print_once
 
 
 def _install_sigterm(runtime: Runtime) -> None:

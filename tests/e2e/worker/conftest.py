@@ -59,6 +59,11 @@ def record(path: str, sleep: float = 0.0, first_sleep: float | None = None) -> i
     return before
 
 
+@flow(log_prints=True)
+def chatty(name: str = "world") -> None:
+    print(f"printed and logged, {name}")
+
+
 @flow
 def hello(name: str = "world") -> str:
     print(f"hello from stdout, {name}")

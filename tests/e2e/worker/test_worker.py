@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,6 +51,22 @@ def test_the_process_output_becomes_the_runs_logs(setup: Setup) -> None:
     ]
 
 
+def test_a_log_prints_print_is_shipped_once(setup: Setup) -> None:
+    deployment = setup.deployment("flows.py:chatty")
+    worker = setup.start_worker()
+    run = setup.api.run(deployment, parameters={"name": "Trillian"})
+    setup.api.wait_state(run["id"], "COMPLETED")
+
+    def shipped() -> list[str] | None:
+        names = [log["name"] for log in setup.api.logs(run["id"])]
+        return names if "baton.flow_runs" in names and len(names) >= 4 else None
+
+    wait_until(shipped, what="the run's logs")
+    printed = [log for log in setup.api.logs(run["id"]) if "printed and logged, Trillian" in log["message"]]
+    assert [log["name"] for log in printed] == ["baton.flow_runs"]
+    assert "printed and logged, Trillian" in worker.log()  # still on the worker's console
+
+
 def test_worker_ls_shows_the_worker_online_with_its_runs(setup: Setup) -> None:
     setup.start_worker("--limit", "3", name=f"lister-{setup.suffix}")
     env = setup.server.client_env()
@@ -79,3 +96,17 @@ def test_a_worker_starts_a_missing_pool_and_serves_it(setup: Setup) -> None:
     run = setup.api.run(deployment)
     assert setup.api.wait_state(run["id"])["type"] == "COMPLETED"
     assert "Creating work pool" in worker.log()
+
+
+def test_a_run_scheduled_for_later_starts_at_its_time(setup: Setup) -> None:
+    starts = setup.folder / "starts.txt"
+    deployment = setup.deployment(parameters={"path": str(starts)})
+    setup.start_worker()
+    when = datetime.now(UTC) + timedelta(seconds=3)
+
+    run = setup.api.run(deployment, scheduled_time=when.isoformat())
+
+    assert setup.api.state_of(run["id"])["type"] == "SCHEDULED"
+    assert setup.api.wait_state(run["id"], timeout=30)["type"] == "COMPLETED"
+    [(_, _, started)] = setup.records(starts)
+    assert started >= when.timestamp() - 0.5  # the server's tolerance for clocks
