@@ -160,3 +160,45 @@ async def test_log_stream_follows_until_the_run_ends(api: httpx.AsyncClient) -> 
         text = "".join([chunk async for chunk in response.aiter_text()])
     assert '"message":"hello"' in text
     assert "event: end" in text
+
+
+async def test_openapi_document_is_served_and_every_reference_resolves(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/api/openapi.json")).json()
+    refs: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    refs.add(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec)
+    defined = spec["components"]["schemas"]
+    assert {"/api/flow_runs", "/api/task_runs/states", "/api/logs", "/api/deployments"} <= set(spec["paths"])
+    assert [r for r in refs if r.removeprefix("#/components/schemas/") not in defined] == []
+
+
+async def test_task_runs_are_listed_in_the_order_the_client_reported_them(api: httpx.AsyncClient) -> None:
+    run = (await api.post("/api/flow_runs", json={"flow_name": "ordered tasks"})).json()
+    from datetime import timedelta
+
+    from baton_schemas import utcnow
+
+    start = utcnow()
+    reports = []
+    for i in range(5):  # one batch, deliberately not in order
+        state = Pending().model_copy(update={"timestamp": start + timedelta(milliseconds=10 * (4 - i))})
+        info = {"id": str(uuid.uuid4()), "flow_run_id": run["id"], "name": f"t-{4 - i}", "task_key": "t"}
+        reports.append({"task_run": info, "state": state.model_dump(mode="json"), "version": 1})
+    assert (await api.post("/api/task_runs/states", json={"reports": reports})).status_code == 202
+    items = (await api.get("/api/task_runs", params={"flow_run_id": run["id"]})).json()["items"]
+    assert [t["name"] for t in items] == [f"t-{i}" for i in range(5)]
+    bad = await api.post(
+        "/api/task_runs/states", json={"reports": [{"task_run": {}, "state": {}, "version": 0}]}
+    )
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][0] == "body"

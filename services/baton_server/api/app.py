@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+
+from baton_schemas.envelopes import Logs, TaskRunStates
 
 from ..context import ServerContext
 from ..settings import ServerSettings
 from .auth import KeyVerifier
+from .deps import raw_body_definitions
 from .limits import BodySizeLimit
 from .responses import OrjsonResponse
 from .routes import deployments, flow_runs, flows, health, logs, task_runs, work_pools
@@ -39,6 +43,17 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         docs_url="/api/docs",
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(raw_body_definitions([TaskRunStates, Logs]))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(health.router)
     for module in (flows, flow_runs, task_runs, logs, work_pools, deployments):
         app.include_router(module.router, prefix="/api")

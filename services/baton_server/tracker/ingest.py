@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Latest:
     report: TaskRunStateReport
+    first_seen: datetime
     first_running: datetime | None = None
     ended: datetime | None = None
     reports: list[TaskRunStateReport] = field(default_factory=list)
@@ -41,8 +42,9 @@ class _Latest:
 def _fold(reports: list[TaskRunStateReport]) -> dict[UUID, _Latest]:
     by_run: dict[UUID, _Latest] = {}
     for report in reports:
-        entry = by_run.setdefault(report.task_run.id, _Latest(report))
+        entry = by_run.setdefault(report.task_run.id, _Latest(report, report.state.timestamp))
         entry.reports.append(report)
+        entry.first_seen = min(entry.first_seen, report.state.timestamp)
         if report.version > entry.report.version:
             entry.report = report
         state = report.state
@@ -77,17 +79,18 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
         await conn.execute(
             """INSERT INTO task_runs AS t (id, flow_run_id, name, task_key, dynamic_key, tags,
                    task_inputs, cache_key, state, state_type, state_name, state_version,
-                   run_count, start_time, end_time)
+                   run_count, start_time, end_time, created)
                SELECT u.id, u.flow_run_id, u.name, u.task_key, u.dynamic_key,
                    ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.task_inputs, u.cache_key,
                    u.state, u.state_type, u.state_name, u.state_version, u.run_count,
-                   u.start_time, u.end_time
+                   u.start_time, u.end_time, u.created
                FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                    $6::text[], $7::jsonb[], $8::text[], $9::jsonb[], $10::text[], $11::text[],
-                   $12::int[], $13::int[], $14::timestamptz[], $15::timestamptz[])
+                   $12::int[], $13::int[], $14::timestamptz[], $15::timestamptz[],
+                   $16::timestamptz[])
                    AS u(id, flow_run_id, name, task_key, dynamic_key, tags, task_inputs, cache_key,
                         state, state_type, state_name, state_version, run_count, start_time,
-                        end_time)
+                        end_time, created)
                ON CONFLICT (id) DO UPDATE SET
                    start_time = COALESCE(t.start_time, EXCLUDED.start_time),
                    end_time = COALESCE(EXCLUDED.end_time, t.end_time),
@@ -116,6 +119,8 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
             [0 for _ in latest],  # counted below from the states that are new
             [folded[r.task_run.id].first_running for r in latest],
             [folded[r.task_run.id].ended for r in latest],
+            # created when the client first reported it: lists follow the run's own order
+            [folded[r.task_run.id].first_seen for r in latest],
         )
         inserted = {
             row["id"]

@@ -17,7 +17,7 @@ from baton_schemas.states import TERMINAL_TYPES
 
 from ...db.rows import log_from_row
 from ...tracker.ingest import store_logs
-from ..deps import CanRead, CanWrite, Conn, Ctx
+from ..deps import CanRead, CanWrite, Conn, Ctx, body_schema, raw_json_body
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 
@@ -34,8 +34,8 @@ class LogPage(BatonModel):
     next_cursor: str | None = None
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def ingest(body: Logs, conn: Conn, _: CanWrite) -> dict[str, int]:
+@router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=body_schema(Logs))
+async def ingest(conn: Conn, _: CanWrite, body: Annotated[Logs, raw_json_body(Logs)]) -> dict[str, int]:
     return {"stored": await store_logs(conn, body.logs)}
 
 

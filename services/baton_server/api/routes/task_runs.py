@@ -14,7 +14,7 @@ from baton_schemas.runs import TaskRun
 from ...db.flow_runs import decode_cursor, encode_cursor
 from ...db.rows import task_run_from_row
 from ...tracker.ingest import store_task_run_states
-from ..deps import CanRead, CanWrite, Conn, Ctx
+from ..deps import CanRead, CanWrite, Conn, Ctx, body_schema, raw_json_body
 from .flow_runs import StateEntry
 
 router = APIRouter(prefix="/task_runs", tags=["task runs"])
@@ -25,8 +25,10 @@ class TaskRunPage(BatonModel):
     next_cursor: str | None = None
 
 
-@router.post("/states", status_code=status.HTTP_202_ACCEPTED)
-async def report_states(body: TaskRunStates, conn: Conn, ctx: Ctx, _: CanWrite) -> dict[str, int]:
+@router.post("/states", status_code=status.HTTP_202_ACCEPTED, openapi_extra=body_schema(TaskRunStates))
+async def report_states(
+    conn: Conn, ctx: Ctx, _: CanWrite, body: Annotated[TaskRunStates, raw_json_body(TaskRunStates)]
+) -> dict[str, int]:
     rows = await store_task_run_states(conn, body.reports)
     ctx.outbox.sent_after_commit(rows)
     return {"stored": len(rows)}
