@@ -314,6 +314,8 @@ async def test_cancel_waiting_and_started_runs(api: httpx.AsyncClient, ctx: Serv
     assert result["state"]["type"] == "CANCELLING"
     message = await eventually(lambda: control.get(fail=False), what="the cancel request")
     assert str(ControlMessage.model_validate_json(message.body).flow_run_id) == started["id"]
+    beat = await api.post("/api/flow_runs/heartbeat", json={"flow_run_ids": [started["id"], waiting["id"]]})
+    assert beat.json()["cancelling"] == [started["id"]], "an engine without a worker learns it this way"
     # only Cancelled ends it
     assert (await propose(ctx, uuid.UUID(started["id"]), Completed())).verdict is Verdict.REJECT
     assert (await propose(ctx, uuid.UUID(started["id"]), Cancelled())).verdict is Verdict.ACCEPT

@@ -79,10 +79,22 @@ async def list_runs(
     return FlowRunPage(items=runs, next_cursor=next_cursor)
 
 
-@router.post("/heartbeat", status_code=status.HTTP_202_ACCEPTED)
-async def heartbeat(body: Heartbeat, conn: Conn, _: CanWrite) -> dict[str, int]:
+class HeartbeatReply(BatonModel):
+    extended: int
+    cancelling: list[UUID] = Field(
+        default_factory=list, description="Runs of this heartbeat that are being cancelled: stop them."
+    )
+
+
+@router.post("/heartbeat", status_code=status.HTTP_202_ACCEPTED, response_model=HeartbeatReply)
+async def heartbeat(body: Heartbeat, conn: Conn, _: CanWrite) -> HeartbeatReply:
     await record_worker(conn, body)
-    return {"extended": await extend_leases(conn, body)}
+    extended = await extend_leases(conn, body)
+    cancelling = await conn.fetch(
+        "SELECT id FROM flow_runs WHERE id = ANY($1::uuid[]) AND state_type = 'CANCELLING'",
+        body.flow_run_ids,
+    )
+    return HeartbeatReply(extended=extended, cancelling=[r["id"] for r in cancelling])
 
 
 @router.get("/{run_id}", response_model=FlowRun)
