@@ -161,6 +161,8 @@ class FlowRunDispatch(Envelope):
     deployment_id: UUID | None = None
     deployment_name: str | None = None
     state_version: int = Field(description="The run's version when dispatched.")
+    run_count: int = Field(default=0, description="Attempts that reached Running before this one.")
+    tags: list[str] = Field(default_factory=list)
     scheduled_time: datetime
     work_pool_name: str
     work_queue_name: str

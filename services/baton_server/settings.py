@@ -44,6 +44,9 @@ class ServerSettings(BaseSettings):
     dispatch_lookahead_seconds: float = Field(
         default=0.5, description="Runs due this soon are dispatched now; the claim waits for the time."
     )
+    redispatch_after_seconds: float = Field(
+        default=300.0, description="A dispatched run still unclaimed after this is dispatched again."
+    )
     concurrency_slot_wait_seconds: float = Field(
         default=1.0, description="A run refused for a full concurrency limit is tried again after this."
     )

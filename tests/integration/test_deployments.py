@@ -373,3 +373,33 @@ async def test_an_unroutable_dispatch_is_parked_not_blocking(  # type: ignore[no
 
 async def _outbox_empty(conn) -> bool:  # type: ignore[no-untyped-def]
     return int(await conn.fetchval("SELECT count(*) FROM outbox")) == 0
+
+
+async def test_a_dispatch_that_never_led_to_a_claim_is_sent_again(  # type: ignore[no-untyped-def]
+    api: httpx.AsyncClient, ctx: ServerContext, scheduler: SchedulerService, broker
+) -> None:
+    pool = await _pool(api)
+    deployment = await _deployment(api, pool, tags=["nightly"])
+    queue = await broker.declare_queue(pool_queue_name(pool, "default"), passive=True)
+    run = (
+        await api.post(f"/api/deployments/{deployment['id']}/runs", json={"parameters": {"name": "x"}})
+    ).json()
+    first = await _next(queue)
+    assert first.tags == ["nightly"] and first.run_count == 0
+    async with ctx.pool.acquire() as conn:  # its message was dead-lettered long ago; nobody claimed it
+        await conn.execute(
+            "UPDATE flow_runs SET dispatched_at = now() - interval '1 hour' WHERE id = $1",
+            uuid.UUID(run["id"]),
+        )
+    again = await _next(queue)
+    assert again.flow_run_id == first.flow_run_id and again.id != first.id
+
+
+async def test_later_transitions_keep_the_claims_lease(api: httpx.AsyncClient, ctx: ServerContext) -> None:
+    run = (await api.post("/api/flow_runs", json={"flow_name": "long lease"})).json()
+    run_id = uuid.UUID(run["id"])
+    await propose(ctx, run_id, Pending(), claim=Claim(worker_id="w", lease_seconds=120))
+    await propose(ctx, run_id, Running())
+    async with ctx.pool.acquire() as conn:
+        expires = await conn.fetchval("SELECT lease_expires_at FROM flow_runs WHERE id = $1", run_id)
+    assert expires > utcnow() + timedelta(seconds=100), "Running kept the 120 s lease, not the default"

@@ -2,8 +2,10 @@
 
 A run is dispatched once per scheduling: `dispatched_version` records the `state_version` it had
 when its message was written, so a run that goes back to Scheduled (AwaitingRetry,
-AwaitingConcurrencySlot) is dispatched again when it is due, and never twice for one scheduling.
-Paused pools and queues are skipped until resumed.
+AwaitingConcurrencySlot) is dispatched again when it is due. A dispatch that has not led to a
+claim after `redispatch_after_seconds` (its message was dead-lettered after repeated failures,
+or lost with a queue) is sent again: a duplicate is harmless, the claim is taken once. Paused
+pools and queues are skipped until resumed.
 """
 
 from __future__ import annotations
@@ -26,17 +28,19 @@ _CLAIM_FOR_DISPATCH = """
         JOIN work_queues q ON q.pool_id = p.id AND q.name = fr.work_queue_name AND NOT q.paused
         WHERE fr.state_type = 'SCHEDULED'
           AND fr.next_scheduled_time <= now() + make_interval(secs => $2)
-          AND fr.dispatched_version IS DISTINCT FROM fr.state_version
+          AND (fr.dispatched_version IS DISTINCT FROM fr.state_version
+               -- a dispatch that never led to a claim (lost, dead-lettered) is sent again
+               OR fr.dispatched_at < now() - make_interval(secs => $4))
           AND ($1::uuid[] IS NULL OR fr.id = ANY($1::uuid[]))
         ORDER BY fr.next_scheduled_time
         LIMIT $3
         FOR UPDATE OF fr SKIP LOCKED
     ), marked AS (
-        UPDATE flow_runs fr SET dispatched_version = fr.state_version
+        UPDATE flow_runs fr SET dispatched_version = fr.state_version, dispatched_at = now()
         FROM due WHERE fr.id = due.id
         RETURNING fr.*
     )
-    SELECT m.id, m.name, m.state_version, m.next_scheduled_time, m.work_pool_name,
+    SELECT m.id, m.name, m.state_version, m.run_count, m.tags, m.next_scheduled_time, m.work_pool_name,
            m.work_queue_name, m.parameters, m.job_variables AS run_job_variables, m.deployment_id,
            f.name AS flow_name, d.name AS deployment_name, d.entrypoint, d.pull_steps,
            d.job_variables AS deployment_job_variables, p.base_job_template
@@ -69,6 +73,8 @@ def dispatch_message(row: asyncpg.Record) -> OutboxMessage:
         deployment_id=row["deployment_id"],
         deployment_name=row["deployment_name"],
         state_version=row["state_version"],
+        run_count=row["run_count"],
+        tags=list(row["tags"]),
         scheduled_time=row["next_scheduled_time"],
         work_pool_name=row["work_pool_name"],
         work_queue_name=row["work_queue_name"],
@@ -92,8 +98,9 @@ async def dispatch_runs(
     run_ids: list[uuid.UUID] | None,
     *,
     within_seconds: float,
+    redispatch_after_seconds: float = 300.0,
     limit: int = 500,
 ) -> list[OutboxRow]:
     """Write dispatch messages for due runs (these ids, or any) inside the caller's transaction."""
-    rows = await conn.fetch(_CLAIM_FOR_DISPATCH, run_ids, within_seconds, limit)
+    rows = await conn.fetch(_CLAIM_FOR_DISPATCH, run_ids, within_seconds, limit, redispatch_after_seconds)
     return await Outbox.add(conn, [dispatch_message(r) for r in rows])

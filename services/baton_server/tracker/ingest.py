@@ -199,7 +199,8 @@ async def extend_leases(conn: Connection, heartbeat: Heartbeat) -> int:
     if not heartbeat.flow_run_ids:
         return 0
     result = await conn.execute(
-        """UPDATE flow_runs SET lease_expires_at = now() + make_interval(secs => $2)
+        """UPDATE flow_runs
+           SET lease_expires_at = now() + make_interval(secs => COALESCE(lease_seconds, $2))
            WHERE id = ANY($1::uuid[])
              AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')
              AND ($3::text IS NULL OR worker_id IS NULL OR worker_id = $3)""",

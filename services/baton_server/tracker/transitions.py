@@ -66,7 +66,8 @@ _WRITE = """
             run_count = run_count + $7,
             start_time = CASE WHEN $7 = 1 THEN COALESCE(start_time, $8) ELSE start_time END,
             end_time = $9,
-            worker_id = $10, claim_id = $11, lease_expires_at = $12, updated = now()
+            worker_id = $10, claim_id = $11, lease_expires_at = $12, lease_seconds = $20,
+            updated = now()
         WHERE id = $1 AND state_version = $5 - 1
         RETURNING id
     ), history AS (
@@ -103,13 +104,15 @@ async def _write(
     """Write `state` as version `version`; None if the run moved on since it was read."""
     now = utcnow()
     worker_id, claim_id, lease = row["worker_id"], row["claim_id"], None
+    lease_seconds = row["lease_seconds"]
     if state.type in OWNED_TYPES:
-        lease_seconds = claim.lease_seconds if claim else default_lease
-        lease = now + timedelta(seconds=lease_seconds)
+        if claim is not None:
+            lease_seconds = claim.lease_seconds
+        lease = now + timedelta(seconds=lease_seconds or default_lease)
         if state.type is StateType.PENDING and claim is not None:
             worker_id, claim_id = claim.worker_id, transition_id
     else:
-        worker_id = claim_id = None
+        worker_id = claim_id = lease_seconds = None
     message = state_change_message(flow_run_change(row, state, version=version, previous=previous))
     outbox_id = await conn.fetchval(
         _WRITE,
@@ -132,6 +135,7 @@ async def _write(
         message.routing_key,
         message.body,
         message.mandatory,
+        lease_seconds,
     )
     return None if outbox_id is None else OutboxRow(outbox_id, message)
 
