@@ -128,3 +128,27 @@ async def test_outbox_drains_and_tracker_resumes_after_broker_restart(
 
 async def _made_some(made: list[uuid.UUID], n: int) -> bool:
     return len(made) >= n
+
+
+async def test_sdk_tracker_client_works_again_after_broker_restart(
+    ctx: ServerContext, tracker: TrackerService, backends: Backends
+) -> None:
+    """A worker's or engine's AmqpTracker keeps its RPC working across a RabbitMQ restart."""
+    from baton._transport.amqp import AmqpTracker
+    from baton_schemas.envelopes import ProposeState
+    from baton_schemas.runs import FlowRunCreate
+
+    async with await AmqpTracker.connect(backends.broker_url, rpc_timeout=5) as client:
+        run = await client.create_flow_run(FlowRunCreate(flow_name=f"rpc-restart-{uuid.uuid4().hex[:6]}"))
+        await asyncio.to_thread(_rabbitmqctl, "stop_app")
+        await asyncio.to_thread(_rabbitmqctl, "start_app")
+        await eventually(lambda: _broker_up(backends.broker_url), timeout=60, what="RabbitMQ back")
+
+        async def proposes() -> bool:
+            try:
+                result = await client.propose_state(ProposeState(flow_run_id=run.id, state=Running()))
+            except Exception:
+                return False
+            return result.state is not None and result.state.type.value == "RUNNING"
+
+        await eventually(proposes, timeout=60, interval=0.5, what="an RPC answered after the restart")

@@ -121,10 +121,25 @@ class AmqpTracker:
                 publish_timeout=publish_timeout,
             )
             await reply_queue.consume(self._on_reply, no_ack=True)
+            connection.reconnect_callbacks.add(self._resubscribe_replies)
         except _FAILURES as exc:
             await connection.close()
             raise TransportUnavailable(f"cannot open the tracker channel ({exchange}): {exc!r}") from exc
         return self
+
+    async def _resubscribe_replies(self, *_: Any) -> None:
+        """aio-pika restores declared queues, not the direct reply-to pseudo-queue: without this,
+        every RPC after a broker restart fails with "fast reply consumer does not exist"."""
+        if self._closed:
+            return
+        try:
+            self._reply_queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+            await self._reply_queue.consume(self._on_reply, no_ack=True)
+        except _FAILURES as exc:
+            logger.warning("could not subscribe to RPC replies after a reconnect: %r", exc)
+        for future in self._pending.values():  # replies to the old consumer are gone
+            if not future.done():
+                future.set_exception(TransportUnavailable("connection to the broker was lost"))
 
     async def close(self) -> None:
         if self._closed:
