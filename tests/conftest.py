@@ -101,3 +101,8 @@ async def scheduler(ctx: ServerContext) -> AsyncIterator[SchedulerService]:
         yield service
     finally:
         await service.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that restart RabbitMQ run last, so a restart cannot disturb any other test."""
+    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
