@@ -154,6 +154,12 @@ class TaskRunEngine:
         if task_run_logger.isEnabledFor(level):
             task_run_logger.log(level, text, extra=self.extra())
 
+    def _flow_run_cancelling(self) -> bool:
+        flow_ctx, reporter = self.flow_ctx, self.reporter
+        return (
+            flow_ctx is not None and reporter is not None and reporter.cancel_requested(flow_ctx.flow_run.id)
+        )
+
     # --- the run ----------------------------------------------------------------------------
 
     def steps(self) -> Generator[Any, Any, State]:
@@ -172,6 +178,11 @@ class TaskRunEngine:
                 return hit
 
         while True:
+            if self._flow_run_cancelling():
+                state = Cancelled(message="not started: its flow run is being cancelled")
+                state.with_result(exception=CancelledRun(state.message or ""))
+                self.set_state(state)
+                return state
             run.run_count += 1
             self.set_state(running() if run.run_count == 1 else Retrying())
             outcome: Outcome = yield Call(

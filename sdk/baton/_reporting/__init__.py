@@ -52,6 +52,11 @@ class Reporter(Protocol):
 
     def untrack_flow_run(self, flow_run_id: UUID) -> None: ...
 
+    def cancel_requested(self, flow_run_id: UUID) -> bool:
+        """Has the server asked for this run to be cancelled? (Learnt from heartbeat answers;
+        the engine then starts no more task runs and the run ends Cancelled.)"""
+        ...
+
     def flush(self, timeout: float) -> Future[bool]:
         """Start delivering what is buffered; the future says (within `timeout`) whether
         nothing is left. The engine waits on it before proposing a terminal flow-run state, so
@@ -101,6 +106,9 @@ class LocalReporter:
 
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         pass
+
+    def cancel_requested(self, flow_run_id: UUID) -> bool:
+        return False
 
     def flush(self, timeout: float) -> Future[bool]:
         return _DELIVERED

@@ -106,6 +106,7 @@ class RemoteReporter:
         self._logs: deque[_LogItem] = deque()
         self._flow_ops: deque[_FlowOp] = deque()
         self._tracked: set[UUID] = set()
+        self._cancelling: set[UUID] = set()  # written by the I/O thread, read by run threads
         self._background: list[asyncio.Task[None]] = []
         self._wakeup: asyncio.Event | None = None
         self._wake_pending = False
@@ -144,6 +145,9 @@ class RemoteReporter:
 
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         self._tracked.discard(flow_run_id)
+
+    def cancel_requested(self, flow_run_id: UUID) -> bool:
+        return flow_run_id in self._cancelling
 
     def flush(self, timeout: float) -> Future[bool]:
         if not self._started or self._closed:
@@ -428,7 +432,8 @@ class RemoteReporter:
                 continue
             message = Heartbeat(flow_run_ids=list(self._tracked), lease_seconds=self.config.lease_seconds)
             try:
-                await (await self._transport_()).send(message)
+                cancelling = await (await self._transport_()).heartbeat(message)
+                self._cancelling.update(cancelling)
             except TransportError as exc:
                 logger.debug("Heartbeat not delivered: %s", exc)
 

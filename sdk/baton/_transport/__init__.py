@@ -7,6 +7,7 @@ Nothing here imports httpx or aio_pika: import the submodule you need.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
+from uuid import UUID
 
 from ._errors import RequestRejected, TransportError, TransportUnavailable
 
@@ -24,6 +25,11 @@ class Transport(Protocol):
     async def propose_state(self, proposal: ProposeState) -> TransitionResult: ...
 
     async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None: ...
+
+    async def heartbeat(self, message: Heartbeat) -> list[UUID]:
+        """Send a heartbeat; return those of its runs the server is cancelling (empty when
+        this transport cannot tell: inside a worker, the worker stops the process itself)."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import aio_pika
 from aio_pika.abc import (
@@ -185,6 +185,10 @@ class AmqpTracker:
             persistent=True,
             timeout=timeout or self.publish_timeout,
         )
+
+    async def heartbeat(self, message: Heartbeat) -> list[UUID]:
+        await self.send(message)
+        return []  # fire and forget: a worker learns of cancellation on baton.control
 
     async def call(self, request: ProposeState | CreateFlowRun, *, timeout: float | None = None) -> RpcReply:
         """Send an RPC request and wait for its `RpcReply` (raises on an error reply)."""

@@ -194,6 +194,10 @@ class BatonClient:
     async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
         await self._request("POST", _SEND_PATHS[type(message)], body=message.to_json())
 
+    async def heartbeat(self, message: Heartbeat) -> list[UUID]:
+        response = await self._request("POST", _SEND_PATHS[Heartbeat], body=message.to_json())
+        return [UUID(run_id) for run_id in response.json().get("cancelling", [])]
+
     # --- reads ----------------------------------------------------------------------------
 
     async def read_flow_runs(

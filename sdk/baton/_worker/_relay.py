@@ -19,6 +19,7 @@ import logging
 import socket
 import struct
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import orjson
 
@@ -130,6 +131,10 @@ class RelayTransport:
 
     async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
         await self._call("send", message.to_json(), kind=message.kind)
+
+    async def heartbeat(self, message: Heartbeat) -> list[UUID]:
+        await self.send(message)
+        return []  # the worker stops this process itself when its run is cancelled
 
     async def close(self) -> None:
         if self._closed:

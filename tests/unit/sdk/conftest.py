@@ -59,6 +59,7 @@ class RecordingReporter:
         self.task_reports: list[TaskReport] = []
         self.logs: list[LogEntry] = []
         self.tracked: set[UUID] = set()
+        self.cancelling: set[UUID] = set()  # runs the "server" is cancelling
         self.closed = False
         self.flushes = 0
         self._lock = threading.Lock()
@@ -96,6 +97,9 @@ class RecordingReporter:
 
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         self.tracked.discard(flow_run_id)
+
+    def cancel_requested(self, flow_run_id: UUID) -> bool:
+        return flow_run_id in self.cancelling
 
     def flush(self, timeout: float) -> Future[bool]:
         self.flushes += 1

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from baton._transport import RequestRejected, TransportUnavailable
 from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
@@ -29,6 +29,7 @@ class FakeBaton:
         self.received: list[Any] = []  # everything delivered, in order
         self.connects = 0
         self.closed = False
+        self.cancelling: set[UUID] = set()  # runs the "server" is cancelling
         self._lock = threading.Lock()
 
     @property
@@ -87,6 +88,10 @@ class FakeBaton:
     async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
         self._check("send")
         self._record(message)
+
+    async def heartbeat(self, message: Heartbeat) -> list[UUID]:
+        await self.send(message)
+        return sorted(self.cancelling & set(message.flow_run_ids))
 
     async def close(self) -> None:
         self.closed = True
