@@ -44,6 +44,7 @@ from baton_schemas.envelopes import (
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import TransitionResult
 
+from ._connect import connect_robust
 from ._errors import RequestRejected, TransportUnavailable
 
 logger = logging.getLogger("baton.transport.amqp")
@@ -100,9 +101,7 @@ class AmqpTracker:
         publish_timeout: float = 10.0,
     ) -> AmqpTracker:
         try:
-            connection = await aio_pika.connect_robust(
-                url, timeout=connect_timeout, client_properties={"connection_name": "baton-sdk"}
-            )
+            connection = await connect_robust(url, name="baton-sdk", timeout=connect_timeout)
         except _FAILURES as exc:
             raise TransportUnavailable(f"cannot connect to the broker: {exc!r}") from exc
         try:

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -54,6 +53,7 @@ from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, Tra
 
 from .._settings import ClientSettings
 from .._transport import RequestRejected, TransportUnavailable
+from .._transport._connect import connect_robust
 from .._transport.amqp import AmqpTracker
 from ._child import EXIT_ABORTED, EXIT_REPORTED
 from ._forkserver import FORKSERVER_FD_ENV
@@ -161,9 +161,7 @@ class Worker:
         timeout = self.client.request_timeout
         queues = await self._discover_queues()
         self.tracker = await AmqpTracker.connect(broker_url, connect_timeout=timeout, rpc_timeout=timeout)
-        self._connection = await aio_pika.connect_robust(
-            broker_url, timeout=timeout, client_properties={"connection_name": f"baton-worker {self.name}"}
-        )
+        self._connection = await connect_robust(broker_url, name=f"baton-worker {self.name}", timeout=timeout)
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._channel = await self._connection.channel()
         self._control_exchange = await self._channel.get_exchange(CONTROL_EXCHANGE, ensure=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+
+from baton._transport._connect import connect_robust
 
 from .topology import declare_topology
 
@@ -35,10 +36,8 @@ class Broker:
         return self._channel
 
     async def connect(self, *, timeout: float = 10.0) -> None:
-        # connect_robust raises on the first failure: a wrong URL fails fast at start.
-        self._connection = await aio_pika.connect_robust(
-            self.url, timeout=timeout, client_properties={"connection_name": self.name}
-        )
+        # raises on the first failure: a wrong URL fails fast at start
+        self._connection = await connect_robust(self.url, name=self.name, timeout=timeout)
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await declare_topology(self._channel)
         self._connection.reconnect_callbacks.add(self._on_reconnect)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +28,8 @@ from baton_schemas.envelopes import (
 from baton_schemas.logs import LogRecord
 from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRunInfo
 from baton_schemas.states import Completed, Pending, Running, TransitionResult, Verdict
+
+from ...support.backends import Backends
 
 API = "http://baton.test/api"
 
@@ -152,19 +153,20 @@ def test_sync_client_against_an_unreachable_server() -> None:
 
 # --- AMQP -----------------------------------------------------------------------------------
 
-BROKER_URL = os.environ.get("BATON_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+@pytest.fixture
+def broker_url(backends: Backends) -> str:
+    """This test run's own vhost on the real RabbitMQ."""
+    return backends.broker_url
 
 
 @pytest.fixture
-async def tracker_exchange() -> AsyncIterator[tuple[str, list[Any]]]:
+async def tracker_exchange(broker_url: str) -> AsyncIterator[tuple[str, list[Any]]]:
     """A private exchange with a stand-in tracker: records requests, accepts proposals."""
-    aio_pika = pytest.importorskip("aio_pika")
+    import aio_pika
     from pydantic import TypeAdapter
 
-    try:
-        connection = await aio_pika.connect(BROKER_URL, timeout=3)
-    except Exception as exc:
-        pytest.skip(f"no RabbitMQ at {BROKER_URL}: {exc!r}")
+    connection = await aio_pika.connect(broker_url, timeout=3)
     adapter: TypeAdapter[Any] = TypeAdapter(TrackerMessage)
     received: list[Any] = []
     channel = await connection.channel()
@@ -202,11 +204,13 @@ async def tracker_exchange() -> AsyncIterator[tuple[str, list[Any]]]:
         await connection.close()
 
 
-async def test_amqp_tracker_rpc_and_fire_and_forget(tracker_exchange: tuple[str, list[Any]]) -> None:
+async def test_amqp_tracker_rpc_and_fire_and_forget(
+    tracker_exchange: tuple[str, list[Any]], broker_url: str
+) -> None:
     from baton._transport.amqp import AmqpTracker
 
     name, received = tracker_exchange
-    tracker = await AmqpTracker.connect(BROKER_URL, exchange=name, rpc_timeout=5)
+    tracker = await AmqpTracker.connect(broker_url, exchange=name, rpc_timeout=5)
     try:
         run_id = uuid4()
         run = await tracker.create_flow_run(FlowRunCreate(id=run_id, flow_name="etl"))
@@ -235,19 +239,21 @@ async def test_amqp_tracker_rpc_and_fire_and_forget(tracker_exchange: tuple[str,
         await tracker.close()
 
 
-async def test_amqp_rpc_timeout_is_unavailable(tracker_exchange: tuple[str, list[Any]]) -> None:
+async def test_amqp_rpc_timeout_is_unavailable(
+    tracker_exchange: tuple[str, list[Any]], broker_url: str
+) -> None:
     import aio_pika
 
     from baton._transport.amqp import AmqpTracker
 
     # an exchange with a queue nobody answers from
-    connection = await aio_pika.connect(BROKER_URL)
+    connection = await aio_pika.connect(broker_url)
     channel = await connection.channel()
     name = f"baton.tracker.silent-{uuid4().hex[:8]}"
     exchange = await channel.declare_exchange(name, "direct", auto_delete=True)
     queue = await channel.declare_queue(exclusive=True)
     await queue.bind(exchange, "rpc")
-    tracker = await AmqpTracker.connect(BROKER_URL, exchange=name, rpc_timeout=0.2)
+    tracker = await AmqpTracker.connect(broker_url, exchange=name, rpc_timeout=0.2)
     try:
         with pytest.raises(TransportUnavailable, match="no tracker reply"):
             await tracker.propose_state(ProposeState(flow_run_id=uuid4(), state=Running()))
@@ -257,14 +263,14 @@ async def test_amqp_rpc_timeout_is_unavailable(tracker_exchange: tuple[str, list
 
 
 async def test_amqp_unroutable_and_missing_exchange_are_unavailable(
-    tracker_exchange: tuple[str, list[Any]],
+    tracker_exchange: tuple[str, list[Any]], broker_url: str
 ) -> None:
     from baton._transport.amqp import AmqpTracker
 
     with pytest.raises(TransportUnavailable, match="exchange"):
-        await AmqpTracker.connect(BROKER_URL, exchange=f"missing-{uuid4().hex}")
+        await AmqpTracker.connect(broker_url, exchange=f"missing-{uuid4().hex}")
     name, _ = tracker_exchange
-    tracker = await AmqpTracker.connect(BROKER_URL, exchange=name, routing_key="nobody")
+    tracker = await AmqpTracker.connect(broker_url, exchange=name, routing_key="nobody")
     try:
         with pytest.raises(TransportUnavailable):
             await tracker.send(Heartbeat())
