@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 
+import aio_pika
 import asyncpg
 import httpx
 from _harness import RunningServer, describe, server
@@ -71,7 +72,8 @@ async def throughput(tracker: AmqpTracker, runs: int, concurrency: int) -> float
     return sum(counts) / (time.perf_counter() - started)
 
 
-async def ingest(tracker: AmqpTracker, database_url: str, states: int, batch: int) -> float:
+async def ingest(tracker: AmqpTracker, srv: RunningServer, states: int, batch: int) -> tuple[float, float]:
+    """Task-run states per second: stored in PostgreSQL, and delivered to a subscriber's queue."""
     run = await tracker.create_flow_run(FlowRunCreate(flow_name="bench-ingest"))
     reports = []
     for i in range(states // 3):
@@ -81,15 +83,34 @@ async def ingest(tracker: AmqpTracker, database_url: str, states: int, batch: in
         for version, state in enumerate((Pending(), Running(), Completed()), start=1):
             reports.append(TaskRunStateReport(task_run=info, state=state, version=version))
     batches = [TaskRunStates(reports=reports[i : i + batch]) for i in range(0, len(reports), batch)]
-    conn = await asyncpg.connect(database_url)
+    subscriber = await aio_pika.connect(srv.backends.broker_url)
+    conn = await asyncpg.connect(srv.backends.database_url)
     try:
+        channel = await subscriber.channel()
+        await channel.set_qos(prefetch_count=1000)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind("baton.states", routing_key="task-run.#")
+        delivered = 0
+        all_delivered = asyncio.Event()
+
+        async def count(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal delivered
+            delivered += 1
+            await message.ack()
+            if delivered >= len(reports):
+                all_delivered.set()
+
+        await queue.consume(count)
         started = time.perf_counter()
         await asyncio.gather(*(tracker.send(b) for b in batches))
         while await conn.fetchval("SELECT count(*) FROM states WHERE task_run_id IS NOT NULL") < len(reports):
             await asyncio.sleep(0.02)
-        return len(reports) / (time.perf_counter() - started)
+        stored = len(reports) / (time.perf_counter() - started)
+        await all_delivered.wait()
+        return stored, len(reports) / (time.perf_counter() - started)
     finally:
         await conn.close()
+        await subscriber.close()
 
 
 async def main(srv: RunningServer) -> None:
@@ -102,8 +123,10 @@ async def main(srv: RunningServer) -> None:
         print(
             f"accepted flow-run transitions/s (AMQP, 64 in flight): {await throughput(tracker, 2000, 64):.0f}"
         )
-        rate = await ingest(tracker, srv.backends.database_url, 60000, 1000)
-        print(f"task-run states ingested/s (batches of 1000): {rate:.0f}")
+        stored, delivered = await ingest(tracker, srv, 60000, 1000)
+        print(
+            f"task-run states/s (batches of 1000): stored {stored:.0f}, delivered to a subscriber {delivered:.0f}"
+        )
     print(f"server RSS after the run: {srv.rss_mb():.1f} MB")
 
 

@@ -120,3 +120,47 @@ async def test_rows_left_unsent_are_swept(ctx: ServerContext, subscribe, conn) -
     await eventually(swept, what="the swept state change")
     assert await conn.fetchval("SELECT count(*) FROM outbox WHERE id = $1", outcome.outbox[0].id) == 0
     assert orjson.loads(subscriber.raw[-1].body)["schema_version"] == 1
+
+
+async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -> None:  # type: ignore[no-untyped-def]
+    """Ingest serialises task-run state changes by hand; they must be StateChange exactly."""
+    from baton_schemas.envelopes import RunKind, TaskRunStateReport
+    from baton_schemas.runs import TaskRunInfo
+    from baton_server.broker.messages import state_change_message, task_run_change_message
+
+    run = await new_run(ctx, flow="Fast Path")
+    flow_run = await conn.fetchrow(
+        """SELECT fr.id, fr.flow_id, fr.deployment_id, f.name AS flow_name, f.slug AS flow_slug
+           FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id WHERE fr.id = $1""",
+        run.id,
+    )
+    report = TaskRunStateReport(
+        task_run=TaskRunInfo(id=uuid.uuid4(), flow_run_id=run.id, name="t-1", task_key="t", tags=["a", "b"]),
+        state=Failed("boom"),
+        version=3,
+    )
+    fast = task_run_change_message(report, report.state.model_dump(mode="json"), flow_run)
+    model = state_change_message(
+        StateChange(
+            id=report.state.id,
+            run_kind=RunKind.TASK_RUN,
+            run_id=report.task_run.id,
+            run_name="t-1",
+            flow_run_id=run.id,
+            flow_id=flow_run["flow_id"],
+            flow_name="Fast Path",
+            flow_slug="fast-path",
+            deployment_id=None,
+            state=report.state,
+            state_version=3,
+            tags=["a", "b"],
+            occurred=report.state.timestamp,
+        )
+    )
+    assert orjson.loads(fast.body) == orjson.loads(model.body)
+    assert (fast.exchange, fast.routing_key, fast.message_id) == (
+        model.exchange,
+        model.routing_key,
+        model.message_id,
+    )
+    assert StateChange.model_validate_json(fast.body).state.message == "boom"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from baton_schemas.envelopes import RunKind, StateChange
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from baton_schemas import SCHEMA_VERSION
+from baton_schemas.envelopes import RunKind, StateChange, TaskRunStateReport
 
 from .outbox import OutboxMessage
 from .topology import STATES
@@ -22,4 +28,47 @@ def state_change_message(change: StateChange) -> OutboxMessage:
     )
 
 
-__all__ = ["RunKind", "StateChange", "state_change_message", "state_routing_key"]
+def task_run_change_message(
+    report: TaskRunStateReport, state_json: dict[str, Any], flow_run: Mapping[str, Any]
+) -> OutboxMessage:
+    """The StateChange of a reported task-run state, serialised without building the model:
+    ingest makes one per state, tens of thousands a second. `state_json` is the state's
+    `model_dump(mode="json")`; a test holds this to exactly what StateChange itself produces."""
+    state = report.state
+    body = orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "id": state.id,
+            "run_kind": RunKind.TASK_RUN.value,
+            "run_id": report.task_run.id,
+            "run_name": report.task_run.name,
+            # asyncpg's own UUID type is not one orjson knows
+            "flow_run_id": str(flow_run["id"]),
+            "flow_id": str(flow_run["flow_id"]),
+            "flow_name": flow_run["flow_name"],
+            "flow_slug": flow_run["flow_slug"],
+            "deployment_id": None if flow_run["deployment_id"] is None else str(flow_run["deployment_id"]),
+            "state": state_json,
+            "previous_type": None,
+            "previous_name": None,
+            "state_version": report.version,
+            "tags": report.task_run.tags,
+            "occurred": state_json["timestamp"],
+        }
+    )
+    return OutboxMessage(
+        exchange=STATES,
+        routing_key=f"{RunKind.TASK_RUN.value}.{state.type.routing_word}.{flow_run['flow_slug']}",
+        message_id=state.id,
+        body=body,
+        mandatory=False,
+    )
+
+
+__all__ = [
+    "RunKind",
+    "StateChange",
+    "state_change_message",
+    "state_routing_key",
+    "task_run_change_message",
+]

@@ -68,11 +68,15 @@ class Outbox:
         *,
         sweep_interval: float = 1.0,
         sweep_age: float = 2.0,
+        max_queued: int = 10_000,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._sweep_interval = sweep_interval
         self._sweep_age = sweep_age
+        # Past this many committed rows waiting to go out, publishing is left to the sweeper,
+        # which reads them back from the table: a burst costs rows in PostgreSQL, not memory.
+        self._max_queued = max_queued
         self._queue: asyncio.Queue[OutboxRow] = asyncio.Queue()
         # Set when a publish failed: newer rows then wait for the sweeper, which keeps id order.
         self._backlog = asyncio.Event()
@@ -99,6 +103,12 @@ class Outbox:
         """Hand committed rows to the publishing task. Never blocks, never raises."""
         if self._backlog.is_set():
             return  # the sweeper will send them after the older ones
+        if self._queue.qsize() + len(rows) > self._max_queued:
+            log.info("outbox: more than %d messages waiting; the sweeper takes over", self._max_queued)
+            self._backlog.set()
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            return
         for row in rows:
             self._queue.put_nowait(row)
 

@@ -14,16 +14,11 @@ from uuid import UUID
 
 import orjson
 
-from baton_schemas.envelopes import (
-    Heartbeat,
-    RunKind,
-    StateChange,
-    TaskRunStateReport,
-)
+from baton_schemas.envelopes import Heartbeat, TaskRunStateReport
 from baton_schemas.logs import LogRecord
 from baton_schemas.states import StateType
 
-from ..broker.messages import state_change_message
+from ..broker.messages import task_run_change_message
 from ..broker.outbox import Outbox, OutboxRow
 from ..db.types import Connection
 
@@ -76,6 +71,8 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
             return []
         folded = _fold(kept)
         latest = [entry.report for entry in folded.values()]
+        states_json = [r.state.model_dump(mode="json") for r in kept]
+        latest_json = {id(r): states_json[i] for i, r in enumerate(kept)}
         await conn.execute(
             """INSERT INTO task_runs AS t (id, flow_run_id, name, task_key, dynamic_key, tags,
                    task_inputs, cache_key, state, state_type, state_name, state_version,
@@ -112,7 +109,7 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
             [orjson.dumps(r.task_run.tags).decode() for r in latest],
             [r.task_run.model_dump(mode="json")["task_inputs"] for r in latest],
             [r.task_run.cache_key for r in latest],
-            [r.state.model_dump(mode="json") for r in latest],
+            [latest_json[id(r)] for r in latest],
             [r.state.type.value for r in latest],
             [r.state.name for r in latest],
             [r.version for r in latest],
@@ -135,7 +132,7 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
                 [r.state.type.value for r in kept],
                 [r.state.name for r in kept],
                 [r.state.timestamp for r in kept],
-                [r.state.model_dump(mode="json") for r in kept],
+                states_json,
             )
         }
         attempts: dict[UUID, int] = {}
@@ -149,30 +146,11 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
                 list(attempts),
                 list(attempts.values()),
             )
-        messages = []
-        for report in kept:
-            if report.state.id not in inserted:
-                continue  # a redelivered report: stored and published already
-            run = known[report.task_run.flow_run_id]
-            messages.append(
-                state_change_message(
-                    StateChange(
-                        id=report.state.id,
-                        run_kind=RunKind.TASK_RUN,
-                        run_id=report.task_run.id,
-                        run_name=report.task_run.name,
-                        flow_run_id=run["id"],
-                        flow_id=run["flow_id"],
-                        flow_name=run["flow_name"],
-                        flow_slug=run["flow_slug"],
-                        deployment_id=run["deployment_id"],
-                        state=report.state,
-                        state_version=report.version,
-                        tags=report.task_run.tags,
-                        occurred=report.state.timestamp,
-                    )
-                )
-            )
+        messages = [
+            task_run_change_message(report, states_json[i], known[report.task_run.flow_run_id])
+            for i, report in enumerate(kept)
+            if report.state.id in inserted  # else a redelivered report: stored and sent already
+        ]
         return await Outbox.add(conn, messages)
 
 
