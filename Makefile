@@ -18,7 +18,9 @@ dev: install
 	bash scripts/dev.sh
 
 stop:
-	@if [ -f $(BATON_HOME)/server.pid ]; then kill $$(cat $(BATON_HOME)/server.pid) 2>/dev/null || true; rm -f $(BATON_HOME)/server.pid; echo stopped; fi
+	@for p in worker server; do \
+	  if [ -f $(BATON_HOME)/$$p.pid ]; then kill $$(cat $(BATON_HOME)/$$p.pid) 2>/dev/null || true; rm -f $(BATON_HOME)/$$p.pid; echo "$$p stopped"; fi; \
+	done
 
 test: install
 	bash scripts/test.sh

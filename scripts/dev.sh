@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make dev`: migrate, start the server (API + tracker) in the background, run the hello flow
-# against it, and show what the server recorded. `make stop` stops the server.
+# `make dev`: migrate, start the server (API, tracker, scheduler) and a worker of the `local`
+# pool in the background, run the hello flow (directly, then as a deployment through the
+# worker), and show what the server recorded. `make stop` stops the server and the worker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
@@ -32,11 +33,27 @@ else
   echo "server running (pid $(cat "$BATON_HOME/server.pid")), log in $BATON_HOME/server.log"
 fi
 
-echo "--- running examples/hello.py against $BATON_API_URL"
-# the flow reports over HTTP: no broker URL in its environment
-env -u BATON_BROKER_URL $BIN/python examples/hello.py
+# flows and the CLI talk to the API over HTTP: no broker URL in their environment
+CLIENT="env -u BATON_BROKER_URL"
+$CLIENT $BIN/baton work-pool create local --type process >/dev/null 2>&1 || true
+
+if [ -f "$BATON_HOME/worker.pid" ] && kill -0 "$(cat "$BATON_HOME/worker.pid")" 2>/dev/null; then
+  echo "worker already running (pid $(cat "$BATON_HOME/worker.pid"))"
+else
+  # the worker takes runs from RabbitMQ: it needs the broker (default: the local one)
+  BATON_BROKER_URL="${BATON_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/}" \
+    nohup $BIN/baton worker start --pool local --name dev-worker >"$BATON_HOME/worker.log" 2>&1 &
+  echo $! >"$BATON_HOME/worker.pid"
+  echo "worker running (pid $(cat "$BATON_HOME/worker.pid")), log in $BATON_HOME/worker.log"
+fi
+
+echo "--- python examples/hello.py (runs here, reports to $BATON_API_URL)"
+$CLIENT $BIN/python examples/hello.py
+echo "--- baton deploy, then a run of it through the worker"
+(cd examples && $CLIENT ../$BIN/baton deploy)
+$CLIENT $BIN/baton deployment run say-hello/dev --watch
 echo "--- recorded by the server"
-env -u BATON_BROKER_URL $BIN/baton flow-run ls --limit 5
+$CLIENT $BIN/baton flow-run ls --limit 5
 echo
 echo "API: $BATON_API_URL (docs at http://127.0.0.1:${BATON_API_PORT}/api/docs); key in $BATON_HOME/profile.env"
 echo "stop the server with: make stop"
