@@ -32,29 +32,12 @@ from uuid import UUID
 
 import httpx
 from _harness import ROOT, RunningServer, server
+from sdk_overhead import bare, median_of, noop_task
 
-from baton import _runtime, flow, get_run_context, task
+from baton import _runtime, flow, get_run_context
 from baton._settings import ClientSettings
 
 BATON = str(ROOT / ".venv" / "bin" / "baton")
-
-
-def noop(x: int) -> int:
-    return x
-
-
-noop_task = task(noop)
-
-
-def median_of(repeat: int, fn: Callable[[], float]) -> float:
-    return statistics.median(fn() for _ in range(repeat))
-
-
-def bare(n: int) -> float:
-    started = time.perf_counter()
-    for i in range(n):
-        noop(i)
-    return time.perf_counter() - started
 
 
 @flow
