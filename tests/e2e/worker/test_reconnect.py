@@ -22,7 +22,7 @@ def _connections_named(label: str) -> list[str]:
 
 def test_the_worker_consumes_again_after_its_connection_is_closed_by_the_broker(setup: Setup) -> None:
     if setup.server.backends.rabbitmqctl is None:
-        pytest.skip("needs the machine's RabbitMQ (rabbitmqctl)")
+        pytest.fail("this test cuts a connection with rabbitmqctl: it needs the machine's RabbitMQ")
     starts = setup.folder / "starts.txt"
     deployment = setup.deployment(parameters={"path": str(starts), "sleep": 2})
     worker = setup.start_worker("--limit", "2")
