@@ -18,6 +18,7 @@ from baton_schemas.envelopes import (
 )
 
 from ..broker.consumer import Consumer, DeadLetter
+from ..broker.outbox import OutboxRow
 from ..broker.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
@@ -47,9 +48,11 @@ class TrackerConsumer(Consumer):
             raise DeadLetter(f"unsupported schema_version {decoded.schema_version}")
         match decoded:
             case ProposeState():
-                await self._reply(message, await self._propose(decoded))
+                reply, rows = await self._propose(decoded)
+                await self._answer(message, reply, rows)
             case CreateFlowRun():
-                await self._reply(message, await self._create(decoded))
+                reply, rows = await self._create(decoded)
+                await self._answer(message, reply, rows)
             case TaskRunStates():
                 async with self._ctx.pool.acquire() as conn:
                     rows = await store_task_run_states(conn, decoded.reports)
@@ -62,7 +65,7 @@ class TrackerConsumer(Consumer):
                     await record_worker(conn, decoded)
                     await extend_leases(conn, decoded)
 
-    async def _propose(self, proposal: ProposeState) -> RpcReply:
+    async def _propose(self, proposal: ProposeState) -> tuple[RpcReply, list[OutboxRow]]:
         try:
             async with self._ctx.pool.acquire() as conn:
                 outcome = await propose_flow_run_state(
@@ -72,21 +75,24 @@ class TrackerConsumer(Consumer):
                     slot_wait_seconds=self._ctx.settings.concurrency_slot_wait_seconds,
                 )
         except RunNotFound as exc:
-            return RpcReply(ok=False, error=str(exc), status=404)
-        self._ctx.outbox.sent_after_commit(outcome.outbox)
-        return RpcReply(ok=True, transition=outcome.result)
+            return RpcReply(ok=False, error=str(exc), status=404), []
+        return RpcReply(ok=True, transition=outcome.result), outcome.outbox
 
-    async def _create(self, request: CreateFlowRun) -> RpcReply:
+    async def _create(self, request: CreateFlowRun) -> tuple[RpcReply, list[OutboxRow]]:
         try:
             async with self._ctx.pool.acquire() as conn:
                 run, rows, _ = await create_flow_run(conn, request.run)
         except InvalidRun as exc:
-            return RpcReply(ok=False, error=str(exc), status=422)
-        self._ctx.outbox.sent_after_commit(rows)
-        return RpcReply(ok=True, flow_run=run)
+            return RpcReply(ok=False, error=str(exc), status=422), []
+        return RpcReply(ok=True, flow_run=run), rows
 
-    async def _reply(self, message: AbstractIncomingMessage, reply: RpcReply) -> None:
-        await self.reply(message, reply.to_json(), timeout=self._ctx.settings.publish_timeout_seconds)
+    async def _answer(self, message: AbstractIncomingMessage, reply: RpcReply, rows: list[OutboxRow]) -> None:
+        """Reply, then hand the committed rows to the outbox: the caller waits on the reply,
+        nobody waits on the publish, and the outbox's frames would otherwise go out first."""
+        try:
+            await self.reply(message, reply.to_json(), timeout=self._ctx.settings.publish_timeout_seconds)
+        finally:
+            self._ctx.outbox.sent_after_commit(rows)
 
 
 class TrackerRpcConsumer(TrackerConsumer):
