@@ -15,6 +15,7 @@ import uuid
 import aio_pika
 import asyncpg
 import httpx
+from _cpu import CpuMeter
 from _harness import RunningServer, describe, server
 
 from baton._transport.amqp import AmqpTracker
@@ -50,7 +51,7 @@ async def http_round_trips(api_url: str, key: str | None, runs: int) -> list[flo
     return latencies
 
 
-async def throughput(tracker: AmqpTracker, runs: int, concurrency: int) -> float:
+async def throughput(tracker: AmqpTracker, meter: CpuMeter, runs: int, concurrency: int) -> float:
     created = await asyncio.gather(
         *(tracker.create_flow_run(FlowRunCreate(flow_name="bench-throughput")) for _ in range(runs))
     )
@@ -67,12 +68,16 @@ async def throughput(tracker: AmqpTracker, runs: int, concurrency: int) -> float
                 done += 1
         return done
 
-    started = time.perf_counter()
+    before = meter.sample()
     counts = await asyncio.gather(*(lifecycle() for _ in range(concurrency)))
-    return sum(counts) / (time.perf_counter() - started)
+    after = meter.sample()
+    print(f"  {CpuMeter.per_op(before, after, sum(counts))}")
+    return sum(counts) / (after.wall - before.wall)
 
 
-async def ingest(tracker: AmqpTracker, srv: RunningServer, states: int, batch: int) -> tuple[float, float]:
+async def ingest(
+    tracker: AmqpTracker, meter: CpuMeter, srv: RunningServer, states: int, batch: int
+) -> tuple[float, float]:
     """Task-run states per second: stored in PostgreSQL, and delivered to a subscriber's queue."""
     run = await tracker.create_flow_run(FlowRunCreate(flow_name="bench-ingest"))
     reports = []
@@ -101,13 +106,15 @@ async def ingest(tracker: AmqpTracker, srv: RunningServer, states: int, batch: i
                 all_delivered.set()
 
         await queue.consume(count)
-        started = time.perf_counter()
+        before = meter.sample()
         await asyncio.gather(*(tracker.send(b) for b in batches))
         while await conn.fetchval("SELECT count(*) FROM states WHERE task_run_id IS NOT NULL") < len(reports):
             await asyncio.sleep(0.02)
-        stored = len(reports) / (time.perf_counter() - started)
+        stored = len(reports) / (time.perf_counter() - before.wall)
         await all_delivered.wait()
-        return stored, len(reports) / (time.perf_counter() - started)
+        after = meter.sample()
+        print(f"  {CpuMeter.per_op(before, after, len(reports))} (stored, published and delivered)")
+        return stored, len(reports) / (after.wall - before.wall)
     finally:
         await conn.close()
         await subscriber.close()
@@ -116,14 +123,14 @@ async def ingest(tracker: AmqpTracker, srv: RunningServer, states: int, batch: i
 async def main(srv: RunningServer) -> None:
     await asyncio.sleep(3)
     print(f"server idle RSS: {srv.rss_mb():.1f} MB")
+    meter = CpuMeter(srv.server.process.pid)
     async with await AmqpTracker.connect(srv.backends.broker_url) as tracker:
         await rpc_round_trips(tracker, 30)  # warm-up
         print(describe("transition round trip, AMQP RPC", await rpc_round_trips(tracker, 400)))
         print(describe("transition round trip, HTTP", await http_round_trips(srv.api_url, None, 400)))
-        print(
-            f"accepted flow-run transitions/s (AMQP, 64 in flight): {await throughput(tracker, 2000, 64):.0f}"
-        )
-        stored, delivered = await ingest(tracker, srv, 60000, 1000)
+        rate = await throughput(tracker, meter, 2000, 64)
+        print(f"accepted flow-run transitions/s (AMQP, 64 in flight): {rate:.0f}")
+        stored, delivered = await ingest(tracker, meter, srv, 60000, 1000)
         print(f"task-run states/s (batches of 1000): stored {stored:.0f}, delivered {delivered:.0f}")
     print(f"server RSS after the run: {srv.rss_mb():.1f} MB")
 
