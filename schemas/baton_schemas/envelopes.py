@@ -112,6 +112,9 @@ class RpcReply(Envelope):
     ok: bool
     transition: TransitionResult | None = None
     flow_run: FlowRun | None = None
+    cancelling: list[UUID] | None = Field(
+        default=None, description="To a heartbeat sent as an RPC: those of its runs being cancelled."
+    )
     error: str | None = None
     status: int = Field(default=200, description="HTTP-like status: 404 unknown run, 422 bad input.")
 

@@ -92,7 +92,8 @@ def asyncapi_document() -> dict[str, Any]:
             "tracker": _channel(
                 "tracker",
                 "Exchange baton.tracker (direct): state proposals and run creation (RPC over "
-                "direct reply-to, answered with RpcReply), task-run states, logs and heartbeats.",
+                "direct reply-to, answered with RpcReply), task-run states, logs and heartbeats "
+                "(a heartbeat sent as an RPC is answered with those of its runs being cancelled).",
                 ["ProposeState", "CreateFlowRun", "TaskRunStates", "Logs", "Heartbeat"],
             ),
             "replies": _channel("amq.rabbitmq.reply-to", "Replies to tracker RPCs.", ["RpcReply"]),

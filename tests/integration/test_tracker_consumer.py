@@ -14,6 +14,7 @@ from baton_schemas.logs import LogRecord
 from baton_schemas.states import Pending, Running, StateType
 from baton_server.broker.topology import DEAD_QUEUE, TRACKER, TRACKER_ROUTING_KEY
 from baton_server.context import ServerContext
+from baton_server.tracker.cancellation import cancel_flow_run
 from baton_server.tracker.service import TrackerService
 
 from ..support.backends import Backends
@@ -98,6 +99,28 @@ async def test_heartbeats_extend_leases_and_the_reaper_crashes_the_silent(
         alive_state = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", alive.id)
     assert "lease expired" in row["state"]["message"]
     assert alive_state == StateType.RUNNING.value
+
+
+async def test_a_heartbeat_sent_as_an_rpc_is_told_which_runs_are_cancelling(
+    ctx: ServerContext, tracker: TrackerService, backends: Backends
+) -> None:
+    from baton._transport.amqp import AmqpTracker
+
+    running, cancelled = await new_run(ctx), await new_run(ctx)
+    for run in (running, cancelled):
+        await propose(ctx, run.id, Pending(), claim=Claim(worker_id="w-rpc", lease_seconds=5.0))
+        await propose(ctx, run.id, Running())
+    async with ctx.pool.acquire() as conn:
+        await cancel_flow_run(conn, cancelled.id, default_lease_seconds=5.0)
+        before = await conn.fetchval("SELECT lease_expires_at FROM flow_runs WHERE id = $1", running.id)
+
+    async with await AmqpTracker.connect(backends.broker_url) as client:
+        answer = await client.heartbeat(Heartbeat(flow_run_ids=[running.id, cancelled.id], lease_seconds=60))
+        assert answer == [cancelled.id]
+        assert await client.heartbeat(Heartbeat(flow_run_ids=[])) == []  # nothing to ask: sent only
+    async with ctx.pool.acquire() as conn:
+        after = await conn.fetchval("SELECT lease_expires_at FROM flow_runs WHERE id = $1", running.id)
+    assert after > before  # and the lease was extended (by the run's own lease of 5 s)
 
 
 async def test_reaped_run_with_retries_is_rescheduled(ctx: ServerContext, tracker: TrackerService) -> None:

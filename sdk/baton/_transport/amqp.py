@@ -186,10 +186,19 @@ class AmqpTracker:
         )
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
-        await self.send(message)
-        return []  # fire and forget: a worker learns of cancellation on baton.control
+        """Extend the leases of the message's runs; return those being cancelled.
 
-    async def call(self, request: ProposeState | CreateFlowRun, *, timeout: float | None = None) -> RpcReply:
+        With runs to report it is an RPC, so a flow run started without a worker stops at its
+        next task when cancelled (a worker also hears of it on `baton.control`)."""
+        if not message.flow_run_ids:
+            await self.send(message)
+            return []
+        reply = await self.call(message)
+        return reply.cancelling or []
+
+    async def call(
+        self, request: ProposeState | CreateFlowRun | Heartbeat, *, timeout: float | None = None
+    ) -> RpcReply:
         """Send an RPC request and wait for its `RpcReply` (raises on an error reply)."""
         timeout = timeout or self.rpc_timeout
         correlation_id = str(uuid4())

@@ -187,3 +187,13 @@ async def extend_leases(conn: Connection, heartbeat: Heartbeat) -> int:
         heartbeat.worker_id,
     )
     return int(result.split()[-1])
+
+
+async def cancelling_runs(conn: Connection, flow_run_ids: list[UUID]) -> list[UUID]:
+    """Those of a heartbeat's runs that are being cancelled: its sender should stop them."""
+    if not flow_run_ids:
+        return []
+    rows = await conn.fetch(
+        "SELECT id FROM flow_runs WHERE id = ANY($1::uuid[]) AND state_type = 'CANCELLING'", flow_run_ids
+    )
+    return [row["id"] for row in rows]

@@ -23,7 +23,7 @@ from ..broker.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
 from ..db.pools import record_worker
-from .ingest import extend_leases, store_logs, store_task_run_states
+from .ingest import cancelling_runs, extend_leases, store_logs, store_task_run_states
 from .reaper import Reaper
 from .transitions import RunNotFound, propose_flow_run_state
 
@@ -64,6 +64,9 @@ class TrackerConsumer(Consumer):
                 async with self._ctx.pool.acquire() as conn:
                     await record_worker(conn, decoded)
                     await extend_leases(conn, decoded)
+                    # sent as an RPC, a heartbeat learns which of its runs are being cancelled
+                    cancelling = await cancelling_runs(conn, decoded.flow_run_ids) if message.reply_to else []
+                await self._answer(message, RpcReply(ok=True, cancelling=cancelling), [])
 
     async def _propose(self, proposal: ProposeState) -> tuple[RpcReply, list[OutboxRow]]:
         try:

@@ -17,7 +17,7 @@ from baton_schemas.states import State, StateType, TransitionResult
 from ...db.flow_runs import InvalidRun, create_flow_run, get_flow_run, list_flow_runs
 from ...db.pools import record_worker
 from ...tracker.cancellation import cancel_flow_run
-from ...tracker.ingest import extend_leases
+from ...tracker.ingest import cancelling_runs, extend_leases
 from ...tracker.transitions import RunNotFound, propose_flow_run_state
 from ..auth import Scope
 from ..deps import CanRead, CanWrite, Conn, Ctx
@@ -90,11 +90,7 @@ class HeartbeatReply(BatonModel):
 async def heartbeat(body: Heartbeat, conn: Conn, _: CanWrite) -> HeartbeatReply:
     await record_worker(conn, body)
     extended = await extend_leases(conn, body)
-    cancelling = await conn.fetch(
-        "SELECT id FROM flow_runs WHERE id = ANY($1::uuid[]) AND state_type = 'CANCELLING'",
-        body.flow_run_ids,
-    )
-    return HeartbeatReply(extended=extended, cancelling=[r["id"] for r in cancelling])
+    return HeartbeatReply(extended=extended, cancelling=await cancelling_runs(conn, body.flow_run_ids))
 
 
 @router.get("/{run_id}", response_model=FlowRun)
