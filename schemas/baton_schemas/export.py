@@ -58,7 +58,9 @@ def asyncapi_document() -> dict[str, Any]:
                 **_channel(
                     "{run_kind}.{state_type}.{flow_slug}",
                     "Exchange baton.states (topic): every accepted state change, e.g. "
-                    "flow-run.failed.etl-daily. Bind flow-run.failed.# or *.*.etl-daily.",
+                    "flow-run.failed.etl-daily. Bind flow-run.failed.# or *.*.etl-daily. "
+                    "At least once: de-duplicate on message_id. A flow run's changes arrive in "
+                    "order (their first copies); a task run's carry state_version to order by.",
                     ["StateChange"],
                 ),
                 "parameters": {

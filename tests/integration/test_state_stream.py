@@ -122,6 +122,30 @@ async def test_rows_left_unsent_are_swept(ctx: ServerContext, subscribe, conn) -
     assert orjson.loads(subscriber.raw[-1].body)["schema_version"] == 1
 
 
+async def test_a_change_waits_for_an_older_one_another_process_has_yet_to_send(  # type: ignore[no-untyped-def]
+    ctx: ServerContext, subscribe, conn
+) -> None:
+    """Two tracker processes: one committed Running and has not published it yet; this one
+    commits Completed. Completed is held, and goes out only after Running, via the sweeper."""
+    subscriber = await subscribe("flow-run.#")
+    run = await new_run(ctx, flow="held")
+    from baton_schemas.envelopes import ProposeState
+    from baton_server.tracker.transitions import propose_flow_run_state
+
+    running = await propose_flow_run_state(conn, ProposeState(flow_run_id=run.id, state=Running()))
+    # not handed to this outbox: the row belongs to the other process, still on its way
+    completed = await propose_flow_run_state(conn, ProposeState(flow_run_id=run.id, state=Completed()))
+    assert completed.outbox[0].after == (running.outbox[0].id,)
+    ctx.outbox.sent_after_commit(completed.outbox)
+
+    async def both() -> bool:
+        return len([c for c in subscriber.received if c.run_id == run.id]) >= 3
+
+    await eventually(both, what="Running and Completed, swept")
+    assert [c.state_version for c in subscriber.received if c.run_id == run.id] == [1, 2, 3]
+    assert await conn.fetchval("SELECT count(*) FROM outbox WHERE ordering_key = $1", run.id) == 0
+
+
 async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -> None:  # type: ignore[no-untyped-def]
     """Ingest serialises task-run state changes by hand; they must be StateChange exactly."""
     from baton_schemas.envelopes import RunKind, TaskRunStateReport

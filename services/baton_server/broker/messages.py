@@ -25,6 +25,8 @@ def state_change_message(change: StateChange) -> OutboxMessage:
         message_id=change.id,
         body=change.to_json(),
         mandatory=False,  # nobody need be listening for a state change
+        # a flow run's changes go out in order, whichever tracker process wrote them
+        ordering_key=change.run_id if change.run_kind is RunKind.FLOW_RUN else None,
     )
 
 

@@ -1,11 +1,16 @@
 """The transactional outbox: messages commit with the change that causes them, then go out.
 
 Writers call `Outbox.add(conn, ...)` inside their transaction and `outbox.sent_after_commit(rows)`
-once it committed. One publishing task per process sends rows in commit order (so a subscriber
-sees one run's transitions in order) and deletes them once the broker confirmed them. A sweeper
-republishes, in id order, any row left unsent by a crash or a broker outage. Delivery is
-at-least-once: a row can be published twice if a process dies between the confirm and the
-delete, so subscribers de-duplicate on `message_id` (and order on `state_version`).
+once it committed. One publishing task per process sends rows in commit order and deletes them
+once the broker confirmed them. A sweeper republishes, in id order, any row left unsent by a
+crash or a broker outage. Delivery is at-least-once: a row can be published twice if a process
+dies between the confirm and the delete, so subscribers de-duplicate on `message_id`.
+
+Order per run across processes: a flow run's state changes carry the run as `ordering_key`, and
+a transition's row comes back with the ids of the run's older rows still in the table (`after`).
+If any of those is not in this process's own queue (another tracker process wrote it and has
+not sent it yet), the row is held: the sweeper sends it once no older row of its key is left.
+So a subscriber sees each run's first copies in order, however many trackers run.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .topology import DEAD
 log = logging.getLogger(__name__)
 
 _BATCH = 500
+_HELD_RETRY = 0.05  # seconds between looks at a held row's older sibling
 
 
 def _returned(result: BaseException) -> bool:
@@ -52,12 +58,14 @@ class OutboxMessage:
     message_id: UUID
     body: bytes
     mandatory: bool = False
+    ordering_key: UUID | None = None  # rows with the same key go out in id order
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     id: int
     message: OutboxMessage
+    after: tuple[int, ...] = ()  # older rows of the same ordering key, as the writer saw them
 
 
 class Outbox:
@@ -78,6 +86,12 @@ class Outbox:
         # which reads them back from the table: a burst costs rows in PostgreSQL, not memory.
         self._max_queued = max_queued
         self._queue: asyncio.Queue[OutboxRow] = asyncio.Queue()
+        # Ids of the rows in this process's own pipeline, queued until their delete: a newer row
+        # of the same key need not wait for these, the queue sends them first.
+        self._mine: set[int] = set()
+        # Rows waiting for an older row of their key that another process has yet to send.
+        self._held: set[int] = set()
+        self._held_waiting = asyncio.Event()
         # Set when a publish failed: newer rows then wait for the sweeper, which keeps id order.
         self._backlog = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,14 +102,16 @@ class Outbox:
         if not messages:
             return []
         ids = await conn.fetch(
-            """INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[], $5::bool[])
+            """INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[], $5::bool[],
+                   $6::uuid[])
                RETURNING id""",
             [m.exchange for m in messages],
             [m.routing_key for m in messages],
             [m.message_id for m in messages],
             [m.body for m in messages],
             [m.mandatory for m in messages],
+            [m.ordering_key for m in messages],
         )
         return [OutboxRow(r["id"], m) for r, m in zip(ids, messages, strict=True)]
 
@@ -105,12 +121,23 @@ class Outbox:
             return  # the sweeper will send them after the older ones
         if self._queue.qsize() + len(rows) > self._max_queued:
             log.info("outbox: more than %d messages waiting; the sweeper takes over", self._max_queued)
-            self._backlog.set()
-            while not self._queue.empty():
-                self._queue.get_nowait()
+            self._enter_backlog()
             return
         for row in rows:
+            if not self._mine.issuperset(row.after):
+                # an older change of the same run is another process's to send: wait for it
+                self._held.add(row.id)
+                self._held_waiting.set()
+                continue
+            self._mine.add(row.id)
             self._queue.put_nowait(row)
+
+    def _enter_backlog(self) -> None:
+        """Leave every queued row to the sweeper, which sends the table in id order."""
+        self._backlog.set()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._mine.clear()
 
     def start(self) -> None:
         self._tasks = [
@@ -200,20 +227,23 @@ class Outbox:
                 done = await self._publish(rows)
             except OutboxPublishFailed as exc:
                 log.warning("outbox publish failed (%s); the sweeper will resend", exc.__cause__)
-                self._backlog.set()
-                while not self._queue.empty():  # rows stay in the table; keep their order there
-                    self._queue.get_nowait()
+                self._enter_backlog()  # rows stay in the table; keep their order there
                 done = exc.done
             try:
                 await self._delete(done)
             except Exception:
                 log.exception("could not delete sent outbox rows; they will be sent again")
+            finally:
+                self._mine.difference_update(row.id for row in rows)
 
     async def _sweep_loop(self) -> None:
         while True:
             try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._backlog.wait(), self._sweep_interval)
+                if self._held:
+                    await asyncio.sleep(_HELD_RETRY)  # an older row is still on its way
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake(), self._sweep_interval)
                 await self.sweep()
             except asyncio.CancelledError:
                 raise
@@ -221,39 +251,94 @@ class Outbox:
                 log.warning("outbox sweep failed: %s", exc)
                 await asyncio.sleep(self._sweep_interval)
 
+    async def _wake(self) -> None:
+        """Until the backlog flag is up or a row is held."""
+        backlog = asyncio.ensure_future(self._backlog.wait())
+        held = asyncio.ensure_future(self._held_waiting.wait())
+        try:
+            await asyncio.wait({backlog, held}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            backlog.cancel()
+            held.cancel()
+
     async def sweep(self) -> int:
-        """Publish unsent rows in id order. Returns how many were sent."""
+        """Publish unsent rows in id order, none before an older row of its key. Returns how
+        many were sent."""
         sent = 0
         backlog = self._backlog.is_set()
+        self._held_waiting.clear()
+        blocked: list[int] = []  # rows that must wait for an older row of their key
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 records = await conn.fetch(
-                    """SELECT id, exchange, routing_key, message_id, body, mandatory FROM outbox
-                       WHERE $1 OR created < now() - make_interval(secs => $2)
+                    """SELECT id, exchange, routing_key, message_id, body, mandatory, ordering_key
+                       FROM outbox
+                       WHERE ($1 OR id = ANY($4::bigint[])
+                              OR created < now() - make_interval(secs => $2))
+                         AND NOT (id = ANY($5::bigint[]))
                        ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED""",
                     backlog,
                     self._sweep_age,
                     _BATCH,
+                    list(self._held),
+                    blocked,
                 )
                 if not records:
                     break
-                rows = [
-                    OutboxRow(
-                        r["id"],
-                        OutboxMessage(
-                            r["exchange"],
-                            r["routing_key"],
-                            r["message_id"],
-                            r["body"],
-                            r["mandatory"],
-                        ),
-                    )
-                    for r in records
-                ]
-                await self._publish(rows)
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r.id for r in rows])
-                sent += len(rows)
+                rows = await _unblocked(conn, [_row(r) for r in records])
+                sending = {r.id for r in rows}
+                blocked.extend(r["id"] for r in records if r["id"] not in sending)
+                if rows:
+                    await self._publish(rows)
+                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(sending))
+                    self._held.difference_update(sending)
+                    sent += len(rows)
+        if self._held:  # another process's sweeper may have sent some of ours
+            async with self._pool.acquire() as conn:
+                still = await conn.fetch(
+                    "SELECT id FROM outbox WHERE id = ANY($1::bigint[])", list(self._held)
+                )
+            self._held.intersection_update(r["id"] for r in still)
         if backlog:
             self._backlog.clear()
             log.info("outbox backlog drained (%d messages)", sent)
         return sent
+
+
+def _row(record: asyncpg.Record) -> OutboxRow:
+    return OutboxRow(
+        record["id"],
+        OutboxMessage(
+            record["exchange"],
+            record["routing_key"],
+            record["message_id"],
+            record["body"],
+            record["mandatory"],
+            record["ordering_key"],
+        ),
+    )
+
+
+async def _unblocked(conn: Connection, rows: list[OutboxRow]) -> list[OutboxRow]:
+    """The rows (in id order) that no older row of the same key, left out of them because
+    another process holds or has yet to commit it, must precede."""
+    keys = {r.message.ordering_key for r in rows if r.message.ordering_key is not None}
+    if not keys:
+        return rows
+    firsts = {
+        record["ordering_key"]: record["first"]
+        for record in await conn.fetch(
+            """SELECT ordering_key, min(id) AS first FROM outbox
+               WHERE ordering_key = ANY($1::uuid[]) AND NOT (id = ANY($2::bigint[]))
+               GROUP BY ordering_key""",
+            list(keys),
+            [r.id for r in rows],
+        )
+    }
+    return [
+        r
+        for r in rows
+        if r.message.ordering_key is None
+        or r.message.ordering_key not in firsts
+        or firsts[r.message.ordering_key] > r.id
+    ]

@@ -70,8 +70,8 @@ _CREATE = """
         INSERT INTO states (id, flow_run_id, verdict, version, type, name, timestamp, state)
         SELECT $22, id, 'ACCEPT', 1, state_type, state_name, $23, state FROM run
     ), message AS (
-        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
-        SELECT $24, $25, $22, $26, false FROM run
+        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key)
+        SELECT $24, $25, $22, $26, false, id FROM run
         RETURNING id
     )
     SELECT run.*, (SELECT id FROM message) AS outbox_id FROM run"""

@@ -75,8 +75,10 @@ _WRITE = """
             timestamp, state)
         SELECT $13, id, $14, $15, $5, $3, $4, $8, $2 FROM run
     )
-    INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
-    SELECT $16, $17, $13, $18, $19 FROM run RETURNING id"""
+    INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key)
+    SELECT $16, $17, $13, $18, $19, id FROM run
+    -- the run's older changes still waiting to go out (the statement's snapshot has not ours)
+    RETURNING id, ARRAY(SELECT o.id FROM outbox o WHERE o.ordering_key = $1) AS after"""
 
 
 def _replayed(value: dict[str, Any] | None) -> TransitionResult | None:
@@ -114,7 +116,7 @@ async def _write(
     else:
         worker_id = claim_id = lease_seconds = None
     message = state_change_message(flow_run_change(row, state, version=version, previous=previous))
-    outbox_id = await conn.fetchval(
+    written = await conn.fetchrow(
         _WRITE,
         row["id"],
         state.model_dump(mode="json"),
@@ -137,7 +139,7 @@ async def _write(
         message.mandatory,
         lease_seconds,
     )
-    return None if outbox_id is None else OutboxRow(outbox_id, message)
+    return None if written is None else OutboxRow(written["id"], message, after=tuple(written["after"]))
 
 
 async def propose_flow_run_state(
