@@ -40,8 +40,8 @@ class CpuSample:
 class CpuMeter:
     """`sample()` before and after; `per_op(before, after, n)` prints ms of CPU per operation."""
 
-    def __init__(self, server_pid: int | None = None) -> None:
-        self._server_pid = server_pid
+    def __init__(self, *server_pids: int) -> None:
+        self._server_pids = list(server_pids)
 
     def sample(self) -> CpuSample:
         me = resource.getrusage(resource.RUSAGE_SELF)
@@ -50,8 +50,8 @@ class CpuMeter:
             "postgres": _process_seconds(_pids("postgres")),
             "rabbitmq": _process_seconds(_pids("beam.smp")),
         }
-        if self._server_pid is not None:
-            seconds = {"server": _process_seconds([self._server_pid]), **seconds}
+        if self._server_pids:
+            seconds = {"server": _process_seconds(self._server_pids), **seconds}
         return CpuSample(time.perf_counter(), seconds)
 
     @staticmethod

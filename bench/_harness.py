@@ -21,6 +21,7 @@ from tests.support.processes import ServerProcess, server_process  # noqa: E402
 class RunningServer:
     backends: Backends
     server: ServerProcess
+    log_dir: Path
 
     @property
     def api_url(self) -> str:
@@ -34,7 +35,7 @@ class RunningServer:
 def server(**env: str) -> Iterator[RunningServer]:
     with test_backends() as backends, tempfile.TemporaryDirectory() as logs:
         with server_process(backends, Path(logs), BATON_LOG_LEVEL="WARNING", **env) as process:
-            yield RunningServer(backends, process)
+            yield RunningServer(backends, process, Path(logs))
 
 
 def percentile(values: list[float], q: float) -> float:

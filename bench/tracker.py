@@ -1,14 +1,18 @@
 """Foundation figures: transition round trips (AMQP RPC and HTTP), transitions per second,
 task-run states ingested per second, idle RSS of `baton server start` (API + tracker).
 
-Usage: .venv/bin/python bench/tracker.py
+Usage: .venv/bin/python bench/tracker.py [--trackers N]
+(--trackers 2 adds a `baton server start --service tracker` process: scaling out, which pays
+off where the machine has cores to spare beyond PostgreSQL's, RabbitMQ's and the client's.)
 Targets on a 2-core machine: RPC p50 <= 2 ms, p99 <= 10 ms; >= 1,500 transitions/s;
 >= 20,000 task-run states/s; idle RSS <= 120 MB.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -16,7 +20,7 @@ import aio_pika
 import asyncpg
 import httpx
 from _cpu import CpuMeter
-from _harness import RunningServer, describe, server
+from _harness import RunningServer, describe, server, server_process
 
 from baton._transport.amqp import AmqpTracker
 from baton_schemas.envelopes import ProposeState, TaskRunStateReport, TaskRunStates
@@ -120,10 +124,10 @@ async def ingest(
         await subscriber.close()
 
 
-async def main(srv: RunningServer) -> None:
+async def main(srv: RunningServer, extra_pids: list[int]) -> None:
     await asyncio.sleep(3)
     print(f"server idle RSS: {srv.rss_mb():.1f} MB")
-    meter = CpuMeter(srv.server.process.pid)
+    meter = CpuMeter(srv.server.process.pid, *extra_pids)
     async with await AmqpTracker.connect(srv.backends.broker_url) as tracker:
         await rpc_round_trips(tracker, 30)  # warm-up
         print(describe("transition round trip, AMQP RPC", await rpc_round_trips(tracker, 400)))
@@ -136,5 +140,12 @@ async def main(srv: RunningServer) -> None:
 
 
 if __name__ == "__main__":
-    with server(BATON_AUTH_REQUIRED="false") as running:
-        asyncio.run(main(running))
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trackers", type=int, default=1, help="tracker processes in all")
+    args = parser.parse_args()
+    with server(BATON_AUTH_REQUIRED="false") as running, contextlib.ExitStack() as extra:
+        pids = [
+            extra.enter_context(server_process(running.backends, running.log_dir, "tracker")).process.pid
+            for _ in range(args.trackers - 1)
+        ]
+        asyncio.run(main(running, pids))
