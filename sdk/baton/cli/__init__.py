@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
+from . import _dead_letters, _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -19,6 +19,9 @@ app.add_typer(_flow_runs.app, name="flow-run", help="Inspect, follow and cancel 
 app.add_typer(_work_pools.app, name="work-pool", help="Work pools and their queues.")
 app.add_typer(_deployments.app, name="deployment", help="Deployments: list, inspect, run.")
 app.add_typer(_workers.app, name="worker", help="Workers: start one, list them.")
+app.add_typer(
+    _dead_letters.app, name="dead-letters", help="Messages parked in baton.dead: list, replay, drop."
+)
 _deploy.register(app)
 
 
