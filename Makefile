@@ -29,6 +29,7 @@ lint: install
 	$(BIN)/ruff check sdk schemas services tests bench
 	$(BIN)/ruff format --check sdk schemas services tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy tests bench
 
 bench: install
 	bash scripts/bench.sh

@@ -9,12 +9,15 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.backends import Backends, test_backends  # noqa: E402
 from tests.support.processes import ServerProcess, server_process  # noqa: E402
+
+__all__ = ["ROOT", "RunningServer", "describe", "percentile", "server", "server_process", "test_backends"]
 
 
 @dataclass
@@ -34,7 +37,8 @@ class RunningServer:
 @contextlib.contextmanager
 def server(**env: str) -> Iterator[RunningServer]:
     with test_backends() as backends, tempfile.TemporaryDirectory() as logs:
-        with server_process(backends, Path(logs), BATON_LOG_LEVEL="WARNING", **env) as process:
+        environment: dict[str, Any] = {"BATON_LOG_LEVEL": "WARNING", **env}
+        with server_process(backends, Path(logs), **environment) as process:
             yield RunningServer(backends, process, Path(logs))
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from baton_server.api.app import create_app
 from baton_server.api.auth import Scope, create_api_key
 from baton_server.context import ServerContext
+from baton_server.db.types import Connection
 from baton_server.scheduler.service import SchedulerService
 from baton_server.settings import ServerSettings
 from baton_server.tracker.service import TrackerService
@@ -48,7 +47,7 @@ async def ctx(server_settings: ServerSettings) -> AsyncIterator[ServerContext]:
 
 
 @pytest.fixture
-async def conn(ctx: ServerContext) -> AsyncIterator[asyncpg.Connection[Any]]:
+async def conn(ctx: ServerContext) -> AsyncIterator[Connection]:
     async with ctx.pool.acquire() as connection:
         yield connection
 

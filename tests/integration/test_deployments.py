@@ -49,6 +49,7 @@ async def _next(queue: AbstractQueue) -> FlowRunDispatch:
         return await queue.get(fail=False)
 
     message = await eventually(get, what=f"a message on {queue.name}")
+    assert message is not None
     await message.ack()
     return FlowRunDispatch.model_validate_json(message.body)
 

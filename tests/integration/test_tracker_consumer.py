@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import aio_pika
 import pytest
@@ -20,6 +22,8 @@ from baton_server.tracker.service import TrackerService
 from ..support.backends import Backends
 from ..support.runs import new_run, propose
 from ..support.waiting import eventually
+
+T = TypeVar("T")
 
 
 async def _publish(backends: Backends, body: bytes, **properties: object) -> None:
@@ -91,13 +95,13 @@ async def test_heartbeats_extend_leases_and_the_reaper_crashes_the_silent(
         )
         async with ctx.pool.acquire() as conn:
             state = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", silent.id)
-        return state == StateType.CRASHED.value
+        return bool(state == StateType.CRASHED.value)
 
     await eventually(crashed, timeout=20, interval=0.3, what="the silent run to be reaped")
     async with ctx.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT state_type, state FROM flow_runs WHERE id = $1", silent.id)
         alive_state = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", alive.id)
-    assert "lease expired" in row["state"]["message"]
+    assert row is not None and "lease expired" in row["state"]["message"]
     assert alive_state == StateType.RUNNING.value
 
 
@@ -146,6 +150,6 @@ async def test_reaped_run_with_retries_is_rescheduled(ctx: ServerContext, tracke
     assert scheduled <= utcnow() + timedelta(seconds=1)
 
 
-async def _when(probe, accept):  # type: ignore[no-untyped-def]
+async def _when(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool]) -> T | None:
     value = await probe()
     return value if accept(value) else None

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
-
-import asyncpg
 
 from baton_schemas.envelopes import Claim, ProposeState
 from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
 from baton_schemas.states import State, TransitionResult
 from baton_server.context import ServerContext
 from baton_server.db.flow_runs import create_flow_run
+from baton_server.db.types import Connection
 from baton_server.tracker.transitions import propose_flow_run_state
 
 
@@ -34,7 +32,7 @@ async def propose(
     *,
     claim: Claim | None = None,
     transition_id: uuid.UUID | None = None,
-    conn: asyncpg.Connection[Any] | None = None,
+    conn: Connection | None = None,
 ) -> TransitionResult:
     proposal = ProposeState(
         flow_run_id=run_id, state=state, claim=claim, transition_id=transition_id or uuid.uuid4()
