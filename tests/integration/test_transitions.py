@@ -26,6 +26,7 @@ from baton_schemas.states import (
     Verdict,
 )
 from baton_server.context import ServerContext
+from baton_server.tracker.transitions import RunCache
 
 from ..support.runs import new_run, propose
 
@@ -40,6 +41,49 @@ async def test_a_retried_proposal_gets_the_same_answer(ctx: ServerContext) -> No
     assert first.state is not None and again.state is not None and first.state.id == again.state.id
     other = await propose(ctx, run.id, Pending(), claim=Claim(worker_id="w2"))
     assert other.verdict is Verdict.ABORT
+
+
+async def test_a_cached_run_is_written_without_reading_and_stays_correct(ctx: ServerContext) -> None:
+    """The tracker's cache: the run as this process wrote it. A change made elsewhere makes the
+    conditional write fail, and the proposal is decided again on a fresh read."""
+    cache = RunCache()
+    run = await new_run(ctx)
+    assert (
+        await propose(ctx, run.id, Pending(), claim=Claim(worker_id="w"), cache=cache)
+    ).verdict is Verdict.ACCEPT
+    assert cache.get(run.id) is not None and cache.get(run.id)["state_version"] == 2  # type: ignore[index]
+    running = uuid.uuid4()
+    queries: list[str] = []
+    async with ctx.pool.acquire() as conn:
+        conn.add_query_logger(lambda record: queries.append(record.query))
+        first = await propose(ctx, run.id, Running(), transition_id=running, cache=cache, conn=conn)
+    assert len(queries) == 1, "a cached run is written in one round trip, without reading it"
+    again = await propose(ctx, run.id, Running(), transition_id=running, cache=cache)  # a resend
+    assert (
+        first.verdict is again.verdict is Verdict.ACCEPT and first.state_version == again.state_version == 3
+    )
+    # another process fails the run; this cache still says Running at version 3
+    assert (await propose(ctx, run.id, Failed())).verdict is Verdict.ACCEPT
+    late = await propose(ctx, run.id, Completed(), cache=cache)
+    assert late.verdict is Verdict.REJECT and late.state is not None and late.state.type is StateType.FAILED
+    assert cache.get(run.id) is None
+    async with ctx.pool.acquire() as conn:
+        names = [
+            r["name"]
+            for r in await conn.fetch(
+                "SELECT name FROM states WHERE flow_run_id = $1 ORDER BY version", run.id
+            )
+        ]
+    assert names == ["Scheduled", "Pending", "Running", "Failed"]
+
+
+async def test_fifty_concurrent_endings_through_one_cache_exactly_one_wins(ctx: ServerContext) -> None:
+    cache = RunCache()
+    run = await new_run(ctx)
+    await propose(ctx, run.id, Running(), cache=cache)
+    endings = [Completed(), Failed(), Crashed(), Cancelled()] * 13
+    results = await asyncio.gather(*(propose(ctx, run.id, s, cache=cache) for s in endings[:50]))
+    assert [r.verdict for r in results].count(Verdict.ACCEPT) == 1
 
 
 async def test_claim_records_owner_and_lease(ctx: ServerContext, conn) -> None:  # type: ignore[no-untyped-def]
@@ -107,15 +151,30 @@ PROPOSALS = st.sampled_from([Scheduled, Pending, Running, Completed, Failed, Cra
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(st.tuples(PROPOSALS, st.booleans(), st.integers(0, 2)), min_size=1, max_size=14))
+@given(
+    steps=st.lists(
+        st.tuples(PROPOSALS, st.booleans(), st.integers(0, 2), st.sampled_from([None, 0, 1])),
+        min_size=1,
+        max_size=14,
+    )
+)
 async def test_random_proposal_sequences_keep_the_invariants(ctx: ServerContext, steps) -> None:  # type: ignore[no-untyped-def]
+    """Each proposal goes through one of three "processes": two with a run cache of their own
+    (each goes stale whenever another writes) and one without."""
     run = await new_run(ctx, retries=1)
+    caches = [RunCache(), RunCache()]
     last_version = 1
     claims = 0
     ended_as: StateType | None = None
-    for make, claim, worker in steps:
+    for make, claim, worker, process in steps:
         state: State = make()
-        result = await propose(ctx, run.id, state, claim=Claim(worker_id=f"w{worker}") if claim else None)
+        result = await propose(
+            ctx,
+            run.id,
+            state,
+            claim=Claim(worker_id=f"w{worker}") if claim else None,
+            cache=None if process is None else caches[process],
+        )
         assert result.state_version >= last_version, "versions only increase"
         if result.state_version > last_version:
             assert result.verdict in (Verdict.ACCEPT, Verdict.REJECT)

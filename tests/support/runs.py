@@ -10,7 +10,7 @@ from baton_schemas.states import State, TransitionResult
 from baton_server.context import ServerContext
 from baton_server.db.flow_runs import create_flow_run
 from baton_server.db.types import Connection
-from baton_server.tracker.transitions import propose_flow_run_state
+from baton_server.tracker.transitions import RunCache, propose_flow_run_state
 
 
 async def new_run(
@@ -33,14 +33,15 @@ async def propose(
     claim: Claim | None = None,
     transition_id: uuid.UUID | None = None,
     conn: Connection | None = None,
+    cache: RunCache | None = None,
 ) -> TransitionResult:
     proposal = ProposeState(
         flow_run_id=run_id, state=state, claim=claim, transition_id=transition_id or uuid.uuid4()
     )
     if conn is not None:
-        outcome = await propose_flow_run_state(conn, proposal)
+        outcome = await propose_flow_run_state(conn, proposal, cache=cache)
     else:
         async with ctx.pool.acquire() as acquired:
-            outcome = await propose_flow_run_state(acquired, proposal)
+            outcome = await propose_flow_run_state(acquired, proposal, cache=cache)
     ctx.outbox.sent_after_commit(outcome.outbox)
     return outcome.result

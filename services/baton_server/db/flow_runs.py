@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -190,7 +191,7 @@ async def insert_state(
 
 
 def flow_run_change(
-    row: asyncpg.Record, state: State, *, version: int, previous: State | None
+    row: Mapping[str, Any], state: State, *, version: int, previous: State | None
 ) -> StateChange:
     return StateChange(
         id=state.id,

@@ -25,7 +25,7 @@ from ..db.flow_runs import InvalidRun, create_flow_run
 from ..db.pools import record_worker
 from .ingest import cancelling_runs, extend_leases, store_logs, store_task_run_states
 from .reaper import Reaper
-from .transitions import RunNotFound, propose_flow_run_state
+from .transitions import RunCache, RunNotFound, propose_flow_run_state
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,12 @@ _decoder: TypeAdapter[TrackerMessage] = TypeAdapter(TrackerMessage)
 class TrackerConsumer(Consumer):
     queue_name = TRACKER_QUEUE
 
-    def __init__(self, ctx: ServerContext, *, prefetch: int | None = None) -> None:
+    def __init__(
+        self, ctx: ServerContext, *, prefetch: int | None = None, cache: RunCache | None = None
+    ) -> None:
         super().__init__(ctx.broker, prefetch=prefetch or ctx.settings.tracker_prefetch)
         self._ctx = ctx
+        self._cache = cache
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -76,6 +79,7 @@ class TrackerConsumer(Consumer):
                     proposal,
                     default_lease_seconds=self._ctx.settings.default_lease_seconds,
                     slot_wait_seconds=self._ctx.settings.concurrency_slot_wait_seconds,
+                    cache=self._cache,
                 )
         except RunNotFound as exc:
             return RpcReply(ok=False, error=str(exc), status=404), []
@@ -109,9 +113,11 @@ class TrackerService:
 
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
+        # the runs this process wrote last: their next transition skips reading them back
+        cache = RunCache()
         self._consumers = [
-            TrackerConsumer(ctx),
-            TrackerRpcConsumer(ctx, prefetch=ctx.settings.tracker_rpc_prefetch),
+            TrackerConsumer(ctx, cache=cache),
+            TrackerRpcConsumer(ctx, prefetch=ctx.settings.tracker_rpc_prefetch, cache=cache),
         ]
         self._reaper = Reaper(ctx.pool, ctx.outbox, interval=ctx.settings.reaper_interval_seconds)
 

@@ -10,11 +10,19 @@ the rules decide, and the write is one statement that updates the run only if it
 statement. Of any number of racing proposals exactly one write succeeds; the others read again
 and are decided against the new state. This holds no row lock across a round trip and costs two
 round trips for a transition that writes, one for one that doesn't.
+
+With a `RunCache` (the tracker keeps one) a run this process wrote last is decided against the
+row as written, and a transition that writes costs one round trip: the write is still
+conditional on `state_version`, so a row changed elsewhere fails it and is read afresh. Answers
+that write nothing always come from a fresh read, which is where a repeated transition id is
+recognised.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -39,6 +47,33 @@ OWNED_TYPES = frozenset({StateType.PENDING, StateType.RUNNING, StateType.CANCELL
 
 class RunNotFound(LookupError):
     pass
+
+
+class RunCache:
+    """The runs this process wrote last, as written: a guess at the current row, never trusted
+    further than the conditional write that follows it."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._rows: OrderedDict[uuid.UUID, Mapping[str, Any]] = OrderedDict()
+        self._size = size
+
+    def get(self, run_id: uuid.UUID) -> Mapping[str, Any] | None:
+        row = self._rows.get(run_id)
+        if row is not None:
+            self._rows.move_to_end(run_id)
+        return row
+
+    def put(self, run_id: uuid.UUID, row: Mapping[str, Any]) -> None:
+        self._rows[run_id] = row
+        self._rows.move_to_end(run_id)
+        if len(self._rows) > self._size:
+            self._rows.popitem(last=False)
+
+    def forget(self, run_id: uuid.UUID) -> None:
+        self._rows.pop(run_id, None)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +126,15 @@ def _replayed(value: dict[str, Any] | None) -> TransitionResult | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    outbox: OutboxRow
+    row: Mapping[str, Any]  # the run as it is now, for the cache
+
+
 async def _write(
     conn: Connection,
-    row: asyncpg.Record,
+    row: Mapping[str, Any],
     state: State,
     *,
     previous: State,
@@ -102,7 +143,7 @@ async def _write(
     verdict: Verdict,
     claim: Claim | None,
     default_lease: float,
-) -> OutboxRow | None:
+) -> _Written | None:
     """Write `state` as version `version`; None if the run moved on since it was read."""
     now = utcnow()
     worker_id, claim_id, lease = row["worker_id"], row["claim_id"], None
@@ -116,10 +157,11 @@ async def _write(
     else:
         worker_id = claim_id = lease_seconds = None
     message = state_change_message(flow_run_change(row, state, version=version, previous=previous))
+    state_json = state.model_dump(mode="json")
     written = await conn.fetchrow(
         _WRITE,
         row["id"],
-        state.model_dump(mode="json"),
+        state_json,
         state.type.value,
         state.name,
         version,
@@ -139,7 +181,21 @@ async def _write(
         message.mandatory,
         lease_seconds,
     )
-    return None if written is None else OutboxRow(written["id"], message, after=tuple(written["after"]))
+    if written is None:
+        return None
+    now_row = {
+        **row,
+        "state": state_json,
+        "state_type": state.type.value,
+        "state_name": state.name,
+        "state_version": version,
+        "run_count": row["run_count"] + (1 if state.type is StateType.RUNNING else 0),
+        "worker_id": worker_id,
+        "claim_id": claim_id,
+        "lease_seconds": lease_seconds,
+        "replay": None,
+    }
+    return _Written(OutboxRow(written["id"], message, after=tuple(written["after"])), now_row)
 
 
 async def propose_flow_run_state(
@@ -149,6 +205,7 @@ async def propose_flow_run_state(
     default_lease_seconds: float = 30.0,
     slot_wait_seconds: float = 1.0,
     now: datetime | None = None,
+    cache: RunCache | None = None,
 ) -> Outcome:
     """Decide on a proposal and persist its effects. Raises RunNotFound.
 
@@ -157,7 +214,7 @@ async def propose_flow_run_state(
     of one proposal racing each other cannot both write.
     """
     try:
-        return await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds)
+        return await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache)
     except asyncpg.UniqueViolationError:
         # an identical proposal committed first: answer as it was answered
         replayed = _replayed(await conn.fetchval(_REPLAY, proposal.transition_id))
@@ -176,11 +233,14 @@ async def _propose(
     default_lease_seconds: float,
     now: datetime | None,
     slot_wait_seconds: float,
+    cache: RunCache | None,
 ) -> Outcome:
     while True:
         try:
-            return await _attempt(conn, proposal, default_lease_seconds, now, slot_wait_seconds)
+            return await _attempt(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache)
         except _Moved:
+            if cache is not None:
+                cache.forget(proposal.flow_run_id)
             continue
 
 
@@ -203,7 +263,7 @@ _ACTIVE = """
       AND (work_pool_name = $2 OR deployment_id = $4)"""
 
 
-def _is_claim(row: asyncpg.Record, proposal: ProposeState) -> bool:
+def _is_claim(row: Mapping[str, Any], proposal: ProposeState) -> bool:
     return (
         proposal.state.type is StateType.PENDING
         and row["state_type"] == StateType.SCHEDULED.value
@@ -261,7 +321,15 @@ async def _attempt(
     default_lease_seconds: float,
     now: datetime | None,
     slot_wait_seconds: float,
+    cache: RunCache | None,
 ) -> Outcome:
+    if cache is not None and (cached := cache.get(proposal.flow_run_id)) is not None:
+        if not _is_claim(cached, proposal):  # a claim counts limits: always the full path
+            outcome = await _write_from_cache(
+                conn, cached, proposal, default_lease_seconds, now, slot_wait_seconds, cache
+            )
+            if outcome is not None:
+                return outcome
     row = await conn.fetchrow(_READ, proposal.flow_run_id, proposal.transition_id)
     if row is None:
         raise RunNotFound(f"flow run {proposal.flow_run_id} does not exist")
@@ -271,20 +339,20 @@ async def _attempt(
         async with conn.transaction():
             limits = await _hold_limits(conn, proposal.flow_run_id)
             return await _decide_and_write(
-                conn, row, proposal, limits, default_lease_seconds, now, slot_wait_seconds
+                conn, row, proposal, limits, default_lease_seconds, now, slot_wait_seconds, cache
             )
-    return await _decide_and_write(conn, row, proposal, (), default_lease_seconds, now, slot_wait_seconds)
+    return await _decide_and_write(
+        conn, row, proposal, (), default_lease_seconds, now, slot_wait_seconds, cache
+    )
 
 
-async def _decide_and_write(
-    conn: Connection,
-    row: asyncpg.Record,
+def _decide(
+    row: Mapping[str, Any],
     proposal: ProposeState,
     limits: tuple[Limit, ...],
-    default_lease_seconds: float,
     now: datetime | None,
     slot_wait_seconds: float,
-) -> Outcome:
+) -> tuple[State, Decision]:
     current = State.model_validate(row["state"])
     snapshot = RunSnapshot(
         state=current,
@@ -296,11 +364,74 @@ async def _decide_and_write(
         limits=limits,
         slot_wait_seconds=slot_wait_seconds,
     )
-    decision: Decision = decide(
-        snapshot,
-        Proposal(proposal.state, force=proposal.force, claim_id=proposal.claim_id),
-        now or utcnow(),
+    proposed = Proposal(proposal.state, force=proposal.force, claim_id=proposal.claim_id)
+    return current, decide(snapshot, proposed, now or utcnow())
+
+
+def _remember(cache: RunCache | None, written: _Written) -> None:
+    if cache is None:
+        return
+    if written.row["state_type"] in _SETTLED:
+        cache.forget(written.row["id"])  # a run that ended is rarely proposed to again
+    else:
+        cache.put(written.row["id"], written.row)
+
+
+_SETTLED = frozenset(t.value for t in StateType if t.is_terminal)
+
+
+async def _write_from_cache(
+    conn: Connection,
+    cached: Mapping[str, Any],
+    proposal: ProposeState,
+    default_lease_seconds: float,
+    now: datetime | None,
+    slot_wait_seconds: float,
+    cache: RunCache,
+) -> Outcome | None:
+    """Decide against the row as this process last wrote it and write, if that decision is a
+    single write and the run is still at that version. None: take the full path."""
+    current, decision = _decide(cached, proposal, (), now, slot_wait_seconds)
+    if decision.write is None or decision.follow_up is not None:
+        return None  # answers without a write come from a fresh read (and its replay check)
+    written = await _write(
+        conn,
+        cached,
+        decision.write,
+        previous=current,
+        version=cached["state_version"] + 1,
+        transition_id=proposal.transition_id,
+        verdict=decision.verdict,
+        claim=proposal.claim,
+        default_lease=default_lease_seconds,
     )
+    if written is None:
+        cache.forget(proposal.flow_run_id)  # changed elsewhere
+        return None
+    _remember(cache, written)
+    return Outcome(
+        TransitionResult(
+            verdict=decision.verdict,
+            state=decision.write,
+            state_version=cached["state_version"] + 1,
+            reason=decision.reason,
+            delay_seconds=decision.delay_seconds,
+        ),
+        [written.outbox],
+    )
+
+
+async def _decide_and_write(
+    conn: Connection,
+    row: Mapping[str, Any],
+    proposal: ProposeState,
+    limits: tuple[Limit, ...],
+    default_lease_seconds: float,
+    now: datetime | None,
+    slot_wait_seconds: float,
+    cache: RunCache | None,
+) -> Outcome:
+    current, decision = _decide(row, proposal, limits, now, slot_wait_seconds)
     if decision.write is None:
         if decision.verdict is Verdict.WAIT and proposal.claim is not None:
             # the worker drops a claim told to wait: dispatch the run again when it is due
@@ -325,6 +456,8 @@ async def _decide_and_write(
     if decision.follow_up is None:
         rows = [await first(version=version, claim=proposal.claim)]
         final = decision.write
+        if rows[0] is not None:
+            _remember(cache, rows[0])
     else:
         # two states that must land together: the crash, then its retry
         async with conn.transaction():
@@ -343,6 +476,8 @@ async def _decide_and_write(
             if None in rows:
                 raise _Moved  # rolls the first write back too
         final = decision.follow_up
+        if cache is not None:
+            cache.forget(proposal.flow_run_id)
     if None in rows:
         raise _Moved
     return Outcome(
@@ -353,5 +488,5 @@ async def _decide_and_write(
             reason=decision.reason,
             delay_seconds=decision.delay_seconds,
         ),
-        [row for row in rows if row is not None],
+        [row.outbox for row in rows if row is not None],
     )
