@@ -26,7 +26,7 @@ from baton_schemas.states import (
     Verdict,
 )
 from baton_server.context import ServerContext
-from baton_server.tracker.transitions import RunCache
+from baton_server.db.run_cache import RunCache
 
 from ..support.runs import new_run, propose
 
@@ -75,6 +75,20 @@ async def test_a_cached_run_is_written_without_reading_and_stays_correct(ctx: Se
             )
         ]
     assert names == ["Scheduled", "Pending", "Running", "Failed"]
+
+
+async def test_a_run_created_through_the_cache_is_not_read_back(ctx: ServerContext) -> None:
+    """An ad-hoc run: created, then Pending, Running, Completed, one statement each."""
+    cache = RunCache()
+    run = await new_run(ctx, cache=cache)
+    queries: list[str] = []
+    async with ctx.pool.acquire() as conn:
+        conn.add_query_logger(lambda record: queries.append(record.query))
+        for state in (Pending(), Running(), Completed()):
+            result = await propose(ctx, run.id, state, cache=cache, conn=conn)
+            assert result.verdict is Verdict.ACCEPT
+    assert len(queries) == 3
+    assert cache.get(run.id) is None  # ended: nothing more to expect of it
 
 
 async def test_fifty_concurrent_endings_through_one_cache_exactly_one_wins(ctx: ServerContext) -> None:

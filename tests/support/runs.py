@@ -9,17 +9,24 @@ from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
 from baton_schemas.states import State, TransitionResult
 from baton_server.context import ServerContext
 from baton_server.db.flow_runs import create_flow_run
+from baton_server.db.run_cache import RunCache
 from baton_server.db.types import Connection
-from baton_server.tracker.transitions import RunCache, propose_flow_run_state
+from baton_server.tracker.transitions import propose_flow_run_state
 
 
 async def new_run(
-    ctx: ServerContext, *, flow: str = "test flow", retries: int = 0, state: State | None = None
+    ctx: ServerContext,
+    *,
+    flow: str = "test flow",
+    retries: int = 0,
+    state: State | None = None,
+    cache: RunCache | None = None,
 ) -> FlowRun:
     async with ctx.pool.acquire() as conn:
         run, rows, _ = await create_flow_run(
             conn,
             FlowRunCreate(flow_name=flow, state=state, retry_policy=RetryPolicy(retries=retries)),
+            cache=cache,
         )
     ctx.outbox.sent_after_commit(rows)
     return run

@@ -20,6 +20,7 @@ from ..broker.outbox import OutboxRow
 from .flows import get_or_create_flow
 from .names import run_name
 from .rows import FLOW_RUN_COLUMNS, flow_run_from_row
+from .run_cache import RunCache
 from .types import Connection
 
 INITIAL_TYPES = frozenset({StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING})
@@ -95,11 +96,14 @@ async def _flow_for(conn: Connection, create: FlowRunCreate) -> asyncpg.Record:
     return cast(asyncpg.Record, row)
 
 
-async def create_flow_run(conn: Connection, create: FlowRunCreate) -> tuple[FlowRun, list[OutboxRow], bool]:
+async def create_flow_run(
+    conn: Connection, create: FlowRunCreate, *, cache: RunCache | None = None
+) -> tuple[FlowRun, list[OutboxRow], bool]:
     """Create a run (or return the one with the same id / idempotency key).
 
     Returns the run, the outbox rows to send after commit, and whether it was created. The run,
     its first state and its state-change message are written by one statement, atomically.
+    A created run goes into `cache`: its first transition need not read it back.
     """
     state = create.state or Scheduled()
     if state.type not in INITIAL_TYPES:
@@ -159,8 +163,10 @@ async def create_flow_run(conn: Connection, create: FlowRunCreate) -> tuple[Flow
         if existing is None:
             raise InvalidRun("a flow run with this id or idempotency key is being created")
         return existing, [], False
-    run = flow_run_from_row({**row, "flow_name": flow["name"]})
-    return run, [OutboxRow(row["outbox_id"], message)], True
+    written = {**row, "flow_name": flow["name"], "flow_slug": flow["slug"], "replay": None}
+    if cache is not None:
+        cache.put(run_id, written)
+    return flow_run_from_row(written), [OutboxRow(row["outbox_id"], message)], True
 
 
 async def insert_state(

@@ -23,9 +23,10 @@ from ..broker.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
 from ..db.pools import record_worker
+from ..db.run_cache import RunCache
 from .ingest import cancelling_runs, extend_leases, store_logs, store_task_run_states
 from .reaper import Reaper
-from .transitions import RunCache, RunNotFound, propose_flow_run_state
+from .transitions import RunNotFound, propose_flow_run_state
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class TrackerConsumer(Consumer):
     async def _create(self, request: CreateFlowRun) -> tuple[RpcReply, list[OutboxRow]]:
         try:
             async with self._ctx.pool.acquire() as conn:
-                run, rows, _ = await create_flow_run(conn, request.run)
+                run, rows, _ = await create_flow_run(conn, request.run, cache=self._cache)
         except InvalidRun as exc:
             return RpcReply(ok=False, error=str(exc), status=422), []
         return RpcReply(ok=True, flow_run=run), rows

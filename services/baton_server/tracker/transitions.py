@@ -21,7 +21,6 @@ recognised.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +37,7 @@ from ..broker.messages import state_change_message
 from ..broker.outbox import OutboxRow
 from ..db.flow_runs import flow_run_change
 from ..db.rows import FLOW_RUN_COLUMNS
+from ..db.run_cache import RunCache
 from ..db.types import Connection
 from .rules import Decision, Limit, Proposal, RunSnapshot, decide
 
@@ -47,33 +47,6 @@ OWNED_TYPES = frozenset({StateType.PENDING, StateType.RUNNING, StateType.CANCELL
 
 class RunNotFound(LookupError):
     pass
-
-
-class RunCache:
-    """The runs this process wrote last, as written: a guess at the current row, never trusted
-    further than the conditional write that follows it."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._rows: OrderedDict[uuid.UUID, Mapping[str, Any]] = OrderedDict()
-        self._size = size
-
-    def get(self, run_id: uuid.UUID) -> Mapping[str, Any] | None:
-        row = self._rows.get(run_id)
-        if row is not None:
-            self._rows.move_to_end(run_id)
-        return row
-
-    def put(self, run_id: uuid.UUID, row: Mapping[str, Any]) -> None:
-        self._rows[run_id] = row
-        self._rows.move_to_end(run_id)
-        if len(self._rows) > self._size:
-            self._rows.popitem(last=False)
-
-    def forget(self, run_id: uuid.UUID) -> None:
-        self._rows.pop(run_id, None)
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
 
 @dataclass(frozen=True, slots=True)
