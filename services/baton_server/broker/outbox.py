@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _BATCH = 500
 _HELD_RETRY = 0.05  # seconds between looks at a held row's older sibling
+_DELETE_WINDOW = 0.02  # seconds confirmed rows wait to be deleted together
 
 
 def _returned(result: BaseException) -> bool:
@@ -92,6 +93,9 @@ class Outbox:
         # Rows waiting for an older row of their key that another process has yet to send.
         self._held: set[int] = set()
         self._held_waiting = asyncio.Event()
+        # Rows the broker confirmed, deleted a few at a time rather than one statement each.
+        self._sent: list[int] = []
+        self._sent_waiting = asyncio.Event()
         # Set when a publish failed: newer rows then wait for the sweeper, which keeps id order.
         self._backlog = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,12 +146,15 @@ class Outbox:
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._publish_loop(), name="outbox-publish"),
+            asyncio.create_task(self._delete_loop(), name="outbox-delete"),
             asyncio.create_task(self._sweep_loop(), name="outbox-sweep"),
         ]
 
     async def stop(self, *, grace: float = 5.0) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), grace)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._delete_sent(), grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -229,12 +236,32 @@ class Outbox:
                 log.warning("outbox publish failed (%s); the sweeper will resend", exc.__cause__)
                 self._enter_backlog()  # rows stay in the table; keep their order there
                 done = exc.done
+            self._sent.extend(done)
+            self._sent_waiting.set()
+            confirmed = set(done)  # stay "mine" until deleted; the rest are the sweeper's now
+            self._mine.difference_update(row.id for row in rows if row.id not in confirmed)
+
+    async def _delete_loop(self) -> None:
+        """Delete confirmed rows in batches: at most a short while after their confirm, so the
+        sweeper (which waits far longer) never mistakes one for unsent."""
+        while True:
+            await self._sent_waiting.wait()
+            await asyncio.sleep(_DELETE_WINDOW)
             try:
-                await self._delete(done)
+                await self._delete_sent()
             except Exception:
                 log.exception("could not delete sent outbox rows; they will be sent again")
-            finally:
-                self._mine.difference_update(row.id for row in rows)
+                await asyncio.sleep(_DELETE_WINDOW)
+
+    async def _delete_sent(self) -> None:
+        ids, self._sent = self._sent, []
+        self._sent_waiting.clear()
+        try:
+            await self._delete(ids)
+        finally:
+            # deleted or not, they are no longer queued here: a newer row of their key that
+            # comes now waits for the sweeper if they are still in the table
+            self._mine.difference_update(ids)
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -267,7 +294,8 @@ class Outbox:
         sent = 0
         backlog = self._backlog.is_set()
         self._held_waiting.clear()
-        blocked: list[int] = []  # rows that must wait for an older row of their key
+        # rows that must wait for an older row of their key, and rows sent but not yet deleted
+        blocked: list[int] = list(self._sent)
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 records = await conn.fetch(
