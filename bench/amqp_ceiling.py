@@ -12,11 +12,15 @@ Usage: .venv/bin/python bench/amqp_ceiling.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import aio_pika
 from _cpu import CpuMeter
@@ -76,7 +80,21 @@ class EchoClient:
         await future
 
 
-async def measure(url: str, queue_name: str, server_pid: int) -> None:
+@dataclass(frozen=True)
+class Ceiling:
+    p50_ms: float
+    per_second: float
+
+
+async def measure(
+    url: str,
+    queue_name: str,
+    server_pid: int,
+    *,
+    serial: int = 2000,
+    calls: int = 8000,
+    publishes: int = 20000,
+) -> Ceiling:
     meter = CpuMeter(server_pid)
     connection = await aio_pika.connect(url)
     try:
@@ -86,13 +104,13 @@ async def measure(url: str, queue_name: str, server_pid: int) -> None:
         for _ in range(200):
             await client.call()  # warm-up
         latencies = []
-        for _ in range(2000):
+        for _ in range(serial):
             started = time.perf_counter()
             await client.call()
             latencies.append(time.perf_counter() - started)
         print(describe("echo RPC round trip (AMQP only)", latencies))
 
-        calls, in_flight = 8000, 64
+        in_flight = 64
 
         async def worker(count: int) -> None:
             for _ in range(count):
@@ -101,11 +119,13 @@ async def measure(url: str, queue_name: str, server_pid: int) -> None:
         before = meter.sample()
         await asyncio.gather(*(worker(calls // in_flight) for _ in range(in_flight)))
         after = meter.sample()
-        print(f"echo RPCs/s, {in_flight} in flight: {calls / (after.wall - before.wall):.0f}")
+        rate = calls / (after.wall - before.wall)
+        print(f"echo RPCs/s, {in_flight} in flight: {rate:.0f}")
         print(f"  {CpuMeter.per_op(before, after, calls)}")
+        if not publishes:
+            return Ceiling(statistics.median(latencies) * 1000, rate)
 
         sink = await channel.declare_queue(exclusive=True, arguments={"x-max-length": 1000})
-        publishes = 20000
         started = time.perf_counter()
         await asyncio.gather(
             *(
@@ -114,24 +134,29 @@ async def measure(url: str, queue_name: str, server_pid: int) -> None:
             )
         )
         print(f"confirmed publishes/s, one process: {publishes / (time.perf_counter() - started):.0f}")
+        return Ceiling(statistics.median(latencies) * 1000, rate)
     finally:
         await connection.close()
 
 
-def main() -> None:
+@contextlib.contextmanager
+def echo_server_process(url: str) -> Iterator[tuple[str, int]]:
+    """The echo server in its own process: (its queue, its pid)."""
     queue_name = f"bench-echo-{uuid.uuid4().hex[:8]}"
-    with test_backends() as backends:
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", backends.broker_url, queue_name],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            asyncio.run(measure(backends.broker_url, queue_name, server.pid))
-        finally:
-            server.terminate()
-            server.wait(10)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", url, queue_name], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        yield queue_name, server.pid
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    with test_backends() as backends, echo_server_process(backends.broker_url) as (queue_name, pid):
+        asyncio.run(measure(backends.broker_url, queue_name, pid))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import time
 import uuid
 
@@ -21,6 +22,8 @@ import asyncpg
 import httpx
 from _cpu import CpuMeter
 from _harness import RunningServer, describe, server, server_process
+from amqp_ceiling import echo_server_process
+from amqp_ceiling import measure as measure_ceiling
 
 from baton._transport.amqp import AmqpTracker
 from baton_schemas.envelopes import ProposeState, TaskRunStateReport, TaskRunStates
@@ -127,13 +130,22 @@ async def ingest(
 async def main(srv: RunningServer, extra_pids: list[int]) -> None:
     await asyncio.sleep(3)
     print(f"server idle RSS: {srv.rss_mb():.1f} MB")
+    # The same machine can be twice as fast one hour as the next: the AMQP-only ceiling, measured
+    # now, tells how much of what follows is Baton and how much is the machine.
+    with echo_server_process(srv.backends.broker_url) as (queue_name, pid):
+        ceiling = await measure_ceiling(
+            srv.backends.broker_url, queue_name, pid, serial=1000, calls=4000, publishes=0
+        )
     meter = CpuMeter(srv.server.process.pid, *extra_pids)
     async with await AmqpTracker.connect(srv.backends.broker_url) as tracker:
         await rpc_round_trips(tracker, 30)  # warm-up
-        print(describe("transition round trip, AMQP RPC", await rpc_round_trips(tracker, 400)))
+        rpc = await rpc_round_trips(tracker, 400)
+        print(describe("transition round trip, AMQP RPC", rpc))
+        print(f"  {statistics.median(rpc) * 1000 / ceiling.p50_ms:.1f}x the echo round trip")
         print(describe("transition round trip, HTTP", await http_round_trips(srv.api_url, None, 400)))
         rate = await throughput(tracker, meter, 2000, 64)
         print(f"accepted flow-run transitions/s (AMQP, 64 in flight): {rate:.0f}")
+        print(f"  {100 * rate / ceiling.per_second:.0f}% of the echo RPCs/s")
         stored, delivered = await ingest(tracker, meter, srv, 60000, 1000)
         print(f"task-run states/s (batches of 1000): stored {stored:.0f}, delivered {delivered:.0f}")
     print(f"server RSS after the run: {srv.rss_mb():.1f} MB")
