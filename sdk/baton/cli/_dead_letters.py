@@ -7,13 +7,17 @@ is down.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from . import _api
+
+if TYPE_CHECKING:
+    from .._dead_letters import Outcome
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -88,14 +92,9 @@ def replay(
 ) -> None:
     """Publish messages again to the exchange and routing key they were parked from (after
     fixing what made them fail); each leaves baton.dead once the broker has its copy."""
-    from .._dead_letters import DeadLetterError, replay_dead_letters
+    from .._dead_letters import replay_dead_letters
 
-    chosen = _chosen(message_ids, everything)
-    try:
-        outcome = asyncio.run(replay_dead_letters(_broker_url(), chosen))
-    except DeadLetterError as exc:
-        _api.fail(str(exc))
-    _report(outcome.done, outcome.failed, chosen, "replayed")
+    _act(replay_dead_letters, _chosen(message_ids, everything), "replayed")
 
 
 @app.command("drop")
@@ -104,17 +103,22 @@ def drop(
     everything: Annotated[bool, _ALL] = False,
 ) -> None:
     """Remove messages from baton.dead for good."""
-    from .._dead_letters import DeadLetterError, drop_dead_letters
+    from .._dead_letters import drop_dead_letters
 
-    chosen = _chosen(message_ids, everything)
+    _act(drop_dead_letters, _chosen(message_ids, everything), "dropped")
+
+
+def _act(
+    action: Callable[[str, set[str] | None], Coroutine[Any, Any, Outcome]], chosen: set[str] | None, verb: str
+) -> None:
+    """Run `action` on the chosen messages (None: all) and say what became of each."""
+    from .._dead_letters import DeadLetterError
+
     try:
-        outcome = asyncio.run(drop_dead_letters(_broker_url(), chosen))
+        outcome = asyncio.run(action(_broker_url(), chosen))
     except DeadLetterError as exc:
         _api.fail(str(exc))
-    _report(outcome.done, outcome.failed, chosen, "dropped")
-
-
-def _report(done: list[str], failed: dict[str, str], chosen: set[str] | None, verb: str) -> None:
+    done, failed = outcome.done, outcome.failed
     out = _api.console()
     out.print(f"{verb} {len(done)} message{'' if len(done) == 1 else 's'}")
     for message_id, why in failed.items():
