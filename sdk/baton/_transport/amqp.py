@@ -188,18 +188,26 @@ class AmqpTracker:
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
         """Extend the leases of the message's runs; return those being cancelled.
 
-        With runs to report it is an RPC, so a flow run started without a worker stops at its
-        next task when cancelled (a worker also hears of it on `baton.control`)."""
+        With runs to report it asks for an answer, so a flow run started without a worker stops
+        at its next task when cancelled (a worker also hears of it on `baton.control`). It goes
+        on the fire-and-forget queue all the same: while the tracker is away heartbeats wait
+        there, rather than expire on the RPC queue into `baton.dead`."""
         if not message.flow_run_ids:
             await self.send(message)
             return []
-        reply = await self.call(message)
+        reply = await self.call(message, routing_key=self._routing_key, expires=False)
         return reply.cancelling or []
 
     async def call(
-        self, request: ProposeState | CreateFlowRun | Heartbeat, *, timeout: float | None = None
+        self,
+        request: ProposeState | CreateFlowRun | Heartbeat,
+        *,
+        timeout: float | None = None,
+        routing_key: str | None = None,
+        expires: bool = True,
     ) -> RpcReply:
-        """Send an RPC request and wait for its `RpcReply` (raises on an error reply)."""
+        """Send an RPC request and wait for its `RpcReply` (raises on an error reply). An
+        unanswered request expires with `timeout` unless `expires` is False."""
         timeout = timeout or self.rpc_timeout
         correlation_id = str(uuid4())
         message_id = str(request.transition_id) if isinstance(request, ProposeState) else correlation_id
@@ -214,7 +222,8 @@ class AmqpTracker:
                     persistent=False,
                     timeout=timeout,
                     correlation_id=correlation_id,
-                    expiration=timeout,
+                    expiration=timeout if expires else None,
+                    routing_key=routing_key,
                 )
                 body = await future
         except TimeoutError as exc:
@@ -240,6 +249,7 @@ class AmqpTracker:
         timeout: float,
         correlation_id: str | None = None,
         expiration: float | None = None,
+        routing_key: str | None = None,
     ) -> None:
         if self._closed:
             raise TransportUnavailable("tracker client closed")
@@ -261,7 +271,7 @@ class AmqpTracker:
         try:
             await self._exchange.publish(
                 message,
-                routing_key=self._rpc_routing_key if correlation_id else self._routing_key,
+                routing_key=routing_key or (self._rpc_routing_key if correlation_id else self._routing_key),
                 mandatory=True,
                 timeout=timeout,
             )
