@@ -93,8 +93,7 @@ async def scenario(
             "BENCH_STARTS": str(starts_file),
         }
         argv = [BATON, "worker", "start", "--pool", pool, "--limit", str(args.limit)]
-        if prestart:
-            argv += ["--prestart", str(prestart)]
+        argv += ["--prestart", str(prestart)]  # 0 too: the worker's default is to pre-start
         log = (workdir / f"worker-{name}.log").open("wb")
         worker = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         try:
