@@ -182,9 +182,10 @@ async def propose_flow_run_state(
 ) -> Outcome:
     """Decide on a proposal and persist its effects. Raises RunNotFound.
 
-    The same transition id always gets the answer it got first: the run row is locked before
-    the history is searched for it, and a state written under that id is unique, so two copies
-    of one proposal racing each other cannot both write.
+    The same transition id always gets the answer it got first: an answer without a write is
+    only given after a fresh read has searched the history for the id, and a state written
+    under an id is unique, so two copies of one proposal racing each other cannot both write
+    (the loser is answered from the history).
     """
     try:
         return await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache)
