@@ -54,6 +54,10 @@ async def _lifecycle(
     finished.append(run_id)
 
 
+async def _at_least(finished: list[uuid.UUID], n: int) -> bool:
+    return len(finished) >= n
+
+
 async def test_a_killed_tracker_loses_nothing(backends: Backends, tmp_path: Path) -> None:
     received: dict[uuid.UUID, list[int]] = defaultdict(list)
 
@@ -81,7 +85,9 @@ async def test_a_killed_tracker_loses_nothing(backends: Backends, tmp_path: Path
                 moving = asyncio.gather(
                     *(_lifecycle(tracker, r.id, 0.05 * (i % 5), finished) for i, r in enumerate(runs))
                 )
-                await asyncio.sleep(0.15)
+                await eventually(  # some runs done, the rest on their way: now
+                    lambda: _at_least(finished, 3), timeout=10, interval=0.01, what="three runs completed"
+                )
                 doomed.process.send_signal(signal.SIGKILL)
                 assert len(finished) < RUNS, "the kill came after the work: it proves nothing"
                 await moving

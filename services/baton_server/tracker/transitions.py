@@ -102,7 +102,13 @@ def _replayed(value: dict[str, Any] | None) -> TransitionResult | None:
 @dataclass(frozen=True, slots=True)
 class _Written:
     outbox: OutboxRow
-    row: Mapping[str, Any]  # the run as it is now, for the cache
+    before: Mapping[str, Any]
+    changes: dict[str, Any]
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The run as it is now, for the cache (built only when one keeps it)."""
+        return {**self.before, **self.changes}
 
 
 async def _write(
@@ -156,8 +162,7 @@ async def _write(
     )
     if written is None:
         return None
-    now_row = {
-        **row,
+    changes = {
         "state": state_json,
         "state_type": state.type.value,
         "state_name": state.name,
@@ -168,7 +173,7 @@ async def _write(
         "lease_seconds": lease_seconds,
         "replay": None,
     }
-    return _Written(OutboxRow(written["id"], message, after=tuple(written["after"])), now_row)
+    return _Written(OutboxRow(written["id"], message, after=tuple(written["after"])), row, changes)
 
 
 async def propose_flow_run_state(
@@ -345,10 +350,11 @@ def _decide(
 def _remember(cache: RunCache | None, written: _Written) -> None:
     if cache is None:
         return
-    if written.row["state_type"] in _SETTLED:
-        cache.forget(written.row["id"])  # a run that ended is rarely proposed to again
+    run_id = written.before["id"]
+    if written.changes["state_type"] in _SETTLED:
+        cache.forget(run_id)  # a run that ended is rarely proposed to again
     else:
-        cache.put(written.row["id"], written.row)
+        cache.put(run_id, written.row)
 
 
 _SETTLED = frozenset(t.value for t in StateType if t.is_terminal)
