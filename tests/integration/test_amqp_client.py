@@ -1,0 +1,493 @@
+"""`baton._amqp` against the real RabbitMQ: confirms, returns, consumers, acks, RPC over direct
+reply-to, closing, and a `Link` that comes back after the broker cuts it.
+
+Each test declares its own queues (exclusive: they go with the connection) in the run's vhost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from baton._amqp import (
+    PERSISTENT,
+    AmqpError,
+    Channel,
+    ChannelClosed,
+    Connection,
+    ConnectionClosed,
+    Delivery,
+    Link,
+    Properties,
+    Returned,
+)
+
+from ..support.backends import Backends
+from ..support.waiting import eventually
+
+WAIT = 10.0  # the deadline for anything the broker should do at once
+REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+def _name(what: str) -> str:
+    return f"baton-amqp-test-{what}-{uuid.uuid4().hex[:10]}"
+
+
+async def _queue(channel: Channel) -> str:
+    name, _, _ = await channel.declare_queue(_name("q"), exclusive=True)
+    return name
+
+
+async def _next(deliveries: asyncio.Queue[Delivery]) -> Delivery:
+    return await asyncio.wait_for(deliveries.get(), WAIT)
+
+
+async def _outcome(future: asyncio.Future[None] | None) -> BaseException | None:
+    assert future is not None, "a channel in confirm mode returns a future for each publish"
+    try:
+        await asyncio.wait_for(future, WAIT)
+    except AmqpError as exc:
+        return exc
+    return None
+
+
+@pytest.fixture
+async def connection(backends: Backends) -> AsyncIterator[Connection]:
+    opened = await Connection.open(backends.broker_url, name=_name("connection"))
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+# --- publish, confirm, consume ---------------------------------------------------------------
+
+
+async def test_published_messages_are_confirmed_and_consumed_intact(connection: Connection) -> None:
+    channel = await connection.channel(confirms=True)
+    queue = await _queue(channel)
+    big = os.urandom(1_000_000)  # ~8 body frames at the broker's frame_max
+    assert len(big) > 4 * connection.frame_max
+    sent = [
+        (
+            b'{"hello": "world"}',
+            Properties(
+                content_type="application/json",
+                content_encoding="utf-8",
+                headers={"x-run": "r-1", "attempt": 2, "big": 2**40, "ok": True, "nested": {"l": [1, "a"]}},
+                delivery_mode=PERSISTENT,
+                priority=3,
+                correlation_id="corr-1",
+                reply_to="somewhere",
+                expiration="600000",
+                message_id="m-1",
+                timestamp=datetime(2024, 5, 17, 12, 0, 1, tzinfo=UTC),
+                type="greeting",
+                user_id="guest",  # RabbitMQ checks it is the connection's user
+                app_id="baton-tests",
+            ),
+        ),
+        (big, Properties(message_id="m-big", headers={"size": len(big)})),
+        (b"", Properties(message_id="m-empty")),
+        (bytes([0xCE]) * 10, Properties()),  # frame-end octets in the body
+    ]
+    futures = [channel.publish("", queue, body, properties, mandatory=True) for body, properties in sent]
+    assert [await _outcome(future) for future in futures] == [None] * len(sent)
+    _, ready, _ = await channel.declare_queue(queue, passive=True)
+    assert ready == len(sent)
+
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    tag = await channel.consume(queue, deliveries.put_nowait)
+    for body, properties in sent:
+        delivery = await _next(deliveries)
+        assert delivery.body == body
+        assert delivery.properties == properties
+        assert (delivery.consumer_tag, delivery.exchange, delivery.routing_key) == (tag, "", queue)
+        assert not delivery.redelivered
+        delivery.ack()
+    assert deliveries.empty()
+    assert (await channel.declare_queue(queue, passive=True))[1:] == (0, 1)
+
+
+async def test_a_channel_without_confirms_publishes_without_a_future(connection: Connection) -> None:
+    channel = await connection.channel()
+    queue = await _queue(channel)
+    assert channel.publish("", queue, b"fire and forget", Properties()) is None
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    await channel.consume(queue, deliveries.put_nowait, no_ack=True)
+    assert (await _next(deliveries)).body == b"fire and forget"
+
+
+# --- mandatory returns -----------------------------------------------------------------------
+
+
+async def test_a_mandatory_publish_no_queue_takes_fails_with_returned(connection: Connection) -> None:
+    channel = await connection.channel(confirms=True)
+    nowhere = _name("nowhere")
+    error = await _outcome(channel.publish("", nowhere, b"lost", Properties(), mandatory=True))
+    assert isinstance(error, Returned)
+    assert (error.code, error.text, error.exchange, error.routing_key) == (312, "NO_ROUTE", "", nowhere)
+    assert channel.is_open  # a return is no channel error
+
+
+async def test_mandatory_publishes_in_flight_together_each_get_their_own_outcome(
+    connection: Connection,
+) -> None:
+    channel = await connection.channel(confirms=True)
+    first, second = await _queue(channel), await _queue(channel)
+    nowhere, elsewhere = _name("nowhere"), _name("elsewhere")
+    keys = [first, nowhere, first, second, nowhere, elsewhere, nowhere, second, first, elsewhere]
+    plan = [(keys[i % len(keys)] if i % 7 else keys[(i * 3) % len(keys)], i) for i in range(120)]
+    futures = [
+        channel.publish(
+            "",
+            key,
+            f"message {i}".encode(),
+            # half of them without a message id: the return is matched on the rest
+            Properties(message_id=f"m-{i}" if i % 2 else None, headers={"i": i}),
+            mandatory=True,
+        )
+        for key, i in plan
+    ]
+    outcomes = await asyncio.gather(*map(_outcome, futures))
+
+    for (key, i), outcome in zip(plan, outcomes, strict=True):
+        if key in (first, second):
+            assert outcome is None, f"message {i} to {key}"
+        else:
+            assert isinstance(outcome, Returned), f"message {i} to {key}: {outcome!r}"
+            assert (outcome.code, outcome.routing_key) == (312, key)
+
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    for queue in (first, second):
+        await channel.consume(queue, deliveries.put_nowait, no_ack=True)
+    routed = {i for key, i in plan if key in (first, second)}
+    received = {}
+    for _ in routed:
+        delivery = await _next(deliveries)
+        received[delivery.headers["i"]] = delivery.routing_key
+    assert received == {i: key for key, i in plan if key in (first, second)}
+
+
+async def test_a_return_goes_to_its_own_publish_when_a_routed_one_shares_its_routing_key(
+    connection: Connection,
+) -> None:
+    """The same exchange, routing key and (no) message id, routed and then not: the queue is
+    deleted between the publishes, all in flight at once. The routed ones can be confirmed after
+    the others are returned."""
+    channel = await connection.channel(confirms=True)
+    queue = await _queue(channel)
+    routed = [channel.publish("", queue, b"routed", Properties(), mandatory=True) for _ in range(20)]
+    deleting = asyncio.create_task(channel.delete_queue(queue))
+    await asyncio.sleep(0)  # the delete is written after the first publishes, before the others
+    returned = [channel.publish("", queue, b"returned", Properties(), mandatory=True) for _ in range(20)]
+    await asyncio.wait_for(deleting, WAIT)
+
+    assert [await _outcome(future) for future in routed] == [None] * len(routed)
+    for future in returned:
+        error = await _outcome(future)
+        assert isinstance(error, Returned) and error.routing_key == queue, error
+
+
+async def test_a_non_mandatory_publish_no_queue_takes_is_confirmed(connection: Connection) -> None:
+    channel = await connection.channel(confirms=True)
+    assert await _outcome(channel.publish("", _name("nowhere"), b"dropped", Properties())) is None
+    assert channel.is_open
+
+
+# --- channel errors --------------------------------------------------------------------------
+
+
+async def test_publishing_to_a_missing_exchange_closes_the_channel_not_the_connection(
+    connection: Connection,
+) -> None:
+    channel = await connection.channel(confirms=True)
+    error = await _outcome(channel.publish(_name("no-exchange"), "key", b"x", Properties()))
+    assert isinstance(error, ChannelClosed) and error.code == 404, error
+    assert "NOT_FOUND" in error.text
+    assert not channel.is_open
+    with pytest.raises(ChannelClosed) as raised:
+        channel.publish("", "key", b"x", Properties())
+    assert raised.value.code == 404
+    with pytest.raises(ChannelClosed):
+        await channel.declare_queue(_name("q"))
+
+    assert not connection.closed.done()
+    again = await connection.channel(confirms=True)
+    assert again.number != channel.number or again is not channel
+    queue = await _queue(again)
+    assert await _outcome(again.publish("", queue, b"still here", Properties())) is None
+
+
+async def test_a_channel_the_client_closes_refuses_further_work(connection: Connection) -> None:
+    channel = await connection.channel(confirms=True)
+    await channel.close()
+    assert not channel.is_open
+    with pytest.raises(ChannelClosed) as raised:
+        channel.publish("", "key", b"x", Properties())
+    assert raised.value.code == 200
+    await channel.close()  # twice is fine
+    assert not connection.closed.done()
+
+
+# --- consumers -------------------------------------------------------------------------------
+
+
+async def test_deleting_a_consumed_queue_cancels_the_consumer(connection: Connection) -> None:
+    channel = await connection.channel()
+    queue = await _queue(channel)
+    cancelled: asyncio.Queue[str] = asyncio.Queue()
+    tag = await channel.consume(queue, lambda _: None, on_cancel=cancelled.put_nowait)
+    assert channel.has_consumer(tag)
+
+    other = await connection.channel()
+    await other.delete_queue(queue)
+
+    assert await asyncio.wait_for(cancelled.get(), WAIT) == tag
+    assert not channel.has_consumer(tag)
+    assert channel.is_open  # the consumer is gone, the channel is not
+    await _queue(channel)
+    assert cancelled.empty()
+
+
+async def test_a_consumer_the_client_cancels_hears_no_cancel(connection: Connection) -> None:
+    channel = await connection.channel()
+    queue = await _queue(channel)
+    cancelled: list[str] = []
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    tag = await channel.consume(queue, deliveries.put_nowait, on_cancel=cancelled.append)
+    await channel.cancel(tag)
+    assert not channel.has_consumer(tag)
+
+    publisher = await connection.channel(confirms=True)
+    assert await _outcome(publisher.publish("", queue, b"for nobody", Properties())) is None
+    assert (await channel.declare_queue(queue, passive=True))[1:] == (1, 0)
+    assert deliveries.empty() and cancelled == []
+
+
+async def test_a_nack_with_requeue_redelivers_and_one_without_drops(connection: Connection) -> None:
+    channel = await connection.channel(confirms=True)
+    queue = await _queue(channel)
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    await channel.consume(queue, deliveries.put_nowait)
+
+    await _outcome(channel.publish("", queue, b"again", Properties(message_id="again")))
+    first = await _next(deliveries)
+    assert (first.body, first.redelivered) == (b"again", False)
+    first.nack(requeue=True)
+    second = await _next(deliveries)
+    assert (second.body, second.message_id, second.redelivered) == (b"again", "again", True)
+    assert second.delivery_tag != first.delivery_tag
+
+    second.nack(requeue=False)
+    # were it requeued, it would come back before a message published after it
+    await _outcome(channel.publish("", queue, b"marker", Properties()))
+    marker = await _next(deliveries)
+    assert (marker.body, marker.redelivered) == (b"marker", False)
+    marker.ack()
+    assert (await channel.declare_queue(queue, passive=True))[1] == 0
+    assert deliveries.empty()
+
+
+async def test_prefetch_limits_the_unacked_deliveries(connection: Connection) -> None:
+    publisher = await connection.channel(confirms=True)
+    queue = await _queue(publisher)
+    for i in range(5):
+        await _outcome(publisher.publish("", queue, str(i).encode(), Properties()))
+
+    channel = await connection.channel(prefetch=2)
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    await channel.consume(queue, deliveries.put_nowait)
+    held = [await _next(deliveries), await _next(deliveries)]
+    # the broker holds the other three back; anything it had sent would arrive before this reply
+    assert (await channel.declare_queue(queue, passive=True))[1:] == (3, 1)
+    assert deliveries.empty()
+
+    held[0].ack()
+    held.append(await _next(deliveries))
+    assert (await channel.declare_queue(queue, passive=True))[1] == 2
+    assert deliveries.empty()
+
+    for delivery in held[1:]:
+        delivery.ack()
+    held += [await _next(deliveries), await _next(deliveries)]
+    assert [delivery.body for delivery in held] == [b"0", b"1", b"2", b"3", b"4"]
+    held[3].ack()
+    held[4].ack()
+    assert (await channel.declare_queue(queue, passive=True))[1] == 0
+
+
+async def test_an_rpc_over_direct_reply_to(connection: Connection, backends: Backends) -> None:
+    server = await Connection.open(backends.broker_url, name=_name("rpc-server"))
+    try:
+        serving = await server.channel()
+        requests, _, _ = await serving.declare_queue(_name("requests"), auto_delete=True)
+
+        def answer(request: Delivery) -> None:
+            assert request.reply_to is not None and request.reply_to.startswith(f"{REPLY_TO}.")
+            reply = Properties(correlation_id=request.correlation_id, headers={"served": True})
+            serving.publish("", request.reply_to, b"re: " + request.body, reply)
+            request.ack()
+
+        await serving.consume(requests, answer)
+
+        client = await connection.channel(confirms=True)
+        replies: asyncio.Queue[Delivery] = asyncio.Queue()
+        await client.consume(REPLY_TO, replies.put_nowait, no_ack=True)
+        asked = [
+            client.publish(
+                "",
+                requests,
+                f"question {i}".encode(),
+                Properties(reply_to=REPLY_TO, correlation_id=f"c-{i}"),
+                mandatory=True,
+            )
+            for i in range(3)
+        ]
+        assert [await _outcome(future) for future in asked] == [None] * 3
+        answers = {}
+        for _ in asked:
+            reply = await _next(replies)
+            assert reply.headers == {"served": True}
+            answers[reply.correlation_id] = reply.body
+        assert answers == {f"c-{i}": f"re: question {i}".encode() for i in range(3)}
+    finally:
+        await server.close()
+
+
+# --- closing ---------------------------------------------------------------------------------
+
+
+async def test_a_closed_connection_resolves_closed_and_refuses_work(backends: Backends) -> None:
+    connection = await Connection.open(backends.broker_url, name=_name("closing"))
+    channel = await connection.channel(confirms=True)
+    queue = await _queue(channel)
+    cancelled: list[str] = []
+    tag = await channel.consume(queue, lambda _: None, on_cancel=cancelled.append)
+
+    await connection.close()
+
+    reason = await asyncio.wait_for(asyncio.shield(connection.closed), WAIT)
+    assert isinstance(reason, ConnectionClosed)
+    assert not channel.is_open and not channel.has_consumer(tag)
+    assert cancelled == [tag]  # its consumers hear they are gone
+    with pytest.raises(ConnectionClosed):
+        channel.publish("", queue, b"too late", Properties())
+    with pytest.raises(ConnectionClosed):
+        await connection.channel()
+    await connection.close()  # twice is fine
+
+
+async def test_aborting_fails_the_confirms_and_calls_in_flight(backends: Backends) -> None:
+    connection = await Connection.open(backends.broker_url, name=_name("aborting"))
+    channel = await connection.channel(confirms=True)
+    queue = await _queue(channel)
+    futures = [channel.publish("", queue, b"x" * 1000, Properties()) for _ in range(50)]
+    declaring = asyncio.create_task(channel.declare_queue(_name("q"), exclusive=True))
+    await asyncio.sleep(0)  # the declare is written and awaits its reply
+
+    connection.abort()
+
+    outcomes = await asyncio.gather(*map(_outcome, futures))
+    assert all(isinstance(outcome, ConnectionClosed) for outcome in outcomes), outcomes
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(declaring, WAIT)
+    assert isinstance(connection.closed.result(), ConnectionClosed)
+    with pytest.raises(ConnectionClosed):
+        channel.publish("", queue, b"x", Properties())
+
+
+def _with_credentials(url: str, user: str, password: str, vhost: str | None = None) -> str:
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port}" if parts.port else f"{parts.hostname}"
+    path = parts.path if vhost is None else f"/{vhost}"
+    return urlunsplit((parts.scheme, f"{user}:{password}@{host}", path, parts.query, ""))
+
+
+async def test_wrong_credentials_fail_to_open_and_do_not_hang(backends: Backends) -> None:
+    url = _with_credentials(backends.broker_url, "nobody", "wrong")
+    with pytest.raises((AmqpError, OSError)) as raised:
+        await asyncio.wait_for(Connection.open(url, name=_name("nobody"), timeout=WAIT), 2 * WAIT)
+    assert not isinstance(raised.value, TimeoutError), "the broker's refusal is reported, not waited out"
+    assert "403" in str(raised.value) or isinstance(raised.value, OSError), raised.value
+
+
+async def test_a_missing_vhost_fails_to_open(backends: Backends) -> None:
+    url = _with_credentials(backends.broker_url, "guest", "guest", vhost=_name("no-vhost"))
+    with pytest.raises(AmqpError) as raised:
+        await asyncio.wait_for(Connection.open(url, name=_name("no-vhost"), timeout=WAIT), 2 * WAIT)
+    assert "530" in str(raised.value), raised.value
+
+
+# --- Link ------------------------------------------------------------------------------------
+
+
+def _rabbitmqctl(*args: str) -> str:
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _connection_pids(name: str) -> list[str]:
+    listing = await asyncio.to_thread(
+        _rabbitmqctl, "list_connections", "pid", "client_properties", "--no-table-headers"
+    )
+    return [line.split("\t", 1)[0] for line in listing.splitlines() if f'"{name}"' in line]
+
+
+async def _round_trip(connection: Connection) -> bytes:
+    channel = await connection.channel(confirms=True)
+    queue = await _queue(channel)
+    assert await _outcome(channel.publish("", queue, b"round trip", Properties(), mandatory=True)) is None
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    await channel.consume(queue, deliveries.put_nowait, no_ack=True)
+    body = (await _next(deliveries)).body
+    await channel.close()
+    return body
+
+
+async def test_a_link_reconnects_after_the_broker_closes_its_connection(backends: Backends) -> None:
+    if backends.rabbitmqctl is None:
+        pytest.fail("this test cuts a connection with rabbitmqctl: it needs the machine's RabbitMQ")
+    name = _name("link")
+    link = Link(backends.broker_url, name=name, max_backoff=0.5)
+    reconnected: asyncio.Queue[Connection] = asyncio.Queue()
+
+    async def reopen(connection: Connection) -> None:
+        await connection.channel()  # what a user does here: open its channels again
+        reconnected.put_nowait(connection)
+
+    link.on_reconnect(reopen)
+    await link.connect()
+    try:
+        assert link.up.is_set()
+        first = link.connection
+        assert await _round_trip(first) == b"round trip"
+        [pid] = await eventually(lambda: _connection_pids(name), what="the link's connection")
+
+        for cut in range(2):  # and again: the new connection is watched too
+            await asyncio.to_thread(_rabbitmqctl, "close_connection", pid, f"tests: cut the link ({cut})")
+
+            reason = await asyncio.wait_for(asyncio.shield(first.closed), WAIT)
+            assert isinstance(reason, ConnectionClosed) and "320" in str(reason), reason
+            second = await asyncio.wait_for(reconnected.get(), 3 * WAIT)
+            assert link.up.is_set()
+            assert link.connection is second and second is not first
+            assert await _round_trip(link.connection) == b"round trip"
+            [new_pid] = await eventually(lambda: _connection_pids(name), what="the new connection")
+            assert new_pid != pid
+            first, pid = second, new_pid
+        assert reconnected.empty()
+    finally:
+        await link.close()
+    assert not link.up.is_set()
+    with pytest.raises(ConnectionClosed):
+        _ = link.connection
+    assert first.closed.done()
