@@ -8,6 +8,8 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from ._event_loop import new_event_loop
+
 T = TypeVar("T")
 
 
@@ -37,7 +39,7 @@ class LoopThread:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def _start(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         ready = threading.Event()
 
         def run() -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from .._event_loop import loop_factory
 
 app = typer.Typer(no_args_is_help=True, help="Run and manage the Baton server.")
 db_app = typer.Typer(no_args_is_help=True, help="The server's database.")
@@ -25,15 +26,6 @@ console = Console(stderr=True)
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when it is installed (it is a server dependency): fewer system calls per message."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 @app.command("start")
@@ -60,7 +52,7 @@ def start(
     if unknown:
         raise typer.BadParameter(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICES)}")
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(serve(settings, names))
     except OSError as exc:
         console.print(f"[red]could not start:[/red] {exc}")

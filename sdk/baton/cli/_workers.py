@@ -48,6 +48,7 @@ def start(
     stops them (Crashed, "worker shut down"); a second signal stops them at once."""
     import asyncio
 
+    from .._event_loop import loop_factory
     from .._transport import RequestRejected, TransportUnavailable
     from .._worker._serve import run_worker
     from .._worker._settings import WorkerSettings
@@ -70,7 +71,8 @@ def start(
         _api.fail(str(exc))
     configure_logging(log_level)
     try:
-        asyncio.run(run_worker(settings))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(run_worker(settings))
     except TransportUnavailable as exc:
         _api.fail(f"cannot reach Baton: {exc}")
     except RequestRejected as exc:
