@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from baton._amqp import Link
+
 from .broker.connection import Broker
 from .broker.outbox import Outbox
 from .broker.publisher import Publisher
@@ -19,7 +21,8 @@ from .settings import ServerSettings
 class ServerContext:
     settings: ServerSettings
     pool: asyncpg.Pool[Any]
-    broker: Broker
+    broker: Broker  # aio-pika: topology, pool queues, health
+    link: Link  # Baton's lean client: the tracker's consumers and the outbox
     publisher: Publisher
     outbox: Outbox
 
@@ -32,12 +35,15 @@ class ServerContext:
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
         broker = Broker(settings.broker_url, name=name)
+        link = Link(settings.broker_url, name=name)
         try:
             await broker.connect()
+            await link.connect()
         except BaseException:
+            await broker.close()
             await pool.close()
             raise
-        publisher = Publisher(broker.channel, timeout=settings.publish_timeout_seconds)
+        publisher = Publisher(link, timeout=settings.publish_timeout_seconds)
         outbox = Outbox(
             pool,
             publisher,
@@ -45,9 +51,10 @@ class ServerContext:
             sweep_age=settings.outbox_sweep_age_seconds,
         )
         outbox.start()
-        return cls(settings, pool, broker, publisher, outbox)
+        return cls(settings, pool, broker, link, publisher, outbox)
 
     async def close(self) -> None:
         await self.outbox.stop(grace=self.settings.shutdown_grace_seconds)
+        await self.link.close()
         await self.broker.close()
         await self.pool.close()

@@ -80,7 +80,7 @@ def server_process(
     args = [BATON, "server", "start"]
     for name in services:
         args += ["--service", name]
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:  # a restart where clients expect it appends
         process = subprocess.Popen(args, env=environ, stdout=log_file, stderr=subprocess.STDOUT)
         server = ServerProcess(process, port, log_path, environ)
         try:

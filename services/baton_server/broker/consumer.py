@@ -16,12 +16,10 @@ import logging
 from enum import Enum
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
-
+from baton._amqp import AmqpError, Channel, Connection, Delivery, Link
 from baton_schemas.envelopes import DeadLetterHeaders
 
-from .connection import Broker
-from .publisher import Publisher, json_message
+from .publisher import Publisher, json_properties
 from .topology import DEAD
 
 log = logging.getLogger(__name__)
@@ -44,149 +42,157 @@ class DeadLetter(Exception):
 
 
 class Consumer(abc.ABC):
+    """Consumes `queue_name` on the process's `Link`; replies go out on the same channel and
+    dead letters through the confirmed `Publisher`."""
+
     queue_name: str
 
     def __init__(
         self,
-        broker: Broker,
+        link: Link,
+        publisher: Publisher,
         *,
         prefetch: int = 32,
         watchdog_interval: float = 2.0,
         requeue_delay: float = 0.5,
     ) -> None:
-        self._broker = broker
+        self._link = link
+        self._publisher = publisher
         self._prefetch = prefetch
         self._watchdog_interval = watchdog_interval
         self._requeue_delay = requeue_delay
-        self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
+        self._channel: Channel | None = None
         self._consumer_tag: str | None = None
-        self._publisher: Publisher | None = None
-        self._reply_channel: AbstractChannel | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()  # the broker cancelled us, or the connection came back
         self._stopping = False
+        link.on_reconnect(self._on_reconnect)
 
     @abc.abstractmethod
-    async def handle(self, message: AbstractIncomingMessage) -> None:
+    async def handle(self, message: Delivery) -> None:
         """Handle one message; commit before returning. Raise DeadLetter for a hopeless one."""
 
     async def start(self) -> None:
-        await self._subscribe()
+        await self._subscribe(self._link.connection)
         self._watchdog = asyncio.create_task(self._watch(), name=f"{self.queue_name}-watchdog")
 
-    async def _subscribe(self) -> None:
-        self._channel = await self._broker.new_channel(prefetch=self._prefetch)
-        self._publisher = Publisher(self._channel)
-        # replies go to direct reply-to pseudo-queues: no confirm to wait for, nothing to keep
-        self._reply_channel = await self._broker.connection.channel(publisher_confirms=False)
-        self._queue = await self._channel.get_queue(self.queue_name, ensure=True)
-        self._consumer_tag = await self._queue.consume(self._on_message)
+    async def _subscribe(self, connection: Connection) -> None:
+        channel = await connection.channel(prefetch=self._prefetch)
+        try:
+            tag = await channel.consume(self.queue_name, self._on_delivery, on_cancel=self._on_cancel)
+        except BaseException:
+            await channel.close()
+            raise
+        self._channel, self._consumer_tag = channel, tag
         log.info("consuming %s", self.queue_name)
 
     def _is_subscribed(self) -> bool:
-        channel = self._channel
-        if channel is None or channel.is_closed or self._consumer_tag is None:
-            return False
-        underlying = getattr(channel, "_channel", None)  # aiormq's channel knows its consumers
-        consumers = getattr(underlying, "consumers", None)
-        return consumers is None or self._consumer_tag in consumers
+        channel, tag = self._channel, self._consumer_tag
+        return channel is not None and tag is not None and channel.has_consumer(tag)
+
+    def _on_cancel(self, _tag: str) -> None:
+        if not self._stopping:
+            self._lost.set()
+
+    async def _on_reconnect(self, _connection: Connection) -> None:
+        self._lost.set()
 
     async def _watch(self) -> None:
-        """The broker may cancel a consumer (queue deleted, node restarted): notice and resubscribe."""
+        """The broker may cancel a consumer (queue deleted, node restarted) or the connection may
+        come back: notice and subscribe again, retrying until it works."""
         while not self._stopping:
-            await asyncio.sleep(self._watchdog_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self._watchdog_interval)
+            self._lost.clear()
             if self._stopping or self._is_subscribed():
                 continue
             log.warning("consumer on %s is gone; subscribing again", self.queue_name)
             try:
-                if self._channel is not None and not self._channel.is_closed:
-                    with contextlib.suppress(Exception):
+                if self._channel is not None:
+                    with contextlib.suppress(AmqpError):
                         await self._channel.close()
-                await self._subscribe()
+                await self._subscribe(self._link.connection)
             except Exception as exc:
                 log.warning("re-subscribing to %s failed (%s); will retry", self.queue_name, exc)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)
-        try:
-            try:
-                await self.handle(message)
-                policy, reason = AckPolicy.ACK, None
-            except DeadLetter as dead:
-                policy, reason = AckPolicy.DEAD_LETTER, dead.reason
-            except asyncio.CancelledError:
-                policy, reason = AckPolicy.REQUEUE, "consumer stopping"
-            except Exception as exc:
-                log.exception("handling a message from %s failed; it will be redelivered", self.queue_name)
-                policy, reason = AckPolicy.REQUEUE, repr(exc)
-            await self._settle(message, policy, reason)
-        finally:
-            if task is not None:
-                self._inflight.discard(task)
+    def _on_delivery(self, message: Delivery) -> None:
+        task = asyncio.create_task(self._process(message))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
-    async def _settle(self, message: AbstractIncomingMessage, policy: AckPolicy, reason: str | None) -> None:
+    async def _process(self, message: Delivery) -> None:
+        try:
+            await self.handle(message)
+            policy, reason = AckPolicy.ACK, None
+        except DeadLetter as dead:
+            policy, reason = AckPolicy.DEAD_LETTER, dead.reason
+        except asyncio.CancelledError:
+            policy, reason = AckPolicy.REQUEUE, "consumer stopping"
+        except Exception as exc:
+            log.exception("handling a message from %s failed; it will be redelivered", self.queue_name)
+            policy, reason = AckPolicy.REQUEUE, repr(exc)
+        await self._settle(message, policy, reason)
+
+    async def _settle(self, message: Delivery, policy: AckPolicy, reason: str | None) -> None:
         """The one place that acks."""
         try:
             if policy is AckPolicy.ACK:
-                await message.ack()
+                message.ack()
             elif policy is AckPolicy.REQUEUE:
                 if not self._stopping:
                     await asyncio.sleep(self._requeue_delay)
-                await message.nack(requeue=True)
+                message.nack(requeue=True)
             else:
                 await self._dead_letter(message, reason or "unknown")
-        except Exception as exc:
+        except AmqpError as exc:
             # The channel went away: the broker redelivers the unacked message; nothing is lost.
             log.warning("could not settle a message from %s: %s", self.queue_name, exc)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+    async def _dead_letter(self, message: Delivery, reason: str) -> None:
         log.warning("dead-lettering a message from %s: %s", self.queue_name, reason[:300])
-        headers: dict[str, Any] = dict(message.headers or {})
+        headers: dict[str, Any] = dict(message.headers)
         headers[DeadLetterHeaders.REASON] = reason[:_REASON_LIMIT]
-        headers[DeadLetterHeaders.ORIGINAL_EXCHANGE] = message.exchange or ""
-        headers[DeadLetterHeaders.ORIGINAL_ROUTING_KEY] = message.routing_key or ""
+        headers[DeadLetterHeaders.ORIGINAL_EXCHANGE] = message.exchange
+        headers[DeadLetterHeaders.ORIGINAL_ROUTING_KEY] = message.routing_key
         headers[DeadLetterHeaders.ORIGINAL_QUEUE] = self.queue_name
-        assert self._publisher is not None
         try:
             await self._publisher.publish(
                 DEAD,
-                message.routing_key or "",
-                json_message(
-                    message.body,
+                message.routing_key,
+                message.body,
+                json_properties(
                     message_id=message.message_id or "",
                     headers=headers,
                     correlation_id=message.correlation_id,
                 ),
                 mandatory=True,
             )
-        except Exception as exc:
+        except AmqpError as exc:
             log.warning("could not dead-letter (%s); requeueing instead", exc)
-            await message.nack(requeue=True)
+            message.nack(requeue=True)
             return
-        await message.ack()
+        message.ack()
 
-    async def reply(self, message: AbstractIncomingMessage, body: bytes, *, timeout: float = 5.0) -> None:
-        """Answer an RPC on its `reply_to` address; a caller that went away is not an error."""
-        if not message.reply_to or self._reply_channel is None:
+    def reply(self, message: Delivery, body: bytes) -> None:
+        """Answer an RPC on its `reply_to` address; a caller that went away is not an error.
+
+        Not `mandatory`: RabbitMQ returns a mandatory message sent to direct reply-to even
+        when it delivers it. Not confirmed: nothing is lost if a reply is, the caller retries."""
+        if not message.reply_to:
             return
         try:
-            await self._reply_channel.default_exchange.publish(
-                json_message(
-                    body,
+            message.channel.publish(
+                "",
+                message.reply_to,
+                body,
+                json_properties(
                     message_id=message.message_id or "",
                     persistent=False,
                     correlation_id=message.correlation_id,
                 ),
-                routing_key=message.reply_to,
-                # RabbitMQ returns a mandatory message sent to direct reply-to even when it
-                # delivers it: a return frame and an error log per reply, for nothing
-                mandatory=False,
-                timeout=timeout,
             )
-        except Exception as exc:
+        except AmqpError as exc:
             log.warning("could not reply to %s: %s", message.reply_to, exc)
 
     async def stop(self, *, grace: float = 10.0) -> None:
@@ -198,16 +204,15 @@ class Consumer(abc.ABC):
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
-        if self._queue is not None and self._consumer_tag is not None:
-            with contextlib.suppress(Exception):
-                await self._queue.cancel(self._consumer_tag)
+        if self._channel is not None and self._consumer_tag is not None:
+            with contextlib.suppress(AmqpError):
+                await self._channel.cancel(self._consumer_tag)
         if self._inflight:
             _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
-        for channel in (self._channel, self._reply_channel):
-            if channel is not None:
-                with contextlib.suppress(Exception):
-                    await channel.close()
+        if self._channel is not None:
+            with contextlib.suppress(AmqpError):
+                await self._channel.close()

@@ -23,13 +23,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aio_pika.exceptions import DeliveryError
-from pamqp.commands import Basic
 
+from baton._amqp import Returned
 from baton_schemas.envelopes import DeadLetterHeaders
 
 from ..db.types import Connection
-from .publisher import Publisher, json_message
+from .publisher import Publisher, json_properties
 from .topology import DEAD
 
 log = logging.getLogger(__name__)
@@ -37,11 +36,6 @@ log = logging.getLogger(__name__)
 _BATCH = 500
 _HELD_RETRY = 0.05  # seconds between looks at a held row's older sibling
 _DELETE_WINDOW = 0.02  # seconds confirmed rows wait to be deleted together
-
-
-def _returned(result: BaseException) -> bool:
-    """Did the broker return the message as unroutable (rather than refuse or lose it)?"""
-    return isinstance(result, DeliveryError) and isinstance(result.frame, Basic.Return)
 
 
 class OutboxPublishFailed(Exception):
@@ -173,25 +167,24 @@ class Outbox:
         broker returned as unroutable (its queue was deleted) is parked in `baton.dead` with the
         reason, so it cannot block the rows behind it.
         """
-        # Start every publish in order (frames go out in call order), then await the confirms.
-        results = await asyncio.gather(
-            *(
-                self._publisher.publish(
-                    r.message.exchange,
-                    r.message.routing_key,
-                    json_message(r.message.body, message_id=r.message.message_id),
-                    mandatory=r.message.mandatory,
-                )
-                for r in rows
-            ),
-            return_exceptions=True,
-        )
+        # Write every publish in order (frames go out in call order), then await the confirms.
+        confirms = [
+            await self._publisher.send(
+                r.message.exchange,
+                r.message.routing_key,
+                r.message.body,
+                json_properties(message_id=r.message.message_id),
+                mandatory=r.message.mandatory,
+            )
+            for r in rows
+        ]
+        results = await self._publisher.settle(confirms)
         done: list[int] = []
         failure: BaseException | None = None
         for row, result in zip(rows, results, strict=True):
             if result is None:
                 done.append(row.id)
-            elif _returned(result) and failure is None:
+            elif isinstance(result, Returned) and failure is None:
                 await self._park(row, f"unroutable: {result}")
                 done.append(row.id)
             elif failure is None:
@@ -210,8 +203,8 @@ class Outbox:
         await self._publisher.publish(
             DEAD,
             row.message.routing_key,
-            json_message(
-                row.message.body,
+            row.message.body,
+            json_properties(
                 message_id=row.message.message_id,
                 headers={
                     DeadLetterHeaders.REASON: reason,

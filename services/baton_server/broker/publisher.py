@@ -2,63 +2,89 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange
+from baton._amqp import PERSISTENT, TRANSIENT, AmqpError, Channel, Connection, Link, Properties
 
 JSON = "application/json"
 
 
-def json_message(
-    body: bytes,
+def json_properties(
     *,
     message_id: UUID | str,
     persistent: bool = True,
     headers: dict[str, Any] | None = None,
-    reply_to: str | None = None,
     correlation_id: str | None = None,
     type_: str | None = None,
-) -> aio_pika.Message:
-    return aio_pika.Message(
-        body,
+) -> Properties:
+    return Properties(
         content_type=JSON,
         message_id=str(message_id),
-        delivery_mode=(
-            aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
-        ),
+        delivery_mode=PERSISTENT if persistent else TRANSIENT,
         headers=headers or {},
-        reply_to=reply_to,
         correlation_id=correlation_id,
         type=type_,
     )
 
 
+class PublishTimeout(AmqpError):
+    """The broker did not confirm in time; the message may or may not have been taken."""
+
+
 class Publisher:
-    """Publishes on one confirm-mode channel. Raises on nack, on a returned message, on timeout."""
+    """Publishes on one confirm-mode channel of the link, re-opened when the broker closed it
+    (an unknown exchange) or the connection came back. Raises `Returned` for an unroutable
+    mandatory message, `Nacked`, `PublishTimeout`, or `ConnectionClosed` while the broker is away."""
 
-    def __init__(self, channel: AbstractChannel, *, timeout: float = 5.0) -> None:
-        self._channel = channel
+    def __init__(self, link: Link, *, timeout: float = 5.0) -> None:
+        self._link = link
         self._timeout = timeout
-        self._exchanges: dict[str, AbstractExchange] = {}
+        self._channel: Channel | None = None
+        self._opening = asyncio.Lock()
+        link.on_reconnect(self._reopen)
 
-    async def _exchange(self, name: str) -> AbstractExchange:
-        if name == "":
-            return self._channel.default_exchange
-        exchange = self._exchanges.get(name)
-        if exchange is None:
-            exchange = await self._channel.get_exchange(name, ensure=False)
-            self._exchanges[name] = exchange
-        return exchange
+    async def _reopen(self, connection: Connection) -> None:
+        async with self._opening:
+            self._channel = await connection.channel(confirms=True)
+
+    async def _ready(self) -> Channel:
+        channel = self._channel
+        if channel is not None and channel.is_open:
+            return channel
+        async with self._opening:
+            if self._channel is None or not self._channel.is_open:
+                self._channel = await self._link.connection.channel(confirms=True)
+            return self._channel
+
+    async def send(
+        self, exchange: str, routing_key: str, body: bytes, properties: Properties, *, mandatory: bool = False
+    ) -> asyncio.Future[None]:
+        """Write the message now; return its confirm, which fails as `publish` would raise.
+        Frames go out in call order."""
+        try:
+            confirm = (await self._ready()).publish(
+                exchange, routing_key, body, properties, mandatory=mandatory
+            )
+        except AmqpError as exc:
+            confirm = asyncio.get_running_loop().create_future()
+            confirm.set_exception(exc)
+        assert confirm is not None  # a confirm-mode channel
+        return confirm
+
+    async def settle(self, confirms: list[asyncio.Future[None]]) -> list[BaseException | None]:
+        """Wait for confirms together (one timeout for all); each one's error or None."""
+        if confirms:
+            _, late = await asyncio.wait(confirms, timeout=self._timeout)
+            for confirm in late:
+                confirm.set_exception(PublishTimeout(f"no confirm from the broker in {self._timeout:g}s"))
+        return [confirm.exception() for confirm in confirms]
 
     async def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        message: aio_pika.Message,
-        *,
-        mandatory: bool = False,
+        self, exchange: str, routing_key: str, body: bytes, properties: Properties, *, mandatory: bool = False
     ) -> None:
-        target = await self._exchange(exchange)
-        await target.publish(message, routing_key, mandatory=mandatory, timeout=self._timeout)
+        confirm = await self.send(exchange, routing_key, body, properties, mandatory=mandatory)
+        (error,) = await self.settle([confirm])
+        if error is not None:
+            raise error

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from aio_pika.abc import AbstractIncomingMessage
 from pydantic import TypeAdapter, ValidationError
 
+from baton._amqp import Delivery
 from baton_schemas.envelopes import (
     CreateFlowRun,
     Heartbeat,
@@ -39,11 +39,11 @@ class TrackerConsumer(Consumer):
     def __init__(
         self, ctx: ServerContext, *, prefetch: int | None = None, cache: RunCache | None = None
     ) -> None:
-        super().__init__(ctx.broker, prefetch=prefetch or ctx.settings.tracker_prefetch)
+        super().__init__(ctx.link, ctx.publisher, prefetch=prefetch or ctx.settings.tracker_prefetch)
         self._ctx = ctx
         self._cache = cache
 
-    async def handle(self, message: AbstractIncomingMessage) -> None:
+    async def handle(self, message: Delivery) -> None:
         try:
             decoded = _decoder.validate_json(message.body)
         except ValidationError as exc:
@@ -94,11 +94,11 @@ class TrackerConsumer(Consumer):
             return RpcReply(ok=False, error=str(exc), status=422), []
         return RpcReply(ok=True, flow_run=run), rows
 
-    async def _answer(self, message: AbstractIncomingMessage, reply: RpcReply, rows: list[OutboxRow]) -> None:
+    async def _answer(self, message: Delivery, reply: RpcReply, rows: list[OutboxRow]) -> None:
         """Reply, then hand the committed rows to the outbox: the caller waits on the reply,
         nobody waits on the publish, and the outbox's frames would otherwise go out first."""
         try:
-            await self.reply(message, reply.to_json(), timeout=self._ctx.settings.publish_timeout_seconds)
+            self.reply(message, reply.to_json())
         finally:
             self._ctx.outbox.sent_after_commit(rows)
 
