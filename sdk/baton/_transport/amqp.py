@@ -20,18 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from uuid import UUID, uuid4
-
-import aio_pika
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from baton_schemas.envelopes import (
     CreateFlowRun,
@@ -44,7 +33,7 @@ from baton_schemas.envelopes import (
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import TransitionResult
 
-from ._connect import connect_robust
+from .._amqp import PERSISTENT, TRANSIENT, AmqpError, Channel, Connection, Delivery, Link, Properties
 from ._errors import RequestRejected, TransportUnavailable
 
 logger = logging.getLogger("baton.transport.amqp")
@@ -54,37 +43,37 @@ TRACKER_ROUTING_KEY = "tracker"
 # RPCs have their own queue on the same exchange (see baton_server.broker.topology)
 TRACKER_RPC_ROUTING_KEY = "rpc"
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-_FAILURES = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
+_FAILURES = (AmqpError, OSError, TimeoutError)
 
 
 class AmqpTracker:
-    """One robust connection and one confirmed channel to the tracker. Satisfies `Transport`.
+    """One self-reconnecting connection (`baton._amqp.Link`) and one confirmed channel to the
+    tracker. Satisfies `Transport`.
 
     Build it with `await AmqpTracker.connect(url)`; the first connect fails fast
-    (`TransportUnavailable`), later connection losses are recovered by aio-pika in the
-    background while calls in flight fail with `TransportUnavailable`.
+    (`TransportUnavailable`). Later connection losses are recovered in the background: calls in
+    flight fail with `TransportUnavailable`, and calls made meanwhile wait for the connection up
+    to their timeout.
     """
 
     def __init__(
         self,
-        connection: AbstractRobustConnection,
-        channel: AbstractChannel,
-        exchange: AbstractExchange,
-        reply_queue: AbstractQueue,
+        link: Link,
         *,
+        exchange: str,
         routing_key: str,
         rpc_routing_key: str,
         rpc_timeout: float,
         publish_timeout: float,
     ) -> None:
-        self._connection = connection
-        self._channel = channel
+        self._link = link
         self._exchange = exchange
-        self._reply_queue = reply_queue  # strong reference: the consumer lives on it
         self._routing_key = routing_key
         self._rpc_routing_key = rpc_routing_key
         self.rpc_timeout = rpc_timeout
         self.publish_timeout = publish_timeout
+        self._channel: Channel | None = None
+        self._opening = asyncio.Lock()
         self._pending: dict[str, asyncio.Future[bytes]] = {}
         self._closed = False
 
@@ -100,55 +89,71 @@ class AmqpTracker:
         rpc_timeout: float = 10.0,
         publish_timeout: float = 10.0,
     ) -> AmqpTracker:
+        link = Link(url, name="baton-sdk")
         try:
-            connection = await connect_robust(url, name="baton-sdk", timeout=connect_timeout)
-        except _FAILURES as exc:
+            await link.connect(timeout=connect_timeout)
+        except (*_FAILURES, ValueError) as exc:
             raise TransportUnavailable(f"cannot connect to the broker: {exc!r}") from exc
+        self = cls(
+            link,
+            exchange=exchange,
+            routing_key=routing_key,
+            rpc_routing_key=rpc_routing_key,
+            rpc_timeout=rpc_timeout,
+            publish_timeout=publish_timeout,
+        )
         try:
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            # Passive: the tracker declares its topology; a missing exchange is a clear error.
-            tracker_exchange = await channel.get_exchange(exchange, ensure=True)
-            reply_queue = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
-            self = cls(
-                connection,
-                channel,
-                tracker_exchange,
-                reply_queue,
-                routing_key=routing_key,
-                rpc_routing_key=rpc_routing_key,
-                rpc_timeout=rpc_timeout,
-                publish_timeout=publish_timeout,
-            )
-            await reply_queue.consume(self._on_reply, no_ack=True)
-            connection.reconnect_callbacks.add(self._resubscribe_replies)
+            # passive: the tracker declares its topology; a missing exchange is a clear error
+            checking = await link.connection.channel()
+            await checking.check_exchange(exchange)
+            await checking.close()
+            await self._open(link.connection)
         except _FAILURES as exc:
-            await connection.close()
+            await link.close()
             raise TransportUnavailable(f"cannot open the tracker channel ({exchange}): {exc!r}") from exc
+        link.on_reconnect(self._reopen)
         return self
 
-    async def _resubscribe_replies(self, *_: Any) -> None:
-        """aio-pika restores declared queues, not the direct reply-to pseudo-queue: without this,
-        every RPC after a broker restart fails with "fast reply consumer does not exist"."""
-        if self._closed:
-            return
-        try:
-            self._reply_queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
-            await self._reply_queue.consume(self._on_reply, no_ack=True)
-        except _FAILURES as exc:
-            logger.warning("could not subscribe to RPC replies after a reconnect: %r", exc)
-        for future in self._pending.values():  # replies to the old consumer are gone
+    async def _open(self, connection: Connection) -> Channel:
+        """A confirmed channel that also receives the RPC replies (direct reply-to answers on
+        the channel that published the request)."""
+        channel = await connection.channel(confirms=True)
+        await channel.consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True, on_cancel=self._replies_lost)
+        self._channel = channel
+        return channel
+
+    def _replies_lost(self, _tag: str) -> None:
+        """The channel closed (or the connection): replies to its requests will never come."""
+        self._fail_pending(TransportUnavailable("connection to the broker was lost"))
+
+    async def _reopen(self, connection: Connection) -> None:
+        if not self._closed:
+            async with self._opening:
+                await self._open(connection)
+
+    async def _ready(self, timeout: float) -> Channel:
+        channel = self._channel
+        if channel is not None and channel.is_open:
+            return channel
+        await asyncio.wait_for(self._link.up.wait(), timeout)
+        async with self._opening:
+            if self._channel is None or not self._channel.is_open:
+                await self._open(self._link.connection)
+            assert self._channel is not None
+            return self._channel
+
+    def _fail_pending(self, error: Exception) -> None:
+        for future in self._pending.values():
             if not future.done():
-                future.set_exception(TransportUnavailable("connection to the broker was lost"))
+                future.set_exception(error)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(TransportUnavailable("tracker client closed"))
+        self._fail_pending(TransportUnavailable("tracker client closed"))
         self._pending.clear()
-        await self._connection.close()
+        await self._link.close()
 
     async def __aenter__(self) -> AmqpTracker:
         return self
@@ -253,32 +258,33 @@ class AmqpTracker:
     ) -> None:
         if self._closed:
             raise TransportUnavailable("tracker client closed")
-        extra: dict[str, Any] = {}
-        if correlation_id is not None:
-            extra = {"correlation_id": correlation_id, "reply_to": DIRECT_REPLY_TO}
-        message = aio_pika.Message(
-            body,
+        properties = Properties(
             content_type="application/json",
             message_id=message_id,
             type=kind,
             app_id="baton-sdk",
-            delivery_mode=(
-                aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
-            ),
-            expiration=expiration,
-            **extra,
+            delivery_mode=PERSISTENT if persistent else TRANSIENT,
+            expiration=None if expiration is None else str(max(1, int(expiration * 1000))),
         )
+        if correlation_id is not None:
+            properties.correlation_id = correlation_id
+            properties.reply_to = DIRECT_REPLY_TO
         try:
-            await self._exchange.publish(
-                message,
-                routing_key=routing_key or (self._rpc_routing_key if correlation_id else self._routing_key),
-                mandatory=True,
-                timeout=timeout,
-            )
+            async with asyncio.timeout(timeout):
+                channel = await self._ready(timeout)
+                confirm = channel.publish(
+                    self._exchange,
+                    routing_key or (self._rpc_routing_key if correlation_id else self._routing_key),
+                    body,
+                    properties,
+                    mandatory=True,
+                )
+                assert confirm is not None  # a confirm-mode channel
+                await confirm
         except _FAILURES as exc:
             raise TransportUnavailable(f"publish of {kind} failed: {exc!r}") from exc
 
-    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+    def _on_reply(self, message: Delivery) -> None:
         future = self._pending.get(message.correlation_id or "")
         if future is None or future.done():
             logger.debug("Dropping a tracker reply nobody waits for (%s)", message.correlation_id)
