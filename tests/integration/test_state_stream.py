@@ -118,7 +118,12 @@ async def test_rows_left_unsent_are_swept(ctx: ServerContext, subscribe, conn) -
         return any(c.run_id == run.id and c.state_version == 2 for c in subscriber.received)
 
     await eventually(swept, what="the swept state change")
-    assert await conn.fetchval("SELECT count(*) FROM outbox WHERE id = $1", outcome.outbox[0].id) == 0
+
+    async def row_gone() -> bool:  # the row is deleted once the broker confirmed, after delivery
+        left = await conn.fetchval("SELECT count(*) FROM outbox WHERE id = $1", outcome.outbox[0].id)
+        return bool(left == 0)
+
+    await eventually(row_gone, what="the swept row deleted")
     assert orjson.loads(subscriber.raw[-1].body)["schema_version"] == 1
 
 
@@ -143,7 +148,11 @@ async def test_a_change_waits_for_an_older_one_another_process_has_yet_to_send( 
 
     await eventually(both, what="Running and Completed, swept")
     assert [c.state_version for c in subscriber.received if c.run_id == run.id] == [1, 2, 3]
-    assert await conn.fetchval("SELECT count(*) FROM outbox WHERE ordering_key = $1", run.id) == 0
+
+    async def rows_gone() -> bool:  # deleted once the broker confirmed, which may follow delivery
+        return bool(await conn.fetchval("SELECT count(*) FROM outbox WHERE ordering_key = $1", run.id) == 0)
+
+    await eventually(rows_gone, what="the run's outbox rows deleted")
 
 
 async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -> None:  # type: ignore[no-untyped-def]

@@ -106,7 +106,7 @@ LONG = """
 
     @flow(name="$name")
     def long_flow() -> None:
-        for i in range(10):
+        for i in range(40):  # 8 s: room for a slow `baton flow-run cancel` on a loaded machine
             step(i)
 
 
@@ -139,7 +139,7 @@ async def test_cancel_a_running_flow_process(sdk: Sdk) -> None:
     assert [s.name for s in await sdk.api.states(run.id)][-2:] == ["Cancelling", "Cancelled"]
     tasks = await sdk.api.task_runs(run.id)
     completed = [t for t in tasks if t.state.name == "Completed"]
-    assert len(completed) < 10, "tasks after the cancellation did not run"
+    assert len(completed) < 40, "tasks after the cancellation did not run"
     assert any(t.state.name == "Cancelled" for t in tasks)
 
 
