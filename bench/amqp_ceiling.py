@@ -1,16 +1,19 @@
 """What the AMQP stack alone costs on this machine: the ceiling under Baton's tracker figures.
 
-An echo server (aio-pika on uvloop, as `baton server start` runs) answers RPCs over direct
-reply-to with no database, no validation and no state-change publish; the client is aio-pika as
-the SDK uses it (confirmed, mandatory requests). It prints the round trip (p50, p99), echoes per
-second with 64 in flight, confirmed publishes per second from one process, and CPU per echo.
-A tracker transition does all of this and more, so it cannot beat these figures here.
+An echo server (on uvloop, as `baton server start` runs) answers RPCs over direct reply-to with
+no database, no validation and no state-change publish; the client sends confirmed, mandatory
+requests as the SDK does. Both ends run once on Baton's own client (`baton._amqp`, what the
+tracker, the outbox and the SDK use) and once on aio-pika (what they used before, and what the
+rest of Baton still uses). It prints the round trip (p50, p99), echoes per second with 64 in
+flight, confirmed publishes per second from one process, and CPU per echo. A tracker
+transition does all of this and more, so it cannot beat these figures here.
 
 Usage: .venv/bin/python bench/amqp_ceiling.py
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import signal
@@ -26,8 +29,73 @@ import aio_pika
 from _cpu import CpuMeter
 from _harness import describe, test_backends
 
+from baton._amqp import PERSISTENT, Channel, Connection, Delivery, Properties
+from baton._event_loop import loop_factory
+
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 BODY = b'{"schema_version":1,"kind":"propose_state","state":{"type":"RUNNING"}}' * 4
+
+
+async def lean_echo_server(url: str, queue_name: str) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    connection = await Connection.open(url, name="bench-echo")
+    channel = await connection.channel(prefetch=64)
+    await channel.declare_queue(queue_name, auto_delete=True)
+
+    def answer(message: Delivery) -> None:
+        reply = Properties(correlation_id=message.correlation_id)
+        channel.publish("", message.reply_to or "", message.body, reply)
+        message.ack()
+
+    await channel.consume(queue_name, answer)
+    print("ready", flush=True)
+    await stop.wait()
+    await connection.close()
+
+
+class _Calls(abc.ABC):
+    """Echo RPCs in flight, answered by correlation id: what each client below shares."""
+
+    def __init__(self, queue_name: str) -> None:
+        self._queue_name = queue_name
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+
+    def _answered(self, correlation_id: str | None, body: bytes) -> None:
+        future = self._pending.pop(correlation_id or "", None)
+        if future is not None:
+            future.set_result(body)
+
+    async def call(self) -> None:
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        await self._send(correlation_id)
+        await future
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _send(self, correlation_id: str) -> None:
+        """Publish the request (confirmed, mandatory) and wait for its confirm."""
+
+
+class LeanEchoClient(_Calls):
+    def __init__(self, channel: Channel, queue_name: str) -> None:
+        super().__init__(queue_name)
+        self._channel = channel
+
+    async def start(self) -> None:
+        await self._channel.consume(
+            DIRECT_REPLY_TO, lambda m: self._answered(m.correlation_id, m.body), no_ack=True
+        )
+
+    async def _send(self, correlation_id: str) -> None:
+        properties = Properties(correlation_id=correlation_id, reply_to=DIRECT_REPLY_TO)
+        confirm = self._channel.publish("", self._queue_name, BODY, properties, mandatory=True)
+        assert confirm is not None
+        await confirm
 
 
 async def echo_server(url: str, queue_name: str) -> None:
@@ -53,31 +121,24 @@ async def echo_server(url: str, queue_name: str) -> None:
     await connection.close()
 
 
-class EchoClient:
+class EchoClient(_Calls):
     def __init__(self, channel: aio_pika.abc.AbstractChannel, queue_name: str) -> None:
+        super().__init__(queue_name)
         self._channel = channel
-        self._queue_name = queue_name
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
 
     async def start(self) -> None:
         replies = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
         await replies.consume(self._on_reply, no_ack=True)
 
     async def _on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        future = self._pending.pop(message.correlation_id or "", None)
-        if future is not None:
-            future.set_result(message.body)
+        self._answered(message.correlation_id, message.body)
 
-    async def call(self) -> None:
-        correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+    async def _send(self, correlation_id: str) -> None:
         await self._channel.default_exchange.publish(
             aio_pika.Message(BODY, correlation_id=correlation_id, reply_to=DIRECT_REPLY_TO),
             routing_key=self._queue_name,
             mandatory=True,
         )
-        await future
 
 
 @dataclass(frozen=True)
@@ -91,15 +152,22 @@ async def measure(
     queue_name: str,
     server_pid: int,
     *,
+    lean: bool = True,
     serial: int = 2000,
     calls: int = 8000,
     publishes: int = 20000,
 ) -> Ceiling:
     meter = CpuMeter(server_pid)
-    connection = await aio_pika.connect(url)
-    try:
+    name = "baton._amqp" if lean else "aio-pika"
+    if lean:
+        lean_connection = await Connection.open(url, name="bench-client")
+        lean_channel = await lean_connection.channel(confirms=True)
+        client: LeanEchoClient | EchoClient = LeanEchoClient(lean_channel, queue_name)
+    else:
+        connection = await aio_pika.connect(url)
         channel = await connection.channel(publisher_confirms=True)
         client = EchoClient(channel, queue_name)
+    try:
         await client.start()
         for _ in range(200):
             await client.call()  # warm-up
@@ -108,7 +176,7 @@ async def measure(
             started = time.perf_counter()
             await client.call()
             latencies.append(time.perf_counter() - started)
-        print(describe("echo RPC round trip (AMQP only)", latencies))
+        print(describe(f"echo RPC round trip ({name}, AMQP only)", latencies))
 
         in_flight = 64
 
@@ -120,31 +188,45 @@ async def measure(
         await asyncio.gather(*(worker(calls // in_flight) for _ in range(in_flight)))
         after = meter.sample()
         rate = calls / (after.wall - before.wall)
-        print(f"echo RPCs/s, {in_flight} in flight: {rate:.0f}")
+        print(f"echo RPCs/s ({name}), {in_flight} in flight: {rate:.0f}")
         print(f"  {CpuMeter.per_op(before, after, calls)}")
-        if not publishes:
-            return Ceiling(statistics.median(latencies) * 1000, rate)
-
-        sink = await channel.declare_queue(exclusive=True, arguments={"x-max-length": 1000})
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(
-                channel.default_exchange.publish(aio_pika.Message(BODY), routing_key=sink.name)
-                for _ in range(publishes)
-            )
-        )
-        print(f"confirmed publishes/s, one process: {publishes / (time.perf_counter() - started):.0f}")
+        if publishes:
+            started = time.perf_counter()
+            if lean:
+                sink, _, _ = await lean_channel.declare_queue(
+                    "", exclusive=True, arguments={"x-max-length": 1000}
+                )
+                confirms = [
+                    lean_channel.publish("", sink, BODY, Properties(delivery_mode=PERSISTENT))
+                    for _ in range(publishes)
+                ]
+                await asyncio.gather(*(c for c in confirms if c is not None))
+            else:
+                queue = await channel.declare_queue(exclusive=True, arguments={"x-max-length": 1000})
+                await asyncio.gather(
+                    *(
+                        channel.default_exchange.publish(aio_pika.Message(BODY), routing_key=queue.name)
+                        for _ in range(publishes)
+                    )
+                )
+            rate_published = publishes / (time.perf_counter() - started)
+            print(f"confirmed publishes/s ({name}), one process: {rate_published:.0f}")
         return Ceiling(statistics.median(latencies) * 1000, rate)
     finally:
-        await connection.close()
+        if lean:
+            await lean_connection.close()
+        else:
+            await connection.close()
 
 
 @contextlib.contextmanager
-def echo_server_process(url: str) -> Iterator[tuple[str, int]]:
+def echo_server_process(url: str, *, lean: bool = True) -> Iterator[tuple[str, int]]:
     """The echo server in its own process: (its queue, its pid)."""
     queue_name = f"bench-echo-{uuid.uuid4().hex[:8]}"
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", url, queue_name], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--serve-lean" if lean else "--serve", url, queue_name],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
@@ -155,14 +237,19 @@ def echo_server_process(url: str) -> Iterator[tuple[str, int]]:
 
 
 def main() -> None:
-    with test_backends() as backends, echo_server_process(backends.broker_url) as (queue_name, pid):
-        asyncio.run(measure(backends.broker_url, queue_name, pid))
+    with test_backends() as backends:
+        for lean in (True, False):
+            with echo_server_process(backends.broker_url, lean=lean) as (queue_name, pid):
+                # the client's loop is the one the SDK runs its reporter on
+                with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                    runner.run(measure(backends.broker_url, queue_name, pid, lean=lean))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+    if len(sys.argv) == 4 and sys.argv[1] in ("--serve", "--serve-lean"):
         import uvloop
 
-        uvloop.run(echo_server(sys.argv[2], sys.argv[3]))
+        serve = lean_echo_server if sys.argv[1] == "--serve-lean" else echo_server
+        uvloop.run(serve(sys.argv[2], sys.argv[3]))
     else:
         main()

@@ -17,7 +17,6 @@ import statistics
 import time
 import uuid
 
-import aio_pika
 import asyncpg
 import httpx
 from _cpu import CpuMeter
@@ -25,6 +24,8 @@ from _harness import RunningServer, describe, server, server_process
 from amqp_ceiling import echo_server_process
 from amqp_ceiling import measure as measure_ceiling
 
+from baton._amqp import Connection, Delivery
+from baton._event_loop import loop_factory
 from baton._transport.amqp import AmqpTracker
 from baton_schemas.envelopes import ProposeState, TaskRunStateReport, TaskRunStates
 from baton_schemas.runs import FlowRunCreate, TaskRunInfo
@@ -95,24 +96,24 @@ async def ingest(
         for version, state in enumerate((Pending(), Running(), Completed()), start=1):
             reports.append(TaskRunStateReport(task_run=info, state=state, version=version))
     batches = [TaskRunStates(reports=reports[i : i + batch]) for i in range(0, len(reports), batch)]
-    subscriber = await aio_pika.connect(srv.backends.broker_url)
+    # the subscriber is Baton's lean client, so its own cost does not hide the server's
+    subscriber = await Connection.open(srv.backends.broker_url, name="bench-subscriber")
     conn = await asyncpg.connect(srv.backends.database_url)
     try:
-        channel = await subscriber.channel()
-        await channel.set_qos(prefetch_count=1000)
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind("baton.states", routing_key="task-run.#")
+        channel = await subscriber.channel(prefetch=1000)
+        queue, _, _ = await channel.declare_queue("", exclusive=True)
+        await channel.bind_queue(queue, "baton.states", "task-run.#")
         delivered = 0
         all_delivered = asyncio.Event()
 
-        async def count(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        def count(message: Delivery) -> None:
             nonlocal delivered
             delivered += 1
-            await message.ack()
+            message.ack()
             if delivered >= len(reports):
                 all_delivered.set()
 
-        await queue.consume(count)
+        await channel.consume(queue, count)
         before = meter.sample()
         await asyncio.gather(*(tracker.send(b) for b in batches))
         while await conn.fetchval("SELECT count(*) FROM states WHERE task_run_id IS NOT NULL") < len(reports):
@@ -160,4 +161,6 @@ if __name__ == "__main__":
             extra.enter_context(server_process(running.backends, running.log_dir, "tracker")).process.pid
             for _ in range(args.trackers - 1)
         ]
-        asyncio.run(main(running, pids))
+        # the bench client's loop is the one the SDK runs its reporter on
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(main(running, pids))
