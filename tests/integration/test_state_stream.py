@@ -172,7 +172,7 @@ async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -
         state=Failed("boom"),
         version=3,
     )
-    fast = task_run_change_message(report, report.state.model_dump(mode="json"), flow_run)
+    fast = task_run_change_message(report, report.state.model_dump_json().encode(), flow_run)
     model = state_change_message(
         StateChange(
             id=report.state.id,
@@ -191,6 +191,7 @@ async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -
         )
     )
     assert orjson.loads(fast.body) == orjson.loads(model.body)
+    assert fast.body == model.body  # byte for byte: key order, timestamps, spacing
     assert (fast.exchange, fast.routing_key, fast.message_id) == (
         model.exchange,
         model.routing_key,

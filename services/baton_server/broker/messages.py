@@ -31,11 +31,11 @@ def state_change_message(change: StateChange) -> OutboxMessage:
 
 
 def task_run_change_message(
-    report: TaskRunStateReport, state_json: dict[str, Any], flow_run: Mapping[str, Any]
+    report: TaskRunStateReport, state_json: bytes, flow_run: Mapping[str, Any]
 ) -> OutboxMessage:
     """The StateChange of a reported task-run state, serialised without building the model:
-    ingest makes one per state, tens of thousands a second. `state_json` is the state's
-    `model_dump(mode="json")`; a test holds this to exactly what StateChange itself produces."""
+    ingest makes one per state, tens of thousands a second. `state_json` is the state as JSON,
+    as stored in its history row; a test holds this to exactly what StateChange produces."""
     state = report.state
     body = orjson.dumps(
         {
@@ -50,13 +50,14 @@ def task_run_change_message(
             "flow_name": flow_run["flow_name"],
             "flow_slug": flow_run["flow_slug"],
             "deployment_id": None if flow_run["deployment_id"] is None else str(flow_run["deployment_id"]),
-            "state": state_json,
+            "state": orjson.Fragment(state_json),
             "previous_type": None,
             "previous_name": None,
             "state_version": report.version,
             "tags": report.task_run.tags,
-            "occurred": state_json["timestamp"],
-        }
+            "occurred": state.timestamp,
+        },
+        option=orjson.OPT_UTC_Z,  # datetimes exactly as pydantic writes them
     )
     return OutboxMessage(
         exchange=STATES,

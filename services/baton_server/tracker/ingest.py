@@ -16,10 +16,12 @@ import orjson
 
 from baton_schemas.envelopes import Heartbeat, TaskRunStateReport
 from baton_schemas.logs import LogRecord
-from baton_schemas.states import StateType
+from baton_schemas.runs import TaskRunInfo
+from baton_schemas.states import State, StateType
 
 from ..broker.messages import task_run_change_message
-from ..broker.outbox import Outbox, OutboxRow
+from ..broker.outbox import OutboxRow
+from ..broker.topology import STATES
 from ..db.types import Connection
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,64 @@ def _fold(reports: list[TaskRunStateReport]) -> dict[UUID, _Latest]:
     return by_run
 
 
+# One statement: the history rows first (a redelivered report's row exists already and is
+# skipped), then the task runs, counting a run attempt for each new Running state, then an outbox
+# row for each new state. The history rows' foreign key is checked at the end of the statement,
+# when their task runs exist.
+_STORE = """
+    WITH reported AS (
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],
+            $6::timestamptz[], $7::text[], $8::text[], $9::bytea[])
+            WITH ORDINALITY AS r(id, task_run_id, version, type, name, timestamp, state,
+                                 routing_key, body, ord)
+    ), new_states AS (
+        INSERT INTO states (id, task_run_id, version, type, name, timestamp, state)
+        SELECT id, task_run_id, version, type, name, timestamp, state::jsonb FROM reported
+        ON CONFLICT (id) DO NOTHING
+        RETURNING id, task_run_id, type
+    ), attempts AS (
+        SELECT task_run_id, count(*) FILTER (WHERE type = 'RUNNING') AS n
+        FROM new_states GROUP BY task_run_id
+    ), task_runs_written AS (
+        INSERT INTO task_runs AS t (id, flow_run_id, name, task_key, dynamic_key, tags,
+            task_inputs, cache_key, state, state_type, state_name, state_version,
+            run_count, start_time, end_time, created)
+        SELECT u.id, u.flow_run_id, u.name, u.task_key, u.dynamic_key,
+            ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.task_inputs::jsonb, u.cache_key,
+            s.state::jsonb, s.type, s.name, s.version, COALESCE(a.n, 0),
+            u.start_time, u.end_time, u.created
+        FROM unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[],
+            $15::text[], $16::text[], $17::text[], $18::int[], $19::timestamptz[],
+            $20::timestamptz[], $21::timestamptz[])
+            AS u(id, flow_run_id, name, task_key, dynamic_key, tags, task_inputs, cache_key,
+                 latest, start_time, end_time, created)
+        JOIN reported s ON s.ord = u.latest
+        LEFT JOIN attempts a ON a.task_run_id = u.id
+        ON CONFLICT (id) DO UPDATE SET
+            start_time = COALESCE(t.start_time, EXCLUDED.start_time),
+            end_time = COALESCE(EXCLUDED.end_time, t.end_time),
+            cache_key = COALESCE(EXCLUDED.cache_key, t.cache_key),
+            state = CASE WHEN EXCLUDED.state_version > t.state_version
+                         THEN EXCLUDED.state ELSE t.state END,
+            state_type = CASE WHEN EXCLUDED.state_version > t.state_version
+                              THEN EXCLUDED.state_type ELSE t.state_type END,
+            state_name = CASE WHEN EXCLUDED.state_version > t.state_version
+                              THEN EXCLUDED.state_name ELSE t.state_name END,
+            state_version = GREATEST(t.state_version, EXCLUDED.state_version),
+            run_count = t.run_count + EXCLUDED.run_count,
+            updated = now()
+    )
+    INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+    SELECT $22, r.routing_key, r.id, r.body, false
+    FROM reported r JOIN new_states n ON n.id = r.id
+    ORDER BY r.ord
+    RETURNING id, message_id"""
+
+_serialise_state = State.__pydantic_serializer__.to_json
+
+
 async def store_task_run_states(conn: Connection, reports: list[TaskRunStateReport]) -> list[OutboxRow]:
+    """Store a batch in one transaction; returns the outbox rows of the states that are new."""
     flow_run_ids = list({r.task_run.flow_run_id for r in reports})
     async with conn.transaction():
         known = {
@@ -70,88 +129,51 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
         if not kept:
             return []
         folded = _fold(kept)
-        latest = [entry.report for entry in folded.values()]
-        states_json = [r.state.model_dump(mode="json") for r in kept]
-        latest_json = {id(r): states_json[i] for i, r in enumerate(kept)}
-        await conn.execute(
-            """INSERT INTO task_runs AS t (id, flow_run_id, name, task_key, dynamic_key, tags,
-                   task_inputs, cache_key, state, state_type, state_name, state_version,
-                   run_count, start_time, end_time, created)
-               SELECT u.id, u.flow_run_id, u.name, u.task_key, u.dynamic_key,
-                   ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)), u.task_inputs, u.cache_key,
-                   u.state, u.state_type, u.state_name, u.state_version, u.run_count,
-                   u.start_time, u.end_time, u.created
-               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                   $6::text[], $7::jsonb[], $8::text[], $9::jsonb[], $10::text[], $11::text[],
-                   $12::int[], $13::int[], $14::timestamptz[], $15::timestamptz[],
-                   $16::timestamptz[])
-                   AS u(id, flow_run_id, name, task_key, dynamic_key, tags, task_inputs, cache_key,
-                        state, state_type, state_name, state_version, run_count, start_time,
-                        end_time, created)
-               ON CONFLICT (id) DO UPDATE SET
-                   start_time = COALESCE(t.start_time, EXCLUDED.start_time),
-                   end_time = COALESCE(EXCLUDED.end_time, t.end_time),
-                   cache_key = COALESCE(EXCLUDED.cache_key, t.cache_key),
-                   state = CASE WHEN EXCLUDED.state_version > t.state_version
-                                THEN EXCLUDED.state ELSE t.state END,
-                   state_type = CASE WHEN EXCLUDED.state_version > t.state_version
-                                THEN EXCLUDED.state_type ELSE t.state_type END,
-                   state_name = CASE WHEN EXCLUDED.state_version > t.state_version
-                                THEN EXCLUDED.state_name ELSE t.state_name END,
-                   state_version = GREATEST(t.state_version, EXCLUDED.state_version),
-                   updated = now()""",
-            [r.task_run.id for r in latest],
-            [r.task_run.flow_run_id for r in latest],
-            [r.task_run.name for r in latest],
-            [r.task_run.task_key for r in latest],
-            [r.task_run.dynamic_key for r in latest],
-            # unnest cannot carry a text[] per row (asyncpg would read a 2-D array): JSON text
-            [orjson.dumps(r.task_run.tags).decode() for r in latest],
-            [r.task_run.model_dump(mode="json")["task_inputs"] for r in latest],
-            [r.task_run.cache_key for r in latest],
-            [latest_json[id(r)] for r in latest],
-            [r.state.type.value for r in latest],
-            [r.state.name for r in latest],
-            [r.version for r in latest],
-            [0 for _ in latest],  # counted below from the states that are new
-            [folded[r.task_run.id].first_running for r in latest],
-            [folded[r.task_run.id].ended for r in latest],
-            # created when the client first reported it: lists follow the run's own order
-            [folded[r.task_run.id].first_seen for r in latest],
-        )
-        inserted = {
-            row["id"]
-            for row in await conn.fetch(
-                """INSERT INTO states (id, task_run_id, version, type, name, timestamp, state)
-                   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],
-                       $6::timestamptz[], $7::jsonb[])
-                   ON CONFLICT (id) DO NOTHING RETURNING id""",
-                [r.state.id for r in kept],
-                [r.task_run.id for r in kept],
-                [r.version for r in kept],
-                [r.state.type.value for r in kept],
-                [r.state.name for r in kept],
-                [r.state.timestamp for r in kept],
-                states_json,
-            )
-        }
-        attempts: dict[UUID, int] = {}
-        for report in kept:
-            if report.state.id in inserted and report.state.type is StateType.RUNNING:
-                attempts[report.task_run.id] = attempts.get(report.task_run.id, 0) + 1
-        if attempts:
-            await conn.execute(
-                """UPDATE task_runs t SET run_count = t.run_count + n.attempts
-                   FROM unnest($1::uuid[], $2::int[]) AS n(id, attempts) WHERE t.id = n.id""",
-                list(attempts),
-                list(attempts.values()),
-            )
+        # each state serialised once: its history row, its task run's row and its message
+        states_json = [_serialise_state(r.state) for r in kept]
         messages = [
-            task_run_change_message(report, states_json[i], known[report.task_run.flow_run_id])
-            for i, report in enumerate(kept)
-            if report.state.id in inserted  # else a redelivered report: stored and sent already
+            task_run_change_message(r, states_json[i], known[r.task_run.flow_run_id])
+            for i, r in enumerate(kept)
         ]
-        return await Outbox.add(conn, messages)
+        ordinal = {id(r): i for i, r in enumerate(kept, start=1)}
+        runs = [(entry.report.task_run, entry) for entry in folded.values()]
+        written = await conn.fetch(
+            _STORE,
+            [r.state.id for r in kept],
+            [r.task_run.id for r in kept],
+            [r.version for r in kept],
+            [r.state.type.value for r in kept],
+            [r.state.name for r in kept],
+            [r.state.timestamp for r in kept],
+            [j.decode() for j in states_json],
+            [m.routing_key for m in messages],
+            [m.body for m in messages],
+            [info.id for info, _ in runs],
+            [info.flow_run_id for info, _ in runs],
+            [info.name for info, _ in runs],
+            [info.task_key for info, _ in runs],
+            [info.dynamic_key for info, _ in runs],
+            # unnest cannot carry a text[] per row (asyncpg would read a 2-D array): JSON text
+            [orjson.dumps(info.tags).decode() for info, _ in runs],
+            [_task_inputs_json(info) for info, _ in runs],
+            [info.cache_key for info, _ in runs],
+            [ordinal[id(entry.report)] for _, entry in runs],
+            [entry.first_running for _, entry in runs],
+            [entry.ended for _, entry in runs],
+            # created when the client first reported it: lists follow the run's own order
+            [entry.first_seen for _, entry in runs],
+            STATES,
+        )
+        # a redelivered report's state was stored and sent already: no row, nothing to send
+        by_id = {m.message_id: m for m in messages}
+        return [OutboxRow(row["id"], by_id[row["message_id"]]) for row in written]
+
+
+def _task_inputs_json(info: TaskRunInfo) -> str:
+    if not info.task_inputs:
+        return "{}"
+    inputs = {name: [i.model_dump(mode="json") for i in edges] for name, edges in info.task_inputs.items()}
+    return orjson.dumps(inputs).decode()
 
 
 async def store_logs(conn: Connection, logs: list[LogRecord]) -> int:
