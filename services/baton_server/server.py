@@ -12,6 +12,7 @@ import uvicorn
 
 from .api.app import create_app
 from .context import ServerContext
+from .gc_tuning import tune_for_server
 from .scheduler.service import SchedulerService
 from .settings import ServerSettings
 from .tracker.service import TrackerService
@@ -87,6 +88,7 @@ async def serve(settings: ServerSettings, names: tuple[str, ...] = SERVICES) -> 
         for service in services:
             await service.start()
             started.append(service)
+        tune_for_server()
         log.info("baton server running: %s", ", ".join(s.name for s in started))
         if "api" in names:
             log.info("API on http://%s:%d/api", settings.api_host, settings.api_port)
