@@ -8,7 +8,7 @@ report lands in the history once (its state id is unique), and only new states a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -33,14 +33,14 @@ class _Latest:
     first_seen: datetime
     first_running: datetime | None = None
     ended: datetime | None = None
-    reports: list[TaskRunStateReport] = field(default_factory=list)
 
 
 def _fold(reports: list[TaskRunStateReport]) -> dict[UUID, _Latest]:
     by_run: dict[UUID, _Latest] = {}
     for report in reports:
-        entry = by_run.setdefault(report.task_run.id, _Latest(report, report.state.timestamp))
-        entry.reports.append(report)
+        entry = by_run.get(report.task_run.id)
+        if entry is None:
+            entry = by_run[report.task_run.id] = _Latest(report, report.state.timestamp)
         entry.first_seen = min(entry.first_seen, report.state.timestamp)
         if report.version > entry.report.version:
             entry.report = report
@@ -171,9 +171,8 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
 
 def _task_inputs_json(info: TaskRunInfo) -> str:
     if not info.task_inputs:
-        return "{}"
-    inputs = {name: [i.model_dump(mode="json") for i in edges] for name, edges in info.task_inputs.items()}
-    return orjson.dumps(inputs).decode()
+        return "{}"  # most task runs: skip the serialiser
+    return orjson.dumps(info.model_dump(mode="json", include={"task_inputs"})["task_inputs"]).decode()
 
 
 async def store_logs(conn: Connection, logs: list[LogRecord]) -> int:
