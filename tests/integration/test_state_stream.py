@@ -159,7 +159,7 @@ async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -
     """Ingest serialises task-run state changes by hand; they must be StateChange exactly."""
     from baton_schemas.envelopes import RunKind, TaskRunStateReport
     from baton_schemas.runs import TaskRunInfo
-    from baton_server.broker.messages import state_change_message, task_run_change_message
+    from baton_server.broker.messages import TaskRunChanges, state_change_message
 
     run = await new_run(ctx, flow="Fast Path")
     flow_run = await conn.fetchrow(
@@ -167,34 +167,44 @@ async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -
            FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id WHERE fr.id = $1""",
         run.id,
     )
-    report = TaskRunStateReport(
-        task_run=TaskRunInfo(id=uuid.uuid4(), flow_run_id=run.id, name="t-1", task_key="t", tags=["a", "b"]),
-        state=Failed("boom"),
-        version=3,
-    )
-    fast = task_run_change_message(report, report.state.model_dump_json().encode(), flow_run)
-    model = state_change_message(
-        StateChange(
-            id=report.state.id,
-            run_kind=RunKind.TASK_RUN,
-            run_id=report.task_run.id,
-            run_name="t-1",
-            flow_run_id=run.id,
-            flow_id=flow_run["flow_id"],
-            flow_name="Fast Path",
-            flow_slug="fast-path",
-            deployment_id=None,
-            state=report.state,
-            state_version=3,
-            tags=["a", "b"],
-            occurred=report.state.timestamp,
+    deployment_id = uuid.uuid4()
+    cases = [
+        # one builder, several states: nothing of one message may leak into the next
+        (flow_run, None, "t-1", Failed("boom"), ["a", "b"], 3),
+        (flow_run, None, 't-2 \u00e9"quoted"', Running(), [], 2),
+        ({**flow_run, "deployment_id": deployment_id}, deployment_id, "t-3", Completed(), ["c"], 7),
+    ]
+    builders = {id(row): TaskRunChanges(row) for row, *_ in cases}
+    for row, deployment, name, state, tags, version in cases:
+        report = TaskRunStateReport(
+            task_run=TaskRunInfo(id=uuid.uuid4(), flow_run_id=run.id, name=name, task_key="t", tags=tags),
+            state=state,
+            version=version,
         )
-    )
-    assert orjson.loads(fast.body) == orjson.loads(model.body)
-    assert fast.body == model.body  # byte for byte: key order, timestamps, spacing
-    assert (fast.exchange, fast.routing_key, fast.message_id) == (
-        model.exchange,
-        model.routing_key,
-        model.message_id,
-    )
-    assert StateChange.model_validate_json(fast.body).state.message == "boom"
+        fast = builders[id(row)].message(report, report.state.model_dump_json().encode())
+        model = state_change_message(
+            StateChange(
+                id=report.state.id,
+                run_kind=RunKind.TASK_RUN,
+                run_id=report.task_run.id,
+                run_name=name,
+                flow_run_id=run.id,
+                flow_id=flow_run["flow_id"],
+                flow_name="Fast Path",
+                flow_slug="fast-path",
+                deployment_id=deployment,
+                state=report.state,
+                state_version=version,
+                tags=tags,
+                occurred=report.state.timestamp,
+            )
+        )
+        assert orjson.loads(fast.body) == orjson.loads(model.body)
+        assert fast.body == model.body  # byte for byte: key order, timestamps, spacing
+        assert (fast.exchange, fast.routing_key, fast.message_id, fast.mandatory) == (
+            model.exchange,
+            model.routing_key,
+            model.message_id,
+            model.mandatory,
+        )
+        assert StateChange.model_validate_json(fast.body).state == report.state

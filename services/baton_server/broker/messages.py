@@ -9,6 +9,7 @@ import orjson
 
 from baton_schemas import SCHEMA_VERSION
 from baton_schemas.envelopes import RunKind, StateChange, TaskRunStateReport
+from baton_schemas.states import StateType
 
 from .outbox import OutboxMessage
 from .topology import STATES
@@ -30,48 +31,65 @@ def state_change_message(change: StateChange) -> OutboxMessage:
     )
 
 
-def task_run_change_message(
-    report: TaskRunStateReport, state_json: bytes, flow_run: Mapping[str, Any]
-) -> OutboxMessage:
-    """The StateChange of a reported task-run state, serialised without building the model:
-    ingest makes one per state, tens of thousands a second. `state_json` is the state as JSON,
-    as stored in its history row; a test holds this to exactly what StateChange produces."""
-    state = report.state
-    body = orjson.dumps(
-        {
+class TaskRunChanges:
+    """The StateChange messages of one flow run's task-run states, serialised without building
+    the model: ingest makes one per reported state, tens of thousands a second. What the flow
+    run gives them is worked out once; a test holds the bytes to exactly what StateChange
+    produces."""
+
+    __slots__ = ("_fields", "_routing_keys")
+
+    def __init__(self, flow_run: Mapping[str, Any]) -> None:
+        deployment_id = flow_run["deployment_id"]
+        # StateChange's fields in declaration order, so the JSON matches the model's byte for
+        # byte; None marks the ones each state fills in
+        self._fields: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
-            "id": state.id,
+            "id": None,
             "run_kind": RunKind.TASK_RUN.value,
-            "run_id": report.task_run.id,
-            "run_name": report.task_run.name,
+            "run_id": None,
+            "run_name": None,
             # asyncpg's own UUID type is not one orjson knows
             "flow_run_id": str(flow_run["id"]),
             "flow_id": str(flow_run["flow_id"]),
             "flow_name": flow_run["flow_name"],
             "flow_slug": flow_run["flow_slug"],
-            "deployment_id": None if flow_run["deployment_id"] is None else str(flow_run["deployment_id"]),
-            "state": orjson.Fragment(state_json),
+            "deployment_id": None if deployment_id is None else str(deployment_id),
+            "state": None,
             "previous_type": None,
             "previous_name": None,
-            "state_version": report.version,
-            "tags": report.task_run.tags,
-            "occurred": state.timestamp,
-        },
-        option=orjson.OPT_UTC_Z,  # datetimes exactly as pydantic writes them
-    )
-    return OutboxMessage(
-        exchange=STATES,
-        routing_key=f"{RunKind.TASK_RUN.value}.{state.type.routing_word}.{flow_run['flow_slug']}",
-        message_id=state.id,
-        body=body,
-        mandatory=False,
-    )
+            "state_version": None,
+            "tags": None,
+            "occurred": None,
+        }
+        self._routing_keys = {
+            t: f"{RunKind.TASK_RUN.value}.{t.routing_word}.{flow_run['flow_slug']}" for t in StateType
+        }
+
+    def message(self, report: TaskRunStateReport, state_json: bytes) -> OutboxMessage:
+        """`state_json` is the state as JSON, as stored in its history row."""
+        state, task_run = report.state, report.task_run
+        fields = self._fields.copy()
+        fields["id"] = state.id
+        fields["run_id"] = task_run.id
+        fields["run_name"] = task_run.name
+        fields["state"] = orjson.Fragment(state_json)
+        fields["state_version"] = report.version
+        fields["tags"] = task_run.tags
+        fields["occurred"] = state.timestamp
+        return OutboxMessage(
+            STATES,
+            self._routing_keys[state.type],
+            state.id,
+            orjson.dumps(fields, option=orjson.OPT_UTC_Z),  # datetimes exactly as pydantic's
+            False,  # nobody need be listening for a state change
+        )
 
 
 __all__ = [
     "RunKind",
     "StateChange",
+    "TaskRunChanges",
     "state_change_message",
     "state_routing_key",
-    "task_run_change_message",
 ]

@@ -17,9 +17,9 @@ import orjson
 from baton_schemas.envelopes import Heartbeat, TaskRunStateReport
 from baton_schemas.logs import LogRecord
 from baton_schemas.runs import TaskRunInfo
-from baton_schemas.states import State, StateType
+from baton_schemas.states import TERMINAL_TYPES, State, StateType
 
-from ..broker.messages import task_run_change_message
+from ..broker.messages import TaskRunChanges
 from ..broker.outbox import OutboxRow
 from ..broker.topology import STATES
 from ..db.types import Connection
@@ -27,29 +27,39 @@ from ..db.types import Connection
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Latest:
     report: TaskRunStateReport
+    ordinal: int  # the report's place in the batch, from 1
     first_seen: datetime
     first_running: datetime | None = None
     ended: datetime | None = None
 
 
-def _fold(reports: list[TaskRunStateReport]) -> dict[UUID, _Latest]:
-    by_run: dict[UUID, _Latest] = {}
-    for report in reports:
-        entry = by_run.get(report.task_run.id)
-        if entry is None:
-            entry = by_run[report.task_run.id] = _Latest(report, report.state.timestamp)
-        entry.first_seen = min(entry.first_seen, report.state.timestamp)
-        if report.version > entry.report.version:
-            entry.report = report
+# Per-state lookups in this module key on a UUID's integer: uuid.UUID hashes and compares in
+# Python, an int in C, and a batch does several lookups per state.
+
+
+def _fold(reports: list[TaskRunStateReport]) -> dict[int, _Latest]:
+    """Each task run's newest report, its first sighting, first Running and end, in one pass."""
+    by_run: dict[int, _Latest] = {}
+    for ordinal, report in enumerate(reports, start=1):
         state = report.state
+        timestamp = state.timestamp
+        key = report.task_run.id.int
+        entry = by_run.get(key)
+        if entry is None:
+            entry = by_run[key] = _Latest(report, ordinal, timestamp)
+        else:
+            if timestamp < entry.first_seen:
+                entry.first_seen = timestamp
+            if report.version > entry.report.version:
+                entry.report, entry.ordinal = report, ordinal
         if state.type is StateType.RUNNING:
-            if entry.first_running is None or state.timestamp < entry.first_running:
-                entry.first_running = state.timestamp
-        if state.is_terminal:
-            entry.ended = state.timestamp
+            if entry.first_running is None or timestamp < entry.first_running:
+                entry.first_running = timestamp
+        elif state.type in TERMINAL_TYPES:
+            entry.ended = timestamp
     return by_run
 
 
@@ -111,40 +121,37 @@ _serialise_state = State.__pydantic_serializer__.to_json
 
 async def store_task_run_states(conn: Connection, reports: list[TaskRunStateReport]) -> list[OutboxRow]:
     """Store a batch in one transaction; returns the outbox rows of the states that are new."""
-    flow_run_ids = list({r.task_run.flow_run_id for r in reports})
+    flow_run_ids = list({r.task_run.flow_run_id.int: r.task_run.flow_run_id for r in reports}.values())
     async with conn.transaction():
-        known = {
-            row["id"]: row
+        changes = {
+            row["id"].int: TaskRunChanges(row)
             for row in await conn.fetch(
-                """SELECT fr.id, fr.name, fr.flow_id, fr.deployment_id, fr.tags,
-                          f.name AS flow_name, f.slug AS flow_slug
+                """SELECT fr.id, fr.flow_id, fr.deployment_id, f.name AS flow_name, f.slug AS flow_slug
                    FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id
                    WHERE fr.id = ANY($1::uuid[])""",
                 flow_run_ids,
             )
         }
-        kept = [r for r in reports if r.task_run.flow_run_id in known]
+        kept = [r for r in reports if r.task_run.flow_run_id.int in changes]
         if len(kept) < len(reports):
             log.warning("dropped %d task-run states of unknown flow runs", len(reports) - len(kept))
         if not kept:
             return []
-        folded = _fold(kept)
         # each state serialised once: its history row, its task run's row and its message
         states_json = [_serialise_state(r.state) for r in kept]
         messages = [
-            task_run_change_message(r, states_json[i], known[r.task_run.flow_run_id])
-            for i, r in enumerate(kept)
+            changes[r.task_run.flow_run_id.int].message(r, j) for r, j in zip(kept, states_json, strict=True)
         ]
-        ordinal = {id(r): i for i, r in enumerate(kept, start=1)}
-        runs = [(entry.report.task_run, entry) for entry in folded.values()]
+        runs = [(entry.report.task_run, entry) for entry in _fold(kept).values()]
+        states = [r.state for r in kept]
         written = await conn.fetch(
             _STORE,
-            [r.state.id for r in kept],
+            [state.id for state in states],
             [r.task_run.id for r in kept],
             [r.version for r in kept],
-            [r.state.type.value for r in kept],
-            [r.state.name for r in kept],
-            [r.state.timestamp for r in kept],
+            [state.type for state in states],  # a StrEnum: its value is the string
+            [state.name for state in states],
+            [state.timestamp for state in states],
             [j.decode() for j in states_json],
             [m.routing_key for m in messages],
             [m.body for m in messages],
@@ -157,7 +164,7 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
             [orjson.dumps(info.tags).decode() for info, _ in runs],
             [_task_inputs_json(info) for info, _ in runs],
             [info.cache_key for info, _ in runs],
-            [ordinal[id(entry.report)] for _, entry in runs],
+            [entry.ordinal for _, entry in runs],
             [entry.first_running for _, entry in runs],
             [entry.ended for _, entry in runs],
             # created when the client first reported it: lists follow the run's own order
@@ -165,8 +172,8 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
             STATES,
         )
         # a redelivered report's state was stored and sent already: no row, nothing to send
-        by_id = {m.message_id: m for m in messages}
-        return [OutboxRow(row["id"], by_id[row["message_id"]]) for row in written]
+        by_id = {m.message_id.int: m for m in messages}
+        return [OutboxRow(row["id"], by_id[row["message_id"].int]) for row in written]
 
 
 def _task_inputs_json(info: TaskRunInfo) -> str:
