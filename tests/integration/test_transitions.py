@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,7 @@ from baton_schemas.states import (
 )
 from baton_server.context import ServerContext
 from baton_server.db.run_cache import RunCache
+from baton_server.tracker.write_batch import WriteBatch
 
 from ..support.runs import new_run, propose
 
@@ -91,12 +93,16 @@ async def test_a_run_created_through_the_cache_is_not_read_back(ctx: ServerConte
     assert cache.get(run.id) is None  # ended: nothing more to expect of it
 
 
-async def test_fifty_concurrent_endings_through_one_cache_exactly_one_wins(ctx: ServerContext) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "batched"])
+async def test_fifty_concurrent_endings_through_one_cache_exactly_one_wins(
+    ctx: ServerContext, batched: bool
+) -> None:
     cache = RunCache()
+    batch = WriteBatch() if batched else None
     run = await new_run(ctx)
-    await propose(ctx, run.id, Running(), cache=cache)
+    await propose(ctx, run.id, Running(), cache=cache, batch=batch)
     endings = [Completed(), Failed(), Crashed(), Cancelled()] * 13
-    results = await asyncio.gather(*(propose(ctx, run.id, s, cache=cache) for s in endings[:50]))
+    results = await asyncio.gather(*(propose(ctx, run.id, s, cache=cache, batch=batch) for s in endings[:50]))
     assert [r.verdict for r in results].count(Verdict.ACCEPT) == 1
 
 
@@ -174,9 +180,11 @@ PROPOSALS = st.sampled_from([Scheduled, Pending, Running, Completed, Failed, Cra
 )
 async def test_random_proposal_sequences_keep_the_invariants(ctx: ServerContext, steps) -> None:  # type: ignore[no-untyped-def]
     """Each proposal goes through one of three "processes": two with a run cache of their own
-    (each goes stale whenever another writes) and one without."""
+    (each goes stale whenever another writes; one of them batches its writes, as the tracker
+    does) and one without."""
     run = await new_run(ctx, retries=1)
     caches = [RunCache(), RunCache()]
+    batches = [WriteBatch(), None]
     last_version = 1
     claims = 0
     ended_as: StateType | None = None
@@ -188,6 +196,7 @@ async def test_random_proposal_sequences_keep_the_invariants(ctx: ServerContext,
             state,
             claim=Claim(worker_id=f"w{worker}") if claim else None,
             cache=None if process is None else caches[process],
+            batch=None if process is None else batches[process],
         )
         assert result.state_version >= last_version, "versions only increase"
         if result.state_version > last_version:

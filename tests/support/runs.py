@@ -12,6 +12,7 @@ from baton_server.db.flow_runs import create_flow_run
 from baton_server.db.run_cache import RunCache
 from baton_server.db.types import Connection
 from baton_server.tracker.transitions import propose_flow_run_state
+from baton_server.tracker.write_batch import WriteBatch
 
 
 async def new_run(
@@ -41,14 +42,15 @@ async def propose(
     transition_id: uuid.UUID | None = None,
     conn: Connection | None = None,
     cache: RunCache | None = None,
+    batch: WriteBatch | None = None,
 ) -> TransitionResult:
     proposal = ProposeState(
         flow_run_id=run_id, state=state, claim=claim, transition_id=transition_id or uuid.uuid4()
     )
     if conn is not None:
-        outcome = await propose_flow_run_state(conn, proposal, cache=cache)
+        outcome = await propose_flow_run_state(conn, proposal, cache=cache, batch=batch)
     else:
         async with ctx.pool.acquire() as acquired:
-            outcome = await propose_flow_run_state(acquired, proposal, cache=cache)
+            outcome = await propose_flow_run_state(acquired, proposal, cache=cache, batch=batch)
     ctx.outbox.sent_after_commit(outcome.outbox)
     return outcome.result

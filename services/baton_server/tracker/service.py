@@ -27,6 +27,7 @@ from ..db.run_cache import RunCache
 from .ingest import cancelling_runs, extend_leases, store_logs, store_task_run_states
 from .reaper import Reaper
 from .transitions import RunNotFound, propose_flow_run_state
+from .write_batch import WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,17 @@ class TrackerConsumer(Consumer):
     queue_name = TRACKER_QUEUE
 
     def __init__(
-        self, ctx: ServerContext, *, prefetch: int | None = None, cache: RunCache | None = None
+        self,
+        ctx: ServerContext,
+        *,
+        prefetch: int | None = None,
+        cache: RunCache | None = None,
+        batch: WriteBatch | None = None,
     ) -> None:
         super().__init__(ctx.link, ctx.publisher, prefetch=prefetch or ctx.settings.tracker_prefetch)
         self._ctx = ctx
         self._cache = cache
+        self._batch = batch
 
     async def handle(self, message: Delivery) -> None:
         try:
@@ -81,6 +88,7 @@ class TrackerConsumer(Consumer):
                     default_lease_seconds=self._ctx.settings.default_lease_seconds,
                     slot_wait_seconds=self._ctx.settings.concurrency_slot_wait_seconds,
                     cache=self._cache,
+                    batch=self._batch,
                 )
         except RunNotFound as exc:
             return RpcReply(ok=False, error=str(exc), status=404), []
@@ -116,9 +124,11 @@ class TrackerService:
         self._ctx = ctx
         # the runs this process wrote last: their next transition skips reading them back
         cache = RunCache()
+        # concurrent transitions of different runs share a statement (group commit)
+        batch = WriteBatch()
         self._consumers = [
-            TrackerConsumer(ctx, cache=cache),
-            TrackerRpcConsumer(ctx, prefetch=ctx.settings.tracker_rpc_prefetch, cache=cache),
+            TrackerConsumer(ctx, cache=cache, batch=batch),
+            TrackerRpcConsumer(ctx, prefetch=ctx.settings.tracker_rpc_prefetch, cache=cache, batch=batch),
         ]
         self._reaper = Reaper(ctx.pool, ctx.outbox, interval=ctx.settings.reaper_interval_seconds)
 

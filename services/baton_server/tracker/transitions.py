@@ -40,6 +40,7 @@ from ..db.rows import FLOW_RUN_COLUMNS
 from ..db.run_cache import RunCache
 from ..db.types import Connection
 from .rules import Decision, Limit, Proposal, RunSnapshot, decide
+from .write_batch import WRITE, WriteBatch
 
 # States in which a run has an owner, a lease and therefore the reaper's attention.
 OWNED_TYPES = frozenset({StateType.PENDING, StateType.RUNNING, StateType.CANCELLING})
@@ -64,29 +65,6 @@ _READ = f"""
 
 _REPLAY = """SELECT jsonb_build_object('verdict', verdict, 'version', version, 'state', state)
              FROM states WHERE transition_id = $1"""
-
-# The run, its history and the state-change message, in one round trip.
-_WRITE = """
-    WITH run AS (
-        UPDATE flow_runs SET
-            state = $2, state_type = $3, state_name = $4, state_version = $5,
-            next_scheduled_time = $6,
-            run_count = run_count + $7,
-            start_time = CASE WHEN $7 = 1 THEN COALESCE(start_time, $8) ELSE start_time END,
-            end_time = $9,
-            worker_id = $10, claim_id = $11, lease_expires_at = $12, lease_seconds = $20,
-            updated = now()
-        WHERE id = $1 AND state_version = $5 - 1
-        RETURNING id
-    ), history AS (
-        INSERT INTO states (id, flow_run_id, transition_id, verdict, version, type, name,
-            timestamp, state)
-        SELECT $13, id, $14, $15, $5, $3, $4, $8, $2 FROM run
-    )
-    INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key)
-    SELECT $16, $17, $13, $18, $19, id FROM run
-    -- the run's older changes still waiting to go out (the statement's snapshot has not ours)
-    RETURNING id, ARRAY(SELECT o.id FROM outbox o WHERE o.ordering_key = $1) AS after"""
 
 
 def _replayed(value: dict[str, Any] | None) -> TransitionResult | None:
@@ -122,8 +100,10 @@ async def _write(
     verdict: Verdict,
     claim: Claim | None,
     default_lease: float,
+    batch: WriteBatch | None = None,
 ) -> _Written | None:
-    """Write `state` as version `version`; None if the run moved on since it was read."""
+    """Write `state` as version `version`; None if the run moved on since it was read. With
+    `batch`, the write may share its statement with other runs' writes."""
     now = utcnow()
     worker_id, claim_id, lease = row["worker_id"], row["claim_id"], None
     lease_seconds = row["lease_seconds"]
@@ -137,8 +117,7 @@ async def _write(
         worker_id = claim_id = lease_seconds = None
     message = state_change_message(flow_run_change(row, state, version=version, previous=previous))
     state_json = state.model_dump(mode="json")
-    written = await conn.fetchrow(
-        _WRITE,
+    args = (
         row["id"],
         state_json,
         state.type.value,
@@ -160,6 +139,7 @@ async def _write(
         message.mandatory,
         lease_seconds,
     )
+    written = await (batch.write(conn, row["id"], args) if batch else conn.fetchrow(WRITE, *args))
     if written is None:
         return None
     changes = {
@@ -184,6 +164,7 @@ async def propose_flow_run_state(
     slot_wait_seconds: float = 1.0,
     now: datetime | None = None,
     cache: RunCache | None = None,
+    batch: WriteBatch | None = None,
 ) -> Outcome:
     """Decide on a proposal and persist its effects. Raises RunNotFound.
 
@@ -193,7 +174,7 @@ async def propose_flow_run_state(
     (the loser is answered from the history).
     """
     try:
-        return await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache)
+        return await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch)
     except asyncpg.UniqueViolationError:
         # an identical proposal committed first: answer as it was answered
         replayed = _replayed(await conn.fetchval(_REPLAY, proposal.transition_id))
@@ -213,10 +194,11 @@ async def _propose(
     now: datetime | None,
     slot_wait_seconds: float,
     cache: RunCache | None,
+    batch: WriteBatch | None,
 ) -> Outcome:
     while True:
         try:
-            return await _attempt(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache)
+            return await _attempt(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch)
         except _Moved:
             if cache is not None:
                 cache.forget(proposal.flow_run_id)
@@ -301,11 +283,12 @@ async def _attempt(
     now: datetime | None,
     slot_wait_seconds: float,
     cache: RunCache | None,
+    batch: WriteBatch | None,
 ) -> Outcome:
     if cache is not None and (cached := cache.get(proposal.flow_run_id)) is not None:
         if not _is_claim(cached, proposal):  # a claim counts limits: always the full path
             outcome = await _write_from_cache(
-                conn, cached, proposal, default_lease_seconds, now, slot_wait_seconds, cache
+                conn, cached, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch
             )
             if outcome is not None:
                 return outcome
@@ -368,9 +351,12 @@ async def _write_from_cache(
     now: datetime | None,
     slot_wait_seconds: float,
     cache: RunCache,
+    batch: WriteBatch | None,
 ) -> Outcome | None:
     """Decide against the row as this process last wrote it and write, if that decision is a
-    single write and the run is still at that version. None: take the full path."""
+    single write and the run is still at that version. None: take the full path.
+
+    This write, outside any transaction, is the one that may share a statement (`batch`)."""
     current, decision = _decide(cached, proposal, (), now, slot_wait_seconds)
     if decision.write is None or decision.follow_up is not None:
         return None  # answers without a write come from a fresh read (and its replay check)
@@ -384,6 +370,7 @@ async def _write_from_cache(
         verdict=decision.verdict,
         claim=proposal.claim,
         default_lease=default_lease_seconds,
+        batch=batch,
     )
     if written is None:
         cache.forget(proposal.flow_run_id)  # changed elsewhere
