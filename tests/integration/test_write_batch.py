@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
 
 from baton_schemas.states import Completed, Pending, Running, TransitionResult, Verdict
 from baton_server.context import ServerContext
@@ -25,8 +27,8 @@ async def _cached_runs(ctx: ServerContext, cache: RunCache, n: int) -> list[uuid
 async def _while_first_write_is_held(
     ctx: ServerContext,
     batch: WriteBatch,
-    first: Callable[[], Awaitable[TransitionResult]],
-    others: list[Callable[[], Awaitable[TransitionResult]]],
+    first: Callable[[], Coroutine[Any, Any, TransitionResult]],
+    others: list[Callable[[], Coroutine[Any, Any, TransitionResult]]],
     held_run: uuid.UUID,
     *,
     queued: int | None = None,
@@ -54,7 +56,7 @@ async def test_writes_that_arrive_together_share_one_statement(ctx: ServerContex
         ctx,
         batch,
         lambda: propose(ctx, held, Running(), cache=cache, batch=batch),
-        [lambda run_id=run_id: propose(ctx, run_id, Running(), cache=cache, batch=batch) for run_id in runs],
+        [partial(propose, ctx, run_id, Running(), cache=cache, batch=batch) for run_id in runs],
         held,
     )
     results = [await leader, *await asyncio.gather(*followers)]
@@ -120,10 +122,7 @@ async def test_a_repeated_transition_id_fails_only_its_own_write(ctx: ServerCont
         [
             # a client bug: another run's transition id. The history's unique id rejects it.
             lambda: propose(ctx, reuser, Running(), transition_id=used, cache=cache, batch=batch),
-            *[
-                lambda run_id=run_id: propose(ctx, run_id, Running(), cache=cache, batch=batch)
-                for run_id in others
-            ],
+            *[partial(propose, ctx, run_id, Running(), cache=cache, batch=batch) for run_id in others],
         ],
         held,
     )
