@@ -155,6 +155,57 @@ async def test_a_change_waits_for_an_older_one_another_process_has_yet_to_send( 
     await eventually(rows_gone, what="the run's outbox rows deleted")
 
 
+async def test_fast_flow_run_change_equals_the_model(ctx: ServerContext, conn) -> None:  # type: ignore[no-untyped-def]
+    """The tracker serialises flow-run state changes by hand; they must be StateChange exactly,
+    whether the run's row was read back (asyncpg's UUID type) or written by this process."""
+    from baton_schemas.envelopes import RunKind
+    from baton_server.broker.messages import flow_run_change_message, serialise_state, state_change_message
+    from baton_server.db.rows import FLOW_RUN_COLUMNS
+
+    run = await new_run(ctx, flow="Fast Flow \u00e9")
+    read = await conn.fetchrow(
+        f"SELECT {FLOW_RUN_COLUMNS} FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id WHERE fr.id = $1",
+        run.id,
+    )
+    written = {
+        **dict(read),
+        "id": uuid.UUID(str(read["id"])),
+        "flow_id": uuid.UUID(str(read["flow_id"])),
+        "deployment_id": uuid.uuid4(),
+        "name": 'quoted "name"',
+        "tags": ["a", "b"],
+    }
+    cases = [
+        (read, Running(), Pending(), 3),
+        (written, Completed(), None, 7),
+        (read, Failed("boom"), None, 2),
+    ]
+    for row, state, previous, version in cases:
+        fast = flow_run_change_message(row, state, serialise_state(state), version=version, previous=previous)
+        model = state_change_message(
+            StateChange(
+                id=state.id,
+                run_kind=RunKind.FLOW_RUN,
+                run_id=row["id"],
+                run_name=row["name"],
+                flow_run_id=row["id"],
+                flow_id=row["flow_id"],
+                flow_name=row["flow_name"],
+                flow_slug=row["flow_slug"],
+                deployment_id=row["deployment_id"],
+                state=state,
+                previous_type=previous.type if previous else None,
+                previous_name=previous.name if previous else None,
+                state_version=version,
+                tags=list(row["tags"]),
+                occurred=state.timestamp,
+            )
+        )
+        assert fast.body == model.body  # byte for byte: key order, timestamps, spacing
+        assert fast == model  # exchange, routing key, message id, mandatory, ordering key
+        assert StateChange.model_validate_json(fast.body).state == state
+
+
 async def test_fast_task_run_change_equals_the_model(ctx: ServerContext, conn) -> None:  # type: ignore[no-untyped-def]
     """Ingest serialises task-run state changes by hand; they must be StateChange exactly."""
     from baton_schemas.envelopes import RunKind, TaskRunStateReport

@@ -9,10 +9,14 @@ import orjson
 
 from baton_schemas import SCHEMA_VERSION
 from baton_schemas.envelopes import RunKind, StateChange, TaskRunStateReport
-from baton_schemas.states import StateType
+from baton_schemas.states import State, StateType
 
 from .outbox import OutboxMessage
 from .topology import STATES
+
+# A state as JSON, exactly as pydantic writes it (and StateChange embeds it), straight from the
+# model's compiled serializer: its history row, its run's row and its message share the bytes.
+serialise_state = State.__pydantic_serializer__.to_json
 
 
 def state_routing_key(change: StateChange) -> str:
@@ -28,6 +32,47 @@ def state_change_message(change: StateChange) -> OutboxMessage:
         mandatory=False,  # nobody need be listening for a state change
         # a flow run's changes go out in order, whichever tracker process wrote them
         ordering_key=change.run_id if change.run_kind is RunKind.FLOW_RUN else None,
+    )
+
+
+def flow_run_change_message(
+    run: Mapping[str, Any], state: State, state_json: bytes, *, version: int, previous: State | None
+) -> OutboxMessage:
+    """The StateChange of a flow-run transition, serialised without building the model: the
+    tracker makes one per transition. `run` is the run's row (with its flow's name and slug),
+    `state_json` the state as stored in its history row; a test holds the bytes to exactly what
+    StateChange produces."""
+    deployment_id = run["deployment_id"]
+    body = orjson.dumps(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "id": state.id,
+            "run_kind": RunKind.FLOW_RUN.value,
+            "run_id": run["id"],
+            "run_name": run["name"],
+            "flow_run_id": run["id"],
+            "flow_id": run["flow_id"],
+            "flow_name": run["flow_name"],
+            "flow_slug": run["flow_slug"],
+            "deployment_id": deployment_id,
+            "state": orjson.Fragment(state_json),
+            "previous_type": None if previous is None else previous.type.value,
+            "previous_name": None if previous is None else previous.name,
+            "state_version": version,
+            "tags": list(run["tags"]),
+            "occurred": state.timestamp,
+        },
+        option=orjson.OPT_UTC_Z,  # datetimes exactly as pydantic's
+        # asyncpg's UUID type is a uuid.UUID subclass, which orjson leaves to `default`
+        default=str,
+    )
+    return OutboxMessage(
+        STATES,
+        f"{RunKind.FLOW_RUN.value}.{state.type.routing_word}.{run['flow_slug']}",
+        state.id,
+        body,
+        False,  # nobody need be listening for a state change
+        run["id"],  # a flow run's changes go out in order, whichever tracker process wrote them
     )
 
 
@@ -90,6 +135,8 @@ __all__ = [
     "RunKind",
     "StateChange",
     "TaskRunChanges",
+    "flow_run_change_message",
+    "serialise_state",
     "state_change_message",
     "state_routing_key",
 ]

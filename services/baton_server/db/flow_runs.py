@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -193,28 +192,6 @@ async def insert_state(
         state.name,
         state.timestamp,
         state.model_dump(mode="json"),
-    )
-
-
-def flow_run_change(
-    row: Mapping[str, Any], state: State, *, version: int, previous: State | None
-) -> StateChange:
-    return StateChange(
-        id=state.id,
-        run_kind=RunKind.FLOW_RUN,
-        run_id=row["id"],
-        run_name=row["name"],
-        flow_run_id=row["id"],
-        flow_id=row["flow_id"],
-        flow_name=row["flow_name"],
-        flow_slug=row["flow_slug"],
-        deployment_id=row["deployment_id"],
-        state=state,
-        previous_type=previous.type if previous else None,
-        previous_name=previous.name if previous else None,
-        state_version=version,
-        tags=list(row["tags"]),
-        occurred=state.timestamp,
     )
 
 

@@ -17,9 +17,9 @@ import orjson
 from baton_schemas.envelopes import Heartbeat, TaskRunStateReport
 from baton_schemas.logs import LogRecord
 from baton_schemas.runs import TaskRunInfo
-from baton_schemas.states import TERMINAL_TYPES, State, StateType
+from baton_schemas.states import TERMINAL_TYPES, StateType
 
-from ..broker.messages import TaskRunChanges
+from ..broker.messages import TaskRunChanges, serialise_state
 from ..broker.outbox import OutboxRow
 from ..broker.topology import STATES
 from ..db.types import Connection
@@ -116,8 +116,6 @@ _STORE = """
     ORDER BY r.ord
     RETURNING id, message_id"""
 
-_serialise_state = State.__pydantic_serializer__.to_json
-
 
 async def store_task_run_states(conn: Connection, reports: list[TaskRunStateReport]) -> list[OutboxRow]:
     """Store a batch in one transaction; returns the outbox rows of the states that are new."""
@@ -138,7 +136,7 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
         if not kept:
             return []
         # each state serialised once: its history row, its task run's row and its message
-        states_json = [_serialise_state(r.state) for r in kept]
+        states_json = [serialise_state(r.state) for r in kept]
         messages = [
             changes[r.task_run.flow_run_id.int].message(r, j) for r, j in zip(kept, states_json, strict=True)
         ]

@@ -28,14 +28,14 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+import orjson
 
 from baton_schemas import utcnow
 from baton_schemas.envelopes import Claim, ProposeState
 from baton_schemas.states import State, StateType, TransitionResult, Verdict
 
-from ..broker.messages import state_change_message
+from ..broker.messages import flow_run_change_message, serialise_state
 from ..broker.outbox import OutboxRow
-from ..db.flow_runs import flow_run_change
 from ..db.rows import FLOW_RUN_COLUMNS
 from ..db.run_cache import RunCache
 from ..db.types import Connection
@@ -115,11 +115,12 @@ async def _write(
             worker_id, claim_id = claim.worker_id, transition_id
     else:
         worker_id = claim_id = lease_seconds = None
-    message = state_change_message(flow_run_change(row, state, version=version, previous=previous))
-    state_json = state.model_dump(mode="json")
+    # the state serialised once: the run's row, its history row and its message
+    state_json = serialise_state(state)
+    message = flow_run_change_message(row, state, state_json, version=version, previous=previous)
     args = (
         row["id"],
-        state_json,
+        orjson.Fragment(state_json),  # the jsonb codec writes it as it is
         state.type.value,
         state.name,
         version,
@@ -143,7 +144,7 @@ async def _write(
     if written is None:
         return None
     changes = {
-        "state": state_json,
+        "state": orjson.loads(state_json),  # as a read of the row would give it
         "state_type": state.type.value,
         "state_name": state.name,
         "state_version": version,
