@@ -30,11 +30,9 @@ async def _while_first_write_is_held(
     first: Callable[[], Coroutine[Any, Any, TransitionResult]],
     others: list[Callable[[], Coroutine[Any, Any, TransitionResult]]],
     held_run: uuid.UUID,
-    *,
-    queued: int | None = None,
 ) -> tuple[asyncio.Task[TransitionResult], list[asyncio.Task[TransitionResult]]]:
     """Start `first`, whose statement waits on a row lock, then `others`, which queue behind
-    it; release the lock once `queued` of them wait. Returns the running tasks."""
+    it; release the lock once all of them wait. Returns the running tasks."""
     async with ctx.pool.acquire() as blocker:
         lock = blocker.transaction()
         await lock.start()
@@ -43,7 +41,7 @@ async def _while_first_write_is_held(
         while batch.statements == 0:
             await asyncio.sleep(0.005)
         followers = [asyncio.create_task(other()) for other in others]
-        while batch.queued < (len(others) if queued is None else queued):
+        while batch.queued < len(others):
             await asyncio.sleep(0.005)
         await lock.rollback()
     return leader, followers
@@ -65,7 +63,7 @@ async def test_writes_that_arrive_together_share_one_statement(ctx: ServerContex
     async with ctx.pool.acquire() as conn:
         rows = await conn.fetch(
             """SELECT fr.id, fr.state_type, fr.state_version, fr.run_count, fr.start_time,
-                      s.version AS history_version, s.type AS history_type
+                      s.id AS history_id, s.version AS history_version, s.type AS history_type
                FROM flow_runs fr JOIN states s ON s.flow_run_id = fr.id AND s.version = 3
                WHERE fr.id = ANY($1::uuid[])""",
             [held, *runs],
@@ -75,9 +73,10 @@ async def test_writes_that_arrive_together_share_one_statement(ctx: ServerContex
         assert (row["state_type"], row["state_version"], row["run_count"]) == ("RUNNING", 3, 1)
         assert row["start_time"] is not None
         assert (row["history_version"], row["history_type"]) == (3, "RUNNING")
-    # each run's change went to the outbox and out, in the run's order
-    for result in results:
-        assert result.state is not None
+    # each answer names the state stored for its own run, not a neighbour's in the statement
+    stored = {row["id"]: row["history_id"] for row in rows}
+    for run_id, result in zip([held, *runs], results, strict=True):
+        assert result.state is not None and result.state.id == stored[run_id]
 
 
 async def test_a_run_changed_elsewhere_fails_alone_and_is_decided_afresh(ctx: ServerContext) -> None:
