@@ -103,14 +103,17 @@ async def ingest(
         channel = await subscriber.channel(prefetch=1000)
         queue, _, _ = await channel.declare_queue("", exclusive=True)
         await channel.bind_queue(queue, "baton.states", "task-run.#")
-        delivered = 0
+        # delivery is at least once: count each state's first copy, and the copies beyond it
+        seen: set[str | None] = set()
+        copies = 0
         all_delivered = asyncio.Event()
 
         def count(message: Delivery) -> None:
-            nonlocal delivered
-            delivered += 1
+            nonlocal copies
+            copies += 1
+            seen.add(message.message_id)
             message.ack()
-            if delivered >= len(reports):
+            if len(seen) >= len(reports):
                 all_delivered.set()
 
         await channel.consume(queue, count)
@@ -127,6 +130,8 @@ async def ingest(
         await all_delivered.wait()
         after = meter.sample()
         print(f"  {CpuMeter.per_op(before, after, len(reports))} (stored, published and delivered)")
+        if copies > len(seen):
+            print(f"  {copies - len(seen)} states delivered more than once")
         return stored, len(reports) / (after.wall - before.wall)
     finally:
         await conn.close()
