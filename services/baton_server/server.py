@@ -13,6 +13,7 @@ import uvicorn
 from .api.app import create_app
 from .context import ServerContext
 from .gc_tuning import tune_for_server
+from .memory import MemoryReleaser
 from .scheduler.service import SchedulerService
 from .settings import ServerSettings
 from .tracker.service import TrackerService
@@ -84,17 +85,20 @@ async def serve(settings: ServerSettings, names: tuple[str, ...] = SERVICES) -> 
     ctx = await ServerContext.open(settings, name=f"baton-server[{','.join(names)}]")
     services = build_services(ctx, names)
     started: list[Service] = []
+    releaser = MemoryReleaser()
     try:
         for service in services:
             await service.start()
             started.append(service)
         tune_for_server()
+        releaser.start()
         log.info("baton server running: %s", ", ".join(s.name for s in started))
         if "api" in names:
             log.info("API on http://%s:%d/api", settings.api_host, settings.api_port)
         await stop.wait()
         log.info("stopping")
     finally:
+        await releaser.stop()
         for service in reversed(started):
             await service.stop()
         await ctx.close()
