@@ -25,7 +25,7 @@ def test_trims_only_well_above_the_floor_and_only_after_new_allocations() -> Non
 # arenas), every 64th kept, so the heap cannot shrink from its top by itself.
 _BURST = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio
     from baton_server.memory import MemoryReleaser, rss_bytes
 
     async def main():
