@@ -7,7 +7,6 @@ The tracker must consume again by itself, and every committed state change must 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import uuid
 
 import aio_pika
@@ -21,14 +20,11 @@ from baton_server.context import ServerContext
 from baton_server.tracker.service import TrackerService
 
 from ..support.backends import Backends
+from ..support.private import PrivateRabbitMQ
 from ..support.runs import new_run, propose
 from ..support.waiting import eventually
 
 pytestmark = pytest.mark.chaos
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
 async def _broker_up(url: str) -> bool:
@@ -41,10 +37,12 @@ async def _broker_up(url: str) -> bool:
 
 
 async def test_outbox_drains_and_tracker_resumes_after_broker_restart(
-    ctx: ServerContext, tracker: TrackerService, backends: Backends
+    chaos_ctx: ServerContext,
+    chaos_tracker: TrackerService,
+    chaos_backends: Backends,
+    private_mq: PrivateRabbitMQ,
 ) -> None:
-    if backends.rabbitmqctl is None:
-        pytest.fail("this test restarts the machine's RabbitMQ and needs rabbitmqctl")
+    ctx, backends = chaos_ctx, chaos_backends
     flow = f"chaos-{uuid.uuid4().hex[:6]}"
     # a subscriber's durable queue: it survives the restart and holds what was routed to it
     queue_name = f"subscriber-{flow}"
@@ -70,12 +68,12 @@ async def test_outbox_drains_and_tracker_resumes_after_broker_restart(
 
     worker = asyncio.create_task(keep_transitioning())
     await eventually(lambda: _made_some(made, 5), what="transitions before the restart")
-    await asyncio.to_thread(_rabbitmqctl, "stop_app")
+    await asyncio.to_thread(private_mq.stop_app)
     try:
         await asyncio.sleep(2.0)  # transitions keep committing while the broker is away
         assert len(made) > 5
     finally:
-        await asyncio.to_thread(_rabbitmqctl, "start_app")
+        await asyncio.to_thread(private_mq.start_app)
     await eventually(lambda: _broker_up(backends.broker_url), timeout=60, what="RabbitMQ back")
     target = len(made) + 5
     await eventually(lambda: _made_some(made, target), timeout=30, what="transitions after")
@@ -135,17 +133,18 @@ async def _made_some(made: list[uuid.UUID], n: int) -> bool:
 
 
 async def test_sdk_tracker_client_works_again_after_broker_restart(
-    ctx: ServerContext, tracker: TrackerService, backends: Backends
+    chaos_tracker: TrackerService, chaos_backends: Backends, private_mq: PrivateRabbitMQ
 ) -> None:
     """A worker's or engine's AmqpTracker keeps its RPC working across a RabbitMQ restart."""
     from baton._transport.amqp import AmqpTracker
     from baton_schemas.envelopes import ProposeState
     from baton_schemas.runs import FlowRunCreate
 
+    backends = chaos_backends
     async with await AmqpTracker.connect(backends.broker_url, rpc_timeout=5) as client:
         run = await client.create_flow_run(FlowRunCreate(flow_name=f"rpc-restart-{uuid.uuid4().hex[:6]}"))
-        await asyncio.to_thread(_rabbitmqctl, "stop_app")
-        await asyncio.to_thread(_rabbitmqctl, "start_app")
+        await asyncio.to_thread(private_mq.stop_app)
+        await asyncio.to_thread(private_mq.start_app)
         await eventually(lambda: _broker_up(backends.broker_url), timeout=60, what="RabbitMQ back")
 
         async def proposes() -> bool:

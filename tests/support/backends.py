@@ -23,7 +23,8 @@ class Backends:
     database_url: str
     broker_url: str
     vhost: str
-    # set when the machine's own RabbitMQ is used: the chaos tests restart it with rabbitmqctl
+    # set when the machine's own RabbitMQ is used: tests that cut one of their own connections
+    # use it (tests that stop or pause a backend use private instances: `support.private`)
     rabbitmqctl: str | None
 
 
