@@ -14,7 +14,8 @@ from baton_schemas.runs import TaskRun
 from ...db.flow_runs import decode_cursor, encode_cursor
 from ...db.rows import task_run_from_row
 from ...tracker.ingest import store_task_run_states
-from ..deps import CanRead, CanWrite, Conn, Ctx, body_schema, raw_json_body
+from ..audit import not_audited
+from ..deps import CanRead, Conn, Ctx, IsWorker, body_schema, raw_json_body
 from .flow_runs import StateEntry
 
 router = APIRouter(prefix="/task_runs", tags=["task runs"])
@@ -26,8 +27,9 @@ class TaskRunPage(BatonModel):
 
 
 @router.post("/states", status_code=status.HTTP_202_ACCEPTED, openapi_extra=body_schema(TaskRunStates))
+@not_audited
 async def report_states(
-    conn: Conn, ctx: Ctx, _: CanWrite, body: Annotated[TaskRunStates, raw_json_body(TaskRunStates)]
+    conn: Conn, ctx: Ctx, _: IsWorker, body: Annotated[TaskRunStates, raw_json_body(TaskRunStates)]
 ) -> dict[str, int]:
     rows = await store_task_run_states(conn, body.reports)
     ctx.outbox.sent_after_commit(rows)
