@@ -204,8 +204,12 @@ def api_key_ls(
         finally:
             await conn.close()
 
+    from ._api import console as output
+
     rows = asyncio.run(run())
-    table = Table("id", "name", "prefix", "scopes", "created", "revoked", box=None)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "Name", "Prefix", "Scopes", "Created", "Revoked"):
+        table.add_column(column, no_wrap=column != "Name")
     for row in rows:
         table.add_row(
             str(row["id"]),
@@ -217,7 +221,7 @@ def api_key_ls(
             if row["revoked_at"]
             else ("yes" if row["revoked"] else ""),
         )
-    Console().print(table)
+    output().print(table)
 
 
 @api_key_app.command("revoke")
