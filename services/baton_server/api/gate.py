@@ -28,10 +28,11 @@ KEY_STATE = "api_key"  # request.state.api_key: the verified ApiKey
 
 
 async def send_json(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    raw = [(b"content-type", b"application/json")]
+    body = orjson.dumps({"detail": detail})
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": orjson.dumps({"detail": detail})})
+    await send({"type": "http.response.body", "body": body})
 
 
 def bearer_secret(scope: Scope) -> str | None:

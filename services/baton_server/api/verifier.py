@@ -7,11 +7,12 @@ requests (with keys valid or not) can queue on the database for their key checks
 - a key not in it may have been created since the index was read: the request waits for a read
   that started after it arrived. Reads are shared (one at a time, all waiters served by it) and
   spaced (`min_gap`), so a flood of unknown keys costs a few queries a second, whatever its size;
-- a digest prefix that failed a check recently is refused without waiting for another read
-  (failed checks are rate-limited by digest prefix, not by client address: behind a proxy or on
-  one machine every client has the same one). A failure is final: a secret cannot be sent
-  before its key exists, and the read that failed it started after the request arrived. The
-  failures live in a table of their own, bounded, so they can never push a verified key out;
+- a digest prefix that failed a check recently is refused without waiting for another read. A
+  failure is final: a secret cannot be sent before its key exists, and the read that failed it
+  started after the request arrived. Failures live in a table of their own, bounded, so they can
+  never push a verified key out;
+- failed checks are rate-limited by digest prefix (`throttle`): past a budget their answers
+  wait, so a flood of wrong keys is slowed down instead of taking the CPU valid keys need;
 - the index is re-read every `refresh_seconds`: a revoked key stops working within that. An
   index that could not be re-read for `2 x refresh_seconds` is not trusted: checks fail with
   `KeysUnavailable` (503) until the database answers again.
@@ -33,6 +34,7 @@ from typing import Any
 import asyncpg
 
 from .auth import ApiKey, digest, key_from_row
+from .throttle import FailureThrottle
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class KeyVerifier:
         refresh_seconds: float = 5.0,
         acquire_timeout: float = 5.0,
         min_gap: float = 0.2,
+        throttle: FailureThrottle | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
@@ -89,6 +92,7 @@ class KeyVerifier:
         self._reading: asyncio.Task[None] | None = None
         self._reading_started = 0.0
         self._failures = FailedChecks(window=refresh_seconds)
+        self._throttle = throttle or FailureThrottle()
         self._loop: asyncio.Task[None] | None = None
         self.reads = 0  # queries made, for tests and figures
 
@@ -134,13 +138,16 @@ class KeyVerifier:
         if key is not None:
             return key
         prefix = hashed[:PREFIX_LENGTH]
-        if self._failures.recent(prefix, arrived):
-            return None
-        await self._fresh_since(arrived)  # created since the last read?
-        key = self._keys.get(hashed)
-        if key is None:
+        if not self._failures.recent(prefix, arrived):
+            await self._fresh_since(arrived)  # created since the last read?
+            key = self._keys.get(hashed)
+            if key is not None:
+                return key
             self._failures.record(prefix, self._clock())
-        return key
+        wait = self._throttle.delay(hashed, self._clock())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return None
 
     def forget(self, key_id: uuid.UUID) -> None:
         """A key revoked by this process stops working here at once."""
