@@ -93,6 +93,7 @@ class KeyVerifier:
         self._reading_started = 0.0
         self._failures = FailedChecks(window=refresh_seconds)
         self._throttle = throttle or FailureThrottle()
+        self._forgotten: dict[uuid.UUID, float] = {}  # revoked here, when
         self._loop: asyncio.Task[None] | None = None
         self.reads = 0  # queries made, for tests and figures
 
@@ -133,7 +134,6 @@ class KeyVerifier:
         arrived = self._clock()
         if not self._trusted(arrived):
             await self._fresh_since(arrived)
-            return self._keys.get(hashed)
         key = self._keys.get(hashed)
         if key is not None:
             return key
@@ -150,7 +150,9 @@ class KeyVerifier:
         return None
 
     def forget(self, key_id: uuid.UUID) -> None:
-        """A key revoked by this process stops working here at once."""
+        """A key revoked by this process stops working here at once (and a read that began
+        before the revocation cannot bring it back)."""
+        self._forgotten[key_id] = self._clock()
         self._keys = {h: k for h, k in self._keys.items() if k.id != key_id}
 
     def _trusted(self, now: float) -> bool:
@@ -181,5 +183,9 @@ class KeyVerifier:
                 )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise KeysUnavailable("the API keys could not be read from the database") from exc
-        self._keys = {row["key_hash"]: key_from_row(row) for row in rows}
+        # revoked here after this read began: it may still have seen them usable
+        self._forgotten = {i: at for i, at in self._forgotten.items() if at >= started}
+        self._keys = {
+            row["key_hash"]: key for row in rows if (key := key_from_row(row)).id not in self._forgotten
+        }
         self._read_started = started
