@@ -19,10 +19,10 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from baton_schemas.envelopes import DeadLetterHeaders
+from baton_schemas.topology import DEAD_QUEUE
 
 from ._transport._connect import connect_robust
 
-DEAD_QUEUE = "baton.dead"
 REPLAYED_HEADER = "x-baton-replayed"
 _PARKING_HEADERS = {
     DeadLetterHeaders.REASON,

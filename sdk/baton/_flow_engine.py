@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from baton_schemas.envelopes import ProposeState
+from baton_schemas.names import run_name
 from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
 from baton_schemas.states import (
     AwaitingRetry,
@@ -44,7 +45,6 @@ from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import Abort, CancelledRun, FailedRun
 from ._futures import BatonFuture
 from ._logging import flow_run_logger, format_state, patch_print, run_extra
-from ._names import run_name
 from ._results import persist, resolve_serializer
 from ._task_engine import adopt_returned_state, format_exception
 

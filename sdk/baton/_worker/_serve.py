@@ -94,11 +94,11 @@ def serve(flow: Flow[..., Any], name: str, *, work_pool_name: str | None = None,
 
 
 def _ensure_pool(pool: str) -> None:
+    from baton_schemas.job_templates import default_process_template
     from baton_schemas.pools import WorkPoolCreate
 
     from .._deployments import connect
     from .._transport import RequestRejected
-    from ._templates import default_process_template
 
     with connect() as client:
         try:
