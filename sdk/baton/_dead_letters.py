@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import aio_pika
+import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from baton_schemas.envelopes import DeadLetterHeaders
@@ -57,8 +58,6 @@ class DeadLetter:
     @property
     def kind(self) -> str:
         """The envelope's `kind`, when the body is one of Baton's JSON messages."""
-        import orjson
-
         with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
             return str(orjson.loads(self.body).get("kind") or "")
         return ""

@@ -49,6 +49,8 @@ from baton_schemas.envelopes import (
     ProposeState,
     WorkerInfo,
 )
+from baton_schemas.job_templates import default_process_template
+from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
 from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, TransitionResult, Verdict
 from baton_schemas.topology import (
     CONTROL,
@@ -62,10 +64,10 @@ from .._settings import ClientSettings
 from .._transport import RequestRejected, TransportUnavailable
 from .._transport._connect import connect_robust
 from .._transport.amqp import AmqpTracker
-from ._child import EXIT_ABORTED, EXIT_REPORTED
+from .._transport.http import BatonClient
 from ._forkserver import FORKSERVER_FD_ENV
 from ._intake import Intake, QueueSpec, SlotBook
-from ._job import RunJob
+from ._job import EXIT_ABORTED, EXIT_REPORTED, RunJob
 from ._output import LogShipper, console_streams, pump
 from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
 from ._relay import serve_relay
@@ -273,11 +275,6 @@ class Worker:
         if not self.client.api_url:  # broker only: the named queues, in the order given
             names = wanted or ["default"]
             return [QueueSpec(i + 1, pool_queue_name(pool, name)) for i, name in enumerate(names)]
-        from baton_schemas.job_templates import default_process_template
-        from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
-
-        from .._transport.http import BatonClient
-
         async with BatonClient(self.client.api_url, self.client.api_key) as api:
             try:
                 record = await api.read_work_pool(pool)
