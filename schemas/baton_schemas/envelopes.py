@@ -59,6 +59,9 @@ class SetState(StateProposal):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)  # what a client sends
 
+    # Both conversions copy every field of StateProposal, so neither road can drop one; the
+    # values were validated already (by the sender's model, or as the request's body).
+
     @classmethod
     def of(cls, proposal: StateProposal) -> SetState:
         return cls.model_construct(**{name: getattr(proposal, name) for name in StateProposal.model_fields})
