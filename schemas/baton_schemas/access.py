@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ._base import BatonModel, ClientModel
 from .limits import Name
+from .pages import Page
 
 SCOPES = ("read", "events", "run", "worker", "deploy", "admin")
 
@@ -48,6 +49,5 @@ class AuditEntry(BatonModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
-class AuditPage(BatonModel):
-    items: list[AuditEntry]
-    next_cursor: str | None = None
+class AuditPage(Page[AuditEntry]):
+    """`GET /api/audit`, newest first."""

@@ -23,7 +23,7 @@ import pytest
 
 from baton._transport.amqp import AmqpTracker
 from baton_schemas.runs import FlowRunCreate
-from baton_server.broker.topology import pool_queue_name
+from baton_schemas.topology import pool_queue_name
 
 from ..support.backends import Backends, separate_backends
 from ..support.processes import BATON, baton_env, server_process

@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractQueue
 from baton_schemas import utcnow
 from baton_schemas.envelopes import Claim, ControlMessage, FlowRunDispatch, Heartbeat, WorkerInfo
 from baton_schemas.states import Cancelled, Completed, Pending, Running, Verdict
-from baton_server.broker.topology import CONTROL, DEAD_QUEUE, pool_queue_name
+from baton_schemas.topology import CONTROL, DEAD_QUEUE, pool_queue_name
 from baton_server.context import ServerContext
 from baton_server.scheduler.service import SchedulerService
 from baton_server.tracker.service import TrackerService

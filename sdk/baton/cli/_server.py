@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from .._event_loop import loop_factory
+from . import _api
 
 app = typer.Typer(no_args_is_help=True, help="Run and manage the Baton server.")
 db_app = typer.Typer(no_args_is_help=True, help="The server's database.")
@@ -190,7 +193,6 @@ def api_key_ls(
 ) -> None:
     """List API keys (never their secrets): id, name, prefix, scopes."""
     import asyncpg
-    from rich.table import Table
 
     from baton_server.api.auth import list_api_keys
     from baton_server.settings import ServerSettings
@@ -203,8 +205,6 @@ def api_key_ls(
             return await list_api_keys(conn, include_revoked=all_keys)
         finally:
             await conn.close()
-
-    from ._api import console as output
 
     rows = asyncio.run(run())
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -221,7 +221,7 @@ def api_key_ls(
             if row["revoked_at"]
             else ("yes" if row["revoked"] else ""),
         )
-    output().print(table)
+    _api.console().print(table)
 
 
 @api_key_app.command("revoke")
@@ -230,8 +230,6 @@ def api_key_revoke(
 ) -> None:
     """Revoke an API key. Every server stops accepting it within 10 seconds
     (twice BATON_API_KEY_REFRESH_SECONDS)."""
-    import uuid
-
     import asyncpg
 
     from baton_server.api.auth import revoke_api_key

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from baton._worker._templates import default_process_template
+from baton_schemas.job_templates import default_process_template
 from jsonschema import Draft202012Validator
 
 from .types import Connection

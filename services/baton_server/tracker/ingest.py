@@ -18,10 +18,10 @@ from baton_schemas.envelopes import Heartbeat, TaskRunStateReport
 from baton_schemas.logs import LogRecord
 from baton_schemas.runs import TaskRunInfo
 from baton_schemas.states import TERMINAL_TYPES, StateType
+from baton_schemas.topology import STATES
 
 from ..broker.messages import TaskRunChanges, serialise_state
 from ..broker.outbox import OutboxRow
-from ..broker.topology import STATES
 from ..db.types import Connection
 
 log = logging.getLogger(__name__)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from pydantic import Field
 
-from baton_schemas._base import BatonModel, ClientModel
-from baton_schemas.envelopes import Claim, Heartbeat, ProposeState
+from baton_schemas.envelopes import Heartbeat, HeartbeatReply, SetState
 from baton_schemas.limits import Name, Tag
+from baton_schemas.pages import FlowRunPage
 from baton_schemas.runs import FlowRun, FlowRunCreate
-from baton_schemas.states import State, StateType, TransitionResult
+from baton_schemas.states import StateEntry, StateType, TransitionResult
 
 from ...db.flow_runs import IdempotencyConflict, InvalidRun, create_flow_run, get_flow_run, list_flow_runs
 from ...db.job_variables import InvalidJobVariables, check_run_job_variables
@@ -26,18 +25,6 @@ from ..auth import ApiKey, Scope
 from ..deps import CanRead, CanRun, Conn, Ctx, IsWorker, needs, require
 
 router = APIRouter(prefix="/flow_runs", tags=["flow runs"])
-
-
-class SetState(ClientModel):
-    state: State
-    transition_id: UUID = Field(default_factory=uuid4)
-    force: bool = Field(default=False, description="Skip the rules (needs an admin key).")
-    claim: Claim | None = None
-
-
-class FlowRunPage(BatonModel):
-    items: list[FlowRun]
-    next_cursor: str | None = None
 
 
 # who reads a run: readers, and those who start runs (to follow them) or execute them
@@ -105,13 +92,6 @@ async def list_runs(
     return FlowRunPage(items=runs, next_cursor=next_cursor)
 
 
-class HeartbeatReply(BatonModel):
-    extended: int
-    cancelling: list[UUID] = Field(
-        default_factory=list, description="Runs of this heartbeat that are being cancelled: stop them."
-    )
-
-
 @router.post("/heartbeat", status_code=status.HTTP_202_ACCEPTED, response_model=HeartbeatReply)
 @not_audited
 async def heartbeat(body: Heartbeat, conn: Conn, _: IsWorker) -> HeartbeatReply:
@@ -142,13 +122,7 @@ async def set_state(
         require(key, Scope.ADMIN, "force (skipping the rules)")
         request.state.audit = True
         request.state.audit_detail = {"state": body.state.name, "force": True}
-    proposal = ProposeState(
-        flow_run_id=run_id,
-        transition_id=body.transition_id,
-        state=body.state,
-        claim=body.claim,
-        force=body.force,
-    )
+    proposal = body.for_run(run_id)
     try:
         outcome = await propose_flow_run_state(
             conn,
@@ -160,10 +134,6 @@ async def set_state(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     ctx.outbox.sent_after_commit(outcome.outbox)
     return outcome.result
-
-
-class StateEntry(State):
-    version: int
 
 
 @router.get("/{run_id}/states", response_model=list[StateEntry])
