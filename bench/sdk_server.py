@@ -155,7 +155,7 @@ def main() -> None:
 
     with server() as running:
         key = subprocess.run(
-            [BATON, "api-key", "create", "--name", "bench", "--scope", "write"],
+            [BATON, "api-key", "create", "--name", "bench", "--scope", "worker", "--scope", "read"],
             env=running.server.env,
             capture_output=True,
             text=True,

@@ -13,11 +13,18 @@ export BATON_API_URL="${BATON_API_URL:-http://127.0.0.1:${BATON_API_PORT}/api}"
 mkdir -p "$BATON_HOME"
 BIN=.venv/bin
 
-$BIN/baton server db upgrade
+# the database is made here, on purpose: `baton server start` never creates one
+$BIN/baton server db upgrade --create
+# you get an admin key (in profile.env, read by the CLI); the worker a key that may only claim
+# and report runs (worker.env): it cannot change what runs
 if ! grep -qs '^BATON_API_KEY=' "$BATON_HOME/profile.env"; then
   $BIN/baton api-key create --name dev --scope admin --save >/dev/null
 fi
+if ! grep -qs '^BATON_API_KEY=' "$BATON_HOME/worker.env"; then
+  echo "BATON_API_KEY=$($BIN/baton api-key create --name dev-worker --scope worker)" >"$BATON_HOME/worker.env"
+fi
 set -a; source "$BATON_HOME/profile.env"; set +a
+WORKER_KEY="$(sed -n 's/^BATON_API_KEY=//p' "$BATON_HOME/worker.env")"
 
 if [ -f "$BATON_HOME/server.pid" ] && kill -0 "$(cat "$BATON_HOME/server.pid")" 2>/dev/null; then
   echo "server already running (pid $(cat "$BATON_HOME/server.pid"))"
@@ -41,7 +48,7 @@ if [ -f "$BATON_HOME/worker.pid" ] && kill -0 "$(cat "$BATON_HOME/worker.pid")" 
   echo "worker already running (pid $(cat "$BATON_HOME/worker.pid"))"
 else
   # the worker takes runs from RabbitMQ: it needs the broker (default: the local one)
-  BATON_BROKER_URL="${BATON_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/}" \
+  BATON_BROKER_URL="${BATON_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/}" BATON_API_KEY="$WORKER_KEY" \
     nohup $BIN/baton worker start --pool local --name dev-worker >"$BATON_HOME/worker.log" 2>&1 &
   echo $! >"$BATON_HOME/worker.pid"
   echo "worker running (pid $(cat "$BATON_HOME/worker.pid")), log in $BATON_HOME/worker.log"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from baton_server.api.app import create_app
-from baton_server.api.auth import Scope, create_api_key
+from baton_server.api.auth import LEGACY_WRITE, Scope, create_api_key
 from baton_server.context import ServerContext
 from baton_server.db.types import Connection
 from baton_server.scheduler.service import SchedulerService
@@ -65,13 +65,16 @@ async def tracker(ctx: ServerContext) -> AsyncIterator[TrackerService]:
 
 @pytest.fixture(scope="session")
 async def api_keys(ctx: ServerContext) -> dict[str, str]:
-    """One key per scope: {"read": secret, "write": secret, "admin": secret}."""
+    """One key per scope, by its name ("read", "events", "run", "worker", "deploy", "admin"),
+    and "write": a key with what the old write scope could do (read, events, run, worker,
+    deploy), as keys of that scope were migrated."""
     keys = {}
     async with ctx.pool.acquire() as connection:
         for scope in Scope:
-            _, keys[scope.name.lower()] = await create_api_key(
-                connection, name=f"tests-{scope.name}", scope=scope
+            _, keys[scope.value] = await create_api_key(
+                connection, name=f"tests-{scope.value}", scopes={scope}
             )
+        _, keys["write"] = await create_api_key(connection, name="tests-write", scopes=LEGACY_WRITE)
     return keys
 
 

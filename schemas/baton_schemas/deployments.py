@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import Field
 
 from ._base import BatonModel, ClientModel
+from .limits import Description, IdempotencyKey, JsonObject, Label, Name, RunName, Tags, Text
 from .runs import RetryPolicy
 from .schedules import DeploymentSchedule
 from .triggers import EventTrigger
@@ -17,24 +18,24 @@ from .triggers import EventTrigger
 
 class GitClone(ClientModel):
     kind: Literal["git_clone"] = "git_clone"
-    repository: str
-    ref: str | None = None
-    directory: str | None = None
+    repository: Label
+    ref: Label | None = None
+    directory: Label | None = None
 
 
 class SetWorkingDirectory(ClientModel):
     kind: Literal["set_working_directory"] = "set_working_directory"
-    directory: str
+    directory: Label
 
 
 class PipInstallRequirements(ClientModel):
     kind: Literal["pip_install_requirements"] = "pip_install_requirements"
-    requirements_file: str = "requirements.txt"
+    requirements_file: Label = "requirements.txt"
 
 
 class RunShellScript(ClientModel):
     kind: Literal["run_shell_script"] = "run_shell_script"
-    script: str
+    script: Text
 
 
 PullStep = Annotated[
@@ -54,18 +55,20 @@ class ConcurrencyOptions(ClientModel):
 
 
 class DeploymentCreate(ClientModel):
-    name: str = Field(min_length=1, max_length=200)
-    flow_name: str = Field(min_length=1)
-    entrypoint: str = Field(description="path/file.py:function")
-    description: str | None = None
-    version: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    parameter_schema: dict[str, Any] = Field(default_factory=dict)
+    name: Name
+    flow_name: Name
+    entrypoint: Label = Field(description="path/file.py:function")
+    description: Description | None = None
+    version: Label | None = None
+    tags: Tags = Field(default_factory=list)
+    parameters: JsonObject = Field(default_factory=dict)
+    parameter_schema: JsonObject = Field(default_factory=dict)
     enforce_parameter_schema: bool = True
-    work_pool_name: str
-    work_queue_name: str = "default"
-    job_variables: dict[str, Any] = Field(default_factory=dict)
+    work_pool_name: Name
+    work_queue_name: Name = "default"
+    job_variables: JsonObject = Field(
+        default_factory=dict, description="Only variables of the work pool's job template schema."
+    )
     pull_steps: list[PullStep] = Field(default_factory=list)
     concurrency: ConcurrencyOptions | None = None
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
@@ -102,11 +105,19 @@ class Deployment(BatonModel):
 class DeploymentRunCreate(ClientModel):
     """A run of a deployment: parameters merged over the deployment's, validated against its schema."""
 
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    job_variables: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
-    name: str | None = None
-    idempotency_key: str | None = Field(default=None, max_length=500)
+    parameters: JsonObject = Field(default_factory=dict)
+    job_variables: JsonObject = Field(
+        default_factory=dict,
+        description="Only variables of the work pool's job template schema; needs a deploy key "
+        "(they decide what a worker executes).",
+    )
+    tags: Tags = Field(default_factory=list)
+    name: RunName | None = None
+    idempotency_key: IdempotencyKey | None = Field(
+        default=None,
+        description="Makes creation idempotent. A key belongs to the run it created: the same key "
+        "on another deployment is refused with 409.",
+    )
     scheduled_time: datetime | None = Field(default=None, description="Now if unset.")
     parent_flow_run_id: UUID | None = Field(
         default=None, description="Set when a flow starts this run (run_deployment inside a flow)."

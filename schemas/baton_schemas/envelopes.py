@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 from pydantic import ConfigDict, Field
 
 from ._base import BatonModel, Envelope, utcnow
+from .limits import Label, Name
 from .logs import LogRecord
 from .runs import FlowRun, FlowRunCreate, TaskRunInfo
 from .states import State, StateType, TransitionResult
@@ -23,7 +24,7 @@ from .states import State, StateType, TransitionResult
 class Claim(Envelope):
     """Who takes a run on Scheduled -> Pending, and for how long before heartbeats must renew."""
 
-    worker_id: str
+    worker_id: Label
     lease_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
@@ -109,8 +110,8 @@ class Logs(Envelope):
 class WorkerInfo(Envelope):
     """Who a worker is: sent with its heartbeats, shown by `baton worker ls`."""
 
-    name: str
-    pool_name: str
+    name: Name
+    pool_name: Name
     slots: int | None = None
     running: int = 0
 
@@ -124,7 +125,7 @@ class Heartbeat(Envelope):
 
     kind: Literal["heartbeat"] = "heartbeat"
     flow_run_ids: list[UUID] = Field(default_factory=list)
-    worker_id: str | None = None
+    worker_id: Label | None = None
     worker: WorkerInfo | None = None
     interval_seconds: float = Field(default=10.0, gt=0, description="When to expect the next one.")
     lease_seconds: float = Field(default=30.0, gt=0, le=3600)

@@ -8,12 +8,13 @@ from uuid import UUID
 from pydantic import Field
 
 from ._base import BatonModel, ClientModel
+from .limits import Description, Name, Tags
 
 
 class FlowCreate(ClientModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = None
-    tags: list[str] = Field(default_factory=list)
+    name: Name
+    description: Description | None = None
+    tags: Tags = Field(default_factory=list)
 
 
 class Flow(BatonModel):

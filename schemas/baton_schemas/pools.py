@@ -9,22 +9,23 @@ from uuid import UUID
 from pydantic import Field
 
 from ._base import BatonModel, ClientModel
+from .limits import Description, JsonObject, Label
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
 class WorkPoolCreate(ClientModel):
     name: str = Field(pattern=NAME_PATTERN)
-    type: str = "process"
-    description: str | None = None
-    base_job_template: dict[str, Any] = Field(default_factory=dict)
+    type: Label = "process"
+    description: Description | None = None
+    base_job_template: JsonObject = Field(default_factory=dict)
     concurrency_limit: int | None = Field(default=None, ge=0)
     paused: bool = False
 
 
 class WorkPoolUpdate(ClientModel):
-    description: str | None = None
-    base_job_template: dict[str, Any] | None = None
+    description: Description | None = None
+    base_job_template: JsonObject | None = None
     concurrency_limit: int | None = Field(default=None, ge=0)
     paused: bool | None = None
 

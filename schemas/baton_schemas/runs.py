@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import Field
 
 from ._base import BatonModel, ClientModel
+from .limits import IdempotencyKey, JsonObject, Label, Name, RunName, Tags
 from .states import State
 
 
@@ -23,19 +24,23 @@ class RetryPolicy(BatonModel):
 class FlowRunCreate(ClientModel):
     id: UUID | None = Field(default=None, description="Client-chosen id; makes creation idempotent.")
     flow_id: UUID | None = None
-    flow_name: str | None = Field(default=None, description="Registers the flow if flow_id is unset.")
-    name: str | None = None
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list)
+    flow_name: Name | None = Field(default=None, description="Registers the flow if flow_id is unset.")
+    name: RunName | None = None
+    parameters: JsonObject = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=list)
     deployment_id: UUID | None = None
     parent_task_run_id: UUID | None = None
     parent_flow_run_id: UUID | None = None
-    idempotency_key: str | None = Field(default=None, max_length=500)
+    idempotency_key: IdempotencyKey | None = Field(
+        default=None,
+        description="Makes creation idempotent. A key belongs to the run it created: the same key "
+        "for another deployment (or, ad hoc, another flow) is refused with 409.",
+    )
     state: State | None = Field(default=None, description="Initial state; Scheduled now if unset.")
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
-    work_pool_name: str | None = None
-    work_queue_name: str | None = None
-    job_variables: dict[str, Any] = Field(default_factory=dict)
+    work_pool_name: Name | None = None
+    work_queue_name: Name | None = None
+    job_variables: JsonObject = Field(default_factory=dict)
 
 
 class FlowRun(BatonModel):
@@ -84,12 +89,12 @@ class TaskRunInfo(BatonModel):
 
     id: UUID
     flow_run_id: UUID
-    name: str
-    task_key: str
-    dynamic_key: str = "0"
-    tags: list[str] = Field(default_factory=list)
+    name: RunName
+    task_key: Label
+    dynamic_key: Label = "0"
+    tags: Tags = Field(default_factory=list)
     task_inputs: dict[str, list[TaskInput]] = Field(default_factory=dict)
-    cache_key: str | None = None
+    cache_key: Label | None = None
 
 
 class TaskRun(TaskRunInfo):

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from pydantic import Field, PrivateAttr
 
 from ._base import BatonModel, utcnow
+from .limits import Message
 
 
 class StateType(StrEnum):
@@ -59,7 +60,7 @@ class State(BatonModel):
     type: StateType
     name: str = ""
     timestamp: datetime = Field(default_factory=utcnow)
-    message: str | None = None
+    message: Message | None = None
     scheduled_time: datetime | None = None
     data: dict[str, Any] | None = None
 

@@ -1,4 +1,9 @@
-"""What one server process shares between its services: the pool, the broker, the outbox."""
+"""What one server process shares between its services: the pools, the broker, the outbox.
+
+Two PostgreSQL pools: `pool` for the services (tracker, scheduler, outbox) and `api_pool` for
+the API's requests, so that no amount of API load can take the connections the tracker and the
+scheduler need.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,16 @@ from baton._amqp import Link
 from .broker.connection import Broker
 from .broker.outbox import Outbox
 from .broker.publisher import Publisher
-from .db.migrate import ensure_database, upgrade_database
-from .db.pool import create_pool
+from .db.migrate import upgrade_database
+from .db.pool import close_pool, create_pool
 from .settings import ServerSettings
 
 
 @dataclass
 class ServerContext:
     settings: ServerSettings
-    pool: asyncpg.Pool[Any]
+    pool: asyncpg.Pool[Any]  # the services': tracker, scheduler, outbox
+    api_pool: asyncpg.Pool[Any]  # the API's requests and key checks
     broker: Broker  # aio-pika: topology, pool queues, health
     link: Link  # Baton's lean client: the tracker's consumers and the outbox
     publisher: Publisher
@@ -28,12 +34,18 @@ class ServerContext:
 
     @classmethod
     async def open(cls, settings: ServerSettings, *, name: str, migrate: bool = True) -> ServerContext:
-        if migrate:
-            await ensure_database(settings.database_url)
+        if migrate:  # the database must exist: `baton server db upgrade --create` makes one
             await upgrade_database(settings.database_url)
         pool = await create_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
+        try:
+            api_pool = await create_pool(
+                settings.database_url, min_size=settings.api_db_pool_min, max_size=settings.api_db_pool_max
+            )
+        except BaseException:
+            await pool.close()
+            raise
         broker = Broker(settings.broker_url, name=name)
         link = Link(settings.broker_url, name=name)
         try:
@@ -41,6 +53,7 @@ class ServerContext:
             await link.connect()
         except BaseException:
             await broker.close()
+            await api_pool.close()
             await pool.close()
             raise
         publisher = Publisher(link, timeout=settings.publish_timeout_seconds)
@@ -51,10 +64,12 @@ class ServerContext:
             sweep_age=settings.outbox_sweep_age_seconds,
         )
         outbox.start()
-        return cls(settings, pool, broker, link, publisher, outbox)
+        return cls(settings, pool, api_pool, broker, link, publisher, outbox)
 
     async def close(self) -> None:
         await self.outbox.stop(grace=self.settings.shutdown_grace_seconds)
         await self.link.close()
         await self.broker.close()
-        await self.pool.close()
+        # bounded: a connection still held (a request cut off at shutdown) must not hang the exit
+        await close_pool(self.api_pool, timeout=self.settings.shutdown_grace_seconds)
+        await close_pool(self.pool, timeout=self.settings.shutdown_grace_seconds)

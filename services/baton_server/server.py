@@ -42,10 +42,14 @@ class ApiService:
             log_level=settings.log_level.lower(),
             access_log=False,
             lifespan="on",
+            # requests still running (log streams, calls stuck behind an overloaded database)
+            # get this long to finish at shutdown, then are cancelled
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
         self._server = uvicorn.Server(config)
         self._server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
         self._task: asyncio.Task[None] | None = None
+        self._grace = settings.shutdown_grace_seconds
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._server.serve(), name="api")
@@ -57,9 +61,16 @@ class ApiService:
 
     async def stop(self) -> None:
         self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
+        if self._task is None:
+            return
+        # uvicorn cancels what outlives its graceful timeout; this bounds the rest (lifespan)
+        done, _ = await asyncio.wait({self._task}, timeout=2 * self._grace + 5)
+        if not done:
+            log.warning("the API did not stop within %.0f s: stopping it now", 2 * self._grace + 5)
+            self._server.force_exit = True
+            self._task.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await self._task
 
 
 def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:

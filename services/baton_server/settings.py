@@ -20,10 +20,26 @@ class ServerSettings(BaseSettings):
     auth_required: bool = Field(
         default=True, description="Refuse requests without an API key (401) or with too weak a one."
     )
+    api_docs_public: bool = Field(
+        default=True,
+        description="Serve /api/docs and /api/openapi.json without a key; false: any valid key.",
+    )
+    api_key_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the API re-reads the usable keys. A revoked key stops working within "
+        "twice this (10 s): a server that could not re-read them for that long refuses keys (503).",
+    )
 
-    # storage
+    # storage: the services (tracker, scheduler, outbox) and the API have pools of their own, so
+    # API load cannot starve the services
     db_pool_min: int = 2
     db_pool_max: int = 20
+    api_db_pool_min: int = 1
+    api_db_pool_max: int = 10
+    db_acquire_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="An API request waits this long for a connection, then gets 503."
+    )
 
     # tracker
     # batches (task-run states, logs) are large: few at a time bounds memory

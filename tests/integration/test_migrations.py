@@ -7,7 +7,12 @@ import uuid
 
 import asyncpg
 
-from baton_server.db.migrate import available_migrations, ensure_database, upgrade_database
+from baton_server.db.migrate import (
+    available_migrations,
+    create_database,
+    upgrade,
+    upgrade_database,
+)
 
 from ..support.backends import Backends
 
@@ -16,7 +21,7 @@ async def test_migrations_apply_from_empty_then_are_a_no_op(backends: Backends) 
     base = backends.database_url.rsplit("/", 1)[0]
     name = f"baton_migrate_{uuid.uuid4().hex[:8]}"
     dsn = f"{base}/{name}"
-    await ensure_database(dsn)
+    assert await create_database(dsn)
     try:
         # three racing upgraders: the advisory lock lets one apply, the others find nothing to do
         results = await asyncio.gather(*(upgrade_database(dsn) for _ in range(3)))
@@ -35,6 +40,64 @@ async def test_migrations_apply_from_empty_then_are_a_no_op(backends: Backends) 
             await conn.close()
         assert versions == [m.version for m in available_migrations()]
         assert {"flows", "flow_runs", "task_runs", "states", "logs", "outbox", "api_keys"} <= tables
+    finally:
+        admin = await asyncpg.connect(f"{base}/postgres")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _applied_up_to(dsn: str, version: int) -> None:
+    """The database as a Baton of migration `version` left it."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            """CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        for migration in available_migrations():
+            if migration.version <= version:
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+    finally:
+        await conn.close()
+
+
+async def test_keys_of_the_old_ranked_scopes_keep_what_they_could_do(backends: Backends) -> None:
+    """0007: read -> read, admin -> admin, write -> read, events, run, worker, deploy."""
+    base = backends.database_url.rsplit("/", 1)[0]
+    name = f"baton_migrate_{uuid.uuid4().hex[:8]}"
+    dsn = f"{base}/{name}"
+    assert await create_database(dsn)
+    try:
+        await _applied_up_to(dsn, 6)
+        conn = await asyncpg.connect(dsn)
+        try:
+            for scope in ("read", "write", "admin"):
+                await conn.execute(
+                    "INSERT INTO api_keys (id, name, prefix, key_hash, scopes) VALUES ($1, $2, 'p', $3, $4)",
+                    uuid.uuid4(),
+                    f"old-{scope}",
+                    f"hash-{scope}",
+                    [scope],
+                )
+            applied = await upgrade(conn)
+            assert [m.version for m in applied] == [
+                m.version for m in available_migrations() if m.version > 6
+            ]
+            scopes = {r["name"]: r["scopes"] for r in await conn.fetch("SELECT name, scopes FROM api_keys")}
+            with_audit = await conn.fetchval("SELECT count(*) FROM audit_log")
+        finally:
+            await conn.close()
+        assert scopes == {
+            "old-read": ["read"],
+            "old-write": ["read", "events", "run", "worker", "deploy"],
+            "old-admin": ["admin"],
+        }
+        assert with_audit == 0
     finally:
         admin = await asyncpg.connect(f"{base}/postgres")
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -99,3 +99,28 @@ def test_backends() -> Iterator[Backends]:
     else:
         with local_backends(run_id) as backends:
             yield backends
+
+
+@contextlib.contextmanager
+def separate_backends(backends: Backends, label: str) -> Iterator[Backends]:
+    """A database and a vhost of their own beside `backends` (same servers), for a test whose
+    Baton must be the only one on them: its tracker and scheduler, not the test process's, must
+    be the ones that answer."""
+    import asyncio
+
+    if backends.rabbitmqctl is None:
+        raise RuntimeError("a separate vhost needs the machine's rabbitmqctl")
+    run_id = f"{label}_{uuid.uuid4().hex[:8]}"
+    server, _, _ = backends.database_url.rpartition("/")
+    amqp, _, _ = backends.broker_url.rpartition("/")
+    database, vhost = f"baton_test_{run_id}", f"baton-test-{run_id}"
+    asyncio.run(_create_database(f"{server}/postgres", database))
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield Backends(f"{server}/{database}", f"{amqp}/{vhost}", vhost, backends.rabbitmqctl)
+    finally:
+        with contextlib.suppress(Exception):
+            _rabbitmqctl("delete_vhost", vhost)
+        with contextlib.suppress(Exception):
+            asyncio.run(_drop_database(f"{server}/postgres", database))

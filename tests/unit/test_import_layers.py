@@ -102,6 +102,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
         "baton._settings",
         "baton_schemas.export",
         "baton_server.api.auth",
+        "baton_server.db.audit",
         "baton_server.db.migrate",
         "baton_server.server",
         "baton_server.settings",

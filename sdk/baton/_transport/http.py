@@ -22,6 +22,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
+from baton_schemas.access import AuditPage
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import (
     Claim,
@@ -208,6 +209,11 @@ class BatonClient:
         params = {"limit": limit, "cursor": cursor, "state": state, "flow_name": flow_name, "tag": tag}
         return await self._page("/flow_runs", FlowRunPage, params)
 
+    async def read_audit(self, **filters: Any) -> AuditPage:
+        """The audit log, newest first (an admin key): key_id, key_name, since, until, cursor,
+        limit."""
+        return await self._page("/audit", AuditPage, filters)
+
     async def read_flow_run(self, flow_run_id: UUID) -> FlowRun:
         response = await self._request("GET", f"/flow_runs/{flow_run_id}")
         return FlowRun.model_validate_json(response.content)
@@ -367,6 +373,9 @@ class SyncBatonClient:
 
     def read_flow_runs(self, **filters: Any) -> FlowRunPage:
         return self._run(self._client.read_flow_runs(**filters))  # type: ignore[no-any-return]
+
+    def read_audit(self, **filters: Any) -> AuditPage:
+        return self._run(self._client.read_audit(**filters))  # type: ignore[no-any-return]
 
     def read_flow_run(self, flow_run_id: UUID) -> FlowRun:
         return self._run(self._client.read_flow_run(flow_run_id))  # type: ignore[no-any-return]

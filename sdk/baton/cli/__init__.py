@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import _dead_letters, _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
+from . import _audit, _dead_letters, _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -22,6 +22,7 @@ app.add_typer(_workers.app, name="worker", help="Workers: start one, list them."
 app.add_typer(
     _dead_letters.app, name="dead-letters", help="Messages parked in baton.dead: list, replay, drop."
 )
+app.add_typer(_audit.app, name="audit", help="The audit log: every change and the key that made it.")
 _deploy.register(app)
 
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from .._event_loop import loop_factory
+from . import _api
 
 app = typer.Typer(no_args_is_help=True, help="Run and manage the Baton server.")
 db_app = typer.Typer(no_args_is_help=True, help="The server's database.")
@@ -37,7 +40,12 @@ def start(
     host: Annotated[str | None, typer.Option(help="API bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="API port.")] = None,
 ) -> None:
-    """Start the server: every service in one process unless --service picks some."""
+    """Start the server: every service in one process unless --service picks some.
+
+    The database (BATON_DATABASE_URL) must exist; pending migrations are applied. A new one is
+    made by `baton server db upgrade --create`, never by surprise (a typo in the URL would start
+    a fresh, empty Baton)."""
+    from baton_server.db.migrate import DatabaseMissing
     from baton_server.server import SERVICES, serve
     from baton_server.settings import ServerSettings
 
@@ -54,59 +62,112 @@ def start(
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(serve(settings, names))
-    except OSError as exc:
+    except (OSError, DatabaseMissing) as exc:
         console.print(f"[red]could not start:[/red] {exc}")
         raise typer.Exit(1) from exc
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Create the database if needed and apply pending migrations."""
-    from baton_server.db.migrate import ensure_database, upgrade_database
+def db_upgrade(
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the database first if it does not exist.")
+    ] = False,
+) -> None:
+    """Apply pending migrations to the database of BATON_DATABASE_URL (which must exist, unless
+    --create)."""
+    from baton_server.db.migrate import DatabaseMissing, create_database, upgrade_database
     from baton_server.settings import ServerSettings
 
     settings = ServerSettings()
 
-    async def run() -> list[str]:
-        await ensure_database(settings.database_url)
-        return [f"{m.version:04d}_{m.name}" for m in await upgrade_database(settings.database_url)]
+    async def run() -> tuple[bool, list[str]]:
+        created = await create_database(settings.database_url) if create else False
+        applied = await upgrade_database(settings.database_url)
+        return created, [f"{m.version:04d}_{m.name}" for m in applied]
 
-    applied = asyncio.run(run())
+    try:
+        created, applied = asyncio.run(run())
+    except DatabaseMissing as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if created:
+        console.print("created the database")
     console.print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
 
 
-@api_key_app.command("create")
+_SCOPES_HELP = """What each scope allows (a key holds any set of them):
+
+- **read**: read everything (runs, logs, deployments, pools, workers).
+- **events**: emit events, nothing else (for other systems).
+- **run**: start, cancel and retry runs of existing deployments, backfill; read the deployments
+  and runs it starts.
+- **worker**: claim runs and report their states, task runs, logs and heartbeats; read its work
+  pool and queues, and the runs it executes.
+- **deploy**: create or change deployments, schedules, automations, webhooks, work pools and
+  queues, variables, and job variables of runs: this decides what code workers execute.
+- **admin**: everything, including API keys, dead-letter replay and the audit log.
+
+`write` is the old name of read + events + run + worker + deploy (what a write key could do
+before scopes were split)."""
+
+
+def _audit_cli(conn: Any, command: str, detail: dict[str, Any]) -> Any:
+    from baton_server.db.audit import AuditRecord, insert_audit
+
+    return insert_audit(conn, [AuditRecord(method="CLI", path=command, origin="cli", detail=detail)])
+
+
+@api_key_app.command(
+    "create", help=f"Create an API key and print it (it is shown only once).\n\n{_SCOPES_HELP}"
+)
 def api_key_create(
     name: Annotated[str, typer.Option(help="What the key is for.")],
-    scope: Annotated[str, typer.Option(help="read, write or admin.")] = "write",
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            "--scope",
+            "-s",
+            help="read, events, run, worker, deploy or admin (repeatable: --scope run --scope read).",
+        ),
+    ],
     save: Annotated[
         bool, typer.Option(help="Also write it as BATON_API_KEY into $BATON_HOME/profile.env.")
     ] = False,
 ) -> None:
-    """Create an API key and print it (it is shown only once)."""
     import asyncpg
 
-    from baton_server.api.auth import Scope, create_api_key
-    from baton_server.db.migrate import ensure_database, upgrade_database
+    from baton_server.api.auth import create_api_key, parse_scopes, scope_list
+    from baton_server.db.migrate import DatabaseMissing, upgrade_database
     from baton_server.settings import ServerSettings
 
     try:
-        parsed = Scope.parse(scope)
+        scopes = parse_scopes(scope)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise typer.BadParameter(str(exc), param_hint="--scope") from exc
+    if any(s.strip().lower() == "write" for s in scope):
+        console.print("note: `write` is read, events, run, worker and deploy; prefer naming the scopes")
     settings = ServerSettings()
 
     async def run() -> str:
-        await ensure_database(settings.database_url)
         await upgrade_database(settings.database_url)
         conn = await asyncpg.connect(settings.database_url)
         try:
-            _, secret = await create_api_key(conn, name=name, scope=parsed)
+            async with conn.transaction():
+                key, secret = await create_api_key(conn, name=name, scopes=scopes)
+                await _audit_cli(
+                    conn,
+                    "baton api-key create",
+                    {"key_id": str(key.id), "name": name, "scopes": scope_list(scopes)},
+                )
             return secret
         finally:
             await conn.close()
 
-    secret = asyncio.run(run())
+    try:
+        secret = asyncio.run(run())
+    except DatabaseMissing as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
     if save:
         from baton._settings import baton_home
 
@@ -120,6 +181,81 @@ def api_key_create(
         profile.write_text("\n".join([*kept, f"BATON_API_KEY={secret}"]) + "\n")
         console.print(f"saved to {profile}")
     typer.echo(secret)
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+@api_key_app.command("ls")
+def api_key_ls(
+    all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+) -> None:
+    """List API keys (never their secrets): id, name, prefix, scopes."""
+    import asyncpg
+
+    from baton_server.api.auth import list_api_keys
+    from baton_server.settings import ServerSettings
+
+    settings = ServerSettings()
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await list_api_keys(conn, include_revoked=all_keys)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(run())
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "Name", "Prefix", "Scopes", "Created", "Revoked"):
+        table.add_column(column, no_wrap=column != "Name")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["name"],
+            row["prefix"],
+            " ".join(row["scopes"]),
+            _when(row["created"]),
+            row["revoked_at"].strftime("%Y-%m-%d %H:%M")
+            if row["revoked_at"]
+            else ("yes" if row["revoked"] else ""),
+        )
+    _api.console().print(table)
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `baton api-key ls`).")],
+) -> None:
+    """Revoke an API key. Every server stops accepting it within 10 seconds
+    (twice BATON_API_KEY_REFRESH_SECONDS)."""
+    import asyncpg
+
+    from baton_server.api.auth import revoke_api_key
+    from baton_server.settings import ServerSettings
+
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{key_id!r} is not a key id") from exc
+    settings = ServerSettings()
+
+    async def run() -> bool:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            async with conn.transaction():
+                done = await revoke_api_key(conn, parsed)
+                if done:
+                    await _audit_cli(conn, "baton api-key revoke", {"key_id": str(parsed)})
+                return done
+        finally:
+            await conn.close()
+
+    if not asyncio.run(run()):
+        console.print(f"[red]error:[/red] no usable API key {parsed}")
+        raise typer.Exit(1)
+    console.print(f"revoked {parsed}")
 
 
 @schemas_app.command("export")

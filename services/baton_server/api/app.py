@@ -1,4 +1,9 @@
-"""The FastAPI application. The pool and broker live on `app.state`, made in the lifespan."""
+"""The FastAPI application. The pools and broker live on `app.state`, made in the lifespan.
+
+A request passes, in order: the key gate (its key is checked before anything else: `gate`), the
+audit log (`audit`), the body size limit (`limits`), then the route, whose dependency checks
+the key's scopes (`deps`) and lends it a connection of the API's pool.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,15 @@ from baton_schemas.envelopes import Logs, TaskRunStates
 
 from ..context import ServerContext
 from ..settings import ServerSettings
-from .auth import KeyVerifier
+from . import errors
+from .audit import AuditLog, AuditTrail
 from .deps import raw_body_definitions
+from .gate import KeyGate
 from .limits import BodySizeLimit
+from .openapi import document_scopes
 from .responses import OrjsonResponse
-from .routes import deployments, flow_runs, flows, health, logs, task_runs, work_pools
+from .routes import access, deployments, flow_runs, flows, health, logs, task_runs, work_pools
+from .verifier import KeyVerifier
 
 
 def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> FastAPI:
@@ -27,10 +36,19 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         own = ctx is None
         context = ctx or await ServerContext.open(settings, name="baton-api")
         app.state.ctx = context
-        app.state.keys = KeyVerifier(context.pool)
+        app.state.keys = KeyVerifier(
+            context.api_pool,
+            refresh_seconds=settings.api_key_refresh_seconds,
+            acquire_timeout=settings.db_acquire_timeout_seconds,
+        )
+        app.state.audit = AuditTrail(context.api_pool, acquire_timeout=settings.db_acquire_timeout_seconds)
+        app.state.keys.start()
+        app.state.audit.start()
         try:
             yield
         finally:
+            await app.state.keys.stop()
+            await app.state.audit.stop(grace=settings.shutdown_grace_seconds)
             if own:
                 await context.close()
 
@@ -41,8 +59,14 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         default_response_class=OrjsonResponse,
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
+        redoc_url=None,
     )
+    errors.install(app)
+    # the last added runs first
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(AuditLog)
+    app.add_middleware(KeyGate, auth_required=settings.auth_required, docs_public=settings.api_docs_public)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -50,11 +74,12 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
             schema = generate()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(raw_body_definitions([TaskRunStates, Logs]))
+            document_scopes(app, schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(health.router)
-    for module in (flows, flow_runs, task_runs, logs, work_pools, deployments):
+    for module in (flows, flow_runs, task_runs, logs, work_pools, deployments, access):
         app.include_router(module.router, prefix="/api")
     return app

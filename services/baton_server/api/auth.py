@@ -1,53 +1,102 @@
-"""API keys: random secrets shown once, stored as SHA-256 digests, with ordered scopes.
+"""API keys: random secrets shown once, stored as SHA-256 digests, each with a set of scopes.
 
-Keys carry 192 bits of randomness, so a fast digest is enough (no password stretching needed);
-a short in-process cache keeps the database off the hot path of every request.
+Keys carry 192 bits of randomness, so a fast digest is enough (no password stretching needed).
+What each scope allows (README, `baton api-key create --help`):
+
+- read: read everything (runs, logs, deployments, pools, workers);
+- events: emit events, nothing else;
+- run: start, cancel and retry runs of existing deployments, backfill; read the deployments and
+  runs it starts;
+- worker: claim runs, report their states, task runs, logs and heartbeats; read its work pool and
+  queues, and the runs it executes;
+- deploy: create or change deployments, schedules, automations, webhooks, pools, queues,
+  variables, and job variables on runs: this decides what code workers execute;
+- admin: everything, including API keys, dead-letter replay and the audit log.
+
+Keys made before scopes were split (read < write < admin) were migrated (0007): read -> read,
+admin -> admin, write -> read, events, run, worker, deploy (what a write key could do before).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any
+from enum import StrEnum
 
 import asyncpg
 
 from ..db.types import Connection
 
 KEY_PREFIX = "baton_"
-_CACHE_SECONDS = 10.0
 
 
-class Scope(IntEnum):
-    READ = 1
-    WRITE = 2
-    ADMIN = 3
+class Scope(StrEnum):
+    READ = "read"
+    EVENTS = "events"
+    RUN = "run"
+    WORKER = "worker"
+    DEPLOY = "deploy"
+    ADMIN = "admin"
 
     @classmethod
     def parse(cls, name: str) -> Scope:
         try:
-            return cls[name.upper()]
-        except KeyError:
-            raise ValueError(f"unknown scope {name!r}: use read, write or admin") from None
+            return cls(name.strip().lower())
+        except ValueError:
+            raise ValueError(f"unknown scope {name!r}: use {', '.join(s.value for s in cls)}") from None
 
 
-@dataclass(frozen=True)
+# what a key of the old `write` scope could do, and what `--scope write` still means
+LEGACY_WRITE = frozenset({Scope.READ, Scope.EVENTS, Scope.RUN, Scope.WORKER, Scope.DEPLOY})
+
+
+def parse_scopes(names: Iterable[str]) -> frozenset[Scope]:
+    """Scope names as given on the command line or in a request; `write` is the old name of
+    read + events + run + worker + deploy."""
+    scopes: set[Scope] = set()
+    for name in names:
+        scopes |= LEGACY_WRITE if name.strip().lower() == "write" else {Scope.parse(name)}
+    if not scopes:
+        raise ValueError("give at least one scope")
+    return frozenset(scopes)
+
+
+def scope_list(scopes: Iterable[Scope]) -> list[str]:
+    """In the order of the enum, for display and storage."""
+    chosen = set(scopes)
+    return [s.value for s in Scope if s in chosen]
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     id: uuid.UUID
     name: str
-    scope: Scope
+    scopes: frozenset[Scope]
+
+    def allows(self, *any_of: Scope) -> bool:
+        """Whether this key holds one of `any_of` (an admin key holds them all)."""
+        return Scope.ADMIN in self.scopes or not self.scopes.isdisjoint(any_of)
 
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_api_key(conn: Connection, *, name: str, scope: Scope) -> tuple[ApiKey, str]:
+_NAMES = frozenset(s.value for s in Scope)
+
+
+def key_from_row(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(row["id"], row["name"], frozenset(Scope(s) for s in row["scopes"] if s in _NAMES))
+
+
+async def create_api_key(conn: Connection, *, name: str, scopes: Iterable[Scope]) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never stored or shown again."""
+    chosen = frozenset(scopes)
+    if not chosen:
+        raise ValueError("give at least one scope")
     public = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{public}_{secrets.token_urlsafe(24)}"
     key_id = uuid.uuid4()
@@ -57,27 +106,24 @@ async def create_api_key(conn: Connection, *, name: str, scope: Scope) -> tuple[
         name,
         f"{KEY_PREFIX}{public}",
         digest(secret),
-        [scope.name.lower()],
+        scope_list(chosen),
     )
-    return ApiKey(key_id, name, scope), secret
+    return ApiKey(key_id, name, chosen), secret
 
 
-class KeyVerifier:
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
-        self._pool = pool
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+async def revoke_api_key(conn: Connection, key_id: uuid.UUID) -> bool:
+    """Revoke a key; False if there is no such key (or it was revoked already)."""
+    result = await conn.execute(
+        "UPDATE api_keys SET revoked = true, revoked_at = now() WHERE id = $1 AND NOT revoked", key_id
+    )
+    return not result.endswith(" 0")
 
-    async def verify(self, secret: str) -> ApiKey | None:
-        hashed = digest(secret)
-        now = time.monotonic()
-        cached = self._cache.get(hashed)
-        if cached is not None and now - cached[0] < _CACHE_SECONDS:
-            return cached[1]
-        row = await self._pool.fetchrow(
-            "SELECT id, name, scopes FROM api_keys WHERE key_hash = $1 AND NOT revoked", hashed
+
+async def list_api_keys(conn: Connection, *, include_revoked: bool = False) -> list[asyncpg.Record]:
+    return list(
+        await conn.fetch(
+            """SELECT id, name, prefix, scopes, created, revoked, revoked_at FROM api_keys
+               WHERE $1 OR NOT revoked ORDER BY created""",
+            include_revoked,
         )
-        key = ApiKey(row["id"], row["name"], max(Scope.parse(s) for s in row["scopes"])) if row else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[hashed] = (now, key)
-        return key
+    )

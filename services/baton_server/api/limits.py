@@ -1,13 +1,26 @@
-"""Refuse request bodies over a set size with 413, before reading them into memory."""
+"""Refuse request bodies over a set size with 413, before reading them into memory.
+
+A body announced too large by its Content-Length is refused before a byte is read; a chunked
+one is counted as it arrives and refused as soon as it passes the limit, with the same answer.
+"""
 
 from __future__ import annotations
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
+def too_large_detail(max_bytes: int) -> str:
+    return f"request body is larger than {max_bytes} bytes"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body is read. An HTTPException, so that whoever reads the body (FastAPI's
+    JSON parsing, `raw_json_body`) lets it through to the exception handler: 413, not 400."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, too_large_detail(max_bytes))
 
 
 class BodySizeLimit:
@@ -16,12 +29,16 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps({"detail": f"request body is larger than {self.max_bytes} bytes"})
+        body = orjson.dumps({"detail": too_large_detail(self.max_bytes)})
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -43,7 +60,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -55,5 +72,5 @@ class BodySizeLimit:
         try:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
-            if not started:
+            if not started:  # read outside a route (no handler turned it into the response)
                 await self._refuse(send)

@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 from ..broker.outbox import OutboxRow
 from .flow_runs import create_flow_run
 from .flows import get_or_create_flow
+from .job_variables import check_job_variables, job_variable_errors
 from .pools import NotFound, create_queue, get_pool
 from .types import Connection
 
@@ -84,7 +85,12 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
     if create.parameter_schema:
         _check_schema(create.parameter_schema)
     async with conn.transaction():
-        await get_pool(conn, create.work_pool_name)  # NotFound: "work pool 'x' does not exist"
+        pool = await get_pool(conn, create.work_pool_name)  # NotFound: "work pool 'x' does not exist"
+        errors = job_variable_errors(
+            pool.base_job_template, create.job_variables, pool=pool.name, loc=("body", "job_variables")
+        )
+        if errors:
+            raise InvalidParameters(errors)
         await create_queue(
             conn, create.work_pool_name, WorkQueueCreate(name=create.work_queue_name), exist_ok=True
         )
@@ -203,6 +209,7 @@ async def create_deployment_run(
 
     parameters = {**deployment.parameters, **request.parameters}
     validate_parameters(deployment, parameters)
+    await check_job_variables(conn, deployment.work_pool_name, request.job_variables)
     async with conn.transaction():
         run, rows, created = await create_flow_run(
             conn,

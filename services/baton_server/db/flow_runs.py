@@ -28,6 +28,38 @@ INITIAL_TYPES = frozenset({StateType.SCHEDULED, StateType.PENDING, StateType.RUN
 class InvalidRun(ValueError):
     """A flow run that cannot be created as asked (unknown flow, bad initial state)."""
 
+    status = 422
+
+
+class IdempotencyConflict(InvalidRun):
+    """The id or idempotency key belongs to a run of another target (another deployment, or
+    another flow for an ad-hoc run): it is refused, never answered with that other run."""
+
+    status = 409
+
+
+def _target(deployment_id: uuid.UUID | None, flow_id: uuid.UUID, flow_name: str) -> str:
+    return f"deployment {deployment_id}" if deployment_id else f"flow {flow_name!r} (ad hoc)"
+
+
+def _check_target(existing: FlowRun, create: FlowRunCreate, flow: asyncpg.Record) -> None:
+    """A key (or id) answers with its run only when asked for the same target: the run's
+    deployment, or for an ad-hoc run its flow."""
+    same = (
+        existing.deployment_id == create.deployment_id
+        if create.deployment_id is not None or existing.deployment_id is not None
+        else existing.flow_id == flow["id"]
+    )
+    if same:
+        return
+    what = f"idempotency key {create.idempotency_key!r}" if existing.id != create.id else f"id {create.id}"
+    raise IdempotencyConflict(
+        f"{what} belongs to flow run {existing.id} of "
+        f"{_target(existing.deployment_id, existing.flow_id, existing.flow_name)}, not of "
+        f"{_target(create.deployment_id, flow['id'], flow['name'])}: a key belongs to what it "
+        "created; use another one for this"
+    )
+
 
 async def read_flow_run(conn: Connection, run_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record | None:
     lock_clause = "FOR UPDATE OF fr" if lock else ""
@@ -161,6 +193,7 @@ async def create_flow_run(
         existing = await _existing(conn, create)
         if existing is None:
             raise InvalidRun("a flow run with this id or idempotency key is being created")
+        _check_target(existing, create, flow)
         return existing, [], False
     written = {**row, "flow_name": flow["name"], "flow_slug": flow["slug"], "replay": None}
     if cache is not None:

@@ -6,6 +6,8 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -67,31 +69,67 @@ async def upgrade(conn: Connection) -> list[Migration]:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
 
 
+class DatabaseMissing(RuntimeError):
+    """The database named in the URL does not exist. Baton never creates one by surprise: a typo
+    in the URL would start a fresh, empty Baton."""
+
+    def __init__(self, dsn: str) -> None:
+        self.name = database_name(dsn)
+        super().__init__(
+            f"database {self.name!r} does not exist on {_server_of(dsn)}: check BATON_DATABASE_URL, "
+            "or create it with `baton server db upgrade --create`"
+        )
+
+
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
+def _server_of(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    return (parts.hostname and f"{parts.hostname}:{parts.port or 5432}") or "the server"
+
+
+async def _connect(dsn: str) -> asyncpg.Connection[Any]:
+    try:
+        return await asyncpg.connect(dsn)
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise DatabaseMissing(dsn) from exc
+
+
 async def upgrade_database(dsn: str) -> list[Migration]:
-    conn = await asyncpg.connect(dsn)
+    """Apply pending migrations. Raises DatabaseMissing if the database does not exist."""
+    conn = await _connect(dsn)
     try:
         return await upgrade(conn)
     finally:
         await conn.close()
 
 
-async def ensure_database(dsn: str) -> None:
-    """Create the database named in `dsn` if it does not exist (for a fresh machine)."""
+async def database_exists(dsn: str) -> bool:
     try:
-        conn = await asyncpg.connect(dsn)
-    except asyncpg.InvalidCatalogNameError:
-        pass
-    else:
-        await conn.close()
-        return
-    base, _, name = dsn.rpartition("/")
-    name = name.split("?")[0]
+        conn = await _connect(dsn)
+    except DatabaseMissing:
+        return False
+    await conn.close()
+    return True
+
+
+async def create_database(dsn: str) -> bool:
+    """Create the database named in `dsn` (connecting to the server's `postgres` database).
+    Returns False if it existed already."""
+    if await database_exists(dsn):
+        return False
+    name = database_name(dsn)
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
         raise ValueError(f"refusing to create a database with the name {name!r}")
-    admin = await asyncpg.connect(f"{base}/postgres")
+    admin_dsn = urlunsplit(urlsplit(dsn)._replace(path="/postgres"))
+    admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     except asyncpg.DuplicateDatabaseError:
-        pass
+        return False
     finally:
         await admin.close()
+    log.info("created database %s", name)
+    return True

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import asyncpg
 import orjson
+
+log = logging.getLogger(__name__)
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
@@ -34,3 +38,12 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool[Any], *, timeout: float) -> None:
+    """Close gracefully (wait for connections in use) for at most `timeout`, then terminate."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except TimeoutError:
+        log.warning("database connections still in use after %.0f s: closing them", timeout)
+        pool.terminate()

@@ -99,7 +99,7 @@ class TrackerConsumer(Consumer):
             async with self._ctx.pool.acquire() as conn:
                 run, rows, _ = await create_flow_run(conn, request.run, cache=self._cache)
         except InvalidRun as exc:
-            return RpcReply(ok=False, error=str(exc), status=422), []
+            return RpcReply(ok=False, error=str(exc), status=exc.status), []
         return RpcReply(ok=True, flow_run=run), rows
 
     async def _answer(self, message: Delivery, reply: RpcReply, rows: list[OutboxRow]) -> None:

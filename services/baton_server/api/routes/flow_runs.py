@@ -6,28 +6,54 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from baton_schemas.envelopes import Heartbeat, HeartbeatReply, SetState
+from baton_schemas.limits import Name, Tag
 from baton_schemas.pages import FlowRunPage
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import StateEntry, StateType, TransitionResult
 
-from ...db.flow_runs import InvalidRun, create_flow_run, get_flow_run, list_flow_runs
+from ...db.flow_runs import IdempotencyConflict, InvalidRun, create_flow_run, get_flow_run, list_flow_runs
+from ...db.job_variables import InvalidJobVariables, check_run_job_variables
 from ...db.pools import record_worker
 from ...tracker.cancellation import cancel_flow_run
 from ...tracker.ingest import cancelling_runs, extend_leases
 from ...tracker.transitions import RunNotFound, propose_flow_run_state
-from ..auth import Scope
-from ..deps import CanRead, CanWrite, Conn, Ctx
+from ..audit import not_audited
+from ..auth import ApiKey, Scope
+from ..deps import CanRead, CanRun, Conn, Ctx, IsWorker, needs, require
 
 router = APIRouter(prefix="/flow_runs", tags=["flow runs"])
 
 
+# who reads a run: readers, and those who start runs (to follow them) or execute them
+ReadsRuns = Annotated[ApiKey | None, needs(Scope.READ, Scope.RUN, Scope.WORKER)]
+
+
 @router.post("", response_model=FlowRun, status_code=status.HTTP_201_CREATED)
-async def create(body: FlowRunCreate, conn: Conn, ctx: Ctx, response: Response, _: CanWrite) -> FlowRun:
+async def create(
+    body: FlowRunCreate,
+    conn: Conn,
+    ctx: Ctx,
+    response: Response,
+    key: Annotated[ApiKey | None, needs(Scope.RUN, Scope.WORKER)],
+) -> FlowRun:
+    """A flow run. Ad hoc (a flow that runs where it was started and reports here): a `run` or
+    `worker` key. One that a worker executes (of a deployment, or on a work pool): `run`; with
+    job variables, `deploy`, since they decide what the worker executes."""
+    if body.job_variables:
+        require(key, Scope.DEPLOY, "setting job variables")
+    if body.deployment_id is not None or body.work_pool_name is not None:
+        require(key, Scope.RUN, "a run that a worker executes")
     try:
+        if body.job_variables:
+            await check_run_job_variables(conn, body.work_pool_name, body.job_variables)
         run, rows, created = await create_flow_run(conn, body)
+    except IdempotencyConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except InvalidJobVariables as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors) from exc
     except InvalidRun as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     ctx.outbox.sent_after_commit(rows)
@@ -41,9 +67,9 @@ async def list_runs(
     conn: Conn,
     _: CanRead,
     state: Annotated[list[StateType] | None, Query()] = None,
-    flow_name: str | None = None,
+    flow_name: Annotated[Name | None, Query()] = None,
     deployment_id: UUID | None = None,
-    tag: Annotated[list[str] | None, Query()] = None,
+    tag: Annotated[list[Tag] | None, Query()] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     cursor: str | None = None,
@@ -67,14 +93,15 @@ async def list_runs(
 
 
 @router.post("/heartbeat", status_code=status.HTTP_202_ACCEPTED, response_model=HeartbeatReply)
-async def heartbeat(body: Heartbeat, conn: Conn, _: CanWrite) -> HeartbeatReply:
+@not_audited
+async def heartbeat(body: Heartbeat, conn: Conn, _: IsWorker) -> HeartbeatReply:
     await record_worker(conn, body)
     extended = await extend_leases(conn, body)
     return HeartbeatReply(extended=extended, cancelling=await cancelling_runs(conn, body.flow_run_ids))
 
 
 @router.get("/{run_id}", response_model=FlowRun)
-async def read(run_id: UUID, conn: Conn, _: CanRead) -> FlowRun:
+async def read(run_id: UUID, conn: Conn, _: ReadsRuns) -> FlowRun:
     run = await get_flow_run(conn, run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"flow run {run_id} does not exist")
@@ -82,9 +109,19 @@ async def read(run_id: UUID, conn: Conn, _: CanRead) -> FlowRun:
 
 
 @router.post("/{run_id}/set_state", response_model=TransitionResult)
-async def set_state(run_id: UUID, body: SetState, conn: Conn, ctx: Ctx, key: CanWrite) -> TransitionResult:
-    if body.force and key is not None and key.scope < Scope.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "force needs an admin key")
+@not_audited  # a run's report; its history is the states table. Forced changes are audited.
+async def set_state(
+    run_id: UUID,
+    body: SetState,
+    conn: Conn,
+    ctx: Ctx,
+    request: Request,
+    key: Annotated[ApiKey | None, needs(Scope.WORKER, Scope.RUN)],
+) -> TransitionResult:
+    if body.force:
+        require(key, Scope.ADMIN, "force (skipping the rules)")
+        request.state.audit = True
+        request.state.audit_detail = {"state": body.state.name, "force": True}
     proposal = body.for_run(run_id)
     try:
         outcome = await propose_flow_run_state(
@@ -100,7 +137,7 @@ async def set_state(run_id: UUID, body: SetState, conn: Conn, ctx: Ctx, key: Can
 
 
 @router.get("/{run_id}/states", response_model=list[StateEntry])
-async def history(run_id: UUID, conn: Conn, _: CanRead) -> list[StateEntry]:
+async def history(run_id: UUID, conn: Conn, _: ReadsRuns) -> list[StateEntry]:
     rows = await conn.fetch(
         "SELECT version, state FROM states WHERE flow_run_id = $1 ORDER BY version", run_id
     )
@@ -110,7 +147,7 @@ async def history(run_id: UUID, conn: Conn, _: CanRead) -> list[StateEntry]:
 
 
 @router.post("/{run_id}/cancel", response_model=TransitionResult)
-async def cancel(run_id: UUID, conn: Conn, ctx: Ctx, _: CanWrite) -> TransitionResult:
+async def cancel(run_id: UUID, conn: Conn, ctx: Ctx, _: CanRun) -> TransitionResult:
     """Cancel a run: a waiting one at once; a started one through its worker (Cancelling)."""
     try:
         outcome = await cancel_flow_run(

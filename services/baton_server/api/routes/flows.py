@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException
@@ -9,13 +10,17 @@ from fastapi import APIRouter, HTTPException
 from baton_schemas.flows import Flow, FlowCreate
 
 from ...db.flows import get_or_create_flow, list_flows, read_flow
-from ..deps import CanRead, CanWrite, Conn
+from ..auth import ApiKey, Scope
+from ..deps import CanRead, Conn, needs
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 
 
 @router.post("", response_model=Flow)
-async def register_flow(body: FlowCreate, conn: Conn, _: CanWrite) -> Flow:
+async def register_flow(
+    body: FlowCreate, conn: Conn, _: Annotated[ApiKey | None, needs(Scope.RUN, Scope.WORKER, Scope.DEPLOY)]
+) -> Flow:
+    """Register a flow by name (what runs and deployments of it refer to)."""
     return await get_or_create_flow(conn, body)
 
 

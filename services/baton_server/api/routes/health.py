@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Response, status
 
 from ..deps import Ctx
@@ -19,8 +17,11 @@ async def health() -> dict[str, str]:
 @router.get("/ready")
 async def ready(ctx: Ctx, response: Response) -> dict[str, str]:
     checks: dict[str, str] = {}
+    # on the services' pool: a connection is free there however busy the API is, so this says
+    # whether PostgreSQL answers, not whether the API is loaded
     try:
-        await asyncio.wait_for(ctx.pool.fetchval("SELECT 1"), 2.0)
+        async with ctx.pool.acquire(timeout=2.0) as conn:
+            await conn.fetchval("SELECT 1", timeout=2.0)
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"unavailable: {exc.__class__.__name__}"

@@ -16,7 +16,8 @@ from baton_schemas.states import TERMINAL_TYPES
 
 from ...db.rows import log_from_row
 from ...tracker.ingest import store_logs
-from ..deps import CanRead, CanWrite, Conn, Ctx, body_schema, raw_json_body
+from ..audit import not_audited
+from ..deps import CanRead, Conn, Ctx, DatabaseBusy, IsWorker, body_schema, raw_json_body
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 
@@ -29,7 +30,8 @@ _KEEPALIVE_SECONDS = 15.0
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=body_schema(Logs))
-async def ingest(conn: Conn, _: CanWrite, body: Annotated[Logs, raw_json_body(Logs)]) -> dict[str, int]:
+@not_audited
+async def ingest(conn: Conn, _: IsWorker, body: Annotated[Logs, raw_json_body(Logs)]) -> dict[str, int]:
     return {"stored": await store_logs(conn, body.logs)}
 
 
@@ -77,7 +79,11 @@ async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = N
         ended_at: float | None = None
         quiet_since = loop.time()
         while True:
-            async with ctx.pool.acquire() as conn:
+            try:
+                conn = await ctx.api_pool.acquire(timeout=ctx.settings.db_acquire_timeout_seconds)
+            except TimeoutError as exc:
+                raise DatabaseBusy from exc
+            try:
                 rows = await conn.fetch(
                     "SELECT * FROM logs WHERE flow_run_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
                     flow_run_id,
@@ -86,6 +92,8 @@ async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = N
                 state_type = await conn.fetchval(
                     "SELECT state_type FROM flow_runs WHERE id = $1", flow_run_id
                 )
+            finally:
+                await ctx.api_pool.release(conn)
             for row in rows:
                 seq = row["seq"]
                 yield b"id: %d\ndata: %s\n\n" % (seq, log_from_row(row).to_json())

@@ -15,14 +15,16 @@ from baton_schemas.states import StateEntry
 from ...db.flow_runs import decode_cursor, encode_cursor
 from ...db.rows import task_run_from_row
 from ...tracker.ingest import store_task_run_states
-from ..deps import CanRead, CanWrite, Conn, Ctx, body_schema, raw_json_body
+from ..audit import not_audited
+from ..deps import CanRead, Conn, Ctx, IsWorker, body_schema, raw_json_body
 
 router = APIRouter(prefix="/task_runs", tags=["task runs"])
 
 
 @router.post("/states", status_code=status.HTTP_202_ACCEPTED, openapi_extra=body_schema(TaskRunStates))
+@not_audited
 async def report_states(
-    conn: Conn, ctx: Ctx, _: CanWrite, body: Annotated[TaskRunStates, raw_json_body(TaskRunStates)]
+    conn: Conn, ctx: Ctx, _: IsWorker, body: Annotated[TaskRunStates, raw_json_body(TaskRunStates)]
 ) -> dict[str, int]:
     rows = await store_task_run_states(conn, body.reports)
     ctx.outbox.sent_after_commit(rows)

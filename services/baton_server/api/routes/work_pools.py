@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response, status
+from typing import Annotated
 
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from baton_schemas.limits import Name
 from baton_schemas.pools import (
     Worker,
     WorkPool,
@@ -16,9 +19,15 @@ from baton_schemas.pools import (
 
 from ...broker.topology import declare_pool_queue, delete_pool_queue
 from ...db import pools
-from ..deps import CanRead, CanWrite, Conn, Ctx
+from ..auth import ApiKey, Scope
+from ..deps import CanDeploy, CanRead, Conn, Ctx, needs
 
 router = APIRouter(tags=["work pools"])
+
+# a worker learns its pool's queues; `baton deploy` reads what it changes
+ReadsPools = Annotated[ApiKey | None, needs(Scope.READ, Scope.WORKER, Scope.DEPLOY)]
+PoolName = Annotated[Name, Path()]
+QueueName = Annotated[Name, Path()]
 
 
 def _not_found(exc: pools.NotFound) -> HTTPException:
@@ -26,7 +35,7 @@ def _not_found(exc: pools.NotFound) -> HTTPException:
 
 
 @router.post("/work_pools", response_model=WorkPool, status_code=status.HTTP_201_CREATED)
-async def create_pool(body: WorkPoolCreate, conn: Conn, ctx: Ctx, _: CanWrite) -> WorkPool:
+async def create_pool(body: WorkPoolCreate, conn: Conn, ctx: Ctx, _: CanDeploy) -> WorkPool:
     try:
         pool = await pools.create_pool(conn, body)
     except pools.PoolExists as exc:
@@ -36,12 +45,12 @@ async def create_pool(body: WorkPoolCreate, conn: Conn, ctx: Ctx, _: CanWrite) -
 
 
 @router.get("/work_pools", response_model=list[WorkPool])
-async def list_pools(conn: Conn, _: CanRead) -> list[WorkPool]:
+async def list_pools(conn: Conn, _: ReadsPools) -> list[WorkPool]:
     return await pools.list_pools(conn)
 
 
 @router.get("/work_pools/{pool}", response_model=WorkPool)
-async def read_pool(pool: str, conn: Conn, _: CanRead) -> WorkPool:
+async def read_pool(pool: PoolName, conn: Conn, _: ReadsPools) -> WorkPool:
     try:
         return await pools.get_pool(conn, pool)
     except pools.NotFound as exc:
@@ -49,7 +58,7 @@ async def read_pool(pool: str, conn: Conn, _: CanRead) -> WorkPool:
 
 
 @router.patch("/work_pools/{pool}", response_model=WorkPool)
-async def update_pool(pool: str, body: WorkPoolUpdate, conn: Conn, _: CanWrite) -> WorkPool:
+async def update_pool(pool: PoolName, body: WorkPoolUpdate, conn: Conn, _: CanDeploy) -> WorkPool:
     try:
         return await pools.update_pool(conn, pool, body)
     except pools.NotFound as exc:
@@ -57,7 +66,7 @@ async def update_pool(pool: str, body: WorkPoolUpdate, conn: Conn, _: CanWrite) 
 
 
 @router.delete("/work_pools/{pool}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_pool(pool: str, conn: Conn, ctx: Ctx, _: CanWrite) -> Response:
+async def delete_pool(pool: PoolName, conn: Conn, ctx: Ctx, _: CanDeploy) -> Response:
     try:
         queues = await pools.delete_pool(conn, pool)
     except pools.NotFound as exc:
@@ -68,7 +77,7 @@ async def delete_pool(pool: str, conn: Conn, ctx: Ctx, _: CanWrite) -> Response:
 
 
 @router.get("/work_pools/{pool}/queues", response_model=list[WorkQueue])
-async def list_queues(pool: str, conn: Conn, _: CanRead) -> list[WorkQueue]:
+async def list_queues(pool: PoolName, conn: Conn, _: ReadsPools) -> list[WorkQueue]:
     try:
         return await pools.list_queues(conn, pool)
     except pools.NotFound as exc:
@@ -76,7 +85,9 @@ async def list_queues(pool: str, conn: Conn, _: CanRead) -> list[WorkQueue]:
 
 
 @router.post("/work_pools/{pool}/queues", response_model=WorkQueue, status_code=status.HTTP_201_CREATED)
-async def create_queue(pool: str, body: WorkQueueCreate, conn: Conn, ctx: Ctx, _: CanWrite) -> WorkQueue:
+async def create_queue(
+    pool: PoolName, body: WorkQueueCreate, conn: Conn, ctx: Ctx, _: CanDeploy
+) -> WorkQueue:
     try:
         queue = await pools.create_queue(conn, pool, body)
     except pools.NotFound as exc:
@@ -88,7 +99,9 @@ async def create_queue(pool: str, body: WorkQueueCreate, conn: Conn, ctx: Ctx, _
 
 
 @router.patch("/work_pools/{pool}/queues/{queue}", response_model=WorkQueue)
-async def update_queue(pool: str, queue: str, body: WorkQueueUpdate, conn: Conn, _: CanWrite) -> WorkQueue:
+async def update_queue(
+    pool: PoolName, queue: QueueName, body: WorkQueueUpdate, conn: Conn, _: CanDeploy
+) -> WorkQueue:
     try:
         return await pools.update_queue(conn, pool, queue, body)
     except pools.NotFound as exc:
@@ -96,7 +109,7 @@ async def update_queue(pool: str, queue: str, body: WorkQueueUpdate, conn: Conn,
 
 
 @router.delete("/work_pools/{pool}/queues/{queue}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_queue(pool: str, queue: str, conn: Conn, ctx: Ctx, _: CanWrite) -> Response:
+async def delete_queue(pool: PoolName, queue: QueueName, conn: Conn, ctx: Ctx, _: CanDeploy) -> Response:
     try:
         await pools.delete_queue(conn, pool, queue)
     except pools.NotFound as exc:
@@ -106,7 +119,7 @@ async def delete_queue(pool: str, queue: str, conn: Conn, ctx: Ctx, _: CanWrite)
 
 
 @router.get("/work_pools/{pool}/workers", response_model=list[Worker])
-async def pool_workers(pool: str, conn: Conn, _: CanRead) -> list[Worker]:
+async def pool_workers(pool: PoolName, conn: Conn, _: CanRead) -> list[Worker]:
     try:
         await pools.get_pool(conn, pool)
     except pools.NotFound as exc:
@@ -115,5 +128,5 @@ async def pool_workers(pool: str, conn: Conn, _: CanRead) -> list[Worker]:
 
 
 @router.get("/workers", response_model=list[Worker])
-async def all_workers(conn: Conn, _: CanRead, pool: str | None = None) -> list[Worker]:
+async def all_workers(conn: Conn, _: CanRead, pool: Annotated[Name | None, Query()] = None) -> list[Worker]:
     return await pools.list_workers(conn, pool)
