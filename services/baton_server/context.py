@@ -14,6 +14,7 @@ from .broker.outbox import Outbox
 from .broker.publisher import Publisher
 from .db.migrate import ensure_database, upgrade_database
 from .db.pool import create_pool
+from .events.admission import broker_user
 from .settings import ServerSettings
 
 
@@ -43,7 +44,9 @@ class ServerContext:
             await broker.close()
             await pool.close()
             raise
-        publisher = Publisher(link, timeout=settings.publish_timeout_seconds)
+        publisher = Publisher(
+            link, timeout=settings.publish_timeout_seconds, user_id=broker_user(settings.broker_url)
+        )
         outbox = Outbox(
             pool,
             publisher,

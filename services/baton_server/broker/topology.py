@@ -70,6 +70,21 @@ async def declare_topology(channel: AbstractChannel) -> None:
         arguments={"x-message-ttl": RPC_MESSAGE_TTL_MS, "x-dead-letter-exchange": DEAD},
     )
     await rpc.bind(TRACKER, routing_key=TRACKER_RPC_ROUTING_KEY)
+    await declare_event_queues(channel)
+
+
+# --- the event store's queue (the events service) ----------------------------------------------
+# Every event published on baton.events, whatever its name; quorum, so a broker restart loses
+# none, with a delivery limit so a message that keeps failing is parked in baton.dead.
+EVENT_STORE_QUEUE = "baton.event-store"
+EVENT_STORE_DELIVERY_LIMIT = 20
+
+
+async def declare_event_queues(channel: AbstractChannel) -> None:
+    store = await channel.declare_queue(
+        EVENT_STORE_QUEUE, durable=True, arguments=quorum_arguments(EVENT_STORE_DELIVERY_LIMIT)
+    )
+    await store.bind(EVENTS, routing_key="#")
 
 
 async def declare_pool_queue(channel: AbstractChannel, pool: str, queue: str) -> AbstractQueue:

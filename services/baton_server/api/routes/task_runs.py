@@ -29,7 +29,7 @@ class TaskRunPage(BatonModel):
 async def report_states(
     conn: Conn, ctx: Ctx, _: CanWrite, body: Annotated[TaskRunStates, raw_json_body(TaskRunStates)]
 ) -> dict[str, int]:
-    rows = await store_task_run_states(conn, body.reports)
+    rows = await store_task_run_states(conn, body.reports, events=ctx.settings.events_task_run_states)
     ctx.outbox.sent_after_commit(rows)
     return {"stored": len(rows)}
 
