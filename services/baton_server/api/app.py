@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from baton_schemas.envelopes import Logs, TaskRunStates
 
 from ..context import ServerContext
+from ..events.stream import StreamHub
 from ..settings import ServerSettings
 from .auth import KeyVerifier
 from .deps import raw_body_definitions
 from .limits import BodySizeLimit
 from .responses import OrjsonResponse
-from .routes import deployments, flow_runs, flows, health, logs, task_runs, work_pools
+from .routes import deployments, events, flow_runs, flows, health, logs, task_runs, webhooks, work_pools
 
 
 def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> FastAPI:
@@ -28,9 +29,13 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         context = ctx or await ServerContext.open(settings, name="baton-api")
         app.state.ctx = context
         app.state.keys = KeyVerifier(context.pool)
+        app.state.event_stream = StreamHub(
+            context.pool, settings.database_url, backfill_seconds=settings.events_stream_backfill_seconds
+        )
         try:
             yield
         finally:
+            await app.state.event_stream.close()
             if own:
                 await context.close()
 
@@ -55,6 +60,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(health.router)
-    for module in (flows, flow_runs, task_runs, logs, work_pools, deployments):
+    for module in (flows, flow_runs, task_runs, logs, work_pools, deployments, events, webhooks):
         app.include_router(module.router, prefix="/api")
+    app.include_router(webhooks.hooks)
     return app

@@ -17,7 +17,7 @@ from uuid import UUID
 import orjson
 
 from baton_schemas.events import RESOURCE_ID, RESOURCE_ROLE, Event
-from baton_schemas.matching import LabelFilter, Pattern, PatternKind
+from baton_schemas.matching import LabelFilter, Pattern, PatternKind, compile_pattern
 
 from ..db.types import Connection
 from .partitions import Partitions, day_of
@@ -118,6 +118,32 @@ class EventFilter:
     related: tuple[LabelFilter, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        names: Sequence[str] = (),
+        resource: Sequence[str] = (),
+        related: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> EventFilter:
+        """From query parameters: names are patterns; `resource` items are KEY=PATTERN; each
+        `related` item is one related resource's labels, `KEY=PATTERN[,KEY=PATTERN...]`, or a
+        bare pattern of its `baton.resource.id`. ValueError says what is wrong."""
+        related_filters = []
+        for item in related:
+            pairs = [p.strip() for p in item.split(",")] if "=" in item else [f"{RESOURCE_ID}={item}"]
+            related_filters.append(LabelFilter.parse(pairs))
+        if since is not None and until is not None and since >= until:
+            raise ValueError("since must be before until")
+        return cls(
+            names=tuple(compile_pattern(n) for n in names),
+            resource=LabelFilter.parse(resource),
+            related=tuple(related_filters),
+            since=since,
+            until=until,
+        )
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """The same filter, in memory, on an event's JSON fields (the live stream's)."""
@@ -224,12 +250,14 @@ async def read_span(conn: Connection, first: int, last: int) -> list[Mapping[str
 
 
 async def read_since(
-    conn: Connection, wanted: EventFilter, received: datetime, *, limit: int
+    conn: Connection, wanted: EventFilter, received: datetime, *, after: int = 0, limit: int
 ) -> list[Mapping[str, Any]]:
-    """Stored events matching `wanted` received at or after `received`, in stored order."""
+    """Stored events matching `wanted` received at or after `received` (and stored after `seq`
+    `after`), in stored order."""
     query = _Query()
     _filtered(query, wanted)
     query.where.append(f"e.received >= {query.arg(received)}")
+    query.where.append(f"e.seq > {query.arg(after)}")
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM events e WHERE {" AND ".join(query.where)}
             ORDER BY e.seq LIMIT {query.arg(limit)}""",
