@@ -82,7 +82,6 @@ class Webhook(BatonModel):
     updated: datetime
 
 
-
 __all__ = [
     "DEFAULT_SIGNATURE_HEADERS",
     "DEFAULT_TOKEN_HEADER",

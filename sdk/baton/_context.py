@@ -71,6 +71,9 @@ class FlowRunRecord:
     parent_task_run_id: UUID | None = None
     state: State | None = None
     run_count: int = 0
+    # known once the server has the run (emit_event relates events to them)
+    flow_id: UUID | None = None
+    deployment_id: UUID | None = None
 
 
 @dataclass(slots=True, eq=False)

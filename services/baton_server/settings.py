@@ -67,7 +67,9 @@ class ServerSettings(BaseSettings):
         default=False, description="Make every task-run transition an event (else per deployment)."
     )
     events_stream_backfill_seconds: float = Field(
-        default=10.0, ge=0, description="A reconnecting stream is sent again what was stored this long "
+        default=10.0,
+        ge=0,
+        description="A reconnecting stream is sent again what was stored this long "
         "before its last event, so nothing committed out of order is missed.",
     )
     worker_stopped_check_seconds: float = 5.0

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from . import _dead_letters, _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
+from . import (
+    _dead_letters,
+    _deploy,
+    _deployments,
+    _events,
+    _flow_runs,
+    _server,
+    _webhooks,
+    _work_pools,
+    _workers,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -22,6 +32,8 @@ app.add_typer(_workers.app, name="worker", help="Workers: start one, list them."
 app.add_typer(
     _dead_letters.app, name="dead-letters", help="Messages parked in baton.dead: list, replay, drop."
 )
+app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
+app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
 _deploy.register(app)
 
 

@@ -81,7 +81,9 @@ def to_baton(cloud_event: BaseCloudEvent) -> Event:
         if name not in _CORE and name != RESOURCE_ID_EXTENSION and value is not None:
             resource[f"cloudevents.{name}"] = value.isoformat() if isinstance(value, datetime) else str(value)
     chosen = attributes.get(RESOURCE_ID_EXTENSION)
-    resource[RESOURCE_ID] = str(chosen) if chosen else (f"{source.rstrip('/')}/{subject}" if subject else source)
+    resource[RESOURCE_ID] = (
+        str(chosen) if chosen else (f"{source.rstrip('/')}/{subject}" if subject else source)
+    )
     fields: dict[str, Any] = {
         "id": event_id(source, ce_id),
         "event": attributes["type"],

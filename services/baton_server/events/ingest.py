@@ -11,10 +11,11 @@ consumer goes on.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from baton._amqp import Delivery, Link
 from baton_schemas import utcnow
 from baton_schemas.events import MAX_EVENT_BYTES, Event
-from pydantic import ValidationError
 
 from ..broker.consumer import Consumer, DeadLetter
 from ..broker.publisher import Publisher

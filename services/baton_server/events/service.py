@@ -62,7 +62,9 @@ class EventsService:
         await self.maintain()
         await self.consumer.start()
         self._tasks = [
-            asyncio.create_task(self._every(RETENTION_INTERVAL_SECONDS, self.maintain), name="event-retention"),
+            asyncio.create_task(
+                self._every(RETENTION_INTERVAL_SECONDS, self.maintain), name="event-retention"
+            ),
             asyncio.create_task(
                 self._every(self._ctx.settings.worker_stopped_check_seconds, self.mark_stopped_workers),
                 name="workers-stopped",

@@ -128,7 +128,13 @@ class TaskRunEvents:
         self._related = related
 
     def message(
-        self, task_run_id: UUID, task_name: str, tags: list[str], state: State, *, version: int,
+        self,
+        task_run_id: UUID,
+        task_name: str,
+        tags: list[str],
+        state: State,
+        *,
+        version: int,
         previous: State | None,
     ) -> OutboxMessage:
         name = f"{TASK_RUN}.{state_word(state.name)}"
@@ -141,7 +147,10 @@ class TaskRunEvents:
             "resource": resource,
             "related": _tags(list(self._related), tags),
             "payload": {
-                "intended": {"from": None if previous is None else previous.type.value, "to": state.type.value},
+                "intended": {
+                    "from": None if previous is None else previous.type.value,
+                    "to": state.type.value,
+                },
                 "initial_state": _brief(previous),
                 "validated_state": _brief(state),
                 "state_version": version,

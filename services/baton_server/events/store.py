@@ -238,7 +238,9 @@ async def read_events(
         *query.args,
     )
     items = [event_json(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(rows[limit - 1]["occurred"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    next_cursor = (
+        encode_cursor(rows[limit - 1]["occurred"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    )
     return items, next_cursor
 
 

@@ -113,8 +113,8 @@ class StreamHub:
                     await self._reader
                 self._reader = None
 
-    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        first, _, last = payload.partition("-")
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        first, _, last = str(payload).partition("-")
         with contextlib.suppress(ValueError):
             self._spans.put_nowait((int(first), int(last)))
 

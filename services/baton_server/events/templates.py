@@ -19,7 +19,8 @@ from typing import Any
 
 from jinja2 import TemplateError as JinjaError
 from jinja2 import Undefined
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 MAX_OUTPUT_CHARS = 256 * 1024
 _MAX_EXPONENT = 1000
@@ -166,6 +167,8 @@ def render_now(text: str, context: Mapping[str, Any], limits: RenderLimits) -> s
 async def render(text: str, context: Mapping[str, Any], limits: RenderLimits) -> str:
     """Render on a worker thread; TemplateError past the deadline, whatever the thread does."""
     try:
-        return await asyncio.wait_for(asyncio.to_thread(render_now, text, context, limits), limits.seconds + 0.25)
+        return await asyncio.wait_for(
+            asyncio.to_thread(render_now, text, context, limits), limits.seconds + 0.25
+        )
     except TimeoutError:
         raise TemplateError(f"rendering took longer than {limits.seconds:g}s") from None

@@ -142,7 +142,9 @@ def check_call(webhook: Mapping[str, Any], call: Call, *, now: float | None = No
         ok = verify_token(secret, header)
     elif webhook["signature_style"] == SignatureStyle.STRIPE.value:
         tolerance = float(webhook["tolerance_seconds"] or 300)
-        ok = verify_stripe(secret, call.body, header, now=time.time() if now is None else now, tolerance=tolerance)
+        ok = verify_stripe(
+            secret, call.body, header, now=time.time() if now is None else now, tolerance=tolerance
+        )
     else:
         ok = verify_github(secret, call.body, header)
     if not ok:
@@ -188,6 +190,7 @@ async def event_of_call(webhook: Mapping[str, Any], call: Call, limits: RenderLi
         return Event.model_validate(fields)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors(include_url=False)
+            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
         )
         raise BadCall(f"the template rendered an invalid event: {problems}") from None

@@ -22,8 +22,8 @@ from baton_schemas.states import TERMINAL_TYPES, StateType
 from ..broker.messages import TaskRunChanges, serialise_state
 from ..broker.outbox import OutboxMessage, OutboxRow
 from ..broker.topology import EVENTS, STATES
-from ..events.state_events import TaskRunEvents
 from ..db.types import Connection
+from ..events.state_events import TaskRunEvents
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,9 @@ def _events(
             continue
         follows = before.state if before is not None and before.version < report.version else None
         events.append(
-            maker.message(info.id, info.name, info.tags, report.state, version=report.version, previous=follows)
+            maker.message(
+                info.id, info.name, info.tags, report.state, version=report.version, previous=follows
+            )
         )
     return events
 

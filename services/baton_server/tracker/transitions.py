@@ -36,10 +36,10 @@ from baton_schemas.states import State, StateType, TransitionResult, Verdict
 
 from ..broker.messages import flow_run_change_message, serialise_state
 from ..broker.outbox import OutboxRow
-from ..events.state_events import flow_run_event
 from ..db.rows import FLOW_RUN_COLUMNS
 from ..db.run_cache import RunCache
 from ..db.types import Connection
+from ..events.state_events import flow_run_event
 from .rules import Decision, Limit, Proposal, RunSnapshot, decide
 from .write_batch import WRITE, WriteBatch
 

@@ -31,7 +31,9 @@ async def create_webhook(body: WebhookCreate, conn: Conn, _: CanWrite) -> Webhoo
     try:
         return await webhooks.create_webhook(conn, body)
     except TemplateError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the template does not compile: {exc}") from exc
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"the template does not compile: {exc}"
+        ) from exc
     except webhooks.WebhookExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
@@ -62,7 +64,9 @@ async def delete_webhook(name: str, conn: Conn, _: CanWrite) -> Response:
 async def call_webhook(slug: str, request: Request, ctx: Ctx) -> EventsAccepted:
     body = await request.body()
     if len(body) > MAX_CALL_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"a webhook call is at most {MAX_CALL_BYTES} bytes")
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"a webhook call is at most {MAX_CALL_BYTES} bytes"
+        )
     async with ctx.pool.acquire() as conn:
         webhook = await webhooks.webhook_for_call(conn, slug)
     if webhook is None:
@@ -86,7 +90,9 @@ async def call_webhook(slug: str, request: Request, ctx: Ctx) -> EventsAccepted:
     except (webhooks.BadCall, EventTooLarge) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     except Refused as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"the template rendered a refused event: {exc}") from exc
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"the template rendered a refused event: {exc}"
+        ) from exc
     try:
         await publish_events(ctx.publisher, [event], [encoded])
     except NotAccepted as exc:
