@@ -69,8 +69,10 @@ def _payload(data: Any) -> dict[str, Any]:
     return {"data": data}
 
 
-def to_baton(cloud_event: BaseCloudEvent) -> Event:
-    """The Baton event of a parsed CloudEvent (pydantic's ValidationError if it makes none)."""
+def to_baton(cloud_event: BaseCloudEvent, *, timed: bool = True) -> Event:
+    """The Baton event of a parsed CloudEvent (pydantic's ValidationError if it makes none).
+    `timed`: the CloudEvent had a `time` (the parser fills in now when it has none; such an
+    event is left without `occurred`, which the store then stamps)."""
     attributes = cloud_event.get_attributes()
     source, ce_id = str(attributes["source"]), str(attributes["id"])
     subject = attributes.get("subject")
@@ -90,7 +92,7 @@ def to_baton(cloud_event: BaseCloudEvent) -> Event:
         "resource": resource,
         "payload": _payload(cloud_event.get_data()),
     }
-    if attributes.get("time") is not None:
+    if timed and attributes.get("time") is not None:
         fields["occurred"] = attributes["time"]
     return Event.model_validate(fields)
 
@@ -125,13 +127,19 @@ def from_http(headers: Mapping[str, str], body: bytes) -> list[Event]:
         if not isinstance(items, list):
             raise NotACloudEvent("a CloudEvents batch must be a JSON array")
         return [
-            to_baton(_parsed(_FORMAT.read, CloudEvent, orjson.dumps(item)))  # one by one, as structured
+            # one by one, as structured
+            to_baton(_parsed(_FORMAT.read, CloudEvent, orjson.dumps(item)), timed=_has_time(item))
             for item in items
         ]
     if "ce-specversion" in plain:
         message = http.HTTPMessage({k: v for k, v in plain.items()}, body)
-        return [to_baton(_parsed(http.from_binary, message, _FORMAT, CloudEvent))]
-    return [to_baton(_parsed(http.from_structured, http.HTTPMessage(plain, body), _FORMAT, CloudEvent))]
+        return [to_baton(_parsed(http.from_binary, message, _FORMAT, CloudEvent), timed="ce-time" in plain)]
+    parsed = _parsed(http.from_structured, http.HTTPMessage(plain, body), _FORMAT, CloudEvent)
+    return [to_baton(parsed, timed=_has_time(orjson.loads(body)))]
+
+
+def _has_time(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("time") is not None
 
 
 # --- AMQP ------------------------------------------------------------------------------------------
@@ -155,7 +163,12 @@ def from_amqp(content_type: str | None, headers: Mapping[str, Any], body: bytes)
     properties = {amqp.CONTENT_TYPE_PROPERTY: content_type} if content_type else {}
     application = {str(k): _header_value(v) for k, v in headers.items()}
     message = amqp.AMQPMessage(properties, application, body)
-    return to_baton(_parsed(amqp.from_amqp, message, _FORMAT, CloudEvent))
+    parsed = _parsed(amqp.from_amqp, message, _FORMAT, CloudEvent)
+    if content_type and content_type.lower().startswith("application/cloudevents"):
+        timed = _has_time(orjson.loads(body))
+    else:
+        timed = any(k in application for k in (f"{p}time" for p in _AMQP_PREFIXES))
+    return to_baton(parsed, timed=timed)
 
 
 __all__ = [

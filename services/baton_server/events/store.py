@@ -37,9 +37,11 @@ class EventRow(NamedTuple):
     payload: str
     follows: UUID | None
     received: datetime
+    stamped: bool = False  # `occurred` is Baton's: the event came without one
 
 
 def event_row(event: Event, received: datetime) -> EventRow:
+    """An event's row; `stamped` when it came without an `occurred` of its own."""
     return EventRow(
         event.occurred,
         event.id,
@@ -50,19 +52,24 @@ def event_row(event: Event, received: datetime) -> EventRow:
         orjson.dumps(event.payload).decode(),
         event.follows,
         received,
+        "occurred" not in event.model_fields_set,
     )
 
 
 _INSERT = f"""
     WITH e AS (
         SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-            $6::text[], $7::text[], $8::uuid[], $9::timestamptz[])
-            AS e(occurred, id, event, resource_id, resource, related, payload, follows, received)
+            $6::text[], $7::text[], $8::uuid[], $9::timestamptz[], $10::bool[])
+            AS e(occurred, id, event, resource_id, resource, related, payload, follows, received,
+                 stamped)
     ), stored AS (
         INSERT INTO events (occurred, id, event, resource_id, resource, related, payload, follows,
-            received)
+            received, stamped)
         SELECT occurred, id, event, resource_id, resource::jsonb, related::jsonb, payload::jsonb,
-            follows, received FROM e
+            follows, received, stamped FROM e
+        WHERE NOT e.stamped OR NOT EXISTS (
+            SELECT 1 FROM events x WHERE x.stamped AND x.id = e.id
+              AND x.occurred > e.occurred - interval '1 day' AND x.occurred <= e.occurred)
         ON CONFLICT DO NOTHING
         RETURNING occurred, id, seq, related
     ), related AS (
@@ -82,6 +89,9 @@ async def store_events(conn: Connection, rows: Sequence[EventRow], partitions: P
     """Store a batch in one statement; returns how many were new."""
     if not rows:
         return 0
+    unique = list({r.id.int: r for r in reversed(rows)}.values())  # a copy in the same batch
+    if len(unique) < len(rows):
+        rows = unique
     await partitions.ensure(conn, {day_of(r.occurred) for r in rows})
     columns = list(zip(*rows, strict=True))
     record = await conn.fetchrow(_INSERT, *(list(c) for c in columns))

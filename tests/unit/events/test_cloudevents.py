@@ -37,7 +37,11 @@ def test_http_binary_mode() -> None:
     assert event.resource["cloudevents.id"] == "42"
     assert event.occurred.isoformat() == "2030-01-02T03:04:05+00:00"
     assert event.payload == {"total": 18.5}
-    assert event.id == event_id("/shop", "42") == uuid.uuid5(uuid.UUID("6f0d1c1e-7a53-4b8f-9a7e-0c6b0ba70001"), "/shop\n42")
+    assert (
+        event.id
+        == event_id("/shop", "42")
+        == uuid.uuid5(uuid.UUID("6f0d1c1e-7a53-4b8f-9a7e-0c6b0ba70001"), "/shop\n42")
+    )
 
 
 def test_http_structured_and_batched_modes() -> None:
@@ -70,4 +74,6 @@ def test_invalid_cloudevents_are_errors_with_the_reason() -> None:
     with pytest.raises(NotACloudEvent):
         from_http({"content-type": "application/cloudevents+json"}, b"\xff\xfe")
     with pytest.raises(ValidationError, match="dot-separated"):
-        from_http({"content-type": "application/cloudevents+json"}, orjson.dumps({**ATTRIBUTES, "type": "a b"}))
+        from_http(
+            {"content-type": "application/cloudevents+json"}, orjson.dumps({**ATTRIBUTES, "type": "a b"})
+        )

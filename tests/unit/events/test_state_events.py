@@ -26,7 +26,11 @@ def test_a_transition_is_an_event_with_its_run_related_resources_and_the_previou
     previous, state = Pending(), Running()
     message = flow_run_event(RUN, state, version=3, previous=previous)
     event = Event.model_validate_json(message.body)
-    assert (message.exchange, message.routing_key, message.message_id) == ("baton.events", event.event, state.id)
+    assert (message.exchange, message.routing_key, message.message_id) == (
+        "baton.events",
+        event.event,
+        state.id,
+    )
     assert event.event == "baton.flow-run.Running"
     assert event.id == state.id and event.follows == previous.id
     assert event.resource == {

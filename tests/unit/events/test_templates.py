@@ -37,7 +37,10 @@ def test_string_methods_filters_and_lookups_work() -> None:
         ("{{ 2 ** 100000 }}", "exponent"),
         ("{{ 'x'|center(10**9) }}", "output limit"),
         ("{{ 'x'.ljust(10**9) }}", "output limit"),
-        ("{% set ns = namespace(s='x') %}{% for i in range(80) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "longer"),
+        (
+            "{% set ns = namespace(s='x') %}{% for i in range(80) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "longer",
+        ),
         ("{% for i in range(100000) %}xxxxxxxxxx{% endfor %}", "rendered more than"),
         ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "nested"),
         ("{{ 1 / 0 }}", "ZeroDivisionError"),

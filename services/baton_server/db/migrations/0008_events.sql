@@ -18,8 +18,13 @@ CREATE TABLE events (
     payload      jsonb NOT NULL DEFAULT '{}',
     follows      uuid,
     received     timestamptz NOT NULL,
+    -- it came without an `occurred`, and Baton gave it its arrival time (see below)
+    stamped      boolean NOT NULL DEFAULT false,
     PRIMARY KEY (occurred, id)
 ) PARTITION BY RANGE (occurred);
+-- An event that came without `occurred` gets its arrival time, so a redelivered copy has another
+-- key: such a copy is recognised by its id among the stamped events of the day before it.
+CREATE INDEX events_stamped_idx ON events (id, occurred) WHERE stamped;
 CREATE INDEX events_name_idx ON events (event, occurred);
 CREATE INDEX events_resource_idx ON events (resource_id, occurred);
 CREATE INDEX events_seq_idx ON events (seq);
