@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _emitter: EventEmitter | None = None
-_last: dict[UUID, UUID] = {}  # run id -> the last event it emitted
+_last: dict[UUID, UUID] = {}  # flow run id (task run id outside one) -> the last event emitted
 _LAST_KEPT = 10_000
 
 
@@ -91,7 +91,7 @@ def _run_related() -> tuple[list[dict[str, str]], UUID | None, UUID | None]:
             related.append(
                 {RESOURCE_ID: f"baton.deployment.{record.deployment_id}", RESOURCE_ROLE: "deployment"}
             )
-        run_id = run_id or record.id
+        run_id = record.id  # one chain per flow run: its tasks' events are in it too
         # the run's state event has the state's id: a first event follows it
         state_id = record.state.id if record.state is not None else None
     return related, run_id, state_id
