@@ -50,7 +50,9 @@ def chaos_backends(backends: Backends, private_mq: PrivateRabbitMQ) -> Iterator[
 
 @pytest.fixture(scope="package")
 def chaos_settings(server_settings: ServerSettings, chaos_backends: Backends) -> ServerSettings:
-    return server_settings.model_copy(update={"broker_url": chaos_backends.broker_url})
+    return server_settings.model_copy(
+        update={"broker_url": chaos_backends.broker_url, "database_url": chaos_backends.database_url}
+    )
 
 
 @pytest.fixture(scope="package")
