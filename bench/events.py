@@ -215,7 +215,7 @@ async def latency(backends: Any, api_url: str, rate: int, seconds: float) -> tup
         channel = await connection.channel(confirms=True)
         total = int(rate * seconds)
         started = time.perf_counter()
-        confirms = []
+        confirms: list[asyncio.Future[None]] = []
         for i in range(total):
             due = started + i / rate
             delay = due - time.perf_counter()
@@ -224,7 +224,9 @@ async def latency(backends: Any, api_url: str, rate: int, seconds: float) -> tup
             event_id, body = event_body("bench.latency", i)
             sent[event_id] = time.perf_counter()
             props = Properties(content_type="application/json", message_id=event_id, delivery_mode=PERSISTENT)
-            confirms.append(channel.publish("baton.events", "bench.latency", body, props, mandatory=True))
+            confirm = channel.publish("baton.events", "bench.latency", body, props, mandatory=True)
+            assert confirm is not None
+            confirms.append(confirm)
         await asyncio.gather(*confirms)
         deadline = time.perf_counter() + 30
         while (len(stored_at) < total or len(streamed_at) < total) and time.perf_counter() < deadline:
@@ -273,7 +275,8 @@ async def burst_rss(api_url: str, server: Any, n: int) -> None:
 
         await asyncio.gather(*(post() for _ in range(8)))
     print(
-        f"API process RSS: {before:.1f} MB before a burst of {n} events over HTTP, {server.rss_mb():.1f} MB after"
+        f"API process RSS: {before:.1f} MB before a burst of {n} events over HTTP, "
+        f"{server.rss_mb():.1f} MB after"
     )
     await asyncio.sleep(12)  # the server looks at its RSS every 10 s and trims the heap
     print(f"  {server.rss_mb():.1f} MB at idle after it")
@@ -282,11 +285,19 @@ async def burst_rss(api_url: str, server: Any, n: int) -> None:
 async def main(backends: Any, logs: str, events: int) -> None:
     print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     if True:
-        env = {"BATON_LOG_LEVEL": "WARNING", "BATON_AUTH_REQUIRED": "false"}
-        with server_process(backends, Path(logs), "api", "tracker", "scheduler", **env) as api:
+        with server_process(
+            backends,
+            Path(logs),
+            "api",
+            "tracker",
+            "scheduler",
+            BATON_LOG_LEVEL="WARNING",
+            BATON_AUTH_REQUIRED="false",
+        ) as api:
             ceiling = await consume_ceiling(backends.broker_url, events)
             print(
-                f"raw consume-and-ack ceiling (baton._amqp, quorum queue, prefetch 2000): {ceiling:.0f} msgs/s"
+                "raw consume-and-ack ceiling (baton._amqp, quorum queue, prefetch 2000): "
+                f"{ceiling:.0f} msgs/s"
             )
             rate, cpu = await amqp_throughput(backends, Path(logs), events)
             print(f"events/s stored over AMQP: {rate:.0f} ({100 * rate / ceiling:.0f}% of the ceiling)")
@@ -298,7 +309,8 @@ async def main(backends: Any, logs: str, events: int) -> None:
                 finally:
                     await conn.close()
                 print(
-                    f"events/s over HTTP (batches of 100, 8 in flight): accepted {accepted:.0f}, stored {stored:.0f}"
+                    "events/s over HTTP (batches of 100, 8 in flight): "
+                    f"accepted {accepted:.0f}, stored {stored:.0f}"
                 )
                 to_store, to_stream = await latency(backends, api.api_url, 1000, 10)
                 print(describe_ms("published -> stored at 1,000 events/s", to_store, 10_000))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -14,6 +14,15 @@ import pytest
 
 from ...support.waiting import eventually
 from ..conftest import LiveServer
+
+T = TypeVar("T")
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0, what: str = "") -> T:
+    """`eventually`, for a probe that answers None until it has its value."""
+    found = await eventually(probe, timeout=timeout, what=what)
+    assert found is not None
+    return found
 
 
 @dataclass

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import sys
 import uuid
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -18,7 +20,7 @@ from ...support.processes import BATON
 from ...support.waiting import eventually
 from ..conftest import LiveServer
 from ..sdk.conftest import run_process, write_flow
-from .conftest import live_stream, stored
+from .conftest import live_stream, stored, until
 
 WEBHOOK_TEMPLATE = """{
   "event": "{{ headers['x-kind'] }}.pushed",
@@ -168,15 +170,13 @@ async def test_every_way_in_is_stored_once_filterable_and_streamed(
             "done",
         ]
 
-        async def all_stored() -> list[dict[str, object]] | None:
+        async def all_stored() -> list[dict[str, Any]] | None:
             items = await stored(http, name=f"{p}.*")
             return items if len(items) >= len(expected) else None
 
-        items = await eventually(all_stored, timeout=30, what="every event stored")
+        items = await until(all_stored, timeout=30, what="every event stored")
         for name in expected:
-            await eventually(
-                lambda name=name: stream.saw(f"{p}.{name}"), timeout=15, what=f"{name} on the stream"
-            )
+            await eventually(partial(stream.saw, f"{p}.{name}"), timeout=15, what=f"{name} on the stream")
 
     names = sorted(e["event"] for e in items)
     assert names == sorted(f"{p}.{n}" for n in expected)  # each once

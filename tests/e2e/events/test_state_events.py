@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -13,7 +14,7 @@ from ...support.processes import BATON
 from ...support.waiting import eventually
 from ..conftest import LiveServer
 from ..sdk.conftest import run_process
-from .conftest import live_stream, stored
+from .conftest import live_stream, stored, until
 
 
 async def test_a_flow_runs_transitions_are_a_chain_of_events(http: httpx.AsyncClient) -> None:
@@ -40,11 +41,11 @@ async def test_a_flow_runs_transitions_are_a_chain_of_events(http: httpx.AsyncCl
             assert response.json()["verdict"] == "ACCEPT", response.text
         await eventually(lambda: stream.saw("baton.flow-run.Completed"), what="the last transition streamed")
 
-    async def four() -> list[dict[str, object]] | None:
+    async def four() -> list[dict[str, Any]] | None:
         items = await stored(http, resource=resource)
         return items if len(items) == 4 else None
 
-    events = list(reversed(await eventually(four, what="four state events stored")))  # oldest first
+    events = list(reversed(await until(four, what="four state events stored")))  # oldest first
     assert [e["event"] for e in events] == [
         "baton.flow-run.Scheduled",
         "baton.flow-run.Pending",
@@ -112,7 +113,7 @@ async def test_pools_deployments_and_webhooks_emit_lifecycle_events(
         names = [e["event"] for e in reversed(pools + deployments + hooks)]
         return names if len(names) >= 8 else None
 
-    names = await eventually(lifecycle, timeout=20, what="the lifecycle events")
+    names = await until(lifecycle, timeout=20, what="the lifecycle events")
     assert sorted(names) == sorted(
         [
             "baton.work-pool.created",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -12,10 +13,9 @@ import orjson
 from baton_server.events.signatures import github_signature, stripe_signature
 
 from ...support.processes import BATON
-from ...support.waiting import eventually
 from ..conftest import LiveServer
 from ..sdk.conftest import run_process
-from .conftest import stored
+from .conftest import stored, until
 
 
 async def _create(live_server: LiveServer, tmp_path: Path, name: str, template: str, *options: str) -> str:
@@ -30,7 +30,7 @@ async def test_signatures_tokens_and_template_errors(
     live_server: LiveServer, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     tag = uuid.uuid4().hex[:8]
-    ok = '{"event": "hook%s.{{ body.action }}", "resource": {"baton.resource.id": "{{ body.id }}"}}' % tag
+    ok = '{"event": "hook' + tag + '.{{ body.action }}", "resource": {"baton.resource.id": "{{ body.id }}"}}'
     github = await _create(live_server, tmp_path, f"gh-{tag}", ok, "--hmac-secret-env", "HOOK_SECRET")
     stripe = await _create(
         live_server,
@@ -89,11 +89,11 @@ async def test_signatures_tokens_and_template_errors(
             await sender.post(github.rsplit("/", 1)[0] + "/no-such-hook", content=body)
         ).status_code == 404
 
-    async def three() -> list[dict[str, object]] | None:
+    async def three() -> list[dict[str, Any]] | None:
         items = await stored(http, name=f"hook{tag}.*")
         return items if len(items) >= 3 else None
 
-    items = await eventually(three, what="the three accepted calls stored")
+    items = await until(three, what="the three accepted calls stored")
     assert len(items) == 3  # nothing from the refused ones
     listed = await run_process([BATON, "webhook", "ls"], live_server.client_env(), tmp_path)
     assert f"gh-{tag}" in listed.check().stdout
@@ -125,12 +125,12 @@ async def test_the_event_cli(live_server: LiveServer, tmp_path: Path) -> None:
     refused = await run_process([BATON, "event", "emit", f"cli{tag}.created", "-r", "x=y"], env, tmp_path)
     assert refused.returncode == 1 and "baton.resource.id" in refused.stderr
 
-    async def listed() -> list[dict[str, object]] | None:
+    async def listed() -> list[dict[str, Any]] | None:
         out = await run_process(
             [BATON, "event", "ls", "--name", f"cli{tag}.*", "--since", "1h", "--json"], env, tmp_path
         )
         lines = [orjson.loads(line) for line in out.check().stdout.splitlines() if line]
         return lines or None
 
-    [event] = await eventually(listed, what="the emitted event listed")
+    [event] = await until(listed, what="the emitted event listed")
     assert event["payload"] == {"total": 18.5}

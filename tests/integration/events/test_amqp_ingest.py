@@ -30,12 +30,14 @@ async def channel(backends: Backends) -> AsyncIterator[Channel]:
         await connection.close()
 
 
-async def _publish(channel: Channel, key: str, body: bytes, message_id: str, **props: object) -> None:
+async def _publish(
+    channel: Channel, key: str, body: bytes, message_id: str, user_id: str | None = None
+) -> None:
     confirm = channel.publish(
         EVENTS,
         key,
         body,
-        Properties(content_type="application/json", message_id=message_id, **props),
+        Properties(content_type="application/json", message_id=message_id, user_id=user_id),
         mandatory=True,
     )
     assert confirm is not None
@@ -65,6 +67,7 @@ async def test_a_raw_event_is_stored_once_even_when_published_twice(
     await eventually(lambda: _queue_empty(channel), what="the store's queue drained")
     assert await _stored(ctx, event_id) == 1
     row = await ctx.pool.fetchrow("SELECT received, payload FROM events WHERE id = $1", event_id)
+    assert row is not None
     assert row["payload"] == {"total": 18.5} and row["received"] is not None
 
 
@@ -127,7 +130,7 @@ async def test_poison_goes_to_baton_dead_with_its_reason_and_the_stream_goes_on(
     assert "Baton's own" in dead[f"reserved-{tag}"]
 
 
-async def _all(dead: dict[str, str], wanted: dict[str, object]) -> bool:
+async def _all(dead: dict[str, str], wanted: dict[str, tuple[str, bytes]]) -> bool:
     await asyncio.sleep(0)
     return set(wanted) <= set(dead)
 

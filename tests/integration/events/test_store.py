@@ -26,7 +26,7 @@ async def test_a_batch_is_stored_once_however_often_it_arrives(conn: Connection)
     tag = uuid.uuid4().hex[:8]
     events = [_event(f"idem{tag}.e{i}", f"r.{tag}") for i in range(5)]
     assert await _store(conn, events) == 5
-    assert await _store(conn, events + [events[0]]) == 0  # a redelivery, twice in one batch too
+    assert await _store(conn, [*events, events[0]]) == 0  # a redelivery, twice in one batch too
     count = await conn.fetchval("SELECT count(*) FROM events WHERE resource_id = $1", f"r.{tag}")
     assert count == 5
 

@@ -43,4 +43,5 @@ async def test_worker_started_stopped_started(ctx: ServerContext, events_service
     row = await ctx.pool.fetchrow(
         "SELECT related FROM events WHERE resource_id = $1 LIMIT 1", f"baton.worker.{worker_id}"
     )
+    assert row is not None
     assert row["related"][0]["baton.resource.id"] == "baton.work-pool.p"

@@ -25,7 +25,7 @@ def test_trusted_users_are_the_servers_own_and_the_configured_ones() -> None:
 
 
 def test_the_routing_key_must_be_the_name() -> None:
-    with pytest.raises(Refused, match="routing key 'order.paid' is not the event's name"):
+    with pytest.raises(Refused, match=r"routing key 'order\.paid' is not the event's name"):
         ADMISSION.admit(_event(), now=utcnow(), routing_key="order.paid")
 
 

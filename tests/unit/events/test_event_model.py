@@ -43,7 +43,7 @@ def test_a_bad_name_is_refused_with_the_reason(name: str, why: str) -> None:
 
 
 def test_a_resource_needs_its_id_and_related_resources_need_id_and_role() -> None:
-    with pytest.raises(ValidationError, match="baton.resource.id"):
+    with pytest.raises(ValidationError, match=r"baton\.resource\.id"):
         Event(event="a.b", resource={"name": "x"})
     with pytest.raises(ValidationError, match=r"related\[1\] needs"):
         Event(
