@@ -97,9 +97,7 @@ def asyncapi_document() -> dict[str, Any]:
                     "are parked in baton.dead with the reason in x-baton-dead-reason.",
                     ["Event"],
                 ),
-                "parameters": {
-                    "event": {"description": "The event name: dotted words, at most 255 bytes."}
-                },
+                "parameters": {"event": {"description": "The event name: dotted words, at most 255 bytes."}},
                 "bindings": {**amqp_topic},
             },
             "tracker": _channel(
