@@ -70,7 +70,27 @@ def _parse(headers: Any, body: bytes) -> tuple[list[Event], bool]:
         raise _invalid(_validation_errors(exc)) from None
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventsAccepted)
+_EVENT_SCHEMA = Event.model_json_schema()
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        _EVENT_SCHEMA,
+                        {"type": "array", "items": _EVENT_SCHEMA, "maxItems": MAX_EVENTS_PER_REQUEST},
+                    ]
+                }
+            },
+            "application/cloudevents+json": {"schema": {"type": "object"}},
+            "application/cloudevents-batch+json": {"schema": {"type": "array"}},
+        },
+    }
+}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventsAccepted, openapi_extra=_BODY)
 async def ingest(request: Request, ctx: Ctx, _: CanWrite) -> EventsAccepted:
     """One event, a JSON list of them, or a CloudEvent (binary: `ce-*` headers; structured:
     `application/cloudevents+json`; batched: `application/cloudevents-batch+json`). 202 once the
