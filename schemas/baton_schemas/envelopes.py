@@ -12,9 +12,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from ._base import Envelope, utcnow
+from ._base import BatonModel, Envelope, utcnow
 from .logs import LogRecord
 from .runs import FlowRun, FlowRunCreate, TaskRunInfo
 from .states import State, StateType, TransitionResult
@@ -27,16 +27,22 @@ class Claim(Envelope):
     lease_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
-class ProposeState(Envelope):
-    """RPC: propose a flow-run transition; answered with a TransitionResult."""
+class StateProposal(BatonModel):
+    """A proposed flow-run transition, however it travels: `ProposeState` on the broker, or
+    `SetState`, the body of `POST /api/flow_runs/{id}/set_state` (the run is in the path).
+    Both carry every field here, so a proposal means the same by either road."""
 
-    kind: Literal["propose_state"] = "propose_state"
-    flow_run_id: UUID
+    state: State
     transition_id: UUID = Field(
         default_factory=uuid4, description="Same id, same answer: makes retries safe."
     )
-    state: State
-    claim: Claim | None = None
+    claim: Claim | None = Field(
+        default=None,
+        description=(
+            "With a Pending state: the proposer claims the run (Scheduled -> Pending). The server "
+            "records the worker and the claim id (this proposal's transition id) and a lease."
+        ),
+    )
     claim_id: UUID | None = Field(
         default=None,
         description=(
@@ -45,7 +51,32 @@ class ProposeState(Envelope):
             "cannot end a run another worker is running."
         ),
     )
-    force: bool = False
+    force: bool = Field(default=False, description="Skip the rules (the API asks for an admin key).")
+
+
+class SetState(StateProposal):
+    """The body of `POST /api/flow_runs/{id}/set_state`; answered with a TransitionResult."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)  # what a client sends
+
+    # Both conversions copy every field of StateProposal, so neither road can drop one; the
+    # values were validated already (by the sender's model, or as the request's body).
+
+    @classmethod
+    def of(cls, proposal: StateProposal) -> SetState:
+        return cls.model_construct(**{name: getattr(proposal, name) for name in StateProposal.model_fields})
+
+    def for_run(self, flow_run_id: UUID) -> ProposeState:
+        return ProposeState.model_construct(
+            flow_run_id=flow_run_id, **{name: getattr(self, name) for name in StateProposal.model_fields}
+        )
+
+
+class ProposeState(StateProposal, Envelope):
+    """RPC: propose a flow-run transition; answered with a TransitionResult."""
+
+    kind: Literal["propose_state"] = "propose_state"
+    flow_run_id: UUID
 
 
 class CreateFlowRun(Envelope):
@@ -98,6 +129,15 @@ class Heartbeat(Envelope):
     interval_seconds: float = Field(default=10.0, gt=0, description="When to expect the next one.")
     lease_seconds: float = Field(default=30.0, gt=0, le=3600)
     sent: datetime = Field(default_factory=utcnow)
+
+
+class HeartbeatReply(BatonModel):
+    """The API's answer to `POST /api/flow_runs/heartbeat` (over AMQP: `RpcReply.cancelling`)."""
+
+    extended: int = Field(description="Leases extended: the heartbeat's runs still owned by its sender.")
+    cancelling: list[UUID] = Field(
+        default_factory=list, description="Runs of this heartbeat that are being cancelled: stop them."
+    )
 
 
 TrackerMessage = Annotated[

@@ -12,6 +12,18 @@ from typing import Any
 import orjson
 
 from .envelopes import message_catalogue
+from .topology import (
+    CONTROL,
+    DIRECT_REPLY_TO,
+    EVENTS,
+    RUNS,
+    STATES,
+    TRACKER,
+    TRACKER_ROUTING_KEY,
+    flow_run_control_key,
+    pool_queue_name,
+    pool_routing_key,
+)
 
 ASYNCAPI_FILE = "asyncapi.json"
 JSONSCHEMA_DIR = "jsonschema"
@@ -57,7 +69,7 @@ def asyncapi_document() -> dict[str, Any]:
             "states": {
                 **_channel(
                     "{run_kind}.{state_type}.{flow_slug}",
-                    "Exchange baton.states (topic): every accepted state change, e.g. "
+                    f"Exchange {STATES} (topic): every accepted state change, e.g. "
                     "flow-run.failed.etl-daily. Bind flow-run.failed.# or *.*.etl-daily. "
                     "At least once: de-duplicate on message_id. A flow run's changes arrive in "
                     "order (their first copies); a task run's carry state_version to order by.",
@@ -85,7 +97,7 @@ def asyncapi_document() -> dict[str, Any]:
             "events": {
                 **_channel(
                     "{event}",
-                    "Exchange baton.events (topic): events by name, the routing key being the "
+                    f"Exchange {EVENTS} (topic): events by name, the routing key being the "
                     "event's name. Any system may publish here; Baton stores every event once "
                     "(by id; delivery is at least once), streams it and matches triggers against "
                     "it. Every accepted flow-run transition is the event baton.flow-run.{StateName} "
@@ -101,26 +113,26 @@ def asyncapi_document() -> dict[str, Any]:
                 "bindings": {**amqp_topic},
             },
             "tracker": _channel(
-                "tracker",
-                "Exchange baton.tracker (direct): state proposals and run creation (RPC over "
+                TRACKER_ROUTING_KEY,
+                f"Exchange {TRACKER} (direct): state proposals and run creation (RPC over "
                 "direct reply-to, answered with RpcReply), task-run states, logs and heartbeats "
                 "(a heartbeat sent as an RPC is answered with those of its runs being cancelled).",
                 ["ProposeState", "CreateFlowRun", "TaskRunStates", "Logs", "Heartbeat"],
             ),
-            "replies": _channel("amq.rabbitmq.reply-to", "Replies to tracker RPCs.", ["RpcReply"]),
+            "replies": _channel(DIRECT_REPLY_TO, "Replies to tracker RPCs.", ["RpcReply"]),
             "runs": {
                 **_channel(
-                    "{pool}.{queue}",
-                    "Exchange baton.runs (direct): due deployment runs, one queue per work queue "
-                    "(baton.pool.{pool}.{queue}).",
+                    pool_routing_key("{pool}", "{queue}"),
+                    f"Exchange {RUNS} (direct): due deployment runs, one queue per work queue "
+                    f"({pool_queue_name('{pool}', '{queue}')}).",
                     ["FlowRunDispatch"],
                 ),
                 "parameters": {"pool": {}, "queue": {}},
             },
             "control": {
                 **_channel(
-                    "flow-run.{id}",
-                    "Exchange baton.control (topic): cancel and pause requests.",
+                    flow_run_control_key("{id}"),
+                    f"Exchange {CONTROL} (topic): cancel and pause requests.",
                     ["ControlMessage"],
                 ),
                 "parameters": {"id": {}},

@@ -217,6 +217,13 @@ def Suspended(message: str | None = None) -> State:
     return _state(StateType.PAUSED, "Suspended", message=message)
 
 
+class StateEntry(State):
+    """A state in a run's history (`GET /api/flow_runs/{id}/states`), with the run's version
+    after it: 1 for the first state, one more per accepted transition."""
+
+    version: int
+
+
 class Verdict(StrEnum):
     """The tracker's answer to a proposed transition."""
 

@@ -1,4 +1,8 @@
-"""What the engine knows about the runs in progress: in-process records and context variables."""
+"""The runs in progress in this thread or task: their contexts, held in context variables.
+
+A task finds the flow run it belongs to here (`flow_run_ctx`), and user code the run it is in
+(`get_run_context()`).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,12 @@ from uuid import UUID
 from ._exceptions import MissingContextError
 
 if TYPE_CHECKING:
-    from baton_schemas.runs import RetryPolicy, TaskInput, TaskRunInfo
-    from baton_schemas.states import State
-
-    from ._flows import Flow
+    from ._definitions import FlowDefinition, TaskDefinition
     from ._futures import BatonFuture
-    from ._reporting import Reporter
+    from ._protocols import Reporter
+    from ._records import FlowRunRecord, TaskRunRecord
     from ._results import ResultStore, Serializer
     from ._task_runners import ThreadPoolTaskRunner
-    from ._tasks import Task
 
 # Values cheap to recreate and ambiguous by identity (small ints are shared) are never linked
 # to the task run that returned them.
@@ -28,59 +29,10 @@ _UNTRACKED_TYPES = (type(None), bool, int, float)
 
 
 @dataclass(slots=True, eq=False)
-class TaskRunRecord:
-    """A task run as the engine tracks it; `to_info()` is what the tracker upserts."""
-
-    id: UUID
-    flow_run_id: UUID | None
-    name: str
-    task_key: str
-    dynamic_key: str
-    tags: list[str]
-    task_inputs: dict[str, list[TaskInput]]
-    cache_key: str | None = None
-    state: State | None = None
-    version: int = 0
-    run_count: int = 0
-
-    def to_info(self) -> TaskRunInfo:
-        from baton_schemas.runs import TaskRunInfo
-
-        assert self.flow_run_id is not None, "only task runs of a flow run are reported"
-        return TaskRunInfo(
-            id=self.id,
-            flow_run_id=self.flow_run_id,
-            name=self.name,
-            task_key=self.task_key,
-            dynamic_key=self.dynamic_key,
-            tags=self.tags,
-            task_inputs=self.task_inputs,
-            cache_key=self.cache_key,
-        )
-
-
-@dataclass(slots=True, eq=False)
-class FlowRunRecord:
-    id: UUID
-    name: str
-    flow_name: str
-    parameters: dict[str, Any]
-    tags: list[str]
-    retry_policy: RetryPolicy
-    parent_flow_run_id: UUID | None = None
-    parent_task_run_id: UUID | None = None
-    state: State | None = None
-    run_count: int = 0
-    # known once the server has the run (emit_event relates events to them)
-    flow_id: UUID | None = None
-    deployment_id: UUID | None = None
-
-
-@dataclass(slots=True, eq=False)
 class FlowRunContext:
     """Everything a task needs from the flow run it belongs to."""
 
-    flow: Flow[..., Any]
+    flow: FlowDefinition[..., Any]
     flow_run: FlowRunRecord
     reporter: Reporter
     task_runner: ThreadPoolTaskRunner
@@ -115,7 +67,7 @@ class FlowRunContext:
 
 @dataclass(slots=True, eq=False)
 class TaskRunContext:
-    task: Task[..., Any]
+    task: TaskDefinition[..., Any]
     task_run: TaskRunRecord
     parameters: dict[str, Any]
     flow_run_context: FlowRunContext | None

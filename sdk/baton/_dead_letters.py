@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 
 import aio_pika
+import orjson
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from baton_schemas.envelopes import DeadLetterHeaders
+from baton_schemas.topology import DEAD_QUEUE
 
 from ._transport._connect import connect_robust
 
-DEAD_QUEUE = "baton.dead"
 REPLAYED_HEADER = "x-baton-replayed"
 _PARKING_HEADERS = {
     DeadLetterHeaders.REASON,
@@ -57,8 +58,6 @@ class DeadLetter:
     @property
     def kind(self) -> str:
         """The envelope's `kind`, when the body is one of Baton's JSON messages."""
-        import orjson
-
         with contextlib.suppress(orjson.JSONDecodeError, AttributeError, TypeError):
             return str(orjson.loads(self.body).get("kind") or "")
         return ""

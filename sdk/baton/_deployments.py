@@ -14,17 +14,17 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
+from baton_schemas.deployments import Deployment, DeploymentRunCreate
+from baton_schemas.runs import FlowRun
+
+from ._context import flow_run_ctx, task_run_ctx
 from ._exceptions import BatonError
-
-if TYPE_CHECKING:
-    from baton_schemas.deployments import Deployment, DeploymentRunCreate
-    from baton_schemas.runs import FlowRun
-
-    from ._settings import ClientSettings
-    from ._transport.http import BatonClient, SyncBatonClient
+from ._loop_thread import LoopThread
+from ._settings import ClientSettings
+from ._transport.http import BatonClient, SyncBatonClient
 
 # Polling backoff while waiting for a run: from FIRST seconds, times FACTOR, up to MAX.
 POLL_FIRST, POLL_FACTOR, POLL_MAX = 0.2, 1.5, 5.0
@@ -39,8 +39,6 @@ class DeploymentNameError(BatonError, ValueError):
 
 
 def _settings() -> ClientSettings:
-    from ._settings import ClientSettings
-
     settings = ClientSettings.load()
     if not settings.api_url:
         raise NotConfigured(
@@ -52,8 +50,6 @@ def _settings() -> ClientSettings:
 
 def connect() -> SyncBatonClient:
     """A blocking client of the API named by the settings (`BATON_API_URL`, `BATON_API_KEY`)."""
-    from ._transport.http import SyncBatonClient
-
     settings = _settings()
     assert settings.api_url is not None
     return SyncBatonClient(settings.api_url, settings.api_key, timeout=settings.request_timeout)
@@ -61,8 +57,6 @@ def connect() -> SyncBatonClient:
 
 def aconnect() -> BatonClient:
     """The async twin of `connect()`."""
-    from ._transport.http import BatonClient
-
     settings = _settings()
     assert settings.api_url is not None
     return BatonClient(settings.api_url, settings.api_key, timeout=settings.request_timeout)
@@ -111,10 +105,6 @@ def _run_request(
     scheduled_time: datetime | None,
     as_subflow: bool,
 ) -> DeploymentRunCreate:
-    from baton_schemas.deployments import DeploymentRunCreate
-
-    from ._context import flow_run_ctx, task_run_ctx
-
     fields: dict[str, Any] = {}
     parent = flow_run_ctx.get() if as_subflow else None
     if parent is not None:
@@ -196,8 +186,6 @@ def run_deployment(
     The run is returned in whatever state it reached. Inside a flow the run is linked to the
     calling flow run, unless `as_subflow=False`.
     """
-    from ._loop_thread import LoopThread
-
     # Built here: the calling flow run is a context variable of this thread, not the loop's.
     request = _run_request(
         parameters, job_variables, tags, flow_run_name, idempotency_key, scheduled_time, as_subflow

@@ -15,13 +15,17 @@ Cancelled.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Generator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
+from pydantic_core import to_jsonable_python
+
 from baton_schemas.envelopes import ProposeState
+from baton_schemas.names import run_name
 from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
 from baton_schemas.states import (
     AwaitingRetry,
@@ -39,18 +43,19 @@ from baton_schemas.states import (
     Verdict,
 )
 
-from ._context import FlowRunContext, FlowRunRecord, TaskRunRecord, flow_run_ctx, task_run_ctx
+from ._context import FlowRunContext, flow_run_ctx, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import Abort, CancelledRun, FailedRun
 from ._futures import BatonFuture
 from ._logging import flow_run_logger, format_state, patch_print, run_extra
-from ._names import run_name
-from ._results import persist, resolve_serializer
+from ._records import FlowRunRecord, TaskRunRecord
+from ._results import as_store, persist, resolve_serializer
+from ._runtime import Runtime, get_runtime
+from ._settings import CLAIM_ID_ENV
 from ._task_engine import adopt_returned_state, format_exception
 
 if TYPE_CHECKING:
-    from ._flows import Flow
-    from ._runtime import Runtime
+    from ._definitions import FlowDefinition
 
 Steps = Generator[Any, Any, Any]
 FLUSH_BEFORE_END_SECONDS = 5.0
@@ -71,7 +76,7 @@ def _copy_state(state: State) -> State:
 class FlowRunEngine:
     def __init__(
         self,
-        flow: Flow[..., Any],
+        flow: FlowDefinition[..., Any],
         bound: inspect.BoundArguments,
         runtime: Runtime,
         existing: FlowRun | None = None,
@@ -79,8 +84,6 @@ class FlowRunEngine:
     ) -> None:
         """`existing`: a run created elsewhere (a deployment run claimed by a worker): the
         engine runs it instead of creating one. `claim_id`: the worker's claim of it."""
-        from pydantic_core import to_jsonable_python
-
         self.flow = flow
         self.bound = bound
         self.reporter = runtime.reporter
@@ -109,9 +112,7 @@ class FlowRunEngine:
         )
         store = runtime.result_store
         if flow.result_storage is not None:
-            from ._tasks import _store
-
-            store = _store(flow.result_storage)
+            store = as_store(flow.result_storage)
         serializer = resolve_serializer(flow.result_serializer, runtime.settings.result_serializer)
         persist_results = (
             flow.persist_result
@@ -423,7 +424,7 @@ def _resolved(value: Any) -> Any:
 
 
 def run_existing_flow_run(
-    flow: Flow[..., Any],
+    flow: FlowDefinition[..., Any],
     flow_run: FlowRun,
     runtime: Runtime | None = None,
     *,
@@ -433,12 +434,8 @@ def run_existing_flow_run(
     stored parameters; returns the final State (a coroutine of it for an async flow).
 
     `claim_id` (default: `$BATON_CLAIM_ID`, set by the worker) goes with every proposal."""
-    import os
-
-    from ._runtime import get_runtime
-
-    if claim_id is None and os.environ.get("BATON_CLAIM_ID"):
-        claim_id = UUID(os.environ["BATON_CLAIM_ID"])
+    if claim_id is None and os.environ.get(CLAIM_ID_ENV):
+        claim_id = UUID(os.environ[CLAIM_ID_ENV])
     bound = flow._validator.bind((), dict(flow_run.parameters))
     engine = FlowRunEngine(flow, bound, runtime or get_runtime(), existing=flow_run, claim_id=claim_id)
     return engine.run_async() if flow.isasync else engine.run_sync()

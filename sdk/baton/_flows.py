@@ -2,98 +2,30 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
-from ._task_runners import ThreadPoolTaskRunner
-from ._validation import ParameterValidator
+from ._definitions import FlowDefinition
 
 if TYPE_CHECKING:
     from baton_schemas.deployments import Deployment
     from baton_schemas.states import State
 
     from ._results import ResultStore, Serializer
+    from ._task_runners import ThreadPoolTaskRunner
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
 
-class Flow(Generic[P, R]):
+class Flow(FlowDefinition[P, R]):
     """A decorated function. Calling it runs a flow run and returns its value (or its final
-    State with `return_state=True`); an async flow returns a coroutine to await."""
+    State with `return_state=True`); an async flow returns a coroutine to await.
 
-    def __init__(
-        self,
-        fn: Callable[P, R],
-        *,
-        name: str | None = None,
-        version: str | None = None,
-        description: str | None = None,
-        tags: Iterable[str] | None = None,
-        retries: int = 0,
-        retry_delay_seconds: float = 0,
-        timeout_seconds: float | None = None,
-        log_prints: bool = False,
-        validate_parameters: bool = True,
-        task_runner: ThreadPoolTaskRunner | None = None,
-        persist_result: bool | None = None,
-        result_storage: ResultStore | str | None = None,
-        result_serializer: Serializer | str | None = None,
-    ) -> None:
-        if not callable(fn):
-            raise TypeError("@flow decorates a function")
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
-        if retry_delay_seconds < 0:
-            raise ValueError("retry_delay_seconds must be >= 0")
-        if timeout_seconds is not None and timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be > 0")
-        self.fn = fn
-        self.name = name or getattr(fn, "__name__", "flow").replace("_", "-")
-        self.version = version
-        self.description = description or inspect.getdoc(fn)
-        self.tags = list(tags or ())
-        self.retries = retries
-        self.retry_delay_seconds = float(retry_delay_seconds)
-        self.timeout_seconds = timeout_seconds
-        self.log_prints = log_prints
-        self.validate_parameters = validate_parameters
-        self.task_runner = task_runner or ThreadPoolTaskRunner()
-        self.persist_result = persist_result
-        self.result_storage = result_storage
-        self.result_serializer = result_serializer
-        self.isasync = inspect.iscoroutinefunction(fn)
-        self._validator = ParameterValidator(fn, self.name, validate_parameters)
-        self._options = {
-            "name": name,
-            "version": version,
-            "description": description,
-            "tags": tags,
-            "retries": retries,
-            "retry_delay_seconds": retry_delay_seconds,
-            "timeout_seconds": timeout_seconds,
-            "log_prints": log_prints,
-            "validate_parameters": validate_parameters,
-            "task_runner": task_runner,
-            "persist_result": persist_result,
-            "result_storage": result_storage,
-            "result_serializer": result_serializer,
-        }
-        self.__doc__ = fn.__doc__
-        self.__name__ = getattr(fn, "__name__", self.name)
-        self.__wrapped__ = fn
-
-    def __repr__(self) -> str:
-        return f"Flow({self.name!r})"
-
-    def with_options(self, **options: Any) -> Flow[P, R]:
-        """A copy of this flow with some options changed."""
-        unknown = set(options) - set(self._options)
-        if unknown:
-            raise TypeError(f"Unknown flow options: {sorted(unknown)}")
-        return Flow(self.fn, **{**self._options, **options})
+    Options (`@flow(...)`, `with_options(...)`): name, version, description, tags, retries,
+    retry_delay_seconds, timeout_seconds, log_prints, validate_parameters, task_runner,
+    persist_result, result_storage, result_serializer."""
 
     def deploy(self, name: str, work_pool_name: str, **options: Any) -> Deployment:
         """Create or update the deployment `name` of this flow on the server (what one entry of

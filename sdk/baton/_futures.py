@@ -10,7 +10,7 @@ from uuid import UUID
 if TYPE_CHECKING:
     from baton_schemas.states import State
 
-    from ._context import TaskRunRecord
+    from ._records import TaskRunRecord
 
 R = TypeVar("R")
 

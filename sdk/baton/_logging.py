@@ -20,7 +20,7 @@ from ._exceptions import MissingContextError
 if TYPE_CHECKING:
     from baton_schemas.states import State
 
-    from ._reporting import Reporter
+    from ._protocols import Reporter
 
 ROOT = "baton"
 FLOW_RUNS = "baton.flow_runs"

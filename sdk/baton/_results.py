@@ -124,6 +124,32 @@ class LocalResultStore:
         self._path(key).unlink(missing_ok=True)
 
 
+def as_store(value: ResultStore | str) -> ResultStore:
+    """The store a flow's or task's `result_storage` names: a folder, or a store itself."""
+    return LocalResultStore(value) if isinstance(value, str) else value
+
+
+# The runtime's store, once one is configured (`baton._runtime` sets it): where results are read
+# from when no store is named.
+_default_store: ResultStore | None = None
+
+
+def use_default_store(store: ResultStore | None) -> None:
+    global _default_store
+    _default_store = store
+
+
+def default_store() -> ResultStore:
+    """The runtime's store; without a runtime, the one the settings name (as a runtime would)."""
+    store = _default_store
+    if store is None:
+        # pydantic-settings loads only here: `task_input_hash` is imported where tasks are defined
+        from ._settings import ClientSettings
+
+        store = LocalResultStore(ClientSettings.load().resolved_results_dir())
+    return store
+
+
 def persist(value: Any, store: ResultStore, serializer: Serializer, key: str | None = None) -> dict[str, Any]:
     """Write `value` and return the JSON reference that goes in `State.data`."""
     key = key or uuid.uuid4().hex

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._logging import install_shipping, setup_console, uninstall_shipping
+from ._reporting import make_reporter
+from ._results import LocalResultStore, use_default_store
+from ._settings import ClientSettings
 
 if TYPE_CHECKING:
-    from ._reporting import Reporter
+    from ._protocols import Reporter
     from ._results import ResultStore
-    from ._settings import ClientSettings
 
 
 @dataclass(slots=True, eq=False)
@@ -55,10 +57,6 @@ def configure(
 ) -> Runtime:
     """Replace the runtime (closing the previous one). Unset parts come from the settings."""
     global _current, _atexit_registered
-    from ._reporting import make_reporter
-    from ._results import LocalResultStore
-    from ._settings import ClientSettings
-
     with _lock:
         settings = settings or ClientSettings.load()
         runtime = Runtime(
@@ -70,6 +68,7 @@ def configure(
         if runtime.reporter.ships_logs:
             runtime._shipping = install_shipping(runtime.reporter)
         previous, _current = _current, runtime
+        use_default_store(runtime.result_store)
         if not _atexit_registered:
             atexit.register(_close_at_exit)
             _atexit_registered = True
@@ -83,6 +82,7 @@ def reset(timeout: float | None = None) -> None:
     global _current
     with _lock:
         previous, _current = _current, None
+        use_default_store(None)
     if previous is not None:
         previous.close(timeout)
 

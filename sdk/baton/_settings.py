@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Set by a worker for a flow run's process: the claim its proposals go under.
+CLAIM_ID_ENV = "BATON_CLAIM_ID"
+
 
 def baton_home() -> Path:
     return Path(os.environ.get("BATON_HOME", Path.home() / ".baton"))

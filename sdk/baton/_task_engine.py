@@ -6,11 +6,14 @@ ends Cancelled."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import traceback
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
+from baton_schemas.runs import TaskInput, TaskInputType
 from baton_schemas.states import (
     AwaitingRetry,
     Cached,
@@ -24,7 +27,7 @@ from baton_schemas.states import (
 )
 
 from ._cache import CacheIndex
-from ._context import FlowRunContext, TaskRunContext, TaskRunRecord, task_run_ctx
+from ._context import FlowRunContext, TaskRunContext, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import (
     BatonError,
@@ -34,15 +37,17 @@ from ._exceptions import (
     RunInterrupted,
     UpstreamTaskError,
 )
-from ._fast_states import completed, running
+from ._fast_states import completed, pending, running
 from ._futures import BatonFuture
 from ._logging import format_state, run_extra, task_run_logger
-from ._results import ResultStore, Serializer, load, persist
+from ._records import TaskRunRecord
+from ._results import ResultStore, Serializer, as_store, load, persist, resolve_serializer
 from ._retries import delay_for_retry
+from ._runtime import get_runtime
 
 if TYPE_CHECKING:
-    from ._reporting import Reporter
-    from ._tasks import Task
+    from ._definitions import TaskDefinition
+    from ._protocols import Reporter
 
 _CONTAINERS = (list, tuple, set, frozenset)
 _RESOLVABLE = (BatonFuture, list, tuple, set, frozenset, dict)
@@ -90,7 +95,7 @@ def _rebuild(value: Any, items: list[Any]) -> Any:
 class TaskRunEngine:
     def __init__(
         self,
-        task: Task[..., Any],
+        task: TaskDefinition[..., Any],
         run: TaskRunRecord,
         arguments: dict[str, Any],
         call_args: Any,
@@ -335,3 +340,92 @@ class TaskRunEngine:
         if self.flow_ctx is not None:
             self.flow_ctx.link_result(value, self.run.id)
         return Cached(data=ref).with_result(value)
+
+
+def new_task_run(
+    task: TaskDefinition[..., Any],
+    bound: inspect.BoundArguments,
+    wait_for: Iterable[Any] | None,
+    flow_ctx: FlowRunContext | None,
+    upstream: dict[str, list[Any]] | None = None,
+) -> TaskRunEngine:
+    """The engine of one call of `task`: its run recorded, Pending, and ready to run."""
+    wait_list = list(wait_for) if wait_for is not None else None
+    if flow_ctx is not None:
+        store, serializer, reporter = flow_ctx.result_store, flow_ctx.serializer, flow_ctx.reporter
+        persist_default = flow_ctx.persist_results
+        dynamic_key = flow_ctx.next_dynamic_key(task.task_key)
+        inputs = collect_inputs(bound.arguments, flow_ctx, wait_list, upstream)
+    else:
+        runtime = get_runtime()
+        store, reporter = runtime.result_store, None
+        serializer = resolve_serializer(None, runtime.settings.result_serializer)
+        persist_default = runtime.settings.persist_results
+        dynamic_key, inputs = "0", {}
+    if task.result_storage is not None:
+        store = as_store(task.result_storage)
+    if task.result_serializer is not None:
+        serializer = resolve_serializer(task.result_serializer)
+    persist = task.persist_result
+    if persist is None:
+        persist = task.cache_key_fn is not None or persist_default
+    run = TaskRunRecord(
+        id=uuid4(),
+        flow_run_id=flow_ctx.flow_run.id if flow_ctx is not None else None,
+        name=f"{task.name}-{dynamic_key}",
+        task_key=task.task_key,
+        dynamic_key=dynamic_key,
+        tags=task.tags,
+        task_inputs=inputs,
+    )
+    engine = TaskRunEngine(
+        task, run, bound.arguments, bound, wait_list, flow_ctx, reporter, store, serializer, persist
+    )
+    engine.set_state(pending())
+    return engine
+
+
+def collect_inputs(
+    arguments: dict[str, Any],
+    flow_ctx: FlowRunContext,
+    wait_for: list[Any] | None,
+    upstream: dict[str, list[Any]] | None = None,
+) -> dict[str, list[TaskInput]]:
+    """The run's upstream edges: futures and task results among its arguments, and `wait_for`."""
+    found: dict[str, list[Any]] = {}
+    for name, value in arguments.items():
+        ids: list[Any] = []
+        _visit(value, flow_ctx, ids, 3)
+        if upstream and name in upstream:
+            ids.extend(future.task_run.id for future in upstream[name])
+        if ids:
+            found[name] = ids
+    if wait_for:
+        ids = []
+        for value in wait_for:
+            _visit(value, flow_ctx, ids, 1)
+        if ids:
+            found["wait_for"] = ids
+    if not found:
+        return {}
+    return {
+        name: [TaskInput(input_type=TaskInputType.TASK_RUN, id=run_id) for run_id in dict.fromkeys(ids)]
+        for name, ids in found.items()
+    }
+
+
+def _visit(value: Any, flow_ctx: FlowRunContext, ids: list[Any], depth: int) -> None:
+    if isinstance(value, BatonFuture):
+        ids.append(value.task_run.id)
+        return
+    upstream = flow_ctx.upstream_of(value)
+    if upstream is not None:
+        ids.append(upstream)
+        return
+    if depth:
+        if isinstance(value, _CONTAINERS):
+            for item in value:
+                _visit(item, flow_ctx, ids, depth - 1)
+        elif isinstance(value, dict):
+            for item in value.values():
+                _visit(item, flow_ctx, ids, depth - 1)

@@ -34,7 +34,7 @@ from baton_schemas.states import (
     Verdict,
 )
 
-from ._results import ResultStore, is_result_ref, load
+from ._results import ResultStore, default_store, is_result_ref, load
 
 
 def load_result(state: State, store: ResultStore | None = None) -> Any:
@@ -42,13 +42,9 @@ def load_result(state: State, store: ResultStore | None = None) -> Any:
     the result store its `data` reference points to (the runtime's store by default)."""
     if state._result is not None or not is_result_ref(state.data):
         return state.result()
-    if store is None:
-        from ._runtime import get_runtime
-
-        store = get_runtime().result_store
     state.result()  # raise for failed states
     assert state.data is not None
-    return load(state.data, store)
+    return load(state.data, store or default_store())
 
 
 __all__ = [

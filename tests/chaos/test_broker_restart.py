@@ -15,7 +15,7 @@ import pytest
 from baton_schemas.envelopes import Logs, StateChange
 from baton_schemas.logs import LogRecord
 from baton_schemas.states import Completed, Pending, Running
-from baton_server.broker.topology import STATES, TRACKER, TRACKER_ROUTING_KEY
+from baton_schemas.topology import STATES, TRACKER, TRACKER_ROUTING_KEY
 from baton_server.context import ServerContext
 from baton_server.tracker.service import TrackerService
 

@@ -16,9 +16,9 @@ import pytest
 
 from baton._amqp import AmqpError, ChannelClosed, Connection, Delivery, Properties
 from baton_schemas.envelopes import DeadLetterHeaders
+from baton_schemas.topology import DEAD, EVENTS
 from baton_server.api.app import create_app
 from baton_server.api.auth import Scope, create_api_key
-from baton_server.broker.topology import DEAD, EVENTS
 from baton_server.context import ServerContext
 from baton_server.events.service import EventsService
 from baton_server.settings import ServerSettings

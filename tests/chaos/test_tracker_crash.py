@@ -23,7 +23,7 @@ from baton._transport.amqp import AmqpTracker
 from baton_schemas.envelopes import ProposeState, StateChange
 from baton_schemas.runs import FlowRunCreate
 from baton_schemas.states import Completed, Pending, Running, StateType, TransitionResult, Verdict
-from baton_server.broker.topology import STATES
+from baton_schemas.topology import STATES
 
 from ..support.backends import Backends
 from ..support.processes import server_process

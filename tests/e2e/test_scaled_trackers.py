@@ -16,7 +16,7 @@ from baton._transport.amqp import AmqpTracker
 from baton_schemas.envelopes import Claim, ProposeState, StateChange
 from baton_schemas.runs import FlowRunCreate
 from baton_schemas.states import Completed, Pending, Running, StateType, Verdict
-from baton_server.broker.topology import STATES, TRACKER_RPC_QUEUE
+from baton_schemas.topology import STATES, TRACKER_RPC_QUEUE
 
 from ..support.backends import Backends
 from ..support.processes import server_process

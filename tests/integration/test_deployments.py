@@ -22,7 +22,7 @@ from baton_schemas.envelopes import (
     WorkerInfo,
 )
 from baton_schemas.states import Cancelled, Completed, Pending, Running, Verdict
-from baton_server.broker.topology import CONTROL, DEAD_QUEUE, RUNS, pool_queue_name
+from baton_schemas.topology import CONTROL, DEAD_QUEUE, RUNS, pool_queue_name
 from baton_server.context import ServerContext
 from baton_server.scheduler.service import SchedulerService
 from baton_server.tracker.service import TrackerService

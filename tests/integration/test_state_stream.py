@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from baton_schemas.envelopes import StateChange
 from baton_schemas.states import Completed, Failed, Pending, Running
-from baton_server.broker.topology import STATES
+from baton_schemas.topology import STATES
 from baton_server.context import ServerContext
 
 from ..support.backends import Backends

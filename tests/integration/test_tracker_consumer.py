@@ -14,7 +14,7 @@ from baton_schemas import utcnow
 from baton_schemas.envelopes import Claim, DeadLetterHeaders, Heartbeat, Logs
 from baton_schemas.logs import LogRecord
 from baton_schemas.states import Pending, Running, StateType
-from baton_server.broker.topology import DEAD_QUEUE, TRACKER, TRACKER_ROUTING_KEY
+from baton_schemas.topology import DEAD_QUEUE, TRACKER, TRACKER_ROUTING_KEY
 from baton_server.context import ServerContext
 from baton_server.tracker.cancellation import cancel_flow_run
 from baton_server.tracker.service import TrackerService

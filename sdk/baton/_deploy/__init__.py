@@ -5,5 +5,6 @@ the requests `baton deploy` and `Flow.deploy()` send.
     schema.py         a flow's parameters as JSON Schema; deployment defaults checked
     entrypoint.py     load the flow of `path/file.py:function`; name the entrypoint of a flow
     deployer.py       build `DeploymentCreate`s and send them
-    job_templates.py  default base job template per work pool type
+
+Work pools' job templates are a shape of their own: `baton_schemas.job_templates`.
 """

@@ -20,13 +20,14 @@ from baton_schemas.runs import RetryPolicy
 from baton_schemas.schedules import CronSchedule, DeploymentSchedule, IntervalSchedule
 from baton_schemas.triggers import EventTrigger
 
+from .._deployments import connect
 from ._errors import DeployError
 from .config import DeploymentSection, ProjectConfig, YamlPullStep, YamlSchedule, format_errors
 from .entrypoint import entrypoint_of, load_flow
 from .schema import check_parameters, parameter_schema
 
 if TYPE_CHECKING:
-    from .._flows import Flow
+    from .._definitions import FlowDefinition
     from .._transport.http import SyncBatonClient
 
 _PULL_STEPS = TypeAdapter(list[YamlPullStep])
@@ -100,7 +101,7 @@ def _local_pull(project_dir: Path) -> list[PullStep]:
     return [SetWorkingDirectory(directory=str(project_dir.resolve()))]
 
 
-def _build(label: str, flow: Flow[..., Any], **fields: Any) -> DeploymentCreate:
+def _build(label: str, flow: FlowDefinition[..., Any], **fields: Any) -> DeploymentCreate:
     fields["description"] = fields["description"] or flow.description
     fields["version"] = fields["version"] or flow.version
     if fields["retry_policy"] is None:
@@ -112,7 +113,7 @@ def _build(label: str, flow: Flow[..., Any], **fields: Any) -> DeploymentCreate:
 
 
 def deploy_flow(
-    flow: Flow[..., Any],
+    flow: FlowDefinition[..., Any],
     name: str,
     work_pool_name: str,
     *,
@@ -179,7 +180,5 @@ def deploy_flow(
     )
     if client is not None:
         return client.create_deployment(request)
-    from .._deployments import connect
-
     with connect() as own:
         return own.create_deployment(request)

@@ -5,28 +5,24 @@ from __future__ import annotations
 import inspect
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .. import _entrypoints
+from .._definitions import FlowDefinition
 from ._errors import DeployError
 
-if TYPE_CHECKING:
-    from .._flows import Flow
 
-
-def load_flow(entrypoint: str, base_dir: Path | str | None = None) -> Flow[..., Any]:
-    """The Flow an entrypoint names, loaded as a worker will load it (relative to `base_dir`,
+def load_flow(entrypoint: str, base_dir: Path | str | None = None) -> FlowDefinition[..., Any]:
+    """The flow an entrypoint names, loaded as a worker will load it (relative to `base_dir`,
     the working directory by default); a DeployError says why it can't be."""
-    from .._worker._entrypoint import EntrypointError
-    from .._worker._entrypoint import load_flow as worker_load_flow
-
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     try:
-        return worker_load_flow(entrypoint, base.resolve())
-    except EntrypointError as exc:
+        return _entrypoints.load_flow(entrypoint, base.resolve())
+    except _entrypoints.EntrypointError as exc:
         raise DeployError(str(exc)) from exc
 
 
-def entrypoint_of(flow: Flow[..., Any], base_dir: Path | None = None) -> tuple[str, Path]:
+def entrypoint_of(flow: FlowDefinition[..., Any], base_dir: Path | None = None) -> tuple[str, Path]:
     """The entrypoint of a flow defined at a module's top level, relative to `base_dir` (the
     working directory when it contains the file, else the file's folder), and that folder."""
     fn = flow.fn

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import to_jsonable_python
 
 from ._errors import DeployError
@@ -21,8 +22,6 @@ _SKIPPED_KINDS = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWOR
 
 def _usable(annotation: Any) -> Any:
     """The annotation if pydantic can validate it and describe it in JSON Schema, else Any."""
-    from pydantic import TypeAdapter
-
     if annotation is inspect.Parameter.empty or isinstance(annotation, str):
         return Any
     try:
@@ -61,8 +60,6 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 def parameters_model(fn: Callable[..., Any]) -> type[Any]:
     """A pydantic model with one field per parameter (by alias: names like `_x` or `json` are fine)."""
-    from pydantic import ConfigDict, Field, create_model
-
     hints = _hints(fn)
     fields: dict[str, Any] = {}
     for position, (name, param) in enumerate(inspect.signature(fn).parameters.items()):
@@ -100,8 +97,6 @@ def _takes_var_keyword(fn: Callable[..., Any]) -> bool:
 def check_parameters(fn: Callable[..., Any], parameters: Mapping[str, Any], where: str) -> None:
     """Raise a DeployError naming each deployment default that doesn't fit the signature.
     Missing required parameters are fine here: a run may supply them."""
-    from pydantic import ValidationError
-
     model = parameters_model(fn)
     aliases = {info.alias: name for name, info in model.model_fields.items()}
     problems = []

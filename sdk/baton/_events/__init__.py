@@ -16,13 +16,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
-if TYPE_CHECKING:
-    from baton_schemas.events import Event
+from baton_schemas.events import (
+    RESERVED_PREFIX,
+    RESOURCE_ID,
+    RESOURCE_NAME,
+    RESOURCE_ROLE,
+    Event,
+    is_reserved,
+)
 
-    from ._emitter import EventEmitter
+from .._context import flow_run_ctx, task_run_ctx
+from .._settings import ClientSettings
+from ._emitter import EventEmitter, make_emitter
 
 _lock = threading.Lock()
 _emitter: EventEmitter | None = None
@@ -35,9 +43,6 @@ def _get_emitter() -> EventEmitter | None:
     if _emitter is None:
         with _lock:
             if _emitter is None:
-                from .._settings import ClientSettings
-                from ._emitter import make_emitter
-
                 _emitter = make_emitter(ClientSettings.load())
     return _emitter if _emitter is not None and _emitter.enabled else None
 
@@ -52,10 +57,6 @@ def set_emitter(emitter: EventEmitter | None) -> EventEmitter | None:
 
 def _run_related() -> tuple[list[dict[str, str]], UUID | None, UUID | None]:
     """The current run's related resources, its id, and the event a new one follows."""
-    from baton_schemas.events import RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
-
-    from .._context import flow_run_ctx, task_run_ctx
-
     flow_ctx, task_ctx = flow_run_ctx.get(), task_run_ctx.get()
     if flow_ctx is None and task_ctx is None:
         return [], None, None
@@ -111,8 +112,6 @@ def emit_event(
     nowhere). `resource` is its labels, or just its `baton.resource.id`. Raises ValueError
     for an event Baton would refuse (a bad name, a missing resource id, a name under `baton.`,
     too large); never raises because the server is away."""
-    from baton_schemas.events import RESERVED_PREFIX, RESOURCE_ID, Event, is_reserved
-
     if is_reserved(event):
         raise ValueError(f"event names under {RESERVED_PREFIX!r} are Baton's own: choose another name")
     labels = {RESOURCE_ID: resource} if isinstance(resource, str) else dict(resource)

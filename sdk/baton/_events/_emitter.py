@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -30,16 +30,19 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from baton_schemas.topology import EVENTS
+
+from .._amqp import PERSISTENT, AmqpError, Channel, Link, Properties
 from .._loop_thread import LoopThread
 from .._transport import RequestRejected, TransportUnavailable
+from .._transport.http import BatonClient
 
 if TYPE_CHECKING:
     from .._settings import ClientSettings
 
-logger = logging.getLogger("baton.events")
+logger = logging.getLogger("baton.emit_event")
 
 BATCH_SIZE = 500
-EVENTS_EXCHANGE = "baton.events"
 _Item = tuple[str, UUID, bytes]  # name, id, JSON
 
 
@@ -55,12 +58,10 @@ class AmqpSender:
         self._url = url
         self._timeout = timeout
         self._user = unquote(urlsplit(url).username or "guest")
-        self._link: Any = None
-        self._channel: Any = None
+        self._link: Link | None = None
+        self._channel: Channel | None = None
 
-    async def _ready(self) -> Any:
-        from .._amqp import Link
-
+    async def _ready(self) -> Channel:
         if self._link is None:
             link = Link(self._url, name="baton-events")
             await link.connect(timeout=self._timeout)
@@ -71,14 +72,12 @@ class AmqpSender:
         return self._channel
 
     async def send(self, batch: list[_Item]) -> None:
-        from .._amqp import PERSISTENT, AmqpError, Properties
-
         try:
             async with asyncio.timeout(self._timeout):
                 channel = await self._ready()
                 confirms = [
                     channel.publish(
-                        EVENTS_EXCHANGE,
+                        EVENTS,
                         name,
                         body,
                         Properties(
@@ -92,7 +91,7 @@ class AmqpSender:
                     )
                     for name, event_id, body in batch
                 ]
-                await asyncio.gather(*confirms)
+                await asyncio.gather(*(c for c in confirms if c is not None))  # a confirm-mode channel
         except (AmqpError, OSError, TimeoutError, ValueError) as exc:
             self._channel = None
             raise TransportUnavailable(f"publishing {len(batch)} events failed: {exc!r}") from exc
@@ -105,12 +104,10 @@ class AmqpSender:
 class HttpSender:
     def __init__(self, api_url: str, api_key: str | None, timeout: float) -> None:
         self._api_url, self._api_key, self._timeout = api_url, api_key, timeout
-        self._client: Any = None
+        self._client: BatonClient | None = None
 
     async def send(self, batch: list[_Item]) -> None:
         if self._client is None:
-            from .._transport.http import BatonClient
-
             self._client = BatonClient(self._api_url, self._api_key, timeout=self._timeout)
         body = b"[" + b",".join(item[2] for item in batch) + b"]"
         await self._client._request("POST", "/events", body=body)

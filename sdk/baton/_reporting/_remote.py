@@ -29,6 +29,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from baton_schemas.envelopes import Heartbeat, Logs, TaskRunStateReport, TaskRunStates
+from baton_schemas.logs import LogRecord
+
 from .._loop_thread import LoopThread
 from .._transport import RequestRejected, Transport, TransportError, TransportUnavailable
 
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from baton_schemas.runs import FlowRun, FlowRunCreate
     from baton_schemas.states import State, TransitionResult
 
-    from .._context import TaskRunRecord
+    from .._records import TaskRunRecord
     from .._settings import ClientSettings
 
 logger = logging.getLogger("baton.reporter")
@@ -395,8 +398,6 @@ class RemoteReporter:
 
     @staticmethod
     def _task_states_message(batch: list[_TaskStateItem]) -> Any:
-        from baton_schemas.envelopes import TaskRunStateReport, TaskRunStates
-
         reports = [
             TaskRunStateReport(task_run=run.to_info(), state=state, version=version)
             for run, state, version in batch
@@ -405,9 +406,6 @@ class RemoteReporter:
 
     @staticmethod
     def _logs_message(batch: list[_LogItem]) -> Any:
-        from baton_schemas.envelopes import Logs
-        from baton_schemas.logs import LogRecord
-
         return Logs(
             logs=[
                 LogRecord(
@@ -424,8 +422,6 @@ class RemoteReporter:
         )
 
     async def _heartbeat_loop(self) -> None:
-        from baton_schemas.envelopes import Heartbeat
-
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
             if not self._tracked or self.outage:

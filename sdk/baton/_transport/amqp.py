@@ -32,17 +32,13 @@ from baton_schemas.envelopes import (
 )
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import TransitionResult
+from baton_schemas.topology import DIRECT_REPLY_TO, TRACKER, TRACKER_ROUTING_KEY, TRACKER_RPC_ROUTING_KEY
 
 from .._amqp import PERSISTENT, TRANSIENT, AmqpError, Channel, Connection, Delivery, Link, Properties
 from ._errors import RequestRejected, TransportUnavailable
 
 logger = logging.getLogger("baton.transport.amqp")
 
-TRACKER_EXCHANGE = "baton.tracker"
-TRACKER_ROUTING_KEY = "tracker"
-# RPCs have their own queue on the same exchange (see baton_server.broker.topology)
-TRACKER_RPC_ROUTING_KEY = "rpc"
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 _FAILURES = (AmqpError, OSError, TimeoutError)
 
 
@@ -82,7 +78,7 @@ class AmqpTracker:
         cls,
         url: str,
         *,
-        exchange: str = TRACKER_EXCHANGE,
+        exchange: str = TRACKER,
         routing_key: str = TRACKER_ROUTING_KEY,
         rpc_routing_key: str = TRACKER_RPC_ROUTING_KEY,
         connect_timeout: float = 10.0,

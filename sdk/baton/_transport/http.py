@@ -14,8 +14,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 from uuid import UUID, uuid4
 
@@ -24,9 +23,18 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
-from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
+from baton_schemas.envelopes import (
+    Claim,
+    Heartbeat,
+    HeartbeatReply,
+    Logs,
+    ProposeState,
+    SetState,
+    TaskRunStates,
+)
 from baton_schemas.flows import Flow, FlowCreate
 from baton_schemas.logs import LogRecord
+from baton_schemas.pages import FlowRunPage, LogPage, Page, TaskRunPage
 from baton_schemas.pools import (
     Worker,
     WorkPool,
@@ -36,14 +44,13 @@ from baton_schemas.pools import (
     WorkQueueCreate,
     WorkQueueUpdate,
 )
-from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRun
+from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import State, TransitionResult
 
 from .._loop_thread import LoopThread
 from ._errors import RequestRejected, TransportUnavailable
 
-T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P", bound=Page[Any])
 
 _JSON = {"content-type": "application/json"}
 _SEND_PATHS: dict[type[BaseModel], str] = {
@@ -56,12 +63,6 @@ _POOLS = TypeAdapter(list[WorkPool])
 _QUEUES = TypeAdapter(list[WorkQueue])
 _WORKERS = TypeAdapter(list[Worker])
 _DEPLOYMENTS = TypeAdapter(list[Deployment])
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 def _quote(segment: str) -> str:
@@ -151,9 +152,8 @@ class BatonClient:
             raise RequestRejected(status, _detail(response))
         return response
 
-    async def _page(self, path: str, model: type[M], params: dict[str, Any]) -> Page[M]:
-        body = (await self._request("GET", path, params=params)).json()
-        return Page([model.model_validate(item) for item in body["items"]], body.get("next_cursor"))
+    async def _page(self, path: str, page: type[P], params: dict[str, Any]) -> P:
+        return page.model_validate_json((await self._request("GET", path, params=params)).content)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -172,31 +172,27 @@ class BatonClient:
         *,
         transition_id: UUID | None = None,
         force: bool = False,
+        claim: Claim | None = None,
+        claim_id: UUID | None = None,
     ) -> TransitionResult:
-        body = orjson.dumps(
-            {
-                "state": state.model_dump(mode="json"),
-                "transition_id": str(transition_id or uuid4()),
-                "force": force,
-            }
+        body = SetState(
+            state=state, transition_id=transition_id or uuid4(), force=force, claim=claim, claim_id=claim_id
         )
-        response = await self._request("POST", f"/flow_runs/{flow_run_id}/set_state", body=body)
-        return TransitionResult.model_validate_json(response.content)
+        return await self._set_state(flow_run_id, body)
 
     async def propose_state(self, proposal: ProposeState) -> TransitionResult:
-        return await self.set_flow_run_state(
-            proposal.flow_run_id,
-            proposal.state,
-            transition_id=proposal.transition_id,
-            force=proposal.force,
-        )
+        return await self._set_state(proposal.flow_run_id, SetState.of(proposal))
+
+    async def _set_state(self, flow_run_id: UUID, body: SetState) -> TransitionResult:
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/set_state", body=body.to_json())
+        return TransitionResult.model_validate_json(response.content)
 
     async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
         await self._request("POST", _SEND_PATHS[type(message)], body=message.to_json())
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
         response = await self._request("POST", _SEND_PATHS[Heartbeat], body=message.to_json())
-        return [UUID(run_id) for run_id in response.json().get("cancelling", [])]
+        return HeartbeatReply.model_validate_json(response.content).cancelling
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -208,9 +204,9 @@ class BatonClient:
         state: str | list[str] | None = None,
         flow_name: str | None = None,
         tag: str | list[str] | None = None,
-    ) -> Page[FlowRun]:
+    ) -> FlowRunPage:
         params = {"limit": limit, "cursor": cursor, "state": state, "flow_name": flow_name, "tag": tag}
-        return await self._page("/flow_runs", FlowRun, params)
+        return await self._page("/flow_runs", FlowRunPage, params)
 
     async def read_flow_run(self, flow_run_id: UUID) -> FlowRun:
         response = await self._request("GET", f"/flow_runs/{flow_run_id}")
@@ -226,9 +222,9 @@ class BatonClient:
 
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
-    ) -> Page[TaskRun]:
+    ) -> TaskRunPage:
         params = {"flow_run_id": str(flow_run_id), "cursor": cursor, "limit": limit}
-        return await self._page("/task_runs", TaskRun, params)
+        return await self._page("/task_runs", TaskRunPage, params)
 
     async def read_task_run_states(self, task_run_id: UUID) -> list[State]:
         response = await self._request("GET", f"/task_runs/{task_run_id}/states")
@@ -236,9 +232,9 @@ class BatonClient:
 
     async def read_logs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
-    ) -> Page[LogRecord]:
+    ) -> LogPage:
         params = {"flow_run_id": str(flow_run_id), "cursor": cursor, "limit": limit}
-        return await self._page("/logs", LogRecord, params)
+        return await self._page("/logs", LogPage, params)
 
     async def stream_logs(self, flow_run_id: UUID) -> AsyncGenerator[LogRecord, None]:
         """Follow a run's logs (server-sent events) until the run is terminal."""
@@ -365,13 +361,11 @@ class SyncBatonClient:
     def create_flow_run(self, run: FlowRunCreate) -> FlowRun:
         return self._run(self._client.create_flow_run(run))  # type: ignore[no-any-return]
 
-    def set_flow_run_state(
-        self, flow_run_id: UUID, state: State, *, transition_id: UUID | None = None, force: bool = False
-    ) -> TransitionResult:
-        coro = self._client.set_flow_run_state(flow_run_id, state, transition_id=transition_id, force=force)
-        return self._run(coro)  # type: ignore[no-any-return]
+    def set_flow_run_state(self, flow_run_id: UUID, state: State, **options: Any) -> TransitionResult:
+        """Options: those of `BatonClient.set_flow_run_state`."""
+        return self._run(self._client.set_flow_run_state(flow_run_id, state, **options))  # type: ignore[no-any-return]
 
-    def read_flow_runs(self, **filters: Any) -> Page[FlowRun]:
+    def read_flow_runs(self, **filters: Any) -> FlowRunPage:
         return self._run(self._client.read_flow_runs(**filters))  # type: ignore[no-any-return]
 
     def read_flow_run(self, flow_run_id: UUID) -> FlowRun:
@@ -383,13 +377,13 @@ class SyncBatonClient:
     def cancel_flow_run(self, flow_run_id: UUID) -> TransitionResult:
         return self._run(self._client.cancel_flow_run(flow_run_id))  # type: ignore[no-any-return]
 
-    def read_task_runs(self, flow_run_id: UUID, **kwargs: Any) -> Page[TaskRun]:
+    def read_task_runs(self, flow_run_id: UUID, **kwargs: Any) -> TaskRunPage:
         return self._run(self._client.read_task_runs(flow_run_id, **kwargs))  # type: ignore[no-any-return]
 
     def read_task_run_states(self, task_run_id: UUID) -> list[State]:
         return self._run(self._client.read_task_run_states(task_run_id))  # type: ignore[no-any-return]
 
-    def read_logs(self, flow_run_id: UUID, **kwargs: Any) -> Page[LogRecord]:
+    def read_logs(self, flow_run_id: UUID, **kwargs: Any) -> LogPage:
         return self._run(self._client.read_logs(flow_run_id, **kwargs))  # type: ignore[no-any-return]
 
     def stream_logs(self, flow_run_id: UUID) -> Iterator[LogRecord]:

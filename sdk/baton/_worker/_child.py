@@ -15,7 +15,10 @@ The exit code tells the worker what is left to do:
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import ctypes
+import inspect
 import logging
 import os
 import signal
@@ -23,19 +26,36 @@ import sys
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
+from uuid import UUID
 
-from ._job import CLAIM_ID_ENV, FLOW_RUN_ID_ENV, RunJob
+from baton_schemas import utcnow
+from baton_schemas.envelopes import FlowRunDispatch, ProposeState
+from baton_schemas.runs import FlowRun
+from baton_schemas.states import Failed, Pending, State
 
-if TYPE_CHECKING:
-    from baton_schemas.envelopes import FlowRunDispatch
-    from baton_schemas.states import State
+from .. import _logging
+from .._context import flow_run_ctx, task_run_ctx
+from .._entrypoints import EntrypointError, load_flow
+from .._exceptions import Abort, ParameterValidationError
+from .._flow_engine import run_existing_flow_run
+from .._protocols import Reporter
+from .._reporting._remote import RemoteReporter, ReporterConfig
+from .._runtime import Runtime, configure
+from .._settings import CLAIM_ID_ENV, ClientSettings
+from ._job import (
+    CONSOLE_FD_ENV,
+    EXIT_ABORTED,
+    EXIT_REPORTED,
+    EXIT_UNREPORTED,
+    FLOW_RUN_ID_ENV,
+    JOB_FD_ENV,
+    RunJob,
+    read_job_fd,
+)
+from ._pull_steps import PullStepError, run_pull_steps
+from ._relay import RELAY_FD_ENV, RelayTransport
 
-    from .._runtime import Runtime
-
-EXIT_REPORTED = 0
-EXIT_UNREPORTED = 1
-EXIT_ABORTED = 3
 _PR_SET_PDEATHSIG = 1
 # The worker heartbeats for its runs: the run's process must not extend the lease on its own.
 _NO_HEARTBEATS = 10.0**9
@@ -82,17 +102,9 @@ class _RunLog:
 
 
 def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
-    from .. import _logging
-    from .._reporting import Reporter
-    from .._runtime import configure
-    from .._settings import ClientSettings
-
     settings = ClientSettings.load().model_copy(update={"heartbeat_interval": _NO_HEARTBEATS})
     reporter: Reporter | None = None
     if relay_fd is not None:  # through the worker: no broker connection of our own
-        from .._reporting._remote import RemoteReporter, ReporterConfig
-        from ._relay import RelayTransport
-
         timeout = settings.request_timeout + 5
 
         async def connect() -> RelayTransport:
@@ -112,11 +124,6 @@ def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
 def _print_logged_to(console: Any) -> None:
     """A `log_prints` print is a log record the engine ships: on stdout the worker would ship
     it a second time, so it goes to the console (echoed, not shipped). Other prints stay."""
-    import builtins
-
-    from .. import _logging
-    from .._context import flow_run_ctx, task_run_ctx
-
     builtin_print = builtins.print
 
     def print_once(
@@ -150,8 +157,6 @@ def _delivered(runtime: Runtime) -> bool:
 
 def _end(runtime: Runtime, job: RunJob, dispatch: FlowRunDispatch, state: State, log: _RunLog) -> int:
     """The run cannot start: propose `state` (Failed, with the reason) under the claim."""
-    from baton_schemas.envelopes import ProposeState
-
     log.error(state.message or "the flow run could not start")
     proposal = ProposeState(flow_run_id=dispatch.flow_run_id, state=state, claim_id=job.claim_id)
     try:
@@ -162,13 +167,7 @@ def _end(runtime: Runtime, job: RunJob, dispatch: FlowRunDispatch, state: State,
     return EXIT_REPORTED if result is not None and _delivered(runtime) else EXIT_UNREPORTED
 
 
-def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> Any:
-    from uuid import UUID
-
-    from baton_schemas import utcnow
-    from baton_schemas.runs import FlowRun
-    from baton_schemas.states import Pending
-
+def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> FlowRun:
     now = utcnow()
     return FlowRun(
         id=dispatch.flow_run_id,
@@ -190,17 +189,6 @@ def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> Any:
 
 def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None) -> int:
     """Run the job in this process; returns the exit code (see the module's docstring)."""
-    import asyncio
-    import inspect
-
-    from baton_schemas.envelopes import FlowRunDispatch
-    from baton_schemas.states import Failed
-
-    from .._exceptions import Abort, ParameterValidationError
-    from .._flow_engine import run_existing_flow_run
-    from ._entrypoint import EntrypointError, load_flow
-    from ._pull_steps import PullStepError, run_pull_steps
-
     os.environ[CLAIM_ID_ENV] = str(job.claim_id)
     os.environ[FLOW_RUN_ID_ENV] = job.flow_run_id
     dispatch = FlowRunDispatch.model_validate(job.dispatch)
@@ -239,16 +227,12 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
 
 def main() -> None:
     """`python -m baton._worker`: run the job the worker passed in `BATON_JOB_FD`."""
-    from ._job import CONSOLE_FD_ENV, JOB_FD_ENV, read_job_fd
-
     try:
         job_fd = int(os.environ.pop(JOB_FD_ENV))
     except (KeyError, ValueError):
         sys.stderr.write(f"baton: {JOB_FD_ENV} is not set: this command is started by `baton worker`\n")
         finish(2)
         return
-    from ._relay import RELAY_FD_ENV
-
     console = os.environ.pop(CONSOLE_FD_ENV, None)
     relay = os.environ.pop(RELAY_FD_ENV, None)
     job = read_job_fd(job_fd)

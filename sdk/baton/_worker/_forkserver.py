@@ -16,6 +16,7 @@ Messages are JSON over SOCK_SEQPACKET sockets (one message per packet):
 
 from __future__ import annotations
 
+import importlib
 import os
 import selectors
 import signal
@@ -25,6 +26,9 @@ import traceback
 from typing import Any
 
 import orjson
+
+from .._settings import ClientSettings
+from ._job import EXIT_UNREPORTED, read_job_fd
 
 FORKSERVER_FD_ENV = "BATON_FORKSERVER_FD"
 MAX_PACKET = 1 << 20
@@ -44,8 +48,7 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = 
 
 def _ready_fork(channel: socket.socket, server_pid: int) -> None:
     """A pre-started process: wait for a job, then become its flow run's process. Never returns."""
-    from ._child import EXIT_UNREPORTED, die_with_parent, finish, run
-    from ._job import read_job_fd
+    from ._child import die_with_parent, finish, run
 
     code = EXIT_UNREPORTED
     try:
@@ -191,7 +194,7 @@ PRELOAD = (
     "baton._transport.amqp",
     "baton._transport.http",
     "baton._worker._child",
-    "baton._worker._entrypoint",
+    "baton._entrypoints",
     "baton._worker._pull_steps",
     "baton._worker._relay",
     "baton_schemas.envelopes",
@@ -200,12 +203,8 @@ PRELOAD = (
 
 
 def _preload() -> None:
-    import importlib
-
     for name in PRELOAD:
         importlib.import_module(name)
-    from .._settings import ClientSettings
-
     ClientSettings()  # builds pydantic-settings' machinery once
 
 

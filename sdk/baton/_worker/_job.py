@@ -1,4 +1,5 @@
-"""What a worker hands to a flow run's process: the dispatch, the claim, where to start.
+"""What a worker hands to a flow run's process (the dispatch, the claim, where to start), and
+what the process's exit code says back.
 
 It travels as JSON in an anonymous memory file (`memfd`) whose descriptor the process
 inherits (`BATON_JOB_FD`), so neither its size nor its secrets touch the command line, the
@@ -16,8 +17,12 @@ import orjson
 
 JOB_FD_ENV = "BATON_JOB_FD"
 CONSOLE_FD_ENV = "BATON_CONSOLE_FD"
-CLAIM_ID_ENV = "BATON_CLAIM_ID"
 FLOW_RUN_ID_ENV = "BATON_FLOW_RUN_ID"
+
+# What the run's exit code tells the worker is left to do:
+EXIT_REPORTED = 0  # nothing: the server has the run's outcome (or a retry it dispatches again)
+EXIT_UNREPORTED = 1  # end the run Crashed (any code but these, too)
+EXIT_ABORTED = 3  # nothing: the server said the run is no longer this worker's
 
 
 @dataclass(frozen=True, slots=True)

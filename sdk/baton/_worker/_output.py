@@ -17,6 +17,9 @@ from datetime import UTC, datetime
 from typing import IO, Any
 from uuid import UUID
 
+from baton_schemas.envelopes import Logs
+from baton_schemas.logs import LogRecord
+
 logger = logging.getLogger("baton.worker")
 
 MAX_LINE = 16_000  # longer lines are split into several records
@@ -56,9 +59,6 @@ class LogShipper:
             await self.flush()
 
     async def flush(self) -> bool:
-        from baton_schemas.envelopes import Logs
-        from baton_schemas.logs import LogRecord
-
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
             records = [

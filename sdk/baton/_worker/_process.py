@@ -27,8 +27,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from .._settings import CLAIM_ID_ENV
 from ._forkserver import FORKSERVER_FD_ENV, MAX_PACKET
-from ._job import CLAIM_ID_ENV, CONSOLE_FD_ENV, FLOW_RUN_ID_ENV, JOB_FD_ENV, RunJob
+from ._job import CONSOLE_FD_ENV, FLOW_RUN_ID_ENV, JOB_FD_ENV, RunJob
 from ._relay import RELAY_FD_ENV
 
 logger = logging.getLogger("baton.worker")

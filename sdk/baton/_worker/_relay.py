@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
+from pydantic import ValidationError
+
+from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
+from baton_schemas.runs import FlowRun, FlowRunCreate
+from baton_schemas.states import TransitionResult
 
 from .._transport import RequestRejected, TransportUnavailable
 
 if TYPE_CHECKING:
-    from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
-    from baton_schemas.runs import FlowRun, FlowRunCreate
-    from baton_schemas.states import TransitionResult
-
     from .._transport.amqp import AmqpTracker
 
 logger = logging.getLogger("baton.worker")
@@ -120,13 +121,9 @@ class RelayTransport:
         return answer
 
     async def propose_state(self, proposal: ProposeState) -> TransitionResult:
-        from baton_schemas.states import TransitionResult
-
         return TransitionResult.model_validate_json(await self._call("propose_state", proposal.to_json()))
 
     async def create_flow_run(self, run: FlowRunCreate) -> FlowRun:
-        from baton_schemas.runs import FlowRun
-
         return FlowRun.model_validate_json(await self._call("create_flow_run", run.to_json()))
 
     async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
@@ -152,9 +149,6 @@ class RelayTransport:
 
 
 async def _answer(tracker: AmqpTracker, header: dict[str, Any], body: bytes) -> bytes:
-    from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
-    from baton_schemas.runs import FlowRunCreate
-
     op = header.get("op")
     if op == "propose_state":
         result = await tracker.propose_state(ProposeState.model_validate_json(body))
@@ -178,8 +172,6 @@ async def _answer(tracker: AmqpTracker, header: dict[str, Any], body: bytes) -> 
 
 async def serve_relay(sock: socket.socket, tracker: AmqpTracker, label: str) -> None:
     """Forward a run process's requests until it closes its end (it exited)."""
-    from pydantic import ValidationError
-
     sock.setblocking(False)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     lock = asyncio.Lock()

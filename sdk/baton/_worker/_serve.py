@@ -17,13 +17,19 @@ import logging
 import os
 import signal
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._job import CLAIM_ID_ENV
+from baton_schemas import slugify
+from baton_schemas.job_templates import default_process_template
+from baton_schemas.pools import WorkPoolCreate
+
+from .._definitions import FlowDefinition
+from .._deploy.deployer import deploy_flow
+from .._deployments import connect
+from .._settings import CLAIM_ID_ENV
+from .._transport import RequestRejected
 from ._settings import WorkerSettings
-
-if TYPE_CHECKING:
-    from .._flows import Flow
+from ._worker import Worker, configure_logging
 
 logger = logging.getLogger("baton.worker")
 
@@ -39,8 +45,6 @@ WORKER_OPTIONS = (
 
 async def run_worker(settings: WorkerSettings) -> None:
     """Run a worker until SIGTERM / SIGINT (when called from the main thread) and drain it."""
-    from ._worker import Worker
-
     worker = Worker(settings)
     stop = asyncio.Event()
     if threading.current_thread() is threading.main_thread():
@@ -58,18 +62,16 @@ async def run_worker(settings: WorkerSettings) -> None:
     await worker.run(stop)
 
 
-def default_pool(flow: Flow[..., Any]) -> str:
-    from baton_schemas import slugify
-
+def default_pool(flow: FlowDefinition[..., Any]) -> str:
     return f"serve-{slugify(flow.name)}"[:63].rstrip("-_")
 
 
-def serve(flow: Flow[..., Any], name: str, *, work_pool_name: str | None = None, **options: Any) -> None:
+def serve(
+    flow: FlowDefinition[..., Any], name: str, *, work_pool_name: str | None = None, **options: Any
+) -> None:
     """See the module's docstring. Options: those of `Flow.deploy()`, and the worker's
     `limit`, `prestart`, `heartbeat_seconds`, `lease_seconds`, `drain_seconds`,
     `cancel_grace_seconds`."""
-    from ._worker import configure_logging
-
     if os.environ.get(CLAIM_ID_ENV):  # imported by one of our own run processes: not again
         logger.warning("serve() called inside a flow run's process; ignored (guard it with __main__)")
         return
@@ -78,7 +80,7 @@ def serve(flow: Flow[..., Any], name: str, *, work_pool_name: str | None = None,
     queue = options.get("work_queue_name", "default")
     configure_logging(os.environ.get("BATON_LOG_LEVEL", "INFO"))
     _ensure_pool(pool)
-    deployment = flow.deploy(name, pool, **options)
+    deployment = deploy_flow(flow, name, pool, **options)
     logger.info(
         "Serving deployment %r of flow %r on pool %r; start a run with: baton deployment run '%s/%s'",
         deployment.name,
@@ -94,12 +96,6 @@ def serve(flow: Flow[..., Any], name: str, *, work_pool_name: str | None = None,
 
 
 def _ensure_pool(pool: str) -> None:
-    from baton_schemas.pools import WorkPoolCreate
-
-    from .._deployments import connect
-    from .._transport import RequestRejected
-    from ._templates import default_process_template
-
     with connect() as client:
         try:
             client.read_work_pool(pool)

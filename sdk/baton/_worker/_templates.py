@@ -19,57 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from baton_schemas.job_templates import default_process_template, template_defaults
+
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 _MISSING = object()
-
-
-def default_process_template() -> dict[str, Any]:
-    """The job template of a `process` pool: what `serve()` and an empty template use."""
-    return {
-        "job_configuration": {
-            "command": "{{ command }}",
-            "env": "{{ env }}",
-            "working_dir": "{{ working_dir }}",
-            "stream_output": "{{ stream_output }}",
-        },
-        "variables": {
-            "type": "object",
-            "properties": {
-                "command": {
-                    "type": ["string", "null"],
-                    "default": None,
-                    "description": "The command that runs the flow; empty: Baton's own "
-                    "(`python -m baton._worker`).",
-                },
-                "env": {
-                    "type": "object",
-                    "additionalProperties": {"type": "string"},
-                    "default": {},
-                    "description": "Environment variables set for the flow run's process.",
-                },
-                "working_dir": {
-                    "type": ["string", "null"],
-                    "default": None,
-                    "description": "Where the process starts; empty: a fresh temporary "
-                    "directory if the deployment has pull steps, else the worker's.",
-                },
-                "stream_output": {
-                    "type": "boolean",
-                    "default": True,
-                    "description": "Echo the process's output on the worker's console.",
-                },
-            },
-        },
-    }
-
-
-def template_defaults(template: dict[str, Any]) -> dict[str, Any]:
-    properties = (template.get("variables") or {}).get("properties") or {}
-    return {
-        name: spec["default"]
-        for name, spec in properties.items()
-        if isinstance(spec, dict) and "default" in spec
-    }
 
 
 def _lookup(values: dict[str, Any], name: str) -> Any:

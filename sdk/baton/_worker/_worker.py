@@ -49,16 +49,25 @@ from baton_schemas.envelopes import (
     ProposeState,
     WorkerInfo,
 )
+from baton_schemas.job_templates import default_process_template
+from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
 from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, TransitionResult, Verdict
+from baton_schemas.topology import (
+    CONTROL,
+    flow_run_control_key,
+    pool_queue_name,
+    worker_control_key,
+    worker_control_queue,
+)
 
 from .._settings import ClientSettings
 from .._transport import RequestRejected, TransportUnavailable
 from .._transport._connect import connect_robust
 from .._transport.amqp import AmqpTracker
-from ._child import EXIT_ABORTED, EXIT_REPORTED
+from .._transport.http import BatonClient
 from ._forkserver import FORKSERVER_FD_ENV
 from ._intake import Intake, QueueSpec, SlotBook
-from ._job import RunJob
+from ._job import EXIT_ABORTED, EXIT_REPORTED, RunJob
 from ._output import LogShipper, console_streams, pump
 from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
 from ._relay import serve_relay
@@ -67,14 +76,9 @@ from ._templates import ProcessJobConfiguration
 
 logger = logging.getLogger("baton.worker")
 
-CONTROL_EXCHANGE = "baton.control"
 OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
 MAX_SCHEDULE_WAIT_SECONDS = 60.0
 STDERR_TAIL_LINES = 5
-
-
-def pool_queue_name(pool: str, queue: str) -> str:
-    return f"baton.pool.{pool}.{queue}"
 
 
 @dataclass(eq=False)
@@ -164,11 +168,11 @@ class Worker:
         self._connection = await connect_robust(broker_url, name=f"baton-worker {self.name}", timeout=timeout)
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._channel = await self._connection.channel()
-        self._control_exchange = await self._channel.get_exchange(CONTROL_EXCHANGE, ensure=True)
+        self._control_exchange = await self._channel.get_exchange(CONTROL, ensure=True)
         self._control = await self._channel.declare_queue(
-            f"baton.worker.{self.worker_id}", exclusive=True, auto_delete=True
+            worker_control_queue(self.worker_id), exclusive=True, auto_delete=True
         )
-        await self._control.bind(self._control_exchange, routing_key=f"worker.{self.worker_id}")
+        await self._control.bind(self._control_exchange, routing_key=worker_control_key(self.worker_id))
         await self._control.consume(self._on_control, no_ack=True)
         self.shipper = LogShipper(self.tracker.send)
         self.shipper.start()
@@ -271,11 +275,6 @@ class Worker:
         if not self.client.api_url:  # broker only: the named queues, in the order given
             names = wanted or ["default"]
             return [QueueSpec(i + 1, pool_queue_name(pool, name)) for i, name in enumerate(names)]
-        from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
-
-        from .._transport.http import BatonClient
-        from ._templates import default_process_template
-
         async with BatonClient(self.client.api_url, self.client.api_key) as api:
             try:
                 record = await api.read_work_pool(pool)
@@ -555,12 +554,12 @@ class Worker:
 
     async def _listen(self, run_id: UUID) -> None:
         if self._control is not None and self._control_exchange is not None:
-            await self._control.bind(self._control_exchange, routing_key=f"flow-run.{run_id}")
+            await self._control.bind(self._control_exchange, routing_key=flow_run_control_key(run_id))
 
     async def _unlisten(self, run_id: UUID) -> None:
         if self._control is not None and self._control_exchange is not None:
             with contextlib.suppress(Exception):
-                await self._control.unbind(self._control_exchange, routing_key=f"flow-run.{run_id}")
+                await self._control.unbind(self._control_exchange, routing_key=flow_run_control_key(run_id))
 
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
         try:

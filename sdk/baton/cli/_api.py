@@ -11,13 +11,19 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
+from uuid import UUID
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
+from .._exceptions import BatonError
+from .._transport import RequestRejected, TransportUnavailable
+
 if TYPE_CHECKING:
+    from baton_schemas.runs import TaskRun
     from baton_schemas.states import State
 
     from .._transport.http import SyncBatonClient
@@ -103,9 +109,6 @@ def errors(url: str | None = None, *, has_key: bool = True) -> Iterator[None]:
     """Turn what the API, the network or the user's input can raise into one line and exit 1."""
     import httpx
 
-    from .._exceptions import BatonError
-    from .._transport import RequestRejected, TransportUnavailable
-
     where = url or "the Baton server"
     try:
         yield
@@ -154,3 +157,19 @@ def client() -> Iterator[SyncBatonClient]:
         SyncBatonClient(url, settings.api_key, timeout=settings.request_timeout) as api,
     ):
         yield api
+
+
+def all_task_runs(client: SyncBatonClient, flow_run_id: UUID) -> list[TaskRun]:
+    """Every task run of a flow run (all pages), in the order they ran."""
+    found: list[TaskRun] = []
+    cursor: str | None = None
+    while True:
+        page = client.read_task_runs(flow_run_id, cursor=cursor, limit=1000)
+        found += page.items
+        cursor = page.next_cursor
+        if cursor is None or not page.items:
+            break
+    # in the order they ran (a batch of reports is stored with one `created` time)
+    far = datetime.max.replace(tzinfo=UTC)
+    found.sort(key=lambda run: (run.start_time or run.end_time or far, run.created, run.name))
+    return found

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from .._deploy._errors import DeployError
+from .._transport import RequestRejected
 from . import _api
 
 
@@ -25,10 +27,8 @@ def deploy(
 ) -> None:
     """Create or update the deployments of baton.yaml (each one's flow is imported to build the
     parameter schema the server checks every run against)."""
-    from .._deploy._errors import DeployError
     from .._deploy.config import find_config, load_config
     from .._deploy.deployer import plan
-    from .._transport import RequestRejected
 
     with _api.errors():
         path = find_config(file)

@@ -16,20 +16,15 @@ from rich.text import Text
 
 from . import _api
 from ._api import state_text as _state_text
-from ._watch import last_line
+from ._watch import LogPrinter, last_line, when_ms
 
 if TYPE_CHECKING:
-    from baton_schemas.logs import LogRecord
     from baton_schemas.runs import FlowRun, TaskRun
 
-    from .._transport.http import SyncBatonClient
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, follow and cancel flow runs.")
 
 RunId = Annotated[UUID, typer.Argument(metavar="ID", help="The flow run's id.", show_default=False)]
-
-_LEVEL_STYLES = {"DEBUG": "grey50", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
-
 
 # --- formatting ---------------------------------------------------------------------------------
 
@@ -142,28 +137,13 @@ def list_runs(
     console.print(table)
 
 
-def _all_task_runs(client: SyncBatonClient, flow_run_id: UUID) -> list[TaskRun]:
-    found: list[TaskRun] = []
-    cursor: str | None = None
-    while True:
-        page = client.read_task_runs(flow_run_id, cursor=cursor, limit=1000)
-        found += page.items
-        cursor = page.next_cursor
-        if cursor is None or not page.items:
-            break
-    # in the order they ran (a batch of reports is stored with one `created` time)
-    far = datetime.max.replace(tzinfo=UTC)
-    found.sort(key=lambda run: (run.start_time or run.end_time or far, run.created, run.name))
-    return found
-
-
 @app.command("inspect")
 def inspect_run(run_id: RunId) -> None:
     """A flow run: state, parameters, times, state history, task runs."""
     with _api.client() as client:
         run = client.read_flow_run(run_id)
         history = client.read_flow_run_states(run_id)
-        task_runs = _all_task_runs(client, run_id)
+        task_runs = _api.all_task_runs(client, run_id)
     console = _api.console()
     header = Text.assemble((run.name, "bold"), f"  ({run.id})")
     console.print(header)
@@ -201,7 +181,7 @@ def inspect_run(run_id: RunId) -> None:
     states.add_column("Time", no_wrap=True)
     states.add_column("Message")
     for index, state in enumerate(history, 1):
-        states.add_row(str(index), _state_text(state), _when_ms(state.timestamp), last_line(state.message))
+        states.add_row(str(index), _state_text(state), when_ms(state.timestamp), last_line(state.message))
     console.print(states)
 
     console.print(Text(f"\nTask runs ({len(task_runs)})", style="bold"))
@@ -243,38 +223,6 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _when_ms(moment: datetime) -> str:
-    return moment.astimezone().strftime("%H:%M:%S.%f")[:-3]
-
-
-class _LogPrinter:
-    """Prints log records as the engine's console does, naming the task run of each."""
-
-    def __init__(self, client: SyncBatonClient, run: FlowRun) -> None:
-        self.client = client
-        self.run = run
-        self.console = _api.console()
-        self.task_names: dict[UUID, str] = {}
-
-    def label(self, record: LogRecord) -> str:
-        task_run_id = record.task_run_id
-        if task_run_id is None:
-            return f"Flow run {self.run.name!r}"
-        if task_run_id not in self.task_names:  # a task run we have not seen yet: ask again
-            self.task_names.update((t.id, t.name) for t in _all_task_runs(self.client, self.run.id))
-            self.task_names.setdefault(task_run_id, str(task_run_id))
-        return f"Task run {self.task_names[task_run_id]!r}"
-
-    def print(self, record: LogRecord) -> None:
-        import logging
-
-        level = logging.getLevelName(record.level)
-        line = Text(f"{_when_ms(record.timestamp)} | ")
-        line.append(f"{level:<7}", style=_LEVEL_STYLES.get(level, ""))
-        line.append(f" | {self.label(record)} - {record.message}")
-        self.console.print(line, soft_wrap=True)
-
-
 @app.command("logs")
 def logs(
     run_id: RunId,
@@ -284,7 +232,7 @@ def logs(
 ) -> None:
     """A flow run's logs (with its task runs'), oldest first."""
     with _api.client() as client:
-        printer = _LogPrinter(client, client.read_flow_run(run_id))
+        printer = LogPrinter(client, client.read_flow_run(run_id))
         if follow:  # Ctrl-C ends it (exit 130)
             for record in client.stream_logs(run_id):
                 printer.print(record)

@@ -7,10 +7,12 @@ a log at least as recent has been printed, or for HOLD_SECONDS, whichever comes 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from rich.text import Text
 
@@ -34,20 +36,51 @@ HOLD_SECONDS = 2.0
 DRAIN_SECONDS = 5.0
 
 
+_LEVEL_STYLES = {"DEBUG": "grey50", "WARNING": "yellow", "ERROR": "red", "CRITICAL": "bold red"}
+
+
 def last_line(message: str | None) -> str:
     lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def when_ms(moment: datetime) -> str:
+    return moment.astimezone().strftime("%H:%M:%S.%f")[:-3]
+
+
+class LogPrinter:
+    """Prints log records as the engine's console does, naming the task run of each."""
+
+    def __init__(self, client: SyncBatonClient, run: FlowRun) -> None:
+        self.client = client
+        self.run = run
+        self.console = _api.console()
+        self.task_names: dict[UUID, str] = {}
+
+    def label(self, record: LogRecord) -> str:
+        task_run_id = record.task_run_id
+        if task_run_id is None:
+            return f"Flow run {self.run.name!r}"
+        if task_run_id not in self.task_names:  # a task run we have not seen yet: ask again
+            self.task_names.update((t.id, t.name) for t in _api.all_task_runs(self.client, self.run.id))
+            self.task_names.setdefault(task_run_id, str(task_run_id))
+        return f"Task run {self.task_names[task_run_id]!r}"
+
+    def print(self, record: LogRecord) -> None:
+        level = logging.getLevelName(record.level)
+        line = Text(f"{when_ms(record.timestamp)} | ")
+        line.append(f"{level:<7}", style=_LEVEL_STYLES.get(level, ""))
+        line.append(f" | {self.label(record)} - {record.message}")
+        self.console.print(line, soft_wrap=True)
 
 
 class Timeline:
     """Prints states and log records in time order (see the module's docstring)."""
 
     def __init__(self, client: SyncBatonClient, flow_run: FlowRun) -> None:
-        from ._flow_runs import _LogPrinter
-
         self.out = _api.console()
         self.flow_run = flow_run
-        self.printer = _LogPrinter(client, flow_run)
+        self.printer = LogPrinter(client, flow_run)
         self.seen: set[object] = set()
         self.held: list[tuple[float, State]] = []  # (when it was read, state)
         self.latest_log: datetime | None = None

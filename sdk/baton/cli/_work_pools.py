@@ -34,7 +34,7 @@ def _paused(paused: bool) -> Text:
 
 
 def _read_template(path: Path) -> dict[str, Any]:
-    from .._deploy.job_templates import check_base_job_template
+    from baton_schemas.job_templates import check_base_job_template
 
     try:
         template = json.loads(path.read_text())
@@ -64,9 +64,8 @@ def create(
     paused: Annotated[bool, typer.Option("--paused", help="Create it paused.")] = False,
 ) -> None:
     """Create a work pool (with its queue `default`)."""
+    from baton_schemas.job_templates import default_base_job_template
     from baton_schemas.pools import WorkPoolCreate
-
-    from .._deploy.job_templates import default_base_job_template
 
     if base_job_template is not None:
         template = _read_template(base_job_template)

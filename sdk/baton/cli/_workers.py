@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from .._transport import RequestRejected, TransportUnavailable
 from . import _api
 
 app = typer.Typer(no_args_is_help=True)
@@ -49,7 +51,6 @@ def start(
     import asyncio
 
     from .._event_loop import loop_factory
-    from .._transport import RequestRejected, TransportUnavailable
     from .._worker._serve import run_worker
     from .._worker._settings import WorkerSettings
     from .._worker._worker import configure_logging
@@ -87,8 +88,6 @@ def ls(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Workers: name, pool, online/offline, last heartbeat, runs running."""
-    from datetime import UTC, datetime
-
     with _api.client() as client:
         pools = [pool] if pool else [p.name for p in client.read_work_pools()]
         workers = [worker for name in pools for worker in client.read_workers(name)]

@@ -18,9 +18,9 @@ from typing import Any
 
 from baton._amqp import AmqpError, Channel, Connection, Delivery, Link
 from baton_schemas.envelopes import DeadLetterHeaders
+from baton_schemas.topology import DEAD
 
 from .publisher import Publisher, json_properties
-from .topology import DEAD
 
 log = logging.getLogger(__name__)
 

@@ -10,23 +10,19 @@ import orjson
 from baton_schemas import SCHEMA_VERSION
 from baton_schemas.envelopes import RunKind, StateChange, TaskRunStateReport
 from baton_schemas.states import State, StateType
+from baton_schemas.topology import STATES, state_routing_key
 
 from .outbox import OutboxMessage
-from .topology import STATES
 
 # A state as JSON, exactly as pydantic writes it (and StateChange embeds it), straight from the
 # model's compiled serializer: its history row, its run's row and its message share the bytes.
 serialise_state = State.__pydantic_serializer__.to_json
 
 
-def state_routing_key(change: StateChange) -> str:
-    return f"{change.run_kind.value}.{change.state.type.routing_word}.{change.flow_slug}"
-
-
 def state_change_message(change: StateChange) -> OutboxMessage:
     return OutboxMessage(
         exchange=STATES,
-        routing_key=state_routing_key(change),
+        routing_key=state_routing_key(change.run_kind, change.state.type, change.flow_slug),
         message_id=change.id,
         body=change.to_json(),
         mandatory=False,  # nobody need be listening for a state change
@@ -68,7 +64,7 @@ def flow_run_change_message(
     )
     return OutboxMessage(
         STATES,
-        f"{RunKind.FLOW_RUN.value}.{state.type.routing_word}.{run['flow_slug']}",
+        state_routing_key(RunKind.FLOW_RUN, state.type, run["flow_slug"]),
         state.id,
         body,
         False,  # nobody need be listening for a state change
@@ -108,7 +104,7 @@ class TaskRunChanges:
             "occurred": None,
         }
         self._routing_keys = {
-            t: f"{RunKind.TASK_RUN.value}.{t.routing_word}.{flow_run['flow_slug']}" for t in StateType
+            t: state_routing_key(RunKind.TASK_RUN, t, flow_run["flow_slug"]) for t in StateType
         }
 
     def message(self, report: TaskRunStateReport, state_json: bytes) -> OutboxMessage:
@@ -138,5 +134,4 @@ __all__ = [
     "flow_run_change_message",
     "serialise_state",
     "state_change_message",
-    "state_routing_key",
 ]

@@ -25,10 +25,10 @@ import asyncpg
 
 from baton._amqp import Returned
 from baton_schemas.envelopes import DeadLetterHeaders
+from baton_schemas.topology import DEAD
 
 from ..db.types import Connection
 from .publisher import Publisher, json_properties
-from .topology import DEAD
 
 log = logging.getLogger(__name__)
 

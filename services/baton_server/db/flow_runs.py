@@ -11,6 +11,7 @@ import asyncpg
 
 from baton_schemas.envelopes import RunKind, StateChange
 from baton_schemas.flows import FlowCreate
+from baton_schemas.names import run_name
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import Scheduled, State, StateType
 
@@ -18,7 +19,6 @@ from ..broker.messages import state_change_message
 from ..broker.outbox import OutboxRow
 from ..events.state_events import flow_run_event
 from .flows import get_or_create_flow
-from .names import run_name
 from .rows import FLOW_RUN_COLUMNS, flow_run_from_row
 from .run_cache import RunCache
 from .types import Connection

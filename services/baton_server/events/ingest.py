@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from baton._amqp import Delivery, Link
 from baton_schemas import utcnow
 from baton_schemas.events import MAX_EVENT_BYTES, Event
+from baton_schemas.topology import EVENT_STORE_QUEUE
 
 from ..broker.consumer import Consumer, DeadLetter
 from ..broker.publisher import Publisher
-from ..broker.topology import EVENT_STORE_QUEUE
 from . import cloudevents
 from .admission import Admission, Refused
 from .store import EventRow, event_row

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from baton_schemas.events import Event
+from baton_schemas.topology import EVENTS
 
 from ..broker.publisher import Publisher, json_properties
-from ..broker.topology import EVENTS
 
 
 class NotAccepted(Exception):

@@ -23,9 +23,9 @@ import orjson
 
 from baton_schemas.events import MAX_LABEL_CHARS, MAX_RELATED, RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
 from baton_schemas.states import State
+from baton_schemas.topology import EVENTS
 
 from ..broker.outbox import OutboxMessage
-from ..broker.topology import EVENTS
 
 FLOW_RUN = "baton.flow-run"
 TASK_RUN = "baton.task-run"

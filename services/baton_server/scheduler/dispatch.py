@@ -11,14 +11,14 @@ pools and queues are skipped until resumed.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
 
 from baton_schemas.envelopes import FlowRunDispatch
+from baton_schemas.job_templates import template_defaults
+from baton_schemas.topology import RUNS, pool_routing_key
 
 from ..broker.outbox import Outbox, OutboxMessage, OutboxRow
-from ..broker.topology import RUNS, pool_routing_key
 from ..db.types import Connection
 
 _CLAIM_FOR_DISPATCH = """
@@ -48,16 +48,6 @@ _CLAIM_FOR_DISPATCH = """
     JOIN flows f ON f.id = m.flow_id
     JOIN work_pools p ON p.name = m.work_pool_name
     LEFT JOIN deployments d ON d.id = m.deployment_id"""
-
-
-def template_defaults(base_job_template: dict[str, Any]) -> dict[str, Any]:
-    """The defaults declared by a pool's job template: {"variables": {"properties": {...}}}."""
-    properties = (base_job_template.get("variables") or {}).get("properties") or {}
-    return {
-        name: spec["default"]
-        for name, spec in properties.items()
-        if isinstance(spec, dict) and "default" in spec
-    }
 
 
 def dispatch_message(row: asyncpg.Record) -> OutboxMessage:

@@ -8,9 +8,9 @@ import uuid
 
 from baton_schemas.envelopes import ControlKind, ControlMessage, ProposeState
 from baton_schemas.states import Cancelled, Cancelling, StateType, Verdict
+from baton_schemas.topology import CONTROL, flow_run_control_key
 
 from ..broker.outbox import Outbox, OutboxMessage
-from ..broker.topology import CONTROL
 from ..db.types import Connection
 from .transitions import Outcome, RunNotFound, propose_flow_run_state
 
@@ -35,7 +35,7 @@ async def cancel_flow_run(
             outcome.outbox.extend(
                 await Outbox.add(
                     conn,
-                    [OutboxMessage(CONTROL, f"flow-run.{run_id}", uuid.uuid4(), control.to_json())],
+                    [OutboxMessage(CONTROL, flow_run_control_key(run_id), uuid.uuid4(), control.to_json())],
                 )
             )
     return outcome

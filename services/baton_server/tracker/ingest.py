@@ -18,10 +18,10 @@ from baton_schemas.envelopes import Heartbeat, TaskRunStateReport
 from baton_schemas.logs import LogRecord
 from baton_schemas.runs import TaskRunInfo
 from baton_schemas.states import TERMINAL_TYPES, StateType
+from baton_schemas.topology import EVENTS, STATES
 
 from ..broker.messages import TaskRunChanges, serialise_state
 from ..broker.outbox import OutboxMessage, OutboxRow
-from ..broker.topology import EVENTS, STATES
 from ..db.types import Connection
 from ..events.state_events import TaskRunEvents
 

@@ -16,10 +16,10 @@ from baton_schemas.envelopes import (
     TaskRunStates,
     TrackerMessage,
 )
+from baton_schemas.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
 
 from ..broker.consumer import Consumer, DeadLetter
 from ..broker.outbox import OutboxRow
-from ..broker.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
 from ..db.pools import record_worker

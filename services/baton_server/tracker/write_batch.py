@@ -23,7 +23,8 @@ from uuid import UUID
 
 import asyncpg
 
-from ..broker.topology import EVENTS
+from baton_schemas.topology import EVENTS
+
 from ..db.types import Connection
 
 # The single write, and the same for many runs at once: arguments in the same order, each an

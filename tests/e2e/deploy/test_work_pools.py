@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from baton._worker._templates import default_process_template
+from baton_schemas.job_templates import default_process_template
 
 from .conftest import Project
 

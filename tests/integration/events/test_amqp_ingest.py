@@ -13,7 +13,7 @@ import pytest
 from baton._amqp import Channel, Connection, Delivery, Properties
 from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.events import MAX_EVENT_BYTES
-from baton_server.broker.topology import DEAD, EVENTS
+from baton_schemas.topology import DEAD, EVENTS
 from baton_server.context import ServerContext
 from baton_server.events.service import EventsService
 

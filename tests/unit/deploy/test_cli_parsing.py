@@ -11,10 +11,10 @@ import typer
 from baton import flow
 from baton._deploy._errors import DeployError
 from baton._deploy.entrypoint import entrypoint_of
-from baton._deploy.job_templates import check_base_job_template, default_base_job_template
 from baton._deployments import split_name
 from baton._transport import RequestRejected
 from baton.cli._api import parse_object, parse_pairs, parse_value, rejection
+from baton_schemas.job_templates import check_base_job_template, default_base_job_template
 
 
 @flow(name="module-level")

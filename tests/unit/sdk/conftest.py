@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 
 from baton import _runtime
-from baton._context import TaskRunRecord
+from baton._records import TaskRunRecord
 from baton._settings import ClientSettings
 from baton_schemas.envelopes import ProposeState
 from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRunInfo

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from baton import _runtime, flow, get_run_logger, task
-from baton._context import TaskRunRecord
+from baton._records import TaskRunRecord
 from baton._reporting._remote import RemoteReporter, ReporterConfig
 from baton._settings import ClientSettings
 from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates

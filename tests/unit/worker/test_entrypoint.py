@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from baton import Flow
-from baton._worker._entrypoint import EntrypointError, load_flow
+from baton._definitions import FlowDefinition
+from baton._entrypoints import EntrypointError, load_flow
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +57,7 @@ def test_a_flow_in_a_module_is_loaded_by_its_dotted_name(tmp_path: Path) -> None
 def test_a_plain_function_is_made_a_flow(tmp_path: Path) -> None:
     _write(tmp_path, "plain_x3.py", "def job() -> int:\n    return 3\n")
     loaded = load_flow("plain_x3.py:job", tmp_path)
-    assert isinstance(loaded, Flow) and loaded.name == "job"
+    assert isinstance(loaded, FlowDefinition) and loaded.name == "job"
 
 
 @pytest.mark.parametrize(

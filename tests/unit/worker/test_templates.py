@@ -10,10 +10,10 @@ import pytest
 from baton._worker._templates import (
     JobConfigurationError,
     ProcessJobConfiguration,
-    default_process_template,
     render,
     render_job_configuration,
 )
+from baton_schemas.job_templates import default_process_template
 
 
 def test_a_lone_placeholder_takes_the_value_whatever_its_type() -> None:

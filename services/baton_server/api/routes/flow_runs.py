@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import Field
 
-from baton_schemas._base import BatonModel, ClientModel
-from baton_schemas.envelopes import Claim, Heartbeat, ProposeState
+from baton_schemas.envelopes import Heartbeat, HeartbeatReply, SetState
+from baton_schemas.pages import FlowRunPage
 from baton_schemas.runs import FlowRun, FlowRunCreate
-from baton_schemas.states import State, StateType, TransitionResult
+from baton_schemas.states import StateEntry, StateType, TransitionResult
 
 from ...db.flow_runs import InvalidRun, create_flow_run, get_flow_run, list_flow_runs
 from ...db.pools import record_worker
@@ -23,18 +22,6 @@ from ..auth import Scope
 from ..deps import CanRead, CanWrite, Conn, Ctx
 
 router = APIRouter(prefix="/flow_runs", tags=["flow runs"])
-
-
-class SetState(ClientModel):
-    state: State
-    transition_id: UUID = Field(default_factory=uuid4)
-    force: bool = Field(default=False, description="Skip the rules (needs an admin key).")
-    claim: Claim | None = None
-
-
-class FlowRunPage(BatonModel):
-    items: list[FlowRun]
-    next_cursor: str | None = None
 
 
 @router.post("", response_model=FlowRun, status_code=status.HTTP_201_CREATED)
@@ -79,13 +66,6 @@ async def list_runs(
     return FlowRunPage(items=runs, next_cursor=next_cursor)
 
 
-class HeartbeatReply(BatonModel):
-    extended: int
-    cancelling: list[UUID] = Field(
-        default_factory=list, description="Runs of this heartbeat that are being cancelled: stop them."
-    )
-
-
 @router.post("/heartbeat", status_code=status.HTTP_202_ACCEPTED, response_model=HeartbeatReply)
 async def heartbeat(body: Heartbeat, conn: Conn, _: CanWrite) -> HeartbeatReply:
     await record_worker(conn, body)
@@ -105,13 +85,7 @@ async def read(run_id: UUID, conn: Conn, _: CanRead) -> FlowRun:
 async def set_state(run_id: UUID, body: SetState, conn: Conn, ctx: Ctx, key: CanWrite) -> TransitionResult:
     if body.force and key is not None and key.scope < Scope.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "force needs an admin key")
-    proposal = ProposeState(
-        flow_run_id=run_id,
-        transition_id=body.transition_id,
-        state=body.state,
-        claim=body.claim,
-        force=body.force,
-    )
+    proposal = body.for_run(run_id)
     try:
         outcome = await propose_flow_run_state(
             conn,
@@ -123,10 +97,6 @@ async def set_state(run_id: UUID, body: SetState, conn: Conn, ctx: Ctx, key: Can
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     ctx.outbox.sent_after_commit(outcome.outbox)
     return outcome.result
-
-
-class StateEntry(State):
-    version: int
 
 
 @router.get("/{run_id}/states", response_model=list[StateEntry])

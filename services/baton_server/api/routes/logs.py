@@ -10,9 +10,8 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
-from baton_schemas._base import BatonModel
 from baton_schemas.envelopes import Logs
-from baton_schemas.logs import LogRecord
+from baton_schemas.pages import LogPage
 from baton_schemas.states import TERMINAL_TYPES
 
 from ...db.rows import log_from_row
@@ -27,11 +26,6 @@ _POLL_SECONDS = 0.25
 # logs written just after a run's final state (the engine's "finished" line) still get streamed
 _END_GRACE_SECONDS = 1.5
 _KEEPALIVE_SECONDS = 15.0
-
-
-class LogPage(BatonModel):
-    items: list[LogRecord]
-    next_cursor: str | None = None
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, openapi_extra=body_schema(Logs))

@@ -7,22 +7,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from baton_schemas._base import BatonModel
 from baton_schemas.envelopes import TaskRunStates
+from baton_schemas.pages import TaskRunPage
 from baton_schemas.runs import TaskRun
+from baton_schemas.states import StateEntry
 
 from ...db.flow_runs import decode_cursor, encode_cursor
 from ...db.rows import task_run_from_row
 from ...tracker.ingest import store_task_run_states
 from ..deps import CanRead, CanWrite, Conn, Ctx, body_schema, raw_json_body
-from .flow_runs import StateEntry
 
 router = APIRouter(prefix="/task_runs", tags=["task runs"])
-
-
-class TaskRunPage(BatonModel):
-    items: list[TaskRun]
-    next_cursor: str | None = None
 
 
 @router.post("/states", status_code=status.HTTP_202_ACCEPTED, openapi_extra=body_schema(TaskRunStates))

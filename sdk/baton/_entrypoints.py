@@ -1,4 +1,7 @@
-"""Load a deployment's flow from its entrypoint: `path/to/file.py:function` or `package.module:function`.
+"""Load a flow from its entrypoint: `path/to/file.py:function` or `package.module:function`.
+
+The worker's run process loads a deployment's flow this way, and `baton deploy` checks each
+entrypoint of baton.yaml by loading it the same way.
 
 A file path is relative to the working directory (after the pull steps ran); its folder goes
 first on `sys.path`, so the flow's sibling modules import as they would with `python file.py`.
@@ -11,10 +14,9 @@ import importlib.util
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .._flows import Flow
+from ._definitions import FlowDefinition
 
 
 class EntrypointError(Exception):
@@ -31,7 +33,7 @@ def _split(entrypoint: str) -> tuple[str, str]:
 def _import_error(entrypoint: str, exc: BaseException) -> EntrypointError:
     frames = traceback.extract_tb(exc.__traceback__)
     # the innermost frame in the user's code says where it broke
-    user = [f for f in frames if "importlib" not in f.filename and "/baton/_worker/" not in f.filename]
+    user = [f for f in frames if "importlib" not in f.filename and f.filename != __file__]
     where = f" ({Path(user[-1].filename).name}, line {user[-1].lineno})" if user else ""
     if isinstance(exc, SyntaxError) and exc.lineno is not None:
         where = f" ({Path(exc.filename or '?').name}, line {exc.lineno})"
@@ -74,10 +76,8 @@ def load_module(where: str, entrypoint: str, cwd: Path) -> Any:
         raise _import_error(entrypoint, exc) from exc
 
 
-def load_flow(entrypoint: str | None, cwd: Path | None = None) -> Flow[..., Any]:
-    """The `Flow` an entrypoint names (a plain function is made a flow). Raises EntrypointError."""
-    from .._flows import Flow
-
+def load_flow(entrypoint: str | None, cwd: Path | None = None) -> FlowDefinition[..., Any]:
+    """The flow an entrypoint names (a plain function is made one). Raises EntrypointError."""
     if not entrypoint:
         raise EntrypointError("the deployment has no entrypoint")
     where, name = _split(entrypoint)
@@ -87,8 +87,8 @@ def load_flow(entrypoint: str | None, cwd: Path | None = None) -> Flow[..., Any]
         if not hasattr(target, part):
             raise EntrypointError(f"{where!r} has no {name!r} (entrypoint {entrypoint!r})")
         target = getattr(target, part)
-    if isinstance(target, Flow):
+    if isinstance(target, FlowDefinition):
         return target
     if callable(target):
-        return Flow(target)
+        return FlowDefinition(target)
     raise EntrypointError(f"{entrypoint!r} is not a flow (a {type(target).__name__})")

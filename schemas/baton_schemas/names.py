@@ -1,4 +1,8 @@
-"""Friendly flow-run names, `adjective-animal`, like the reference system's."""
+"""Friendly flow-run names, `adjective-animal` (`brave-otter`), like the reference system's.
+
+The engine names the runs it creates and the server names those created without a name
+(deployment runs, scheduled runs): both draw from here.
+"""
 
 from __future__ import annotations
 
@@ -19,4 +23,5 @@ _ANIMALS = (
 
 
 def run_name() -> str:
+    """A readable name; not unique (runs are told apart by id)."""
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
