@@ -75,6 +75,9 @@ class DeploymentCreate(ClientModel):
     schedules: list[DeploymentSchedule] = Field(default_factory=list)
     triggers: list[EventTrigger] = Field(default_factory=list)
     paused: bool = False
+    task_run_events: bool = Field(
+        default=False, description="Make each task-run transition of its runs an event too."
+    )
 
 
 class Deployment(BatonModel):
@@ -98,6 +101,7 @@ class Deployment(BatonModel):
     schedules: list[dict[str, Any]] = Field(default_factory=list)
     triggers: list[dict[str, Any]] = Field(default_factory=list)
     paused: bool = False
+    task_run_events: bool = False
     created: datetime
     updated: datetime
 

@@ -97,10 +97,19 @@ def asyncapi_document() -> dict[str, Any]:
             "events": {
                 **_channel(
                     "{event}",
-                    f"Exchange {EVENTS} (topic): events by name; publish here to start flows.",
+                    f"Exchange {EVENTS} (topic): events by name, the routing key being the "
+                    "event's name. Any system may publish here; Baton stores every event once "
+                    "(by id; delivery is at least once), streams it and matches triggers against "
+                    "it. Every accepted flow-run transition is the event baton.flow-run.{StateName} "
+                    "(its id the state's id, follows the previous state's). Names under 'baton.' "
+                    "are accepted only from Baton's own RabbitMQ users (the user_id property, "
+                    "which RabbitMQ validates). Also accepted: CloudEvents 1.0, structured "
+                    "(content type application/cloudevents+json) or binary (attributes in "
+                    "cloudEvents:-prefixed headers). Invalid, undecodable or oversized messages "
+                    "are parked in baton.dead with the reason in x-baton-dead-reason.",
                     ["Event"],
                 ),
-                "parameters": {"event": {"description": "The event name, at most 255 bytes."}},
+                "parameters": {"event": {"description": "The event name: dotted words, at most 255 bytes."}},
                 "bindings": {**amqp_topic},
             },
             "tracker": _channel(

@@ -64,10 +64,14 @@ RPC_MESSAGE_TTL_MS = 60_000
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 DEAD_QUEUE = "baton.dead"
+# Every event published on baton.events, whatever its name, for the events service to store.
+EVENT_STORE_QUEUE = "baton.event-store"
+EVENT_STORE_ROUTING_KEY = "#"
 
 # How often the broker redelivers a message whose consumer failed before dead-lettering it.
 TRACKER_DELIVERY_LIMIT = 20
 POOL_DELIVERY_LIMIT = 10
+EVENT_STORE_DELIVERY_LIMIT = 20
 
 
 # --- queue arguments ------------------------------------------------------------------------
@@ -96,6 +100,11 @@ def tracker_rpc_queue_arguments() -> dict[str, Any]:
 
 def pool_queue_arguments() -> dict[str, Any]:
     return quorum_arguments(POOL_DELIVERY_LIMIT)
+
+
+def event_store_queue_arguments() -> dict[str, Any]:
+    """Quorum, so a broker restart loses no event; a message that keeps failing is parked."""
+    return quorum_arguments(EVENT_STORE_DELIVERY_LIMIT)
 
 
 # --- names and routing keys built from ids --------------------------------------------------
@@ -136,6 +145,9 @@ __all__ = [
     "DEAD_QUEUE",
     "DIRECT_REPLY_TO",
     "EVENTS",
+    "EVENT_STORE_DELIVERY_LIMIT",
+    "EVENT_STORE_QUEUE",
+    "EVENT_STORE_ROUTING_KEY",
     "EXCHANGES",
     "POOL_DELIVERY_LIMIT",
     "RPC_MESSAGE_TTL_MS",
@@ -149,6 +161,7 @@ __all__ = [
     "TRACKER_RPC_ROUTING_KEY",
     "ExchangeType",
     "dead_queue_arguments",
+    "event_store_queue_arguments",
     "flow_run_control_key",
     "pool_queue_arguments",
     "pool_queue_name",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._cache import task_input_hash
     from ._context import FlowRunContext, TaskRunContext, get_run_context
     from ._deployments import arun_deployment, run_deployment
+    from ._events import emit_event
     from ._exceptions import (
         Abort,
         BatonError,
@@ -53,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "get_run_logger": "._logging",
     "get_run_context": "._context",
     "run_deployment": "._deployments",
+    "emit_event": "._events",
     "arun_deployment": "._deployments",
     "FlowRunContext": "._context",
     "TaskRunContext": "._context",
@@ -104,6 +106,7 @@ __all__ = [
     "UpstreamTaskError",
     "arun_deployment",
     "as_completed",
+    "emit_event",
     "exponential_backoff",
     "flow",
     "get_run_context",

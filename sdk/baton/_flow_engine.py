@@ -107,6 +107,8 @@ class FlowRunEngine:
             parent_flow_run_id=self.parent.flow_run.id if self.parent is not None else None,
             parent_task_run_id=self.parent_run.id if self.parent_run is not None else None,
             run_count=existing.run_count if existing else 0,
+            flow_id=existing.flow_id if existing else None,
+            deployment_id=existing.deployment_id if existing else None,
         )
         store = runtime.result_store
         if flow.result_storage is not None:
@@ -235,7 +237,9 @@ class FlowRunEngine:
             retry_policy=record.retry_policy,
         )
         if self.existing is None:
-            yield from self._await(self.reporter.create_flow_run(create))
+            created = yield from self._await(self.reporter.create_flow_run(create))
+            if created is not None:
+                record.flow_id, record.deployment_id = created.flow_id, created.deployment_id
             self._commit(create.state)  # type: ignore[arg-type]
         else:
             self.record.state = self.existing.state

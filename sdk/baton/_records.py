@@ -59,3 +59,6 @@ class FlowRunRecord:
     parent_task_run_id: UUID | None = None
     state: State | None = None
     run_count: int = 0
+    # known once the server has the run (emit_event relates events to them)
+    flow_id: UUID | None = None
+    deployment_id: UUID | None = None

@@ -19,6 +19,7 @@ from .broker.outbox import Outbox
 from .broker.publisher import Publisher
 from .db.migrate import upgrade_database
 from .db.pool import close_pool, create_pool
+from .events.admission import broker_user
 from .settings import ServerSettings
 
 
@@ -56,7 +57,9 @@ class ServerContext:
             await api_pool.close()
             await pool.close()
             raise
-        publisher = Publisher(link, timeout=settings.publish_timeout_seconds)
+        publisher = Publisher(
+            link, timeout=settings.publish_timeout_seconds, user_id=broker_user(settings.broker_url)
+        )
         outbox = Outbox(
             pool,
             publisher,

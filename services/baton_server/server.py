@@ -1,4 +1,5 @@
-"""`baton server start`: the API and the tracker in one process (or one of them alone)."""
+"""`baton server start`: the API, the tracker, the scheduler and the events service in one
+process (or one of them alone)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uvicorn
 
 from .api.app import create_app
 from .context import ServerContext
+from .events.service import EventsService
 from .gc_tuning import tune_for_server
 from .memory import MemoryReleaser
 from .scheduler.service import SchedulerService
@@ -20,7 +22,7 @@ from .tracker.service import TrackerService
 
 log = logging.getLogger("baton.server")
 
-SERVICES = ("api", "tracker", "scheduler")
+SERVICES = ("api", "tracker", "scheduler", "events")
 
 
 class Service(Protocol):
@@ -82,6 +84,8 @@ def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:
             services.append(TrackerService(ctx))
         elif name == "scheduler":
             services.append(SchedulerService(ctx))
+        elif name == "events":
+            services.append(EventsService(ctx))
         else:
             raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICES)}")
     return services

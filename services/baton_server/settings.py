@@ -67,3 +67,26 @@ class ServerSettings(BaseSettings):
         default=1.0, description="A run refused for a full concurrency limit is tried again after this."
     )
     shutdown_grace_seconds: float = 10.0
+
+    # events
+    events_retention_days: int = Field(
+        default=7, ge=1, le=3650, description="Days of events kept; older days' partitions are dropped."
+    )
+    events_prefetch: int = Field(default=2000, ge=1, description="Events the store consumer holds at once.")
+    events_batch_size: int = Field(default=1000, ge=1, le=10_000, description="Events per INSERT, at most.")
+    events_trusted_users: str = Field(
+        default="",
+        description="Comma-separated RabbitMQ users, besides the server's own, whose `baton.` events "
+        "are accepted (RabbitMQ checks a message's user_id against its connection's user).",
+    )
+    events_task_run_states: bool = Field(
+        default=False, description="Make every task-run transition an event (else per deployment)."
+    )
+    events_stream_backfill_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A reconnecting stream is sent again what was stored this long "
+        "before its last event, so nothing committed out of order is missed.",
+    )
+    worker_stopped_check_seconds: float = 5.0
+    webhook_render_timeout_seconds: float = Field(default=1.0, gt=0)

@@ -124,6 +124,7 @@ class DeploymentSection(_Section):
     schedules: list[YamlSchedule] | None = None
     triggers: list[EventTrigger] | None = None
     paused: bool = False
+    task_run_events: bool = False  # each task-run transition of its runs is an event too
 
 
 class ProjectConfig(_Section):

@@ -91,6 +91,7 @@ def plan(config: ProjectConfig, project_dir: Path, names: Sequence[str] = ()) ->
             schedules=section.schedules or [],
             triggers=section.triggers or [],
             paused=section.paused,
+            task_run_events=section.task_run_events,
         )
         planned.append(Planned(label, request))
     return planned

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from . import _audit, _dead_letters, _deploy, _deployments, _flow_runs, _server, _work_pools, _workers
+from . import (
+    _audit,
+    _dead_letters,
+    _deploy,
+    _deployments,
+    _events,
+    _flow_runs,
+    _server,
+    _webhooks,
+    _work_pools,
+    _workers,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,6 +34,8 @@ app.add_typer(
     _dead_letters.app, name="dead-letters", help="Messages parked in baton.dead: list, replay, drop."
 )
 app.add_typer(_audit.app, name="audit", help="The audit log: every change and the key that made it.")
+app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
+app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
 _deploy.register(app)
 
 

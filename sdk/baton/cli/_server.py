@@ -35,7 +35,9 @@ def _configure_logging(level: str) -> None:
 def start(
     service: Annotated[
         list[str] | None,
-        typer.Option("--service", "-s", help="Run only this service (repeatable): api, tracker, scheduler."),
+        typer.Option(
+            "--service", "-s", help="Run only this service (repeatable): api, tracker, scheduler, events."
+        ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="API bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="API port.")] = None,

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from baton_schemas.envelopes import Logs, TaskRunStates
 
 from ..context import ServerContext
+from ..events.stream import StreamHub
 from ..settings import ServerSettings
 from . import errors
 from .audit import AuditLog, AuditTrail
@@ -24,7 +25,18 @@ from .gate import KeyGate
 from .limits import BodySizeLimit
 from .openapi import document_scopes
 from .responses import OrjsonResponse
-from .routes import access, deployments, flow_runs, flows, health, logs, task_runs, work_pools
+from .routes import (
+    access,
+    deployments,
+    events,
+    flow_runs,
+    flows,
+    health,
+    logs,
+    task_runs,
+    webhooks,
+    work_pools,
+)
 from .verifier import KeyVerifier
 
 
@@ -42,11 +54,15 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
             acquire_timeout=settings.db_acquire_timeout_seconds,
         )
         app.state.audit = AuditTrail(context.api_pool, acquire_timeout=settings.db_acquire_timeout_seconds)
+        app.state.event_stream = StreamHub(
+            context.api_pool, settings.database_url, backfill_seconds=settings.events_stream_backfill_seconds
+        )
         app.state.keys.start()
         app.state.audit.start()
         try:
             yield
         finally:
+            await app.state.event_stream.close()
             await app.state.keys.stop()
             await app.state.audit.stop(grace=settings.shutdown_grace_seconds)
             if own:
@@ -80,6 +96,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(health.router)
-    for module in (flows, flow_runs, task_runs, logs, work_pools, deployments, access):
+    for module in (flows, flow_runs, task_runs, logs, work_pools, deployments, access, events, webhooks):
         app.include_router(module.router, prefix="/api")
+    app.include_router(webhooks.hooks)
     return app

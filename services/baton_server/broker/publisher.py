@@ -38,9 +38,12 @@ class Publisher:
     (an unknown exchange) or the connection came back. Raises `Returned` for an unroutable
     mandatory message, `Nacked`, `PublishTimeout`, or `ConnectionClosed` while the broker is away."""
 
-    def __init__(self, link: Link, *, timeout: float = 5.0) -> None:
+    def __init__(self, link: Link, *, timeout: float = 5.0, user_id: str | None = None) -> None:
         self._link = link
         self._timeout = timeout
+        # set on every message: RabbitMQ checks it is the connection's user, so a consumer can
+        # tell Baton's own messages (its `baton.` events) from anyone else's
+        self._user_id = user_id
         self._channel: Channel | None = None
         self._opening = asyncio.Lock()
         link.on_reconnect(self._reopen)
@@ -63,6 +66,8 @@ class Publisher:
     ) -> asyncio.Future[None]:
         """Write the message now; return its confirm, which fails as `publish` would raise.
         Frames go out in call order."""
+        if self._user_id is not None and properties.user_id is None:
+            properties.user_id = self._user_id
         try:
             confirm = (await self._ready()).publish(
                 exchange, routing_key, body, properties, mandatory=mandatory

@@ -8,6 +8,9 @@ from aio_pika.abc import AbstractChannel, AbstractQueue
 from baton_schemas.topology import (
     DEAD,
     DEAD_QUEUE,
+    EVENT_STORE_QUEUE,
+    EVENT_STORE_ROUTING_KEY,
+    EVENTS,
     EXCHANGES,
     RUNS,
     TRACKER,
@@ -16,6 +19,7 @@ from baton_schemas.topology import (
     TRACKER_RPC_QUEUE,
     TRACKER_RPC_ROUTING_KEY,
     dead_queue_arguments,
+    event_store_queue_arguments,
     pool_queue_arguments,
     pool_queue_name,
     pool_routing_key,
@@ -36,6 +40,15 @@ async def declare_topology(channel: AbstractChannel) -> None:
         TRACKER_RPC_QUEUE, durable=True, arguments=tracker_rpc_queue_arguments()
     )
     await rpc.bind(TRACKER, routing_key=TRACKER_RPC_ROUTING_KEY)
+    await declare_event_queues(channel)
+
+
+async def declare_event_queues(channel: AbstractChannel) -> None:
+    """The event store's queue (the events service), bound to every event name."""
+    store = await channel.declare_queue(
+        EVENT_STORE_QUEUE, durable=True, arguments=event_store_queue_arguments()
+    )
+    await store.bind(EVENTS, routing_key=EVENT_STORE_ROUTING_KEY)
 
 
 async def declare_pool_queue(channel: AbstractChannel, pool: str, queue: str) -> AbstractQueue:

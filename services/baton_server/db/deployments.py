@@ -66,6 +66,7 @@ def _deployment(row: asyncpg.Record) -> Deployment:
         schedules=row["schedules"],
         triggers=row["triggers"],
         paused=row["paused"],
+        task_run_events=row["task_run_events"],
         created=row["created"],
         updated=row["updated"],
     )
@@ -99,9 +100,10 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             """INSERT INTO deployments AS d (id, name, flow_id, entrypoint, description, version,
                    tags, parameters, parameter_schema, enforce_parameter_schema, work_pool_name,
                    work_queue_name, job_variables, pull_steps, concurrency_limit,
-                   collision_strategy, retries, retry_delay_seconds, schedules, triggers, paused)
+                   collision_strategy, retries, retry_delay_seconds, schedules, triggers, paused,
+                   task_run_events)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21)
+                   $18, $19, $20, $21, $22)
                ON CONFLICT (flow_id, name) DO UPDATE SET
                    entrypoint = EXCLUDED.entrypoint, description = EXCLUDED.description,
                    version = EXCLUDED.version, tags = EXCLUDED.tags,
@@ -114,7 +116,8 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
                    collision_strategy = EXCLUDED.collision_strategy,
                    retries = EXCLUDED.retries, retry_delay_seconds = EXCLUDED.retry_delay_seconds,
                    schedules = EXCLUDED.schedules, triggers = EXCLUDED.triggers,
-                   paused = EXCLUDED.paused, updated = now()
+                   paused = EXCLUDED.paused, task_run_events = EXCLUDED.task_run_events,
+                   updated = now()
                RETURNING id, (xmax = 0) AS created""",
             uuid.uuid4(),
             create.name,
@@ -137,6 +140,7 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             [s.model_dump(mode="json") for s in create.schedules],
             [t.model_dump(mode="json") for t in create.triggers],
             create.paused,
+            create.task_run_events,
         )
         assert row is not None
         return await get_deployment(conn, row["id"]), bool(row["created"])

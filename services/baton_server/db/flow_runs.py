@@ -17,6 +17,7 @@ from baton_schemas.states import Scheduled, State, StateType
 
 from ..broker.messages import state_change_message
 from ..broker.outbox import OutboxRow
+from ..events.state_events import flow_run_event
 from .flows import get_or_create_flow
 from .rows import FLOW_RUN_COLUMNS, flow_run_from_row
 from .run_cache import RunCache
@@ -106,8 +107,13 @@ _CREATE = """
         INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key)
         SELECT $24, $25, $22, $26, false, id FROM run
         RETURNING id
+    ), event AS (
+        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+        SELECT $27, $28, $22, $29, true FROM run
+        RETURNING id
     )
-    SELECT run.*, (SELECT id FROM message) AS outbox_id FROM run"""
+    SELECT run.*, (SELECT id FROM message) AS outbox_id, (SELECT id FROM event) AS event_outbox_id
+    FROM run"""
 
 
 async def _flow_for(conn: Connection, create: FlowRunCreate) -> asyncpg.Record:
@@ -158,6 +164,23 @@ async def create_flow_run(
         occurred=state.timestamp,
     )
     message = state_change_message(change)
+    event = flow_run_event(
+        {
+            "id": run_id,
+            "name": name,
+            "flow_id": flow["id"],
+            "flow_name": flow["name"],
+            "deployment_id": create.deployment_id,
+            "work_pool_name": create.work_pool_name,
+            "work_queue_name": create.work_queue_name,
+            "parent_flow_run_id": create.parent_flow_run_id,
+            "parent_task_run_id": create.parent_task_run_id,
+            "tags": create.tags,
+        },
+        state,
+        version=1,
+        previous=None,
+    )
     scheduled = state.scheduled_time if state.type is StateType.SCHEDULED else None
     running = state.type is StateType.RUNNING
     row = await conn.fetchrow(
@@ -188,6 +211,9 @@ async def create_flow_run(
         message.exchange,
         message.routing_key,
         message.body,
+        event.exchange,
+        event.routing_key,
+        event.body,
     )
     if row is None:  # the id or idempotency key exists already
         existing = await _existing(conn, create)
@@ -198,7 +224,8 @@ async def create_flow_run(
     written = {**row, "flow_name": flow["name"], "flow_slug": flow["slug"], "replay": None}
     if cache is not None:
         cache.put(run_id, written)
-    return flow_run_from_row(written), [OutboxRow(row["outbox_id"], message)], True
+    rows = [OutboxRow(row["outbox_id"], message), OutboxRow(row["event_outbox_id"], event)]
+    return flow_run_from_row(written), rows, True
 
 
 async def insert_state(

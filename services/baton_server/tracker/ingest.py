@@ -18,11 +18,12 @@ from baton_schemas.envelopes import Heartbeat, TaskRunStateReport
 from baton_schemas.logs import LogRecord
 from baton_schemas.runs import TaskRunInfo
 from baton_schemas.states import TERMINAL_TYPES, StateType
-from baton_schemas.topology import STATES
+from baton_schemas.topology import EVENTS, STATES
 
 from ..broker.messages import TaskRunChanges, serialise_state
-from ..broker.outbox import OutboxRow
+from ..broker.outbox import OutboxMessage, OutboxRow
 from ..db.types import Connection
+from ..events.state_events import TaskRunEvents
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _fold(reports: list[TaskRunStateReport]) -> dict[int, _Latest]:
 # skipped), then the task runs, counting a run attempt for each new Running state, then an outbox
 # row for each new state. The history rows' foreign key is checked at the end of the statement,
 # when their task runs exist.
-_STORE = """
+_STORE = f"""
     WITH reported AS (
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],
             $6::timestamptz[], $7::text[], $8::text[], $9::bytea[])
@@ -109,27 +110,52 @@ _STORE = """
             state_version = GREATEST(t.state_version, EXCLUDED.state_version),
             run_count = t.run_count + EXCLUDED.run_count,
             updated = now()
+    ), sent AS (
+        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+        SELECT $22, r.routing_key, r.id, r.body, false
+        FROM reported r JOIN new_states n ON n.id = r.id
+        ORDER BY r.ord
+        RETURNING id, message_id
+    ), events AS (
+        -- the states' events, where task-run events are turned on (a NULL body elsewhere)
+        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+        SELECT '{EVENTS}', e.key, r.id, e.body, true
+        FROM reported r JOIN new_states n ON n.id = r.id
+        JOIN unnest($23::text[], $24::bytea[]) WITH ORDINALITY AS e(key, body, ord) ON e.ord = r.ord
+        WHERE e.body IS NOT NULL
+        ORDER BY r.ord
+        RETURNING id, message_id
     )
-    INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
-    SELECT $22, r.routing_key, r.id, r.body, false
-    FROM reported r JOIN new_states n ON n.id = r.id
-    ORDER BY r.ord
-    RETURNING id, message_id"""
+    SELECT id, message_id, false AS event FROM sent
+    UNION ALL SELECT id, message_id, true FROM events
+    ORDER BY id"""
 
 
-async def store_task_run_states(conn: Connection, reports: list[TaskRunStateReport]) -> list[OutboxRow]:
-    """Store a batch in one transaction; returns the outbox rows of the states that are new."""
+async def store_task_run_states(
+    conn: Connection, reports: list[TaskRunStateReport], *, events: bool = False
+) -> list[OutboxRow]:
+    """Store a batch in one transaction; returns the outbox rows of the states that are new.
+
+    Each new state is also an event where task-run events are on: `events` (everywhere), or the
+    flow run's deployment's `task_run_events`."""
     flow_run_ids = list({r.task_run.flow_run_id.int: r.task_run.flow_run_id for r in reports}.values())
     async with conn.transaction():
-        changes = {
-            row["id"].int: TaskRunChanges(row)
+        flow_runs = {
+            row["id"].int: row
             for row in await conn.fetch(
-                """SELECT fr.id, fr.flow_id, fr.deployment_id, f.name AS flow_name, f.slug AS flow_slug
+                """SELECT fr.id, fr.flow_id, fr.deployment_id, f.name AS flow_name, f.slug AS flow_slug,
+                       COALESCE(d.task_run_events, false) AS task_run_events
                    FROM flow_runs fr JOIN flows f ON f.id = fr.flow_id
+                   LEFT JOIN deployments d ON d.id = fr.deployment_id
                    WHERE fr.id = ANY($1::uuid[])""",
                 flow_run_ids,
             )
         }
+        makers = {
+            key: TaskRunEvents(row) if events or row["task_run_events"] else None
+            for key, row in flow_runs.items()
+        }
+        changes = {key: TaskRunChanges(row) for key, row in flow_runs.items()}
         kept = [r for r in reports if r.task_run.flow_run_id.int in changes]
         if len(kept) < len(reports):
             log.warning("dropped %d task-run states of unknown flow runs", len(reports) - len(kept))
@@ -140,6 +166,8 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
         messages = [
             changes[r.task_run.flow_run_id.int].message(r, j) for r, j in zip(kept, states_json, strict=True)
         ]
+        # most flow runs make no task-run events: then nothing to build, nothing to join
+        state_events = _events(kept, makers) if any(makers.values()) else []
         runs = [(entry.report.task_run, entry) for entry in _fold(kept).values()]
         states = [r.state for r in kept]
         written = await conn.fetch(
@@ -168,10 +196,41 @@ async def store_task_run_states(conn: Connection, reports: list[TaskRunStateRepo
             # created when the client first reported it: lists follow the run's own order
             [entry.first_seen for _, entry in runs],
             STATES,
+            [None if e is None else e.routing_key for e in state_events],
+            [None if e is None else e.body for e in state_events],
         )
         # a redelivered report's state was stored and sent already: no row, nothing to send
         by_id = {m.message_id.int: m for m in messages}
-        return [OutboxRow(row["id"], by_id[row["message_id"].int]) for row in written]
+        events_by_id = {e.message_id.int: e for e in state_events if e is not None}
+        return [
+            OutboxRow(row["id"], (events_by_id if row["event"] else by_id)[row["message_id"].int])
+            for row in written
+        ]
+
+
+def _events(
+    kept: list[TaskRunStateReport], makers: dict[int, TaskRunEvents | None]
+) -> list[OutboxMessage | None]:
+    """Each report's event, None where task-run events are off. Its `follows` is the previous
+    state of its task run in the same batch, if there is one."""
+    events: list[OutboxMessage | None] = []
+    previous: dict[int, TaskRunStateReport] = {}
+    for report in kept:
+        info = report.task_run
+        before = previous.get(info.id.int)
+        if before is None or before.version < report.version:
+            previous[info.id.int] = report
+        maker = makers[info.flow_run_id.int]
+        if maker is None:
+            events.append(None)
+            continue
+        follows = before.state if before is not None and before.version < report.version else None
+        events.append(
+            maker.message(
+                info.id, info.name, info.tags, report.state, version=report.version, previous=follows
+            )
+        )
+    return events
 
 
 def _task_inputs_json(info: TaskRunInfo) -> str:

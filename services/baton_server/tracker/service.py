@@ -66,7 +66,9 @@ class TrackerConsumer(Consumer):
                 await self._answer(message, reply, rows)
             case TaskRunStates():
                 async with self._ctx.pool.acquire() as conn:
-                    rows = await store_task_run_states(conn, decoded.reports)
+                    rows = await store_task_run_states(
+                        conn, decoded.reports, events=self._ctx.settings.events_task_run_states
+                    )
                 self._ctx.outbox.sent_after_commit(rows)
             case Logs():
                 async with self._ctx.pool.acquire() as conn:

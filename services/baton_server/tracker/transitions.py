@@ -39,6 +39,7 @@ from ..broker.outbox import OutboxRow
 from ..db.rows import FLOW_RUN_COLUMNS
 from ..db.run_cache import RunCache
 from ..db.types import Connection
+from ..events.state_events import flow_run_event
 from .rules import Decision, Limit, Proposal, RunSnapshot, decide
 from .write_batch import WRITE, WriteBatch
 
@@ -80,6 +81,7 @@ def _replayed(value: dict[str, Any] | None) -> TransitionResult | None:
 @dataclass(frozen=True, slots=True)
 class _Written:
     outbox: OutboxRow
+    event: OutboxRow  # the transition's event, sent after its state change
     before: Mapping[str, Any]
     changes: dict[str, Any]
 
@@ -118,6 +120,7 @@ async def _write(
     # the state serialised once: the run's row, its history row and its message
     state_json = serialise_state(state)
     message = flow_run_change_message(row, state, state_json, version=version, previous=previous)
+    event = flow_run_event(row, state, version=version, previous=previous)
     args = (
         row["id"],
         orjson.Fragment(state_json),  # the jsonb codec writes it as it is
@@ -139,6 +142,8 @@ async def _write(
         message.body,
         message.mandatory,
         lease_seconds,
+        event.routing_key,
+        event.body,
     )
     written = await (batch.write(conn, row["id"], args) if batch else conn.fetchrow(WRITE, *args))
     if written is None:
@@ -154,7 +159,12 @@ async def _write(
         "lease_seconds": lease_seconds,
         "replay": None,
     }
-    return _Written(OutboxRow(written["id"], message, after=tuple(written["after"])), row, changes)
+    return _Written(
+        OutboxRow(written["id"], message, after=tuple(written["after"])),
+        OutboxRow(written["event_row"], event),
+        row,
+        changes,
+    )
 
 
 async def propose_flow_run_state(
@@ -385,7 +395,7 @@ async def _write_from_cache(
             reason=decision.reason,
             delay_seconds=decision.delay_seconds,
         ),
-        [written.outbox],
+        [written.outbox, written.event],
     )
 
 
@@ -456,5 +466,5 @@ async def _decide_and_write(
             reason=decision.reason,
             delay_seconds=decision.delay_seconds,
         ),
-        [row.outbox for row in rows if row is not None],
+        [out for row in rows if row is not None for out in (row.outbox, row.event)],
     )

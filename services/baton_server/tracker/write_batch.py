@@ -23,12 +23,15 @@ from uuid import UUID
 
 import asyncpg
 
+from baton_schemas.topology import EVENTS
+
 from ..db.types import Connection
 
 # The single write, and the same for many runs at once: arguments in the same order, each an
 # array in the second. A flow run's state change carries the run as its ordering key, and each
-# row comes back with the ids of its run's older changes still in the outbox.
-WRITE = """
+# row comes back with the ids of its run's older changes still in the outbox, and the outbox id
+# of the transition's event (on baton.events; unordered: `follows` orders a run's events).
+WRITE = f"""
     WITH run AS (
         UPDATE flow_runs SET
             state = $2, state_type = $3, state_name = $4, state_version = $5,
@@ -44,22 +47,28 @@ WRITE = """
         INSERT INTO states (id, flow_run_id, transition_id, verdict, version, type, name,
             timestamp, state)
         SELECT $13, id, $14, $15, $5, $3, $4, $8, $2 FROM run
+    ), event AS (
+        -- the transition as an event (baton.flow-run.<StateName>), its id the state id
+        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+        SELECT '{EVENTS}', $21, $13, $22, true FROM run
+        RETURNING id
     )
     INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key)
     SELECT $16, $17, $13, $18, $19, id FROM run
     -- the run's older changes still waiting to go out (the statement's snapshot has not ours)
-    RETURNING id, ordering_key, ARRAY(SELECT o.id FROM outbox o WHERE o.ordering_key = $1) AS after"""
+    RETURNING id, ordering_key, ARRAY(SELECT o.id FROM outbox o WHERE o.ordering_key = $1) AS after,
+        (SELECT id FROM event) AS event_row"""
 
-WRITE_MANY = """
+WRITE_MANY = f"""
     WITH w AS (
         SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::text[], $4::text[], $5::int[],
             $6::timestamptz[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::text[],
             $11::uuid[], $12::timestamptz[], $13::uuid[], $14::uuid[], $15::text[], $16::text[],
-            $17::text[], $18::bytea[], $19::bool[], $20::float8[])
+            $17::text[], $18::bytea[], $19::bool[], $20::float8[], $21::text[], $22::bytea[])
             WITH ORDINALITY AS w(id, state, state_type, state_name, version, next_scheduled_time,
                 running, timestamp, end_time, worker_id, claim_id, lease, state_id,
                 transition_id, verdict, exchange, routing_key, body, mandatory, lease_seconds,
-                ord)
+                event_key, event_body, ord)
     ), run AS (
         UPDATE flow_runs fr SET
             state = w.state, state_type = w.state_type, state_name = w.state_name,
@@ -85,11 +94,18 @@ WRITE_MANY = """
         SELECT w.exchange, w.routing_key, w.state_id, w.body, w.mandatory, w.id
         FROM w JOIN run USING (ord)
         ORDER BY w.ord
-        RETURNING id, ordering_key
+        RETURNING id, ordering_key, message_id
+    ), events AS (
+        INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory)
+        SELECT '{EVENTS}', w.event_key, w.state_id, w.event_body, true
+        FROM w JOIN run USING (ord)
+        ORDER BY w.ord
+        RETURNING id, message_id
     )
     SELECT s.id, s.ordering_key,
-        ARRAY(SELECT o.id FROM outbox o WHERE o.ordering_key = s.ordering_key) AS after
-    FROM sent s"""
+        ARRAY(SELECT o.id FROM outbox o WHERE o.ordering_key = s.ordering_key) AS after,
+        e.id AS event_row
+    FROM sent s LEFT JOIN events e ON e.message_id = s.message_id"""
 
 _LEAD = object()  # a waiting writer's cue to run the next batch itself
 

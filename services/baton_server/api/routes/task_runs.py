@@ -26,7 +26,7 @@ router = APIRouter(prefix="/task_runs", tags=["task runs"])
 async def report_states(
     conn: Conn, ctx: Ctx, _: IsWorker, body: Annotated[TaskRunStates, raw_json_body(TaskRunStates)]
 ) -> dict[str, int]:
-    rows = await store_task_run_states(conn, body.reports)
+    rows = await store_task_run_states(conn, body.reports, events=ctx.settings.events_task_run_states)
     ctx.outbox.sent_after_commit(rows)
     return {"stored": len(rows)}
 

@@ -1,0 +1,1 @@
+"""The events service: ingest (AMQP, HTTP, CloudEvents, webhooks), the partitioned store, the stream."""
