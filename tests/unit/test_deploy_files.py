@@ -7,6 +7,7 @@ tests/e2e/ops/test_rabbitmq_users.py.)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,8 +19,11 @@ from baton_server.server import SERVICES
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
-def _compose() -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())  # type: ignore[no-any-return]
+def _compose(**environment: str) -> dict[str, Any]:
+    """compose.yaml with its `${NAME:-default}`s resolved as compose would, in `environment`."""
+    text = (DEPLOY / "compose.yaml").read_text()
+    text = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: environment.get(m[1], m[2]), text)
+    return yaml.safe_load(text)  # type: ignore[no-any-return]
 
 
 def _definitions() -> dict[str, Any]:
@@ -46,27 +50,49 @@ def test_compose_publishes_the_backends_ports_on_loopback() -> None:
     assert "127.0.0.1:5672:5672" in services["rabbitmq"]["ports"]
 
 
-def test_compose_mounts_files_that_exist_and_loads_the_definitions() -> None:
-    rabbitmq = _compose()["services"]["rabbitmq"]
+def _rabbitmq_mounts(**environment: str) -> dict[str, Path]:
     mounts = {}
-    for volume in rabbitmq["volumes"]:
+    for volume in _compose(**environment)["services"]["rabbitmq"]["volumes"]:
         source, target, *_ = volume.split(":")
         if source.startswith("."):
             assert (DEPLOY / source).is_file(), f"compose mounts {source}, which does not exist"
             mounts[target] = DEPLOY / source
-    configs = [path for target, path in mounts.items() if target.startswith("/etc/rabbitmq/conf.d/")]
-    (config,) = configs
-    settings = {
+    return mounts
+
+
+def _rabbitmq_settings(mounts: dict[str, Path]) -> dict[str, str]:
+    (config,) = [path for target, path in mounts.items() if target.startswith("/etc/rabbitmq/conf.d/")]
+    return {
         key.strip(): value.strip()
         for key, _, value in (line.partition("=") for line in config.read_text().splitlines())
         if key.strip() and not key.startswith("#")
     }
-    assert mounts[settings["load_definitions"]].name == "definitions.json"
+
+
+def test_compose_mounts_files_that_exist_and_loads_the_definitions() -> None:
+    mounts = _rabbitmq_mounts()
+    assert mounts[_rabbitmq_settings(mounts)["load_definitions"]].name == "definitions.json"
+
+
+def test_the_development_pair_keeps_guest_and_trusts_postgres() -> None:
+    """What scripts/services.sh sets to start the backends for `make dev` / `make test`."""
+    environment = {
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_HOST_AUTH_METHOD": "trust",
+        "BATON_RABBITMQ_CONF": "./rabbitmq/dev.conf",
+    }
+    settings = _rabbitmq_settings(_rabbitmq_mounts(**environment))
+    assert "load_definitions" not in settings  # a node that loads definitions creates no guest
+    assert settings["loopback_users"] == "none"  # guest comes in through the published port
+    postgres = _compose(**environment)["services"]["postgres"]["environment"]
+    assert (postgres["POSTGRES_USER"], postgres["POSTGRES_HOST_AUTH_METHOD"]) == ("postgres", "trust")
+    script = (DEPLOY.parent / "scripts" / "services.sh").read_text()
+    assert all(f"{name}={value}" in script for name, value in environment.items())
 
 
 def test_the_servers_broker_url_names_a_user_and_vhost_of_the_definitions() -> None:
     environment = _compose()["x-baton"]["environment"]
-    url = urlsplit(environment["BATON_BROKER_URL"].replace("${BATON_SERVER_AMQP_PASSWORD:-change-me}", "pw"))
+    url = urlsplit(environment["BATON_BROKER_URL"])
     definitions = _definitions()
     assert url.username in {user["name"] for user in definitions["users"]}
     assert url.path.lstrip("/") in {vhost["name"] for vhost in definitions["vhosts"]}
