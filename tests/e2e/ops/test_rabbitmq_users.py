@@ -35,12 +35,18 @@ DEFINITIONS = ROOT / "deploy" / "rabbitmq" / "definitions.json"
 VHOST = "baton"
 
 FLOW = """
-from baton import flow
+from baton import flow, task
 
 
-@flow
+@task
+def shout(name: str) -> str:
+    return name.upper()
+
+
+@flow(log_prints=True)
 def greet(name: str) -> str:
-    return f"hello {name}"
+    print("greeting", name)
+    return f"hello {shout(name)}"
 """
 
 
@@ -225,6 +231,15 @@ async def test_a_run_goes_through_the_worker_and_its_states_reach_the_subscriber
 
     await eventually(subscriber_saw_completion, what="the subscriber to see the run complete")
     assert seen == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
+
+    # the flow process reported its task run and its logs over AMQP, as baton-worker
+    async def reported() -> bool:
+        tasks = installation.api.get("/task_runs", params={"flow_run_id": str(run["id"])}).json()["items"]
+        logs = installation.api.get("/logs", params={"flow_run_id": str(run["id"])}).json()["items"]
+        finished = [t for t in tasks if t["state"]["type"] == "COMPLETED"]
+        return bool(finished) and any(log["message"] == "greeting F" for log in logs)
+
+    await eventually(reported, what="the task run and the logs at the server")
     assert "ACCESS_REFUSED" not in worker.log()
     assert "ACCESS_REFUSED" not in installation.server.log()
 
