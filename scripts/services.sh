@@ -51,7 +51,7 @@ _start_local_postgres() {
     pg_createcluster "$version" "$cluster" >/dev/null
   fi
   _say "starting PostgreSQL $version/$cluster"
-  pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || return 1
+  pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || _postgres_up || return 1
   _await PostgreSQL _postgres_up
 }
 
@@ -158,7 +158,14 @@ ensure_services() {
     _install_with_apt "${packages[@]}"
     for service in "${down[@]}"; do
       case $service in
-        postgres) _trust_local_postgres; _start_local_postgres ;;
+        postgres)
+          _trust_local_postgres
+          if _postgres_up; then  # the package's own scripts started it: read the new rules
+            pg_ctlcluster --skip-systemctl-redirect "$(pg_lsclusters -h | awk 'NR==1 {print $1}')" main reload
+          else
+            _start_local_postgres
+          fi
+          ;;
         rabbitmq) _start_local_rabbitmq ;;
       esac
     done
