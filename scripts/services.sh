@@ -17,6 +17,7 @@ SERVICES_WAIT_SECONDS="${SERVICES_WAIT_SECONDS:-120}"
 SERVICES_OS_RELEASE="${SERVICES_OS_RELEASE:-/etc/os-release}"
 SERVICES_PG_CONF_ROOT="${SERVICES_PG_CONF_ROOT:-/etc/postgresql}"
 SERVICES_BIN="${SERVICES_BIN:-${BATON_HOME:-$_services_root/.baton}/bin}"
+SERVICES_RABBITMQ_DATA="${SERVICES_RABBITMQ_DATA:-/var/lib/rabbitmq/mnesia}"
 
 _say() { echo "services: $*" >&2; }
 
@@ -55,8 +56,22 @@ _start_local_postgres() {
   _await PostgreSQL _postgres_up
 }
 
+_rabbitmq_data_in_use() {  # a running node holds files in the installed node's data directory
+  local pid
+  for pid in $(pgrep -x beam.smp 2>/dev/null); do
+    ls -l "/proc/$pid/fd" 2>/dev/null | grep -qF -- "$SERVICES_RABBITMQ_DATA/" && return 0
+  done
+  return 1
+}
+
 _start_local_rabbitmq() {
   command -v rabbitmq-server >/dev/null || return 1
+  if _rabbitmq_data_in_use; then
+    # e.g. from another network namespace: a second node on the same data would corrupt it
+    _say "a RabbitMQ node runs on $SERVICES_RABBITMQ_DATA but does not answer on" \
+      "127.0.0.1:$SERVICES_AMQP_PORT: not starting another over its data"
+    return 1
+  fi
   _say "starting RabbitMQ"
   rabbitmq-server -detached >/dev/null 2>&1 || true
   if command -v rabbitmqctl >/dev/null; then

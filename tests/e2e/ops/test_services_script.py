@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from ...support.processes import ROOT, free_port
+from ..worker.conftest import wait_until
 
 SCRIPT = ROOT / "scripts" / "services.sh"
 HIDDEN_PREFIXES = ("pg_", "postgres", "psql", "rabbitmq", "docker", "dockerd", "containerd", "initdb")
@@ -83,6 +84,7 @@ class Machine:
             "SERVICES_PG_CONF_ROOT": str(self.home / "etc-postgresql"),
             "SERVICES_BIN": str(self.home / "baton-bin"),
             "SERVICES_WAIT_SECONDS": "20",
+            "SERVICES_RABBITMQ_DATA": str(self.home / "no-rabbitmq-runs-here"),
             **env,
         }
         argv = ["/bin/bash", "-c", command] if command else ["/bin/bash", str(SCRIPT)]
@@ -223,3 +225,28 @@ def test_with_a_docker_engine_it_starts_both_from_compose(machine: Machine) -> N
         f'exec docker compose -p baton-dev -f "{ROOT}/deploy/compose.yaml" exec -T rabbitmq rabbitmqctl "$@"'
         in shim
     )
+
+
+def test_it_never_starts_a_second_rabbitmq_over_a_running_nodes_data(machine: Machine) -> None:
+    """A node that runs but does not answer here (another network namespace, another port) keeps
+    its data to itself: starting the installed node again would run two on one directory."""
+    data = machine.home / "rabbitmq-data"
+    (data / "rabbit@here").mkdir(parents=True)
+    beam = machine.home / "beam.smp"  # a process by the node's name, holding a file of its data
+    beam.symlink_to(sys.executable)
+    hold = f"f = open({str(data / 'rabbit@here' / 'held')!r}, 'w'); import time; time.sleep(600)"
+    with subprocess.Popen([str(beam), "-c", hold]) as node:
+        try:
+            held = data / "rabbit@here" / "held"
+            wait_until(lambda: held.exists(), what="the stand-in node to hold its file")
+            machine.stand_in("rabbitmq-server", machine.listen("SERVICES_AMQP_PORT"))
+            machine.os_release.write_text("ID=arch\n")
+            with socket.socket() as postgres:
+                postgres.bind(("127.0.0.1", machine.pg_port))
+                postgres.listen()
+                done = machine.run(SERVICES_RABBITMQ_DATA=str(data))
+        finally:
+            node.kill()
+    assert done.returncode == 1
+    assert "rabbitmq-server -detached" not in machine.calls
+    assert f"a RabbitMQ node runs on {data} but does not answer" in done.stderr
