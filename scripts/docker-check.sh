@@ -121,8 +121,13 @@ for image in postgres:16 rabbitmq:3.13-management; do
 done
 
 # --- services.sh and the tests, inside the namespace ------------------------------------------
-log "scripts/test.sh ${*:-tests/integration -q} (services from deploy/compose.yaml)"
+in_netns() { nsenter --net="/run/netns/$NETNS" env DOCKER_HOST="unix://$SOCK" BATON_HOME="$WORK/baton-home" "$@"; }
+log "scripts/services.sh, then what the tests need of it"
+in_netns bash -c 'source scripts/services.sh
+  rabbitmqctl -q await_startup && rabbitmqctl -q list_vhosts
+  psql -h 127.0.0.1 -U postgres -Atc "select version()" postgres 2>/dev/null || echo "(no psql here)"'
+[ -z "${DOCKER_CHECK_KEEP:-}" ] || { log "kept up (DOCKER_CHECK_KEEP); press enter to clean up"; read -r _; }
+log "scripts/test.sh ${*:-tests/integration} (services from deploy/compose.yaml)"
 started=$SECONDS
-nsenter --net="/run/netns/$NETNS" env DOCKER_HOST="unix://$SOCK" BATON_HOME="$WORK/baton-home" \
-  bash scripts/test.sh "${@:-tests/integration}" -q
+in_netns bash scripts/test.sh "${@:-tests/integration}" -q
 log "done in $((SECONDS - started))s"

@@ -104,6 +104,10 @@ _docker_usable() {
   command -v docker >/dev/null && docker info >/dev/null 2>&1 && _compose_command >/dev/null
 }
 
+_docker_pair_runs() {  # the compose project's RabbitMQ is up (started by an earlier run)
+  _docker_usable && [ -n "$(_compose ps -q rabbitmq 2>/dev/null)" ]
+}
+
 _start_with_docker() {  # _start_with_docker SERVICE...
   _say "starting $* from deploy/compose.yaml (docker compose project baton-dev)"
   # compose.yaml's own settings are a deployment's; make dev and make test expect these
@@ -111,6 +115,11 @@ _start_with_docker() {  # _start_with_docker SERVICE...
     BATON_RABBITMQ_CONF=./rabbitmq/dev.conf \
     _compose up -d "$@"
   _await PostgreSQL _postgres_up && _await RabbitMQ _rabbitmq_up || return 1
+  _use_docker_pair
+  rabbitmqctl -q await_startup --timeout "$SERVICES_WAIT_SECONDS" >/dev/null
+}
+
+_use_docker_pair() {
   # tests give each run a vhost of its own with rabbitmqctl: the container's
   mkdir -p "$SERVICES_BIN"
   cat >"$SERVICES_BIN/rabbitmqctl" <<EOF
@@ -155,6 +164,10 @@ _install_with_apt() {  # _install_with_apt PACKAGE...
 
 ensure_services() {
   local down=() packages=() service
+  if _postgres_up && _rabbitmq_up && _docker_pair_runs; then
+    _use_docker_pair  # up from an earlier run of this script
+    return 0
+  fi
   _postgres_up || _start_local_postgres || down+=(postgres)
   _rabbitmq_up || _start_local_rabbitmq || down+=(rabbitmq)
   ((${#down[@]})) || return 0

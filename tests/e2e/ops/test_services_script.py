@@ -193,38 +193,61 @@ def test_on_debian_as_root_it_installs_both_with_apt_and_starts_them(machine: Ma
     assert "installing postgresql rabbitmq-server with apt-get" in done.stderr
 
 
-def test_with_a_docker_engine_it_starts_both_from_compose(machine: Machine) -> None:
+def _docker_stand_in(machine: Machine) -> None:
+    """`docker`: an engine that answers; `compose ... up` opens the services' ports."""
+    calls = machine.home / "calls"
     machine.stand_in(
         "docker",
         f"""
         case "$1 $2" in
           "info "*|"compose version") exit 0 ;;
         esac
-        echo "with $POSTGRES_USER $POSTGRES_HOST_AUTH_METHOD $BATON_RABBITMQ_CONF" >>"{machine.home}/calls"
-        {machine.listen("SERVICES_PG_PORT")}
-        {machine.listen("SERVICES_AMQP_PORT")}
+        case " $* " in
+          *" up "*)
+            echo "with $POSTGRES_USER $POSTGRES_HOST_AUTH_METHOD $BATON_RABBITMQ_CONF" >>"{calls}"
+            {machine.listen("SERVICES_PG_PORT")}
+            {machine.listen("SERVICES_AMQP_PORT")}
+            touch "{machine.home}/pair-up" ;;
+          *" ps -q rabbitmq "*) [ ! -e "{machine.home}/pair-up" ] || echo 0123abcd ;;
+        esac
         """,
     )
+
+
+def _compose_calls(machine: Machine) -> list[str]:
+    return [call for call in machine.calls if not call.startswith(("docker info", "docker compose version"))]
+
+
+COMPOSE = f"docker compose -p baton-dev -f {ROOT}/deploy/compose.yaml"
+USE_PAIR = 'source scripts/services.sh && echo "$BATON_TEST_USE_CONTAINERS" && command -v rabbitmqctl'
+
+
+def test_with_a_docker_engine_it_starts_both_from_compose(machine: Machine) -> None:
+    _docker_stand_in(machine)
     machine.stand_in("apt-get", "exit 1")
 
-    done = machine.run(
-        command=f'source "{SCRIPT}" && echo "$BATON_TEST_USE_CONTAINERS" && command -v rabbitmqctl'
-    )
+    done = machine.run(command=USE_PAIR)
 
     assert done.returncode == 0, done.stderr
-    compose = f"-p baton-dev -f {ROOT}/deploy/compose.yaml"
-    assert [
-        call for call in machine.calls if not call.startswith(("docker info", "docker compose version"))
-    ] == [
-        f"docker compose {compose} up -d postgres rabbitmq",
+    assert _compose_calls(machine) == [
+        f"{COMPOSE} up -d postgres rabbitmq",
         "with postgres trust ./rabbitmq/dev.conf",
+        f"{COMPOSE} exec -T rabbitmq rabbitmqctl -q await_startup --timeout 20",
     ]
+    # the tests' rabbitmqctl is the container's
     assert done.stdout.splitlines() == ["no", str(machine.home / "baton-bin" / "rabbitmqctl")]
     shim = (machine.home / "baton-bin" / "rabbitmqctl").read_text()
     assert (
         f'exec docker compose -p baton-dev -f "{ROOT}/deploy/compose.yaml" exec -T rabbitmq rabbitmqctl "$@"'
         in shim
     )
+
+    # the next run finds them up, and still uses the container's rabbitmqctl
+    (machine.home / "calls").unlink()
+    again = machine.run(command=USE_PAIR)
+    assert again.returncode == 0, again.stderr
+    assert _compose_calls(machine) == [f"{COMPOSE} ps -q rabbitmq"]
+    assert again.stdout.splitlines() == ["no", str(machine.home / "baton-bin" / "rabbitmqctl")]
 
 
 def test_it_never_starts_a_second_rabbitmq_over_a_running_nodes_data(machine: Machine) -> None:
