@@ -94,10 +94,9 @@ cleanup() {
     (cd "$ROOT" && nsenter --net="/run/netns/$NETNS" env DOCKER_HOST="unix://$SOCK" \
       docker-compose -p baton-dev -f deploy/compose.yaml down -v >/dev/null 2>&1) || true
   fi
-  if [ -f "$WORK/dockerd.pid" ]; then
-    kill "$(cat "$WORK/dockerd.pid")" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$(cat "$WORK/dockerd.pid")" 2>/dev/null || break; sleep 0.2; done
-    rm -f "$WORK/dockerd.pid"
+  if [ -n "${dockerd_pid:-}" ]; then
+    kill "$dockerd_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.2; done
   fi
   ip netns del "$NETNS" 2>/dev/null || true
 }
@@ -108,6 +107,7 @@ log "starting dockerd in network namespace $NETNS"
 nsenter --net="/run/netns/$NETNS" dockerd --host "unix://$SOCK" --data-root "$WORK/data" --exec-root "$WORK/exec" \
   --pidfile "$WORK/dockerd.pid" --iptables=false --ip-masq=false --bridge=none \
   >"$WORK/dockerd.log" 2>&1 &
+dockerd_pid=$!
 export DOCKER_HOST="unix://$SOCK"
 for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.3; done
 docker info >/dev/null || { tail -20 "$WORK/dockerd.log"; exit 1; }
