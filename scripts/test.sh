@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite against the machine's PostgreSQL and RabbitMQ (or testcontainers where a
-# Docker engine answers). The fixtures give the run its own database and vhost.
+# The whole test suite against PostgreSQL and RabbitMQ on 127.0.0.1 (scripts/services.sh makes
+# sure they are up). The fixtures give the run its own database and vhost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh

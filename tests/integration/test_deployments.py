@@ -177,26 +177,34 @@ async def test_a_due_run_is_dispatched_with_its_job(  # type: ignore[no-untyped-
 
 
 async def test_future_runs_and_paused_pools(  # type: ignore[no-untyped-def]
-    api: httpx.AsyncClient, broker, scheduler: SchedulerService
+    api: httpx.AsyncClient, broker, ctx: ServerContext, scheduler: SchedulerService
 ) -> None:
     pool = await _pool(api)
     deployment = await _deployment(api, pool)
     queue = await broker.declare_queue(pool_queue_name(pool, "default"), passive=True)
-    soon = (utcnow() + timedelta(seconds=1.5)).isoformat()
+    soon = utcnow() + timedelta(seconds=1.5)
     run = (
         await api.post(
             f"/api/deployments/{deployment['id']}/runs",
-            json={"parameters": {"name": "later"}, "scheduled_time": soon},
+            json={"parameters": {"name": "later"}, "scheduled_time": soon.isoformat()},
         )
     ).json()
-    assert await queue.get(fail=False) is None, "not dispatched before its time"
     assert str((await _next(queue)).flow_run_id) == run["id"], "dispatched by the loop when due"
+    dispatched_at = await ctx.pool.fetchval(
+        "SELECT dispatched_at FROM flow_runs WHERE id = $1", uuid.UUID(run["id"])
+    )
+    lookahead = timedelta(seconds=ctx.settings.dispatch_lookahead_seconds)
+    assert dispatched_at >= soon - lookahead, "not dispatched before its time"
 
     await api.patch(f"/api/work_pools/{pool}", json={"paused": True})
     held = (
         await api.post(f"/api/deployments/{deployment['id']}/runs", json={"parameters": {"name": "held"}})
     ).json()
-    await asyncio.sleep(1.5)  # several dispatch passes; nothing may arrive while paused
+    # a dispatch pass (this one, and any of the loop's meanwhile) writes no message for it: a
+    # dispatched run has its dispatched_version set in the transaction that writes its message
+    await scheduler.dispatch_due()
+    dispatched = "SELECT dispatched_version FROM flow_runs WHERE id = $1"
+    assert await ctx.pool.fetchval(dispatched, uuid.UUID(held["id"])) is None
     assert await queue.get(fail=False) is None
     await api.patch(f"/api/work_pools/{pool}", json={"paused": False})
     assert str((await _next(queue)).flow_run_id) == held["id"]

@@ -15,6 +15,21 @@ from baton_server.db.run_cache import RunCache
 from baton_server.tracker.write_batch import WriteBatch
 
 from ..support.runs import new_run, propose
+from ..support.waiting import eventually
+
+
+async def _until(condition: Callable[[], bool], what: str, *tasks: asyncio.Task[Any]) -> None:
+    """Wait for `condition` with a deadline; a task that ended meanwhile says why at once."""
+
+    async def probe() -> bool:
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise AssertionError(
+                    f"{task.get_name()} failed while waiting for {what}"
+                ) from task.exception()
+        return condition()
+
+    await eventually(probe, timeout=10, interval=0.005, what=what)
 
 
 async def _cached_runs(ctx: ServerContext, cache: RunCache, n: int) -> list[uuid.UUID]:
@@ -38,11 +53,9 @@ async def _while_first_write_is_held(
         await lock.start()
         await blocker.execute("SELECT 1 FROM flow_runs WHERE id = $1 FOR UPDATE", held_run)
         leader = asyncio.create_task(first())
-        while batch.statements == 0:
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.statements > 0, "the first statement to be sent", leader)
         followers = [asyncio.create_task(other()) for other in others]
-        while batch.queued < len(others):
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.queued >= len(others), "the others to queue", leader, *followers)
         await lock.rollback()
     return leader, followers
 
@@ -142,14 +155,13 @@ async def test_a_cancelled_waiting_writer_does_not_stall_the_rest(ctx: ServerCon
         await lock.start()
         await blocker.execute("SELECT 1 FROM flow_runs WHERE id = $1 FOR UPDATE", held)
         leader = asyncio.create_task(propose(ctx, held, Running(), cache=cache, batch=batch))
-        while batch.statements == 0:
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.statements > 0, "the first statement to be sent", leader)
         cancelled = asyncio.create_task(propose(ctx, gone, Running(), cache=cache, batch=batch))
-        while batch.queued < 1:
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.queued >= 1, "the writer to queue", leader, cancelled)
         followers = [asyncio.create_task(propose(ctx, r, Running(), cache=cache, batch=batch)) for r in runs]
-        while batch.queued < 1 + len(runs):
-            await asyncio.sleep(0.005)
+        await _until(
+            lambda: batch.queued >= 1 + len(runs), "the rest to queue", leader, cancelled, *followers
+        )
         cancelled.cancel()
         await lock.rollback()
     assert (await leader).verdict is Verdict.ACCEPT
@@ -184,18 +196,14 @@ async def test_an_interrupted_statement_fails_the_writes_it_carried(ctx: ServerC
             "SELECT 1 FROM flow_runs WHERE id = ANY($1::uuid[]) FOR UPDATE", [leader_run, carried_run]
         )
         first = asyncio.create_task(propose(ctx, first_run, Running(), cache=cache, batch=batch))
-        while batch.statements < 1:
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.statements >= 1, "the first statement to be sent", first)
         leader = asyncio.create_task(send(leader_run))
-        while batch.queued < 1:
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.queued >= 1, "the leader to queue", first, leader)
         carried = asyncio.create_task(send(carried_run))
-        while batch.queued < 2:
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.queued >= 2, "the carried write to queue", first, leader, carried)
         await lock_a.rollback()  # the first statement ends; the next leads the other two
         assert (await first).verdict is Verdict.ACCEPT
-        while batch.statements < 2:
-            await asyncio.sleep(0.005)
+        await _until(lambda: batch.statements >= 2, "the second statement to be sent", leader, carried)
         assert batch.writes == 3
         leader.cancel()
         outcome = await asyncio.gather(carried, return_exceptions=True)

@@ -1,13 +1,15 @@
 """Where the tests' PostgreSQL and RabbitMQ come from, and a private database and vhost in them.
 
-With a reachable Docker engine, testcontainers starts both; otherwise the machine's own services
-are used (127.0.0.1:5432 trust auth, 127.0.0.1:5672 guest/guest), and this run gets a database
+With testcontainers installed and a reachable Docker engine, testcontainers starts both;
+otherwise the services on 127.0.0.1 are used (scripts/services.sh sees that they are up: 5432
+trust auth, 5672 guest/guest), and this run gets a database
 and a vhost of its own, dropped at the end, so parallel runs never see each other's data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -93,7 +95,8 @@ def container_backends() -> Iterator[Backends]:
 @contextlib.contextmanager
 def test_backends() -> Iterator[Backends]:
     run_id = uuid.uuid4().hex[:10]
-    if os.environ.get("BATON_TEST_USE_CONTAINERS", "auto") != "no" and docker_engine_reachable():
+    wanted = os.environ.get("BATON_TEST_USE_CONTAINERS", "auto") != "no"
+    if wanted and importlib.util.find_spec("testcontainers") is not None and docker_engine_reachable():
         with container_backends() as backends:
             yield backends
     else:

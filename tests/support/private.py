@@ -171,7 +171,9 @@ class PrivateRabbitMQ:
 
 
 @contextlib.contextmanager
-def private_rabbitmq() -> Iterator[PrivateRabbitMQ]:
+def private_rabbitmq(*, definitions: Path | None = None) -> Iterator[PrivateRabbitMQ]:
+    """A node of its own. With `definitions` (a definitions.json) it loads them at boot, as a
+    deployment does, and so has no `guest` user; otherwise guest may log in from anywhere."""
     if not Path(_RABBITMQ_SERVER).exists():
         raise PrivateInstanceError("a private RabbitMQ needs the rabbitmq-server package")
     if os.geteuid() != 0:
@@ -180,7 +182,11 @@ def private_rabbitmq() -> Iterator[PrivateRabbitMQ]:
         )
     home = _owned_dir("baton-rabbitmq-", "rabbitmq")
     port = free_port()
-    (home / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n")
+    config = f"listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n"
+    if definitions is not None:
+        shutil.copy(definitions, home / "definitions.json")
+        config += f"load_definitions = {home / 'definitions.json'}\n"
+    (home / "rabbitmq.conf").write_text(config)
     (home / "enabled_plugins").write_text("[].\n")
     for path in home.iterdir():
         shutil.chown(path, "rabbitmq", "rabbitmq")

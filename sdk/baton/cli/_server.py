@@ -6,6 +6,7 @@ baton_server is imported inside each command, so the SDK's import path stays fre
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import uuid
 from pathlib import Path
@@ -25,6 +26,28 @@ api_key_app = typer.Typer(no_args_is_help=True, help="API keys.")
 schemas_app = typer.Typer(no_args_is_help=True, help="Message schemas for other systems.")
 
 console = Console(stderr=True)
+
+# what `pip install 'baton[server]'` adds to `pip install baton` (pyproject.toml's server extra)
+SERVER_EXTRA = ("fastapi", "uvicorn", "asyncpg", "jsonschema")
+
+
+def require_server_extra() -> None:
+    """Stop with one line when the server's packages are not installed."""
+    missing = [name for name in SERVER_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        hint = "pip install 'baton[server]'"
+        typer.echo(f"baton: this command runs server code: {hint} (missing: {', '.join(missing)})", err=True)
+        raise typer.Exit(1)
+
+
+@app.callback()
+def _server_commands() -> None:
+    require_server_extra()
+
+
+@api_key_app.callback()
+def _api_key_commands() -> None:
+    require_server_extra()
 
 
 def _configure_logging(level: str) -> None:
