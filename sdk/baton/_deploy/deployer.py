@@ -89,6 +89,7 @@ def plan(config: ProjectConfig, project_dir: Path, names: Sequence[str] = ()) ->
             concurrency=section.concurrency_limit,
             retry_policy=section.retry_policy,
             schedules=section.schedules or [],
+            schedule_policy=section.schedule_policy,
             triggers=section.triggers or [],
             paused=section.paused,
             task_run_events=section.task_run_events,
@@ -104,8 +105,9 @@ def _local_pull(project_dir: Path) -> list[PullStep]:
 def _build(label: str, flow: FlowDefinition[..., Any], **fields: Any) -> DeploymentCreate:
     fields["description"] = fields["description"] or flow.description
     fields["version"] = fields["version"] or flow.version
-    if fields["retry_policy"] is None:
-        del fields["retry_policy"]
+    for optional in ("retry_policy", "schedule_policy"):
+        if fields.get(optional, "") is None:
+            del fields[optional]
     try:
         return DeploymentCreate(flow_name=flow.name, parameter_schema=parameter_schema(flow.fn), **fields)
     except ValidationError as exc:
