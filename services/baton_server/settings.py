@@ -67,6 +67,31 @@ class ServerSettings(BaseSettings):
         default=1.0, description="A run refused for a full concurrency limit is tried again after this."
     )
     shutdown_grace_seconds: float = 10.0
+    # scheduler: runs made ahead of time (at least min_runs or min_ahead, at most max_runs and max_ahead)
+    scheduler_min_runs: int = Field(default=3, ge=1, description="Future runs each schedule keeps, at least.")
+    scheduler_min_ahead_seconds: float = Field(
+        default=3600.0, ge=0, description="Each schedule keeps runs this far ahead, at least."
+    )
+    scheduler_max_runs: int = Field(
+        default=100, ge=1, description="Future runs each schedule keeps, at most."
+    )
+    scheduler_max_ahead_seconds: float = Field(
+        default=100 * 86400.0, gt=0, description="No run is made further ahead than this."
+    )
+    scheduler_batch_runs: int = Field(default=1000, ge=1, le=10_000, description="Runs per INSERT, at most.")
+    scheduler_missed_after_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A scheduled run not dispatched this long after its slot was missed (the "
+        "scheduler was down): its schedule's catch-up policy decides whether it runs.",
+    )
+    scheduler_max_sleep_seconds: float = Field(
+        default=30.0, gt=0, description="The scheduler sleeps until its next due thing, at most this long."
+    )
+    late_after_seconds: float = Field(
+        default=15.0, gt=0, description="A run still Scheduled this long past its time becomes Late."
+    )
+    backfill_max_runs: int = Field(default=1000, ge=1, description="Slots one backfill may make, at most.")
 
     # events
     events_retention_days: int = Field(

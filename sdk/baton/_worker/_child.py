@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import FrameType
@@ -60,6 +61,7 @@ _PR_SET_PDEATHSIG = 1
 # The worker heartbeats for its runs: the run's process must not extend the lease on its own.
 _NO_HEARTBEATS = 10.0**9
 SIGTERM_FLUSH_SECONDS = 1.0
+MAX_SLOT_WAIT_SECONDS = 60.0  # a run is never held longer than this for its slot
 
 logger = logging.getLogger("baton.flow_runs")
 
@@ -187,6 +189,16 @@ def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> FlowRun:
     )
 
 
+def wait_for_slot(dispatch: FlowRunDispatch) -> None:
+    """A run claimed a little before its scheduled time (so that its process is up by then) starts
+    at that time, not before."""
+    if dispatch.scheduled_time is None:
+        return
+    delay = (dispatch.scheduled_time - utcnow()).total_seconds()
+    if delay > 0:
+        time.sleep(min(delay, MAX_SLOT_WAIT_SECONDS))
+
+
 def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None) -> int:
     """Run the job in this process; returns the exit code (see the module's docstring)."""
     os.environ[CLAIM_ID_ENV] = str(job.claim_id)
@@ -205,6 +217,7 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
         log.info(f"Loaded flow {flow.name!r} from {dispatch.entrypoint!r}")
     except (PullStepError, EntrypointError) as exc:
         return _end(runtime, job, dispatch, Failed(message=str(exc)), log)
+    wait_for_slot(dispatch)
     try:
         outcome = run_existing_flow_run(flow, _flow_run(dispatch, job), runtime, claim_id=job.claim_id)
         if inspect.iscoroutine(outcome):

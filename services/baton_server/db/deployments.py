@@ -64,6 +64,7 @@ def _deployment(row: asyncpg.Record) -> Deployment:
         ),
         retry_policy=RetryPolicy(retries=row["retries"], retry_delay_seconds=row["retry_delay_seconds"]),
         schedules=row["schedules"],
+        schedule_policy=row["schedule_policy"],
         triggers=row["triggers"],
         paused=row["paused"],
         task_run_events=row["task_run_events"],
@@ -101,9 +102,9 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
                    tags, parameters, parameter_schema, enforce_parameter_schema, work_pool_name,
                    work_queue_name, job_variables, pull_steps, concurrency_limit,
                    collision_strategy, retries, retry_delay_seconds, schedules, triggers, paused,
-                   task_run_events)
+                   task_run_events, schedule_policy)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22)
+                   $18, $19, $20, $21, $22, $23)
                ON CONFLICT (flow_id, name) DO UPDATE SET
                    entrypoint = EXCLUDED.entrypoint, description = EXCLUDED.description,
                    version = EXCLUDED.version, tags = EXCLUDED.tags,
@@ -117,7 +118,7 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
                    retries = EXCLUDED.retries, retry_delay_seconds = EXCLUDED.retry_delay_seconds,
                    schedules = EXCLUDED.schedules, triggers = EXCLUDED.triggers,
                    paused = EXCLUDED.paused, task_run_events = EXCLUDED.task_run_events,
-                   updated = now()
+                   schedule_policy = EXCLUDED.schedule_policy, updated = now()
                RETURNING id, (xmax = 0) AS created""",
             uuid.uuid4(),
             create.name,
@@ -141,6 +142,8 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             [t.model_dump(mode="json") for t in create.triggers],
             create.paused,
             create.task_run_events,
+            # what the deployment sets (durations in seconds): the rest falls to its pool, then the defaults
+            create.schedule_policy.model_dump(mode="json", exclude_unset=True),
         )
         assert row is not None
         return await get_deployment(conn, row["id"]), bool(row["created"])

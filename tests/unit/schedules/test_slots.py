@@ -35,7 +35,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
 def local(slots: list[datetime], tz: ZoneInfo) -> list[str]:
