@@ -7,6 +7,8 @@ scheduler need.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,8 @@ from .db.migrate import upgrade_database
 from .db.pool import close_pool, create_pool
 from .events.admission import broker_user
 from .settings import ServerSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,9 +74,18 @@ class ServerContext:
         return cls(settings, pool, api_pool, broker, link, publisher, outbox)
 
     async def close(self) -> None:
-        await self.outbox.stop(grace=self.settings.shutdown_grace_seconds)
-        await self.link.close()
-        await self.broker.close()
-        # bounded: a connection still held (a request cut off at shutdown) must not hang the exit
-        await close_pool(self.api_pool, timeout=self.settings.shutdown_grace_seconds)
-        await close_pool(self.pool, timeout=self.settings.shutdown_grace_seconds)
+        """Close every part, in this order, even when one of them fails (that is logged)."""
+        grace = self.settings.shutdown_grace_seconds
+        parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("the outbox", lambda: self.outbox.stop(grace=grace)),
+            ("the broker link", self.link.close),
+            ("the broker connection", self.broker.close),
+            # bounded: a connection still held (a request cut off at shutdown) must not hang the exit
+            ("the API's database pool", lambda: close_pool(self.api_pool, timeout=grace)),
+            ("the database pool", lambda: close_pool(self.pool, timeout=grace)),
+        ]
+        for what, close in parts:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s failed; closing the rest", what)
