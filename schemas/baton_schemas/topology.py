@@ -64,6 +64,11 @@ RPC_MESSAGE_TTL_MS = 60_000
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 DEAD_QUEUE = "baton.dead"
+# The vhost's stamp: an empty queue whose arguments carry the installation id of the Baton that
+# owns the vhost (`installation_queue_arguments`). RabbitMQ compares the dead-letter arguments of
+# a re-declaration with the queue's own and refuses a different one (406 PRECONDITION_FAILED),
+# so a second installation cannot declare it; a custom `x-` argument would not be compared.
+INSTALLATION_QUEUE = "baton.installation"
 # Every event published on baton.events, whatever its name, for the events service to store.
 EVENT_STORE_QUEUE = "baton.event-store"
 EVENT_STORE_ROUTING_KEY = "#"
@@ -105,6 +110,16 @@ def pool_queue_arguments() -> dict[str, Any]:
 def event_store_queue_arguments() -> dict[str, Any]:
     """Quorum, so a broker restart loses no event; a message that keeps failing is parked."""
     return quorum_arguments(EVENT_STORE_DELIVERY_LIMIT)
+
+
+def installation_queue_arguments(installation_id: UUID | str) -> dict[str, Any]:
+    """The marker queue's arguments: quorum (it must survive any one node), the id as the
+    dead-letter routing key (nothing is ever published to it)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD,
+        "x-dead-letter-routing-key": str(installation_id),
+    }
 
 
 # --- names and routing keys built from ids --------------------------------------------------
@@ -149,6 +164,7 @@ __all__ = [
     "EVENT_STORE_QUEUE",
     "EVENT_STORE_ROUTING_KEY",
     "EXCHANGES",
+    "INSTALLATION_QUEUE",
     "POOL_DELIVERY_LIMIT",
     "RPC_MESSAGE_TTL_MS",
     "RUNS",
@@ -163,6 +179,7 @@ __all__ = [
     "dead_queue_arguments",
     "event_store_queue_arguments",
     "flow_run_control_key",
+    "installation_queue_arguments",
     "pool_queue_arguments",
     "pool_queue_name",
     "pool_routing_key",

@@ -102,6 +102,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._server": {
         "asyncpg",
         "baton._settings",
+        "baton._transport._installation",
         "baton_schemas.export",
         "baton_server.api.auth",
         "baton_server.db.audit",

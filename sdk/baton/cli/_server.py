@@ -74,6 +74,8 @@ def start(
     from baton_server.server import SERVICES, serve
     from baton_server.settings import ServerSettings
 
+    from .._transport._installation import OtherInstallation
+
     settings = ServerSettings()
     if host:
         settings.api_host = host
@@ -87,6 +89,9 @@ def start(
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(serve(settings, names))
+    except OtherInstallation as exc:
+        typer.echo(f"baton server: could not start: {exc}", err=True)  # one line, unwrapped
+        raise typer.Exit(1) from exc
     except (OSError, DatabaseMissing) as exc:
         console.print(f"[red]could not start:[/red] {exc}")
         raise typer.Exit(1) from exc
