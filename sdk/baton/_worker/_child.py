@@ -58,8 +58,6 @@ from ._pull_steps import PullStepError, run_pull_steps
 from ._relay import RELAY_FD_ENV, RelayTransport
 
 _PR_SET_PDEATHSIG = 1
-# The worker heartbeats for its runs: the run's process must not extend the lease on its own.
-_NO_HEARTBEATS = 10.0**9
 SIGTERM_FLUSH_SECONDS = 1.0
 MAX_SLOT_WAIT_SECONDS = 60.0  # a run is never held longer than this for its slot
 
@@ -104,13 +102,16 @@ class _RunLog:
 
 
 def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
-    settings = ClientSettings.load().model_copy(update={"heartbeat_interval": _NO_HEARTBEATS})
+    # The process heartbeats for its own run as well as the worker does: a worker that is
+    # paused or cut off does not make a run that is still going look dead (the relay falls back
+    # to the broker for heartbeats when the worker does not answer).
+    settings = ClientSettings.load()
     reporter: Reporter | None = None
     if relay_fd is not None:  # through the worker: no broker connection of our own
         timeout = settings.request_timeout + 5
 
         async def connect() -> RelayTransport:
-            return await RelayTransport.open(relay_fd, timeout)
+            return await RelayTransport.open(relay_fd, timeout, settings.broker_url, settings.lease_seconds)
 
         reporter = RemoteReporter(connect, ReporterConfig.from_settings(settings), name="relay")
     runtime = configure(settings=settings, reporter=reporter)

@@ -159,6 +159,9 @@ class Worker:
         ):
             if value:
                 env[key] = value
+        # the run's process keeps its run's lease alive too, at the worker's pace and length
+        env["BATON_HEARTBEAT_INTERVAL"] = str(self.settings.heartbeat_seconds)
+        env["BATON_LEASE_SECONDS"] = str(self.settings.lease_seconds)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
