@@ -13,7 +13,7 @@ from ._base import BatonModel, ClientModel
 from .limits import Description, IdempotencyKey, JsonObject, Label, Name, RunName, Tags, Text
 from .runs import RetryPolicy
 from .schedules import DeploymentSchedule
-from .triggers import EventTrigger
+from .triggers import DeploymentTrigger
 
 
 class GitClone(ClientModel):
@@ -73,7 +73,7 @@ class DeploymentCreate(ClientModel):
     concurrency: ConcurrencyOptions | None = None
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
     schedules: list[DeploymentSchedule] = Field(default_factory=list)
-    triggers: list[EventTrigger] = Field(default_factory=list)
+    triggers: list[DeploymentTrigger] = Field(default_factory=list)
     paused: bool = False
     task_run_events: bool = Field(
         default=False, description="Make each task-run transition of its runs an event too."
