@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from ..db.types import Connection
 from .windows import EMPTY, Window
 
@@ -34,10 +36,10 @@ _LOCK = """
     FOR UPDATE OF b"""
 
 _UPDATE = """
-    UPDATE trigger_buckets b SET start_at = t.s, end_at = t.e, count = t.c, events = t.ev,
-        children = t.ch, fired = t.f
+    UPDATE trigger_buckets b SET start_at = t.s, end_at = t.e, count = t.c, events = t.ev::jsonb,
+        children = t.ch::jsonb, fired = t.f
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-        $6::int[], $7::jsonb[], $8::jsonb[], $9::bool[]) AS t(a, p, k, s, e, c, ev, ch, f)
+        $6::int[], $7::text[], $8::text[], $9::bool[]) AS t(a, p, k, s, e, c, ev, ch, f)
     WHERE b.automation_id = t.a AND b.trigger_path = t.p AND b.bucket_key = t.k"""
 
 _DELETE = """
@@ -83,9 +85,9 @@ async def lock(conn: Connection, wanted: dict[BucketKey, bool]) -> dict[BucketKe
 
 
 async def write(conn: Connection, windows: dict[BucketKey, Window]) -> None:
-    """Store the windows back: open ones updated, closed ones deleted."""
-    keep = sorted(k for k, w in windows.items() if w.open)
-    drop = sorted(k for k, w in windows.items() if not w.open)
+    """Store the windows back: those worth keeping updated, the others deleted."""
+    keep = sorted(k for k, w in windows.items() if w.kept)
+    drop = sorted(k for k, w in windows.items() if not w.kept)
     if keep:
         values = [windows[k] for k in keep]
         await conn.execute(
@@ -94,8 +96,9 @@ async def write(conn: Connection, windows: dict[BucketKey, Window]) -> None:
             [w.start for w in values],
             [w.end for w in values],
             [w.count for w in values],
-            [w.events for w in values],
-            [w.children for w in values],
+            # as text: a list of lists would be taken for a two-dimensional array
+            [orjson.dumps(w.events).decode() for w in values],
+            [orjson.dumps(w.children).decode() for w in values],
             [w.fired for w in values],
         )
     if drop:
@@ -129,3 +132,9 @@ async def open_rolling(conn: Connection, keys: Iterable[tuple[BucketKey, datetim
 
 
 __all__ = ["EMPTY", "BucketKey", "due", "lock", "open_rolling", "window_of", "write"]
+
+
+async def forget_early(conn: Connection) -> None:
+    """Expected events still waiting for an `after` event that never came (sweep, every few
+    minutes): their windows would have been over long ago."""
+    await conn.execute("DELETE FROM trigger_buckets WHERE start_at = 'epoch'")

@@ -55,18 +55,22 @@ def _identity(automation_id: UUID, path: str, key: str) -> Fire:
     return Fire(automation_id, path, key, EMPTY, (), "")
 
 
-def _count(window: Window, hit: Hit, trigger: EventTrigger, event: dict[str, Any]) -> Fire | None:
+def _count(
+    window: Window, hit: Hit, trigger: EventTrigger, event: dict[str, Any], late: float
+) -> Fire | None:
     leaf = hit.leaf
     base = _identity(leaf.automation_id, leaf.path, hit.bucket_key)
     if not leaf.proactive:
-        return reactive(window, event, threshold=trigger.threshold, within=trigger.within, fire=base)
+        return reactive(
+            window, event, threshold=trigger.threshold, within=trigger.within, fire=base, late=late
+        )
     fired = None
     if hit.expected:
         fired = proactive_expected(
             window, event, threshold=trigger.threshold, fire=base, rolling=not trigger.after
         )
     if hit.opens:
-        proactive_opens(window, event, within=trigger.within)
+        proactive_opens(window, event, within=trigger.within, threshold=trigger.threshold)
     return fired
 
 
@@ -101,7 +105,13 @@ async def _climb(
 
 
 async def apply_events(
-    conn: Connection, batch: list[Matched], registry: Registry, settings: FiringSettings, now: datetime
+    conn: Connection,
+    batch: list[Matched],
+    registry: Registry,
+    settings: FiringSettings,
+    now: datetime,
+    *,
+    late: float = 0.0,
 ) -> Fired:
     done = Fired()
     async with conn.transaction():
@@ -130,7 +140,7 @@ async def apply_events(
                 key = (hit.leaf.automation_id, hit.leaf.path, hit.bucket_key)
                 if key not in windows:
                     continue  # its automation went away meanwhile
-                fire = _count(windows[key], hit, hit.leaf.trigger, matched.event)
+                fire = _count(windows[key], hit, hit.leaf.trigger, matched.event, late)
                 if fire is not None:
                     fired.append((fire, occurred(matched.event)))
         roots = await _climb(conn, registry, windows, fired)

@@ -228,7 +228,14 @@ class RouterService:
 
     async def _apply(self, batch: list[Matched]) -> None:
         async with self._ctx.pool.acquire() as conn:
-            done = await apply_events(conn, batch, self.automations, self.firing_settings, utcnow())
+            done = await apply_events(
+                conn,
+                batch,
+                self.automations,
+                self.firing_settings,
+                utcnow(),
+                late=self._ctx.settings.router_late_seconds,
+            )
         self._after_commit(done)
 
     def _after_commit(self, done: Fired) -> None:
@@ -290,6 +297,7 @@ class RouterService:
     async def _maintain(self) -> None:
         async with self._ctx.pool.acquire() as conn:
             await _forget_handled(conn)
+            await buckets.forget_early(conn)
 
     @staticmethod
     async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -45,6 +45,11 @@ class Window:
     def open(self) -> bool:
         return self.start != EMPTY
 
+    @property
+    def kept(self) -> bool:
+        """Worth storing: open, or holding expected events that came before their window."""
+        return self.open or bool(self.events)
+
     def clear(self) -> None:
         self.start = self.end = EMPTY
         self.count = 0
@@ -104,13 +109,15 @@ def occurred(event: dict[str, Any]) -> datetime:
 
 
 def reactive(
-    window: Window, event: dict[str, Any], *, threshold: int, within: float, fire: Fire
+    window: Window, event: dict[str, Any], *, threshold: int, within: float, fire: Fire, late: float = 0.0
 ) -> Fire | None:
-    """Count `event`; a Fire (from `fire`'s identity) if it reaches the threshold."""
+    """Count `event`; a Fire (from `fire`'s identity) if it reaches the threshold. An event that
+    occurred up to `late` seconds before the window opened (it lost a race with a later one)
+    still counts in it."""
     at = occurred(event)
     if not window.open or at >= window.end:
         window.begin(at, within)
-    elif at < window.start:
+    elif at < window.start - timedelta(seconds=late):
         return None  # its window is gone
     window.count += 1
     window.keep(event)
@@ -123,13 +130,18 @@ def reactive(
     return fired
 
 
-def proactive_opens(window: Window, event: dict[str, Any], *, within: float) -> None:
-    """An `after` event opens a window, unless one is open and not yet over."""
+def proactive_opens(window: Window, event: dict[str, Any], *, within: float, threshold: int = 1) -> None:
+    """An `after` event opens a window, unless one is open and not yet over. Expected events
+    that arrived before it (they lost a race with it) and occurred inside it count."""
     at = occurred(event)
     if window.open and not window.fired and at < window.end:
         return
+    early = [] if window.open else window.events
     window.begin(at, within)
     window.keep(event)
+    window.count = sum(1 for e in early if window.start <= occurred(e) < window.end)
+    if window.count >= threshold:
+        window.clear()
 
 
 def proactive_expected(
@@ -138,6 +150,8 @@ def proactive_expected(
     """Count an expected event; a resolving Fire if the window had fired. A rolling window (no
     `after`) only counts: it is judged when it ends."""
     if not window.open:
+        if not rolling:  # kept until its `after` event comes (or the sweep drops it)
+            window.keep(event)
         return None
     at = occurred(event)
     if rolling:
