@@ -41,7 +41,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from baton_schemas.deployments import ConcurrencyOptions, PullStep
 from baton_schemas.runs import RetryPolicy
 from baton_schemas.schedules import DeploymentSchedule, SchedulePolicy
-from baton_schemas.triggers import EventTrigger
+from baton_schemas.triggers import DeploymentTrigger
 
 from ._errors import DeployError
 
@@ -129,7 +129,7 @@ class DeploymentSection(_Section):
     retry_policy: RetryPolicy | None = None
     schedules: list[YamlSchedule] | None = None
     schedule_policy: SchedulePolicy | None = None
-    triggers: list[EventTrigger] | None = None
+    triggers: list[DeploymentTrigger] | None = None
     paused: bool = False
     task_run_events: bool = False  # each task-run transition of its runs is an event too
 

@@ -18,7 +18,7 @@ from baton_schemas.deployments import (
 )
 from baton_schemas.runs import RetryPolicy
 from baton_schemas.schedules import CronSchedule, DeploymentSchedule, IntervalSchedule
-from baton_schemas.triggers import EventTrigger
+from baton_schemas.triggers import DeploymentTrigger
 
 from .._deployments import connect
 from ._errors import DeployError
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 _PULL_STEPS = TypeAdapter(list[YamlPullStep])
 _SCHEDULES = TypeAdapter(list[YamlSchedule])
-_TRIGGERS = TypeAdapter(list[EventTrigger])
+_TRIGGERS = TypeAdapter(list[DeploymentTrigger])
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,7 @@ def deploy_flow(
     cron: str | None = None,
     interval: float | None = None,
     schedules: Sequence[DeploymentSchedule | Mapping[str, Any]] | None = None,
-    triggers: Sequence[EventTrigger | Mapping[str, Any]] | None = None,
+    triggers: Sequence[DeploymentTrigger | Mapping[str, Any]] | None = None,
     pull_steps: Sequence[Any] | None = None,
     concurrency_limit: int | ConcurrencyOptions | None = None,
     retry_policy: RetryPolicy | None = None,

@@ -21,6 +21,8 @@ from baton_schemas.states import Scheduled
 from jsonschema import Draft202012Validator
 
 from ..broker.outbox import OutboxRow
+from ..router.templating import template_errors
+from .automations import AutomationExists, sync_deployment_triggers
 from .flow_runs import create_flow_run
 from .flows import get_or_create_flow
 from .job_variables import check_job_variables, job_variable_errors
@@ -146,7 +148,22 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             create.schedule_policy.model_dump(mode="json", exclude_unset=True),
         )
         assert row is not None
-        return await get_deployment(conn, row["id"]), bool(row["created"])
+        deployment = await get_deployment(conn, row["id"])
+        await _sync_triggers(conn, deployment, create)
+        return deployment, bool(row["created"])
+
+
+async def _sync_triggers(conn: Connection, deployment: Deployment, create: DeploymentCreate) -> None:
+    """The deployment's triggers become automations running it (updated in place on redeploy)."""
+    errors = []
+    for index, trigger in enumerate(create.triggers):
+        errors += template_errors(trigger.parameters, ("body", "triggers", index, "parameters"))
+    if errors:
+        raise InvalidParameters(errors)
+    try:
+        await sync_deployment_triggers(conn, deployment, create.triggers)
+    except AutomationExists as exc:
+        raise InvalidParameters([{"loc": ["body", "triggers"], "msg": str(exc), "type": "exists"}]) from exc
 
 
 async def get_deployment(conn: Connection, deployment_id: uuid.UUID) -> Deployment:
