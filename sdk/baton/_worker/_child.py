@@ -36,6 +36,7 @@ from baton_schemas.states import Failed, Pending, State
 
 from .. import _logging
 from .._context import flow_run_ctx, task_run_ctx
+from .._definitions import FlowDefinition
 from .._entrypoints import EntrypointError, load_flow
 from .._exceptions import Abort, ParameterValidationError
 from .._flow_engine import run_existing_flow_run
@@ -187,6 +188,19 @@ def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> FlowRun:
     )
 
 
+def _with_deployment_options(
+    flow: FlowDefinition[..., Any], dispatch: FlowRunDispatch
+) -> FlowDefinition[..., Any]:
+    """The flow as its deployment runs it: the deployment's timeout and print capture (the
+    flow's own unless baton.yaml set them). Retries are the server's: the run's retry policy."""
+    options: dict[str, Any] = {}
+    if dispatch.timeout_seconds is not None and dispatch.timeout_seconds != flow.timeout_seconds:
+        options["timeout_seconds"] = dispatch.timeout_seconds
+    if dispatch.log_prints is not None and dispatch.log_prints != flow.log_prints:
+        options["log_prints"] = dispatch.log_prints
+    return flow.with_options(**options) if options else flow
+
+
 def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None) -> int:
     """Run the job in this process; returns the exit code (see the module's docstring)."""
     os.environ[CLAIM_ID_ENV] = str(job.claim_id)
@@ -201,7 +215,7 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
     try:
         if dispatch.pull_steps:
             run_pull_steps(dispatch.pull_steps, log.info)
-        flow = load_flow(dispatch.entrypoint, Path.cwd())
+        flow = _with_deployment_options(load_flow(dispatch.entrypoint, Path.cwd()), dispatch)
         log.info(f"Loaded flow {flow.name!r} from {dispatch.entrypoint!r}")
     except (PullStepError, EntrypointError) as exc:
         return _end(runtime, job, dispatch, Failed(message=str(exc)), log)
