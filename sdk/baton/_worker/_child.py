@@ -2,9 +2,10 @@
 
 Runs in a fresh interpreter (`python -m baton._worker`) or in a process forked from the
 worker's pre-started one. It reports (states, task runs, logs) through its worker, which
-forwards to the tracker (`_relay`); the worker owns the run's lease (its heartbeats) and ships
-the process's stdout and stderr. Baton's own console output goes to a descriptor of its own
-(`BATON_CONSOLE_FD`), so the worker echoes it without shipping it twice.
+forwards to the tracker (`_relay`); the worker owns the run's lease (its heartbeats) and echoes
+the process's stdout and stderr on its own console (never as the run's logs: `print()` is a
+run's log only with `log_prints=True`, as in a local run). Baton's own console output goes to
+a descriptor of its own (`BATON_CONSOLE_FD`).
 
 The exit code tells the worker what is left to do:
 - `EXIT_REPORTED` (0): the server has the run's outcome (a final state, or a retry it
@@ -16,7 +17,6 @@ The exit code tells the worker what is left to do:
 from __future__ import annotations
 
 import asyncio
-import builtins
 import ctypes
 import inspect
 import logging
@@ -35,7 +35,6 @@ from baton_schemas.runs import FlowRun
 from baton_schemas.states import Failed, Pending, State
 
 from .. import _logging
-from .._context import flow_run_ctx, task_run_ctx
 from .._definitions import FlowDefinition
 from .._entrypoints import EntrypointError, load_flow
 from .._exceptions import Abort, ParameterValidationError
@@ -118,24 +117,7 @@ def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
         assert isinstance(handler, logging.StreamHandler)
         console = os.fdopen(console_fd, "w", buffering=1, errors="replace")
         handler.setStream(console)
-        _print_logged_to(console)
     return runtime
-
-
-def _print_logged_to(console: Any) -> None:
-    """A `log_prints` print is a log record the engine ships: on stdout the worker would ship
-    it a second time, so it goes to the console (echoed, not shipped). Other prints stay."""
-    builtin_print = builtins.print
-
-    def print_once(
-        *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
-    ) -> None:
-        ctx = task_run_ctx.get() or flow_run_ctx.get()
-        if (file is None or file is sys.stdout) and ctx is not None and ctx.log_prints:
-            file = console
-        builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
-
-    _logging._original_print = print_once
 
 
 def _install_sigterm(runtime: Runtime) -> None:
