@@ -75,7 +75,7 @@ class Flow(FlowDefinition[P, R]):
     ) -> R: ...
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
-        from ._flow_engine import FlowRunEngine
+        from ._flow_engine import FlowRunEngine, call_result
         from ._runtime import get_runtime
 
         bound = self._validator.bind(args, kwargs)  # raises before any run exists
@@ -83,12 +83,14 @@ class Flow(FlowDefinition[P, R]):
         if self.isasync:
             return self._call_async(engine, return_state)
         state = engine.run_sync()
-        return state if return_state else state.result()
+        return state if return_state else call_result(engine, state)
 
     @staticmethod
     async def _call_async(engine: Any, return_state: bool) -> Any:
+        from ._flow_engine import call_result
+
         state = await engine.run_async()
-        return state if return_state else state.result()
+        return state if return_state else call_result(engine, state)
 
 
 @overload
