@@ -85,6 +85,12 @@ class DeploymentCreate(ClientModel):
     task_run_events: bool = Field(
         default=False, description="Make each task-run transition of its runs an event too."
     )
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="The flow run's timeout; unset: the flow's own."
+    )
+    log_prints: bool | None = Field(
+        default=None, description="Capture print() as logs; unset: the flow's own."
+    )
 
     @field_validator("schedules")
     @classmethod
@@ -115,6 +121,8 @@ class Deployment(BatonModel):
     triggers: list[dict[str, Any]] = Field(default_factory=list)
     paused: bool = False
     task_run_events: bool = False
+    timeout_seconds: float | None = None
+    log_prints: bool | None = None
     created: datetime
     updated: datetime
 

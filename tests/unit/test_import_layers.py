@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._definitions",
             "baton._context",
             "baton._futures",
+            "baton._final_state",
             "baton._logging",
             "baton._cache",
             "baton._reporting",

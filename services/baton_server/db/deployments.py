@@ -70,6 +70,8 @@ def _deployment(row: asyncpg.Record) -> Deployment:
         triggers=row["triggers"],
         paused=row["paused"],
         task_run_events=row["task_run_events"],
+        timeout_seconds=row["timeout_seconds"],
+        log_prints=row["log_prints"],
         created=row["created"],
         updated=row["updated"],
     )
@@ -104,9 +106,9 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
                    tags, parameters, parameter_schema, enforce_parameter_schema, work_pool_name,
                    work_queue_name, job_variables, pull_steps, concurrency_limit,
                    collision_strategy, retries, retry_delay_seconds, schedules, triggers, paused,
-                   task_run_events, schedule_policy)
+                   task_run_events, schedule_policy, timeout_seconds, log_prints)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23)
+                   $18, $19, $20, $21, $22, $23, $24, $25)
                ON CONFLICT (flow_id, name) DO UPDATE SET
                    entrypoint = EXCLUDED.entrypoint, description = EXCLUDED.description,
                    version = EXCLUDED.version, tags = EXCLUDED.tags,
@@ -120,7 +122,9 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
                    retries = EXCLUDED.retries, retry_delay_seconds = EXCLUDED.retry_delay_seconds,
                    schedules = EXCLUDED.schedules, triggers = EXCLUDED.triggers,
                    paused = EXCLUDED.paused, task_run_events = EXCLUDED.task_run_events,
-                   schedule_policy = EXCLUDED.schedule_policy, updated = now()
+                   schedule_policy = EXCLUDED.schedule_policy,
+                   timeout_seconds = EXCLUDED.timeout_seconds, log_prints = EXCLUDED.log_prints,
+                   updated = now()
                RETURNING id, (xmax = 0) AS created""",
             uuid.uuid4(),
             create.name,
@@ -146,6 +150,8 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             create.task_run_events,
             # what the deployment sets (durations in seconds): the rest falls to its pool, then the defaults
             create.schedule_policy.model_dump(mode="json", exclude_unset=True),
+            create.timeout_seconds,
+            create.log_prints,
         )
         assert row is not None
         deployment = await get_deployment(conn, row["id"])
