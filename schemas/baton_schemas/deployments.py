@@ -117,6 +117,11 @@ class Deployment(BatonModel):
     task_run_events: bool = False
     created: datetime
     updated: datetime
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="On the answer to a deploy: what was accepted but looks wrong (a schedule with "
+        "no time in the future).",
+    )
 
 
 class DeploymentRunCreate(ClientModel):
