@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from baton_schemas.access import AuditPage
+from baton_schemas.backfill import BackfillCreate, BackfillResult
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import (
     Claim,
@@ -335,6 +336,12 @@ class BatonClient:
         response = await self._request("POST", f"/deployments/{deployment_id}/runs", body=run.to_json())
         return FlowRun.model_validate_json(response.content)
 
+    async def backfill_deployment(self, deployment_id: UUID, request: BackfillCreate) -> BackfillResult:
+        response = await self._request(
+            "POST", f"/deployments/{deployment_id}/backfill", body=request.to_json()
+        )
+        return BackfillResult.model_validate_json(response.content)
+
 
 class SyncBatonClient:
     """Blocking facade of `BatonClient` for the CLI; each call runs on a private loop thread."""
@@ -459,3 +466,6 @@ class SyncBatonClient:
 
     def create_deployment_run(self, deployment_id: UUID, run: DeploymentRunCreate) -> FlowRun:
         return self._run(self._client.create_deployment_run(deployment_id, run))  # type: ignore[no-any-return]
+
+    def backfill_deployment(self, deployment_id: UUID, request: BackfillCreate) -> BackfillResult:
+        return self._run(self._client.backfill_deployment(deployment_id, request))  # type: ignore[no-any-return]

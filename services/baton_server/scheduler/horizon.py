@@ -264,10 +264,17 @@ async def fill_due(
     pending: list[NewRun] = []
     out: list[OutboxRow] = []
     updates: tuple[list[str], list[datetime | None], list[datetime | None]] = ([], [], [])
+    changed: list[uuid.UUID] = []
     for row in rows:
         found = schedules_of(row).get(row["schedule_id"])
         if found is None or fingerprint(found[1], row) != row["fingerprint"]:
-            continue  # changed since: the change is reconciled first, then it fills again
+            # changed since it was reconciled: it waits (next_fill unset) for the reconciliation
+            # of that change, which fills it afresh
+            changed.append(row["id"])
+            updates[0].append(row["schedule_id"])
+            updates[1].append(row["filled_until"])
+            updates[2].append(None)
+            continue
         try:
             entry = DeploymentSchedule.model_validate(found[1])
             policy = resolve_policy(row["schedule_policy"], found[1])
@@ -302,4 +309,10 @@ async def fill_due(
         out += sent
     if updates[0]:
         await conn.execute(_FILLED, *updates)
+    if changed:
+        await conn.execute(
+            """INSERT INTO schedule_changes (deployment_id) SELECT unnest($1::uuid[])
+               ON CONFLICT (deployment_id) DO NOTHING""",
+            changed,
+        )
     return result, out
