@@ -30,7 +30,8 @@ import asyncpg
 import httpx
 import orjson
 from _cpu import CpuMeter
-from _harness import ROOT, percentile, server, server_process, test_backends
+from _harness import ROOT, RunningServer, percentile, server, server_process, test_backends
+from tests.support.backends import Backends
 
 from baton_schemas import utcnow
 
@@ -64,9 +65,11 @@ async def wait_for(probe: object, timeout: float, what: str, interval: float = 0
 # --- punctuality ----------------------------------------------------------------------------------
 
 
-async def punctuality(seconds: float, deployments: int) -> None:
-    env = {"BATON_AUTH_REQUIRED": "false", "BATON_SCHEDULER_MIN_AHEAD_SECONDS": "30"}
-    with server(**env) as srv, tempfile.TemporaryDirectory() as tmp:
+PUNCTUALITY_ENV = {"BATON_AUTH_REQUIRED": "false", "BATON_SCHEDULER_MIN_AHEAD_SECONDS": "30"}
+
+
+async def punctuality(srv: RunningServer, seconds: float, deployments: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         (workdir / "tick.py").write_text(FLOW)
         starts_file = workdir / "starts.txt"
@@ -119,10 +122,14 @@ async def punctuality(seconds: float, deployments: int) -> None:
             )
         finally:
             await conn.close()
-    started = {}
-    for line in starts_file.read_text().splitlines() if starts_file.exists() else []:
-        run_id, at = line.split()
-        started[run_id] = float(at)
+        started = {}
+        for line in starts_file.read_text().splitlines() if starts_file.exists() else []:
+            run_id, at = line.split()
+            started[run_id] = float(at)
+        worker_log = (workdir / "worker.log").read_text(errors="replace")
+    if not started:
+        print(f"no run started; the worker's log:\n{worker_log[-3000:]}")
+        return
     delays = [started[r["id"]] - r["schedule_slot"].timestamp() for r in rows if r["id"] in started]
     missing = len(rows) - len(delays)
     ms = [d * 1000 for d in delays]
@@ -194,62 +201,58 @@ async def make_deployments(database_url: str, count: int) -> None:
         await conn.close()
 
 
-async def scale(schedules: int) -> None:
+async def scale(backends: Backends, logs: Path, schedules: int) -> None:
     runs_each = 3
     env = {
-        "BATON_LOG_LEVEL": "WARNING",
         "BATON_SCHEDULER_MIN_RUNS": str(runs_each),
         "BATON_SCHEDULER_MIN_AHEAD_SECONDS": "0",
     }
-    with test_backends() as backends, tempfile.TemporaryDirectory() as logs:
-        subprocess.run(  # noqa: ASYNC221
-            [BATON, "server", "db", "upgrade"],
-            env={**os.environ, "BATON_DATABASE_URL": backends.database_url},
-            check=True,
-            capture_output=True,
-        )
-        await make_deployments(backends.database_url, schedules)
-        conn = await asyncpg.connect(backends.database_url)
-        try:
-            meter_started = time.perf_counter()
-            with server_process(backends, Path(logs), "scheduler", **env) as proc:  # type: ignore[arg-type]
-                meter = CpuMeter(proc.process.pid)
-                before = meter.sample()
-                ready = time.perf_counter()
+    subprocess.run(  # noqa: ASYNC221
+        [BATON, "server", "db", "upgrade"],
+        env={**os.environ, "BATON_DATABASE_URL": backends.database_url},
+        check=True,
+        capture_output=True,
+    )
+    await make_deployments(backends.database_url, schedules)
+    conn = await asyncpg.connect(backends.database_url)
+    try:
+        meter_started = time.perf_counter()
+        with server_process(backends, logs, "scheduler", **env) as proc:  # type: ignore[arg-type]
+            meter = CpuMeter(proc.process.pid)
+            before = meter.sample()
+            ready = time.perf_counter()
 
-                async def filled() -> bool:
-                    made = await conn.fetchval("SELECT count(*) FROM flow_runs")
-                    return bool(made >= schedules * runs_each)
-
-                await wait_for(filled, 600, "the first fill", interval=0.05)
-                fill_wall = time.perf_counter() - ready
-                after = meter.sample()
+            async def filled() -> bool:
                 made = await conn.fetchval("SELECT count(*) FROM flow_runs")
-                dupes = await conn.fetchval(
-                    "SELECT count(*) - count(DISTINCT idempotency_key) FROM flow_runs"
-                )
-                await asyncio.sleep(5)  # the outbox drained, memory settled
-                rss = proc.rss_mb()
-            startup = ready - meter_started
-        finally:
-            await conn.close()
-        cpu = after.seconds["server"] - before.seconds["server"]
-        print(
-            f"[scale: {schedules} active schedules (cron, interval, rrule; {len(ZONES)} zones), "
-            f"{runs_each} runs each]"
-        )
-        print(
-            f"  first fill of the horizon: {fill_wall:.1f} s from the scheduler up "
-            f"({startup:.1f} s to start); {made} runs, duplicates {dupes} (target <= 10 s)"
-        )
-        print(
-            f"  runs created per second: {made / fill_wall:.0f}; scheduler CPU {cpu:.1f} s "
-            f"({1000 * cpu / max(made, 1):.3f} ms per run, with its outbox)"
-        )
-        print(f"  {CpuMeter.per_op(before, after, max(made, 1))}")
-        print(f"  scheduler RSS after the fill: {rss:.0f} MB (target <= 150 MB)")
-        await steady_pass(backends.database_url, backends.broker_url, schedules)
-        print(f"  load: {load()}")
+                return bool(made >= schedules * runs_each)
+
+            await wait_for(filled, 600, "the first fill", interval=0.05)
+            fill_wall = time.perf_counter() - ready
+            after = meter.sample()
+            made = await conn.fetchval("SELECT count(*) FROM flow_runs")
+            dupes = await conn.fetchval("SELECT count(*) - count(DISTINCT idempotency_key) FROM flow_runs")
+            await asyncio.sleep(5)  # the outbox drained, memory settled
+            rss = proc.rss_mb()
+        startup = ready - meter_started
+    finally:
+        await conn.close()
+    cpu = after.seconds["server"] - before.seconds["server"]
+    print(
+        f"[scale: {schedules} active schedules (cron, interval, rrule; {len(ZONES)} zones), "
+        f"{runs_each} runs each]"
+    )
+    print(
+        f"  first fill of the horizon: {fill_wall:.1f} s from the scheduler up "
+        f"({startup:.1f} s to start); {made} runs, duplicates {dupes} (target <= 10 s)"
+    )
+    print(
+        f"  runs created per second: {made / fill_wall:.0f}; scheduler CPU {cpu:.1f} s "
+        f"({1000 * cpu / max(made, 1):.3f} ms per run, with its outbox)"
+    )
+    print(f"  {CpuMeter.per_op(before, after, max(made, 1))}")
+    print(f"  scheduler RSS after the fill: {rss:.0f} MB (target <= 150 MB)")
+    await steady_pass(backends.database_url, backends.broker_url, schedules)
+    print(f"  load: {load()}")
 
 
 async def steady_pass(database_url: str, broker_url: str, schedules: int) -> None:
@@ -279,11 +282,14 @@ async def steady_pass(database_url: str, broker_url: str, schedules: int) -> Non
     )
 
 
-async def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> None:
+    # the backends are made outside any event loop (their setup runs one of its own)
     if args.only in (None, "punctuality"):
-        await punctuality(args.seconds, args.deployments)
+        with server(**PUNCTUALITY_ENV) as srv:
+            asyncio.run(punctuality(srv, args.seconds, args.deployments))
     if args.only in (None, "scale"):
-        await scale(args.schedules)
+        with test_backends() as backends, tempfile.TemporaryDirectory() as logs:
+            asyncio.run(scale(backends, Path(logs), args.schedules))
 
 
 if __name__ == "__main__":
@@ -292,4 +298,4 @@ if __name__ == "__main__":
     parser.add_argument("--deployments", type=int, default=20)
     parser.add_argument("--schedules", type=int, default=10_000)
     parser.add_argument("--only", choices=["punctuality", "scale"])
-    asyncio.run(main(parser.parse_args()))
+    main(parser.parse_args())

@@ -70,8 +70,10 @@ def plan_slots(
     """Which slots to make now (pure). `slots_after(t)` iterates a schedule's slots after t."""
     max_runs = min(horizon.max_runs, cap) if cap else horizon.max_runs
     made_ahead = 0
+    first_future: datetime | None = None  # after it passes, the schedule needs more
     if filled_until is not None and filled_until > now:
         for slot in slots_after(now):
+            first_future = first_future or slot
             if slot > filled_until or made_ahead >= max_runs:
                 break
             made_ahead += 1
@@ -85,12 +87,12 @@ def plan_slots(
         if slot <= now:  # missed while no scheduler ran
             missed.append(slot)
             continue
+        first_future = first_future or slot
         enough = future >= horizon.min_runs and slot > now + horizon.min_ahead
         if enough or future >= max_runs or slot > now + horizon.max_ahead:
             break
         new.append(slot)
         future += 1
-    first_future = next(iter(slots_after(now)), None)
     new[:0] = missed
     until = new[-1] if new else filled_until
     return Plan(new, until, first_future)
@@ -247,6 +249,21 @@ def schedules_of(deployment: Mapping[str, Any]) -> dict[str, tuple[int, Mapping[
     }
 
 
+_PARSED: dict[str, DeploymentSchedule] = {}
+_PARSED_MAX = 50_000
+
+
+def _parsed(key: str, entry: Mapping[str, Any]) -> DeploymentSchedule:
+    """A stored schedule as its model, parsed once per fingerprint (its cron string or rule is
+    checked on every parse)."""
+    found = _PARSED.get(key)
+    if found is None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        found = _PARSED[key] = DeploymentSchedule.model_validate(entry)
+    return found
+
+
 @dataclass
 class FillResult:
     schedules: int = 0
@@ -276,7 +293,7 @@ async def fill_due(
             updates[2].append(None)
             continue
         try:
-            entry = DeploymentSchedule.model_validate(found[1])
+            entry = _parsed(row["fingerprint"], found[1])
             policy = resolve_policy(row["schedule_policy"], found[1])
             plan = plan_slots(
                 partial(iter_slots, entry),

@@ -36,7 +36,7 @@ from .overlap import apply_overlap
 log = logging.getLogger(__name__)
 
 CHANNEL = "baton_scheduler"
-RECONCILE_DEPLOYMENTS = 100  # changed deployments reconciled per transaction
+RECONCILE_DEPLOYMENTS = 500  # changed deployments reconciled per transaction
 FILL_SCHEDULES = 200  # schedules topped up per transaction
 HELD_RECHECK_SECONDS = 0.5  # a run held by buffer_one is looked at again this often
 FAILED_STEP_RETRY_SECONDS = 1.0  # a step that failed is tried again after this, not at once
