@@ -115,3 +115,27 @@ class ServerSettings(BaseSettings):
     )
     worker_stopped_check_seconds: float = 5.0
     webhook_render_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    # router
+    router_prefetch: int = Field(default=2000, ge=1, description="Events the router holds at once.")
+    router_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Events applied in one transaction, at most."
+    )
+    router_late_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=3600,
+        description="The late-arrival allowance: a proactive window is judged this long after it "
+        "ends, so an expected event that occurred inside it but arrived a little late still counts.",
+    )
+    router_timer_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="How often the router looks for proactive windows that are over.",
+    )
+    router_reload_seconds: float = Field(
+        default=60.0, gt=0, description="Every automation is re-read this often, besides on each NOTIFY."
+    )
+    router_webhook_concurrency: int = Field(default=16, ge=1, description="Webhook calls made at once.")
+    router_template_seconds: float = Field(default=1.0, gt=0, description="A template renders within this.")

@@ -27,6 +27,7 @@ from .openapi import document_scopes
 from .responses import OrjsonResponse
 from .routes import (
     access,
+    automations,
     backfill,
     deployments,
     events,
@@ -101,4 +102,5 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         app.include_router(module.router, prefix="/api")
     app.include_router(backfill.router, prefix="/api")
     app.include_router(webhooks.hooks)
+    app.include_router(automations.router, prefix="/api")
     return app
