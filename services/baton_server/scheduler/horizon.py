@@ -26,8 +26,7 @@ import orjson
 from baton_schemas import utcnow
 from baton_schemas.names import run_name
 from baton_schemas.schedules import DeploymentSchedule
-from baton_schemas.slots import iter_slots as slots_of
-from baton_schemas.slots import jitter_offset
+from baton_schemas.slots import iter_slots, jitter_offset
 from baton_schemas.states import Scheduled
 
 from ..broker.messages import flow_run_change_message, serialise_state
@@ -47,8 +46,8 @@ class Horizon:
     max_ahead: timedelta = timedelta(days=100)
 
 
-def iter_slots(entry: DeploymentSchedule, after: datetime) -> Iterator[datetime]:
-    return slots_of(entry.schedule, after)
+def _slots_of(entry: DeploymentSchedule, after: datetime) -> Iterator[datetime]:
+    return iter_slots(entry.schedule, after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +295,7 @@ async def fill_due(
             entry = _parsed(row["fingerprint"], found[1])
             policy = resolve_policy(row["schedule_policy"], found[1])
             plan = plan_slots(
-                partial(iter_slots, entry),
+                partial(_slots_of, entry),
                 now=now,
                 filled_until=row["filled_until"],
                 catchup_window=policy.catchup_window,
