@@ -175,7 +175,7 @@ def test_a_content_header_pamqp_writes_is_read_by_baton_as_pamqp_reads_it(
 ) -> None:
     theirs = _as_pamqp(properties)
     theirs.headers = headers or None
-    theirs.cluster_id = cluster_id  # deprecated, and last: read past, never misread
+    theirs.cluster_id = cluster_id  # type: ignore[assignment]  # deprecated, and last: read past, never misread
     payload = ContentHeader(0, size, theirs).marshal()
     expected = ContentHeader()
     expected.unmarshal(payload)
