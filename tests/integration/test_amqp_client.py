@@ -28,9 +28,11 @@ from baton._amqp import (
     Link,
     Properties,
     Returned,
+    WriteBufferFull,
 )
 
 from ..support.backends import Backends
+from ..support.proxy import TcpProxy
 from ..support.waiting import eventually
 
 WAIT = 10.0  # the deadline for anything the broker should do at once
@@ -477,6 +479,70 @@ async def test_aborting_fails_the_confirms_and_calls_in_flight(backends: Backend
     assert isinstance(connection.closed.result(), ConnectionClosed)
     with pytest.raises(ConnectionClosed):
         channel.publish("", queue, b"x", Properties())
+
+
+# --- a silent peer and a socket that takes no more (through a proxy that stops forwarding) ------
+
+
+def _broker(backends: Backends) -> tuple[str, int]:
+    parts = urlsplit(backends.broker_url)
+    return parts.hostname or "127.0.0.1", parts.port or 5672
+
+
+def _query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+async def test_a_broker_that_goes_silent_is_dropped_after_two_missed_heartbeats(backends: Backends) -> None:
+    async with TcpProxy(*_broker(backends)) as proxy:
+        url = _query(proxy.url(backends.broker_url), "heartbeat=1")
+        connection = await Connection.open(url, name=_name("silent"))
+        assert connection.heartbeat == 1
+        channel = await connection.channel(confirms=True)
+        queue = await _queue(channel)
+        assert await _outcome(channel.publish("", queue, b"before", Properties())) is None
+
+        proxy.freeze()  # the sockets stay open; nothing gets through
+        pending = channel.publish("", queue, b"into the void", Properties())
+
+        reason = await asyncio.wait_for(asyncio.shield(connection.closed), 10 * WAIT)
+        assert isinstance(reason, ConnectionClosed) and "no heartbeat" in str(reason), reason
+        assert isinstance(await _outcome(pending), ConnectionClosed)
+        assert not channel.is_open
+
+
+async def test_a_socket_that_takes_no_more_holds_publishers_back(backends: Backends) -> None:
+    async with TcpProxy(*_broker(backends)) as proxy:
+        url = _query(proxy.url(backends.broker_url), "heartbeat=0")
+        connection = await Connection.open(url, name=_name("backpressure"), max_buffer=32 << 20)
+        try:
+            channel = await connection.channel(confirms=True)
+            queue = await _queue(channel)
+            proxy.freeze()
+            body = os.urandom(256 << 10)
+            confirms = []
+            while not connection.paused:  # the kernel's buffers fill first, then the transport's
+                assert len(confirms) < 1000, "the socket never stopped taking writes"
+                confirms.append(channel.publish("", queue, body, Properties()))
+                await asyncio.sleep(0)  # a turn: the batch is written to the socket
+            assert "socket's buffer is full" in connection.holding_back()
+            waiting = asyncio.create_task(channel.writable())
+            await asyncio.sleep(0)
+            assert not waiting.done()
+            with pytest.raises(WriteBufferFull):
+                for _ in range(200):  # publishing on without waiting hits the bound
+                    confirms.append(channel.publish("", queue, body, Properties()))
+            buffered = connection.buffered
+            assert buffered <= connection.max_buffer + len(body) + 1024
+
+            proxy.thaw()
+            await asyncio.wait_for(waiting, 3 * WAIT)
+            assert not connection.paused
+            assert [await _outcome(confirm) for confirm in confirms] == [None] * len(confirms)
+            assert (await channel.declare_queue(queue, passive=True))[1] == len(confirms)
+        finally:
+            proxy.thaw()
+            await connection.close()
 
 
 def _with_credentials(url: str, user: str, password: str, vhost: str | None = None) -> str:
