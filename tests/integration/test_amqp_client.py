@@ -520,7 +520,7 @@ async def test_a_socket_that_takes_no_more_holds_publishers_back(backends: Backe
             queue = await _queue(channel)
             proxy.freeze()
             body = os.urandom(256 << 10)
-            confirms = []
+            confirms: list[asyncio.Future[None] | None] = []
             while not connection.paused:  # the kernel's buffers fill first, then the transport's
                 assert len(confirms) < 1000, "the socket never stopped taking writes"
                 confirms.append(channel.publish("", queue, body, Properties()))
@@ -605,6 +605,10 @@ async def test_a_link_reconnects_after_the_broker_closes_its_connection(backends
         await connection.channel()  # what a user does here: open its channels again
         reconnected.put_nowait(connection)
 
+    async def fail(connection: Connection) -> None:
+        raise RuntimeError("a user's reconnect callback fails")
+
+    link.on_reconnect(fail)  # first: it stops neither the callbacks after it nor the next reconnect
     link.on_reconnect(reopen)
     await link.connect()
     try:
