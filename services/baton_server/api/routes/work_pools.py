@@ -6,6 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
+from baton_schemas.compat import (
+    MIN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    WorkerConnection,
+    baton_version,
+    refusal,
+)
 from baton_schemas.limits import Name
 from baton_schemas.pools import (
     Worker,
@@ -20,7 +27,7 @@ from baton_schemas.pools import (
 from ...broker.topology import declare_pool_queue, delete_pool_queue
 from ...db import pools
 from ..auth import ApiKey, Scope
-from ..deps import CanDeploy, CanRead, Conn, Ctx, needs
+from ..deps import CanDeploy, CanRead, Conn, Ctx, IsWorker, needs
 
 router = APIRouter(tags=["work pools"])
 
@@ -130,3 +137,42 @@ async def pool_workers(pool: PoolName, conn: Conn, _: CanRead) -> list[Worker]:
 @router.get("/workers", response_model=list[Worker])
 async def all_workers(conn: Conn, _: CanRead, pool: Annotated[Name | None, Query()] = None) -> list[Worker]:
     return await pools.list_workers(conn, pool)
+
+
+@router.get(
+    "/workers/connection",
+    response_model=WorkerConnection,
+    responses={409: {"description": "The worker's version and the server's do not work together."}},
+)
+async def worker_connection(
+    ctx: Ctx,
+    _: IsWorker,
+    version: Annotated[str, Query(max_length=64, description="The worker's baton version.")] = "unknown",
+    schema_version: Annotated[
+        int | None, Query(ge=0, description="The envelope schema the worker writes.")
+    ] = None,
+    min_schema_version: Annotated[
+        int | None, Query(ge=0, description="The oldest envelope schema the worker reads.")
+    ] = None,
+) -> WorkerConnection:
+    """How a worker reaches the broker, and whether this server can serve it: a worker needs
+    only the API's URL and a key with scope worker."""
+    if schema_version is not None:
+        refused = refusal(
+            client="worker",
+            client_version=version,
+            client_schema=schema_version,
+            client_min=schema_version if min_schema_version is None else min_schema_version,
+            server_version=baton_version(),
+            server_schema=SCHEMA_VERSION,
+            server_min=MIN_SCHEMA_VERSION,
+        )
+        if refused is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, refused)
+    return WorkerConnection(
+        broker_url=ctx.settings.worker_broker_url or ctx.settings.broker_url,
+        installation_id=ctx.installation_id,
+        server_version=baton_version(),
+        schema_version=SCHEMA_VERSION,
+        min_schema_version=MIN_SCHEMA_VERSION,
+    )
