@@ -72,6 +72,10 @@ INSTALLATION_QUEUE = "baton.installation"
 # Every event published on baton.events, whatever its name, for the events service to store.
 EVENT_STORE_QUEUE = "baton.event-store"
 EVENT_STORE_ROUTING_KEY = "#"
+# Every event too, for the router (declared by the router when it starts), shared by its replicas.
+ROUTER_QUEUE = "baton.router"
+ROUTER_ROUTING_KEY = "#"
+ROUTER_DELIVERY_LIMIT = 20
 
 # How often the broker redelivers a message whose consumer failed before dead-lettering it.
 TRACKER_DELIVERY_LIMIT = 20
@@ -105,6 +109,11 @@ def tracker_rpc_queue_arguments() -> dict[str, Any]:
 
 def pool_queue_arguments() -> dict[str, Any]:
     return quorum_arguments(POOL_DELIVERY_LIMIT)
+
+
+def router_queue_arguments() -> dict[str, Any]:
+    """Quorum, so a broker restart loses no event; a message that keeps failing is parked."""
+    return quorum_arguments(ROUTER_DELIVERY_LIMIT)
 
 
 def event_store_queue_arguments() -> dict[str, Any]:
@@ -166,6 +175,9 @@ __all__ = [
     "EXCHANGES",
     "INSTALLATION_QUEUE",
     "POOL_DELIVERY_LIMIT",
+    "ROUTER_DELIVERY_LIMIT",
+    "ROUTER_QUEUE",
+    "ROUTER_ROUTING_KEY",
     "RPC_MESSAGE_TTL_MS",
     "RUNS",
     "STATES",
@@ -184,6 +196,7 @@ __all__ = [
     "pool_queue_name",
     "pool_routing_key",
     "quorum_arguments",
+    "router_queue_arguments",
     "state_routing_key",
     "tracker_queue_arguments",
     "tracker_rpc_queue_arguments",

@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._definitions",
             "baton._context",
             "baton._futures",
+            "baton._final_state",
             "baton._logging",
             "baton._cache",
             "baton._reporting",
@@ -86,6 +87,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # (a local run imports no network library).
     "baton._event_loop": {"uvloop"},
     "baton._reporting": {"baton._reporting._remote", "baton._transport.amqp", "baton._transport.http"},
+    # A run's process reaches the broker itself only when its worker does not relay heartbeats.
+    "baton._worker._relay": {"baton._transport.amqp"},
     # aio-pika only for what still uses it (the dead-letter tools, the worker's consumers).
     "baton._transport._connect": {"aio_pika", "aio_pika.connection"},
     # The worker imports the fork server's launcher side; the flow-run code (the engine) loads

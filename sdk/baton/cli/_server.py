@@ -59,7 +59,9 @@ def start(
     service: Annotated[
         list[str] | None,
         typer.Option(
-            "--service", "-s", help="Run only this service (repeatable): api, tracker, scheduler, events."
+            "--service",
+            "-s",
+            help="Run only this service (repeatable): api, tracker, scheduler, events, router.",
         ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="API bind address.")] = None,
