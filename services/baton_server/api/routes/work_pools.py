@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -47,7 +48,7 @@ async def create_pool(body: WorkPoolCreate, conn: Conn, ctx: Ctx, _: CanDeploy) 
         pool = await pools.create_pool(conn, body)
     except pools.PoolExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    await declare_pool_queue(ctx.broker.channel, pool.name, pools.DEFAULT_QUEUE)
+    await ctx.broker.run(partial(declare_pool_queue, pool=pool.name, queue=pools.DEFAULT_QUEUE))
     return pool
 
 
@@ -79,7 +80,7 @@ async def delete_pool(pool: PoolName, conn: Conn, ctx: Ctx, _: CanDeploy) -> Res
     except pools.NotFound as exc:
         raise _not_found(exc) from exc
     for queue in queues:
-        await delete_pool_queue(ctx.broker.channel, pool, queue)
+        await ctx.broker.run(partial(delete_pool_queue, pool=pool, queue=queue))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -101,7 +102,7 @@ async def create_queue(
         raise _not_found(exc) from exc
     except pools.PoolExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    await declare_pool_queue(ctx.broker.channel, pool, queue.name)
+    await ctx.broker.run(partial(declare_pool_queue, pool=pool, queue=queue.name))
     return queue
 
 
@@ -121,7 +122,7 @@ async def delete_queue(pool: PoolName, queue: QueueName, conn: Conn, ctx: Ctx, _
         await pools.delete_queue(conn, pool, queue)
     except pools.NotFound as exc:
         raise _not_found(exc) from exc
-    await delete_pool_queue(ctx.broker.channel, pool, queue)
+    await ctx.broker.run(partial(delete_pool_queue, pool=pool, queue=queue))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
