@@ -12,12 +12,14 @@ the database, so a broker that lost them gets them back), and what a service add
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from baton._amqp import Channel, Connection, Link
 from baton._transport._installation import stamp_vhost
@@ -44,6 +46,7 @@ class Broker:
         self._channel: Channel | None = None  # for declarations made while running
         self._lock = asyncio.Lock()
         self._topology_error: str | None = None
+        self._retrying: asyncio.Task[None] | None = None
 
     async def connect(self, *, timeout: float | None = None) -> None:
         """The first connection and the whole topology; raises on any failure (fails fast),
@@ -76,10 +79,33 @@ class Broker:
         try:
             await self._declare_all(connection)
         except Exception as exc:
-            self._topology_error = f"{type(exc).__name__}: {exc}"
-            log.exception("declaring the topology after a reconnect failed")
+            self._failed(exc)
+            # PostgreSQL (the pool queues) or the broker may still be coming back: keep trying
+            if self._retrying is None or self._retrying.done():
+                self._retrying = asyncio.create_task(self._keep_declaring(connection), name="topology")
         else:
             self._topology_error = None
+
+    def _failed(self, exc: BaseException) -> None:
+        self._topology_error = f"{type(exc).__name__}: {exc}"
+        log.warning("declaring the topology after a reconnect failed: %s", self._topology_error)
+
+    async def _keep_declaring(self, connection: Connection) -> None:
+        def failed(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            self._failed(error or RuntimeError("unknown"))
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_random_exponential(multiplier=0.5, max=10.0),
+            before_sleep=failed,
+        ):
+            with attempt:
+                if connection.closed.done():
+                    return  # the next reconnect declares again
+                await self._declare_all(connection)
+        self._topology_error = None
+        log.info("the topology is declared again")
 
     async def declare(self, declaration: Declaration) -> None:
         """Run `declaration` now, and again after every reconnect."""
@@ -96,7 +122,7 @@ class Broker:
             await operation(channel)
 
     def status(self) -> str:
-        """ "ok", or why this process cannot use the broker now: for `/ready` and logs."""
+        """Whether this process can use the broker now: "ok", or why not (for `/ready`)."""
         if not self.link.up.is_set():
             return "unavailable: not connected (reconnecting)"
         held = self.link.holding_back
@@ -107,4 +133,8 @@ class Broker:
         return "ok"
 
     async def close(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
         await self.link.close()
