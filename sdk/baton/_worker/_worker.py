@@ -38,8 +38,16 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
+from baton_schemas import compat
+from baton_schemas.compat import WorkerConnection
 from baton_schemas.envelopes import (
     Claim,
     ControlKind,
@@ -105,6 +113,10 @@ class ActiveRun:
         return f"{self.dispatch.flow_run_name!r} ({self.dispatch.flow_run_id})"
 
 
+class IncompatibleServer(RuntimeError):
+    """This worker and its server do not work together (versions): the message says why."""
+
+
 def _exit_text(code: int) -> str:
     if code < 0:
         try:
@@ -165,12 +177,20 @@ class Worker:
         return env
 
     async def start(self) -> None:
-        broker_url = self.client.broker_url
+        api = await self._reach_api() if self.client.api_url else None
+        broker_url = self.client.broker_url or (api.broker_url if api is not None else None)
         if not broker_url:
-            raise RuntimeError("a worker needs the broker: set BATON_BROKER_URL")
+            raise RuntimeError(
+                "a worker needs the API (set BATON_API_URL and BATON_API_KEY) or BATON_BROKER_URL"
+            )
+        self._base_env["BATON_BROKER_URL"] = broker_url  # its runs' engines report the same way
         timeout = self.client.request_timeout
         queues = await self._discover_queues()
         self.tracker = await AmqpTracker.connect(broker_url, connect_timeout=timeout, rpc_timeout=timeout)
+        if api is not None:  # the broker must be the API's installation's, not another Baton's
+            await self.tracker.check_installation(
+                api.installation_id, what=f"the API at {self.client.api_url}"
+            )
         self._connection = await connect_robust(broker_url, name=f"baton-worker {self.name}", timeout=timeout)
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._channel = await self._connection.channel()
@@ -200,12 +220,75 @@ class Worker:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start, serve until `stop` is set, then shut down (draining running flows)."""
-        await self.start()
+        """Start, serve until `stop` is set, then shut down (draining running flows). A stop
+        while it is still starting (waiting for the API) ends the wait."""
+        starting = asyncio.ensure_future(self.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await self.shutdown()
+            return
+        starting.result()  # why it could not start
         try:
             await stop.wait()
         finally:
             await self.shutdown()
+
+    async def _reach_api(self) -> WorkerConnection:
+        """Ask the API how to reach the broker and whether it serves this worker's version;
+        while it is unreachable, wait for it (capped, jittered backoff, a line each try)."""
+        url = self.client.api_url
+        assert url is not None
+
+        def waiting(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            pause = state.next_action.sleep if state.next_action is not None else 0.0
+            logger.warning("Waiting for the API at %s (%s); trying again in %.1fs", url, error, pause)
+
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TransportUnavailable),
+                wait=wait_random_exponential(multiplier=0.5, max=self.settings.api_wait_max_seconds),
+                before_sleep=waiting,
+                reraise=True,
+            ):
+                with attempt:
+                    async with BatonClient(
+                        url, self.client.api_key, timeout=self.client.request_timeout
+                    ) as client:
+                        api = await client.read_worker_connection(
+                            version=compat.baton_version(),
+                            schema_version=compat.SCHEMA_VERSION,
+                            min_schema_version=compat.MIN_SCHEMA_VERSION,
+                        )
+        except RequestRejected as exc:
+            if exc.status == 409:  # the server's word on the versions
+                raise IncompatibleServer(exc.detail) from None
+            if exc.status == 404:
+                raise IncompatibleServer(
+                    f"the server at {url} cannot tell a worker how to reach the broker (no "
+                    f"/api/workers/connection): it is older than this worker (baton "
+                    f"{compat.baton_version()}); run a worker of the server's version"
+                ) from None
+            raise
+        refused = compat.refusal(  # a server that did not check
+            client="worker",
+            client_version=compat.baton_version(),
+            client_schema=compat.SCHEMA_VERSION,
+            client_min=compat.MIN_SCHEMA_VERSION,
+            server_version=api.server_version,
+            server_schema=api.schema_version,
+            server_min=api.min_schema_version,
+        )
+        if refused is not None:
+            raise IncompatibleServer(refused)
+        return api
 
     def force_stop(self) -> None:
         """A second signal: stop running flows now instead of draining."""
