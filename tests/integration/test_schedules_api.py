@@ -15,7 +15,7 @@ PARAMETER_SCHEMA = {
     "required": ["name"],
     "additionalProperties": False,
 }
-CRON = {
+CRON: dict[str, Any] = {
     "schedule": {"kind": "cron", "cron": "0 2 * * *", "timezone": "Europe/Berlin"},
     "parameters": {"full": True},
 }

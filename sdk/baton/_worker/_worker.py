@@ -90,6 +90,8 @@ MAX_SCHEDULE_WAIT_SECONDS = 60.0
 # to 0.5 s early), so its process is up when the slot comes; the process waits for the slot
 # before the flow starts (`_child.wait_for_slot`).
 CLAIM_LEAD_SECONDS = 0.3
+# A retry's dispatch waits this long at most for the previous attempt of the run to end here.
+RETRY_AFTER_ATTEMPT_SECONDS = 60.0
 OUTPUT_TAIL_LINES = 10  # of stdout and stderr, for the message of a Crashed run
 
 
@@ -103,6 +105,7 @@ class ActiveRun:
     shutdown: bool = False
     stopping: asyncio.Task[None] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # its execution is over
 
     @property
     def id(self) -> UUID:
@@ -432,6 +435,12 @@ class Worker:
         except ValidationError as exc:
             logger.error("Dropping an unreadable dispatch message (dead-lettered): %s", exc)
             dispatch, requeue = None, False
+        current = self.runs.get(dispatch.flow_run_id) if dispatch is not None else None
+        if dispatch is not None and current is not None and dispatch.state_version > current.claimed_version:
+            # sent back to Scheduled (a retry) while its last attempt's process is still ending:
+            # claim it once that attempt is over, rather than drop it as a duplicate
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(current.ended.wait(), RETRY_AFTER_ATTEMPT_SECONDS)
         if dispatch is not None and dispatch.flow_run_id not in self.runs | self._claims.keys():
             run_id = dispatch.flow_run_id
             self._claims[run_id] = None
@@ -584,6 +593,7 @@ class Worker:
             logger.exception("Flow run %s: the worker failed to run it", run.label)
         finally:
             self.runs.pop(run.id, None)
+            run.ended.set()
             self.book.finished()
             await self._unlisten(run.id)
             if scratch is not None:
