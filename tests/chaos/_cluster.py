@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -73,7 +73,9 @@ class Cluster:
         return done.stdout.strip()
 
     def start_server(self) -> ServerProcess:
-        started = server_process(self.backends, self.folder, port=self.port, **SERVER_ENV)
+        started = server_process(
+            self.backends, self.folder, port=self.port, **cast(dict[str, Any], SERVER_ENV)
+        )
         self.server = self._stack.enter_context(started)
         self.port = self.server.port
         return self.server

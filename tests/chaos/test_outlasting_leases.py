@@ -46,7 +46,9 @@ async def _ended(db: Db, run_id: str) -> str:
         state = await db.state(run_id)
         return state if state in TERMINAL else None
 
-    return await eventually(terminal, timeout=90, interval=0.2, what="the run to end")
+    ended = await eventually(terminal, timeout=90, interval=0.2, what="the run to end")
+    assert ended is not None
+    return ended
 
 
 async def test_a_run_that_finished_while_the_server_was_down_is_completed(

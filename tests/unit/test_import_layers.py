@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._definitions",
             "baton._context",
             "baton._futures",
+            "baton._final_state",
             "baton._logging",
             "baton._cache",
             "baton._reporting",
@@ -111,6 +112,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._server": {
         "asyncpg",
         "baton._settings",
+        "baton._transport._installation",
         "baton_schemas.export",
         "baton_server.api.auth",
         "baton_server.db.audit",
