@@ -129,6 +129,7 @@ class Worker:
         self.book = SlotBook(settings.limit)
         self.runs: dict[UUID, ActiveRun] = {}
         self._claims: dict[UUID, str | None] = {}  # runs being claimed -> a cancel that came meanwhile
+        self._release_waiters: dict[UUID, asyncio.Future[None]] = {}  # dispatched again meanwhile
         self._echo = echo_output
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run_tasks: set[asyncio.Task[None]] = set()
@@ -217,6 +218,8 @@ class Worker:
         if self._stopping:
             return
         self._stopping = True
+        for run_id in list(self._release_waiters):  # their deliveries go back to the queue
+            self._release(run_id)
         drain = self.settings.drain_seconds if drain_seconds is None else drain_seconds
         if self.intake is not None:
             await self.intake.stop()
@@ -349,6 +352,17 @@ class Worker:
         except ValidationError as exc:
             logger.error("Dropping an unreadable dispatch message (dead-lettered): %s", exc)
             dispatch, requeue = None, False
+        if dispatch is not None and dispatch.flow_run_id in self.runs | self._claims.keys():
+            # Dispatched again while this worker still has it (a retry the server scheduled, or a
+            # duplicate): never dropped unseen. Once it is done here, the claim asks the tracker,
+            # whose answer decides (ABORT for a duplicate, the new attempt for a retry).
+            logger.info(
+                "Flow run %s dispatched again while this worker has it: claiming it once done here",
+                dispatch.flow_run_id,
+            )
+            await self._released(dispatch.flow_run_id)
+            if self._stopping:
+                dispatch, requeue = None, True
         if dispatch is not None and dispatch.flow_run_id not in self.runs | self._claims.keys():
             run_id = dispatch.flow_run_id
             self._claims[run_id] = None
@@ -367,6 +381,7 @@ class Worker:
             finally:
                 cancel = self._claims.pop(run_id, None)
             if run is None:
+                self._release(run_id)
                 await self._unlisten(run_id)
             else:
                 run.cancel_reason = cancel
@@ -380,6 +395,19 @@ class Worker:
                 self._run_tasks.add(task)
                 task.add_done_callback(self._run_tasks.discard)
             self._after_slot_change()
+
+    async def _released(self, run_id: UUID) -> None:
+        """Until this worker no longer runs or claims `run_id` (or it is stopping)."""
+        while (run_id in self.runs or run_id in self._claims) and not self._stopping:
+            waiter = self._release_waiters.get(run_id)
+            if waiter is None:
+                waiter = self._release_waiters[run_id] = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def _release(self, run_id: UUID) -> None:
+        waiter = self._release_waiters.pop(run_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _claim_run(self, dispatch: FlowRunDispatch) -> ActiveRun | None:
         """Scheduled -> Pending under a claim; the run if it is ours now, else None."""
@@ -501,6 +529,7 @@ class Worker:
             logger.exception("Flow run %s: the worker failed to run it", run.label)
         finally:
             self.runs.pop(run.id, None)
+            self._release(run.id)
             self.book.finished()
             await self._unlisten(run.id)
             if scratch is not None:
