@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from aio_pika import DeliveryMode, Message
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -44,6 +45,7 @@ from baton_schemas.envelopes import (
     Claim,
     ControlKind,
     ControlMessage,
+    DeadLetterHeaders,
     FlowRunDispatch,
     Heartbeat,
     ProposeState,
@@ -54,6 +56,7 @@ from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
 from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, TransitionResult, Verdict
 from baton_schemas.topology import (
     CONTROL,
+    DEAD,
     flow_run_control_key,
     pool_queue_name,
     worker_control_key,
@@ -78,6 +81,7 @@ logger = logging.getLogger("baton.worker")
 
 OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
 MAX_SCHEDULE_WAIT_SECONDS = 60.0
+DEAD_REASON_LIMIT = 2000
 # A run dispatched ahead of its slot is claimed this long before it (the tracker takes claims up
 # to 0.5 s early), so its process is up when the slot comes; the process waits for the slot
 # before the flow starts (`_child.wait_for_slot`).
@@ -347,11 +351,11 @@ class Worker:
         assert self.intake is not None
         requeue: bool | None = None  # settle: ack (None), or nack with/without requeue
         run: ActiveRun | None = None
-        try:
-            dispatch = FlowRunDispatch.model_validate_json(message.body)
-        except ValidationError as exc:
-            logger.error("Dropping an unreadable dispatch message (dead-lettered): %s", exc)
-            dispatch, requeue = None, False
+        dispatch, unreadable = self._read_dispatch(message)
+        if unreadable is not None:
+            logger.error("Parking an unreadable dispatch message in baton.dead: %s", unreadable)
+            if not await self._park(message, unreadable):
+                requeue = False  # the broker dead-letters it (without our reason)
         if dispatch is not None and dispatch.flow_run_id in self.runs | self._claims.keys():
             # Dispatched again while this worker still has it (a retry the server scheduled, or a
             # duplicate): never dropped unseen. Once it is done here, the claim asks the tracker,
@@ -395,6 +399,49 @@ class Worker:
                 self._run_tasks.add(task)
                 task.add_done_callback(self._run_tasks.discard)
             self._after_slot_change()
+
+    @staticmethod
+    def _read_dispatch(message: AbstractIncomingMessage) -> tuple[FlowRunDispatch | None, str | None]:
+        """The dispatch, or why the message is not one (its content type, then its schema)."""
+        content_type = message.content_type or ""
+        if content_type.split(";", 1)[0].strip() != "application/json":
+            return None, f"content type {content_type or 'none'!r}: a dispatch is application/json"
+        try:
+            return FlowRunDispatch.model_validate_json(message.body), None
+        except ValidationError as exc:
+            return None, f"not a FlowRunDispatch: {exc}"
+
+    async def _park(self, message: AbstractIncomingMessage, reason: str) -> bool:
+        """Publish `message` to baton.dead as it came, with `reason` in a header; the caller
+        then acks it. False if it could not be published (the caller rejects it instead)."""
+        if self._channel is None:
+            return False
+        routing_key = message.routing_key or ""
+        queue = routing_key.removeprefix(f"{self.settings.pool}.")
+        headers: dict[str, Any] = {
+            **(message.headers or {}),
+            DeadLetterHeaders.REASON: reason[:DEAD_REASON_LIMIT],
+            DeadLetterHeaders.ORIGINAL_EXCHANGE: message.exchange or "",
+            DeadLetterHeaders.ORIGINAL_ROUTING_KEY: routing_key,
+            DeadLetterHeaders.ORIGINAL_QUEUE: pool_queue_name(self.settings.pool, queue),
+        }
+        try:
+            exchange = await self._channel.get_exchange(DEAD, ensure=False)
+            await exchange.publish(
+                Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                    delivery_mode=DeliveryMode.PERSISTENT,
+                ),
+                routing_key=routing_key,
+                mandatory=True,
+            )
+        except Exception as exc:
+            logger.warning("Could not park the message in baton.dead (%r): rejecting it", exc)
+            return False
+        return True
 
     async def _released(self, run_id: UUID) -> None:
         """Until this worker no longer runs or claims `run_id` (or it is stopping)."""
