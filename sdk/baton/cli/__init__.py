@@ -6,6 +6,7 @@ import typer
 
 from . import (
     _audit,
+    _backfill,
     _dead_letters,
     _deploy,
     _deployments,
@@ -39,6 +40,7 @@ app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
 app.add_typer(_spool.app, name="spool", help="Reports spooled while the server was unreachable.")
 _deploy.register(app)
+_backfill.register(_deployments.app)
 
 
 def main() -> None:
