@@ -98,6 +98,13 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # every other command) loads no pydantic, httpx, aio-pika, engine, worker or server code.
     "baton.cli._api": {"httpx", "baton._settings", "baton._transport.http"},
     "baton.cli._dead_letters": {"baton._settings", "baton._dead_letters"},
+    "baton.cli._spool": {
+        "baton._reporting._spool",
+        "baton._settings",
+        "baton._transport",
+        "baton._transport.amqp",
+        "baton._transport.http",
+    },
     "baton.cli._backfill": {"baton._deployments", "baton_schemas.backfill", "pydantic"},
     "baton.cli._deploy": {"baton._deploy.config", "baton._deploy.deployer"},
     "baton.cli._deployments": {"baton._deployments", "baton_schemas.deployments"},

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from aio_pika import DeliveryMode, Message
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -52,6 +53,7 @@ from baton_schemas.envelopes import (
     Claim,
     ControlKind,
     ControlMessage,
+    DeadLetterHeaders,
     FlowRunDispatch,
     Heartbeat,
     ProposeState,
@@ -62,6 +64,7 @@ from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
 from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, TransitionResult, Verdict
 from baton_schemas.topology import (
     CONTROL,
+    DEAD,
     flow_run_control_key,
     pool_queue_name,
     worker_control_key,
@@ -86,12 +89,11 @@ logger = logging.getLogger("baton.worker")
 
 OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
 MAX_SCHEDULE_WAIT_SECONDS = 60.0
+DEAD_REASON_LIMIT = 2000
 # A run dispatched ahead of its slot is claimed this long before it (the tracker takes claims up
 # to 0.5 s early), so its process is up when the slot comes; the process waits for the slot
 # before the flow starts (`_child.wait_for_slot`).
 CLAIM_LEAD_SECONDS = 0.3
-# A retry's dispatch waits this long at most for the previous attempt of the run to end here.
-RETRY_AFTER_ATTEMPT_SECONDS = 60.0
 OUTPUT_TAIL_LINES = 10  # of stdout and stderr, for the message of a Crashed run
 
 
@@ -105,7 +107,6 @@ class ActiveRun:
     shutdown: bool = False
     stopping: asyncio.Task[None] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
-    ended: asyncio.Event = field(default_factory=asyncio.Event)  # its execution is over
 
     @property
     def id(self) -> UUID:
@@ -144,6 +145,7 @@ class Worker:
         self.book = SlotBook(settings.limit)
         self.runs: dict[UUID, ActiveRun] = {}
         self._claims: dict[UUID, str | None] = {}  # runs being claimed -> a cancel that came meanwhile
+        self._release_waiters: dict[UUID, asyncio.Future[None]] = {}  # dispatched again meanwhile
         self._echo = echo_output
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run_tasks: set[asyncio.Task[None]] = set()
@@ -303,6 +305,8 @@ class Worker:
         if self._stopping:
             return
         self._stopping = True
+        for run_id in list(self._release_waiters):  # their deliveries go back to the queue
+            self._release(run_id)
         drain = self.settings.drain_seconds if drain_seconds is None else drain_seconds
         if self.intake is not None:
             await self.intake.stop()
@@ -430,17 +434,22 @@ class Worker:
         assert self.intake is not None
         requeue: bool | None = None  # settle: ack (None), or nack with/without requeue
         run: ActiveRun | None = None
-        try:
-            dispatch = FlowRunDispatch.model_validate_json(message.body)
-        except ValidationError as exc:
-            logger.error("Dropping an unreadable dispatch message (dead-lettered): %s", exc)
-            dispatch, requeue = None, False
-        current = self.runs.get(dispatch.flow_run_id) if dispatch is not None else None
-        if dispatch is not None and current is not None and dispatch.state_version > current.claimed_version:
-            # sent back to Scheduled (a retry) while its last attempt's process is still ending:
-            # claim it once that attempt is over, rather than drop it as a duplicate
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(current.ended.wait(), RETRY_AFTER_ATTEMPT_SECONDS)
+        dispatch, unreadable = self._read_dispatch(message)
+        if unreadable is not None:
+            logger.error("Parking an unreadable dispatch message in baton.dead: %s", unreadable)
+            if not await self._park(message, unreadable):
+                requeue = False  # the broker dead-letters it (without our reason)
+        if dispatch is not None and dispatch.flow_run_id in self.runs | self._claims.keys():
+            # Dispatched again while this worker still has it (a retry the server scheduled, or a
+            # duplicate): never dropped unseen. Once it is done here, the claim asks the tracker,
+            # whose answer decides (ABORT for a duplicate, the new attempt for a retry).
+            logger.info(
+                "Flow run %s dispatched again while this worker has it: claiming it once done here",
+                dispatch.flow_run_id,
+            )
+            await self._released(dispatch.flow_run_id)
+            if self._stopping:
+                dispatch, requeue = None, True
         if dispatch is not None and dispatch.flow_run_id not in self.runs | self._claims.keys():
             run_id = dispatch.flow_run_id
             self._claims[run_id] = None
@@ -459,6 +468,7 @@ class Worker:
             finally:
                 cancel = self._claims.pop(run_id, None)
             if run is None:
+                self._release(run_id)
                 await self._unlisten(run_id)
             else:
                 run.cancel_reason = cancel
@@ -472,6 +482,62 @@ class Worker:
                 self._run_tasks.add(task)
                 task.add_done_callback(self._run_tasks.discard)
             self._after_slot_change()
+
+    @staticmethod
+    def _read_dispatch(message: AbstractIncomingMessage) -> tuple[FlowRunDispatch | None, str | None]:
+        """The dispatch, or why the message is not one (its content type, then its schema)."""
+        content_type = message.content_type or ""
+        if content_type.split(";", 1)[0].strip() != "application/json":
+            return None, f"content type {content_type or 'none'!r}: a dispatch is application/json"
+        try:
+            return FlowRunDispatch.model_validate_json(message.body), None
+        except ValidationError as exc:
+            return None, f"not a FlowRunDispatch: {exc}"
+
+    async def _park(self, message: AbstractIncomingMessage, reason: str) -> bool:
+        """Publish `message` to baton.dead as it came, with `reason` in a header; the caller
+        then acks it. False if it could not be published (the caller rejects it instead)."""
+        if self._channel is None:
+            return False
+        routing_key = message.routing_key or ""
+        queue = routing_key.removeprefix(f"{self.settings.pool}.")
+        headers: dict[str, Any] = {
+            **(message.headers or {}),
+            DeadLetterHeaders.REASON: reason[:DEAD_REASON_LIMIT],
+            DeadLetterHeaders.ORIGINAL_EXCHANGE: message.exchange or "",
+            DeadLetterHeaders.ORIGINAL_ROUTING_KEY: routing_key,
+            DeadLetterHeaders.ORIGINAL_QUEUE: pool_queue_name(self.settings.pool, queue),
+        }
+        try:
+            exchange = await self._channel.get_exchange(DEAD, ensure=False)
+            await exchange.publish(
+                Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                    delivery_mode=DeliveryMode.PERSISTENT,
+                ),
+                routing_key=routing_key,
+                mandatory=True,
+            )
+        except Exception as exc:
+            logger.warning("Could not park the message in baton.dead (%r): rejecting it", exc)
+            return False
+        return True
+
+    async def _released(self, run_id: UUID) -> None:
+        """Until this worker no longer runs or claims `run_id` (or it is stopping)."""
+        while (run_id in self.runs or run_id in self._claims) and not self._stopping:
+            waiter = self._release_waiters.get(run_id)
+            if waiter is None:
+                waiter = self._release_waiters[run_id] = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def _release(self, run_id: UUID) -> None:
+        waiter = self._release_waiters.pop(run_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _claim_run(self, dispatch: FlowRunDispatch) -> ActiveRun | None:
         """Scheduled -> Pending under a claim; the run if it is ours now, else None."""
@@ -593,7 +659,7 @@ class Worker:
             logger.exception("Flow run %s: the worker failed to run it", run.label)
         finally:
             self.runs.pop(run.id, None)
-            run.ended.set()
+            self._release(run.id)
             self.book.finished()
             await self._unlisten(run.id)
             if scratch is not None:
