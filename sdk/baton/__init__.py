@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     )
     from ._flows import Flow, flow
     from ._futures import BatonFuture, BatonFutureList, as_completed, unmapped, wait
+    from ._inputs import allow_failure, quote
     from ._logging import get_run_logger
     from ._results import JSONSerializer, LocalResultStore, PickleSerializer
     from ._retries import exponential_backoff
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "flow": "._flows",
     "Flow": "._flows",
+    "allow_failure": "._inputs",
+    "quote": "._inputs",
     "task": "._tasks",
     "Task": "._tasks",
     "get_run_logger": "._logging",
@@ -104,6 +107,7 @@ __all__ = [
     "TaskRunContext",
     "ThreadPoolTaskRunner",
     "UpstreamTaskError",
+    "allow_failure",
     "arun_deployment",
     "as_completed",
     "emit_event",
@@ -111,6 +115,7 @@ __all__ = [
     "flow",
     "get_run_context",
     "get_run_logger",
+    "quote",
     "run_deployment",
     "states",
     "task",

@@ -76,19 +76,29 @@ class Flow(FlowDefinition[P, R]):
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         from ._flow_engine import FlowRunEngine, call_result
+        from ._inputs import needs_resolving, resolve_now
         from ._runtime import get_runtime
 
+        # Futures and states among the arguments (a subflow's) become their values first, so
+        # the parameters are validated as values.
+        if self.isasync:
+            return self._call_async(args, kwargs, return_state)
+        if needs_resolving((args, kwargs)):
+            args, kwargs = resolve_now((args, kwargs))
         bound = self._validator.bind(args, kwargs)  # raises before any run exists
         engine = FlowRunEngine(self, bound, get_runtime())
-        if self.isasync:
-            return self._call_async(engine, return_state)
         state = engine.run_sync()
         return state if return_state else call_result(engine, state)
 
-    @staticmethod
-    async def _call_async(engine: Any, return_state: bool) -> Any:
-        from ._flow_engine import call_result
+    async def _call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
+        from ._flow_engine import FlowRunEngine, call_result
+        from ._inputs import needs_resolving, resolve_async
+        from ._runtime import get_runtime
 
+        if needs_resolving((args, kwargs)):
+            args, kwargs = await resolve_async((args, kwargs))
+        bound = self._validator.bind(args, kwargs)
+        engine = FlowRunEngine(self, bound, get_runtime())
         state = await engine.run_async()
         return state if return_state else call_result(engine, state)
 

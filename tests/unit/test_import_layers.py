@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._context",
             "baton._futures",
             "baton._final_state",
+            "baton._inputs",
             "baton._logging",
             "baton._cache",
             "baton._reporting",
@@ -71,6 +72,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # own code when called, asyncio only when an async task runs.
     "baton._flows": {
         "baton._flow_engine",
+        "baton._inputs",
         "baton._runtime",
         "baton._deploy.deployer",
         "baton._worker._serve",
