@@ -7,13 +7,13 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._base import BatonModel, ClientModel
 from .limits import Description, IdempotencyKey, JsonObject, Label, Name, RunName, Tags, Text
 from .runs import RetryPolicy
-from .schedules import DeploymentSchedule
-from .triggers import EventTrigger
+from .schedules import DeploymentSchedule, SchedulePolicy, assign_slugs
+from .triggers import DeploymentTrigger
 
 
 class GitClone(ClientModel):
@@ -72,8 +72,15 @@ class DeploymentCreate(ClientModel):
     pull_steps: list[PullStep] = Field(default_factory=list)
     concurrency: ConcurrencyOptions | None = None
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
-    schedules: list[DeploymentSchedule] = Field(default_factory=list)
-    triggers: list[EventTrigger] = Field(default_factory=list)
+    schedules: list[DeploymentSchedule] = Field(
+        default_factory=list,
+        description="Each gets a slug ({kind}-{n} unless given) and, on the server, an id.",
+    )
+    schedule_policy: SchedulePolicy = Field(
+        default_factory=SchedulePolicy,
+        description="Catch-up, overlap and Late; a schedule's `policy` overrides it.",
+    )
+    triggers: list[DeploymentTrigger] = Field(default_factory=list)
     paused: bool = False
     task_run_events: bool = Field(
         default=False, description="Make each task-run transition of its runs an event too."
@@ -84,6 +91,11 @@ class DeploymentCreate(ClientModel):
     log_prints: bool | None = Field(
         default=None, description="Capture print() as logs; unset: the flow's own."
     )
+
+    @field_validator("schedules")
+    @classmethod
+    def _slugs(cls, value: list[DeploymentSchedule]) -> list[DeploymentSchedule]:
+        return assign_slugs(value)
 
 
 class Deployment(BatonModel):
@@ -104,7 +116,8 @@ class Deployment(BatonModel):
     pull_steps: list[dict[str, Any]] = Field(default_factory=list)
     concurrency: ConcurrencyOptions | None = None
     retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
-    schedules: list[dict[str, Any]] = Field(default_factory=list)
+    schedules: list[DeploymentSchedule] = Field(default_factory=list)
+    schedule_policy: SchedulePolicy = Field(default_factory=SchedulePolicy)
     triggers: list[dict[str, Any]] = Field(default_factory=list)
     paused: bool = False
     task_run_events: bool = False

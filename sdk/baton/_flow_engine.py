@@ -310,8 +310,8 @@ class FlowRunEngine:
         # The server gets the attempt's task-run states and logs before the run's end.
         yield from self._await(self.reporter.flush(FLUSH_BEFORE_END_SECONDS))
         result = yield from self._propose(state)
-        if result is None:  # nobody orchestrates: our own retry policy
-            if state.is_failed() and self.record.run_count <= self.flow.retries:
+        if result is None:  # nobody orchestrates: our own retry policy (a claimed run: the server's)
+            if state.is_failed() and self.claim_id is None and self.record.run_count <= self.flow.retries:
                 awaiting = AwaitingRetry(delay_seconds=self.flow.retry_delay_seconds)
                 self._commit(awaiting)
                 yield from self._sleep_until(awaiting)

@@ -12,6 +12,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -200,6 +201,79 @@ async def test_a_non_mandatory_publish_no_queue_takes_is_confirmed(connection: C
     channel = await connection.channel(confirms=True)
     assert await _outcome(channel.publish("", _name("nowhere"), b"dropped", Properties())) is None
     assert channel.is_open
+
+
+# --- topology --------------------------------------------------------------------------------
+
+
+async def test_exchanges_are_declared_and_queues_bound_with_arguments(connection: Connection) -> None:
+    """A headers exchange routes on the binding's arguments, and what it does not route goes to
+    its alternate exchange (an exchange argument)."""
+    channel = await connection.channel(confirms=True)
+    headers, fanout = _name("headers"), _name("fanout")
+    arguments = {"alternate-exchange": fanout}
+    await channel.declare_exchange(headers, "headers", arguments=arguments)
+    try:
+        await channel.declare_exchange(fanout, "fanout", auto_delete=True)
+        await channel.declare_exchange(headers, "headers", arguments=arguments)  # the same again
+        await channel.check_exchange(headers)
+        matched, unmatched = await _queue(channel), await _queue(channel)
+        match = {"x-match": "all", "kind": "run", "n": 7}
+        await channel.bind_queue(matched, headers, arguments=match)
+        await channel.bind_queue(unmatched, fanout)
+
+        deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+        for queue in (matched, unmatched):
+            await channel.consume(queue, deliveries.put_nowait, no_ack=True)
+
+        async def where(found: dict[str, Any]) -> str:
+            assert await _outcome(channel.publish(headers, "", b"x", Properties(headers=found))) is None
+            return (await _next(deliveries)).consumer_tag
+
+        to_matched = await where({"kind": "run", "n": 7})
+        to_unmatched = await where({"kind": "run", "n": 8})
+        assert to_matched != to_unmatched
+        assert await where({"kind": "run", "n": 7, "extra": True}) == to_matched
+        await channel.unbind_queue(matched, headers, arguments=match)
+        assert await where({"kind": "run", "n": 7}) == to_unmatched
+        assert deliveries.empty()
+    finally:
+        await channel.delete_exchange(headers)
+
+
+async def test_an_exchange_bound_to_another_receives_what_it_routes(connection: Connection) -> None:
+    channel = await connection.channel(confirms=True)
+    source, destination = _name("source"), _name("destination")
+    await channel.declare_exchange(source, "topic", auto_delete=True)
+    await channel.declare_exchange(destination, "direct", auto_delete=True)
+    await channel.bind_exchange(destination, source, "runs.*")
+    queue = await _queue(channel)
+    await channel.bind_queue(queue, destination, "runs.started")
+    assert (
+        await _outcome(channel.publish(source, "runs.started", b"via two", Properties(), mandatory=True))
+        is None
+    )
+    error = await _outcome(channel.publish(source, "flows.started", b"nowhere", Properties(), mandatory=True))
+    assert isinstance(error, Returned)
+    deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+    await channel.consume(queue, deliveries.put_nowait, no_ack=True)
+    assert (await _next(deliveries)).body == b"via two"
+    await channel.delete_exchange(source)
+    with pytest.raises(ChannelClosed) as raised:
+        await channel.check_exchange(source)
+    assert raised.value.code == 404
+
+
+async def test_an_exchange_declared_differently_closes_the_channel_with_406(connection: Connection) -> None:
+    channel = await connection.channel()
+    name = _name("exchange")
+    await channel.declare_exchange(name, "direct", auto_delete=True)
+    with pytest.raises(ChannelClosed) as raised:
+        await channel.declare_exchange(name, "fanout", auto_delete=True)
+    assert raised.value.code == 406 and "PRECONDITION_FAILED" in raised.value.text
+    again = await connection.channel()
+    await again.declare_exchange(name, "direct", auto_delete=True)  # the one that exists
+    assert await again.delete_queue(await _queue(again)) == 0
 
 
 # --- channel errors --------------------------------------------------------------------------

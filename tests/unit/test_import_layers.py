@@ -89,6 +89,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # (a local run imports no network library).
     "baton._event_loop": {"uvloop"},
     "baton._reporting": {"baton._reporting._remote", "baton._transport.amqp", "baton._transport.http"},
+    # A run's process reaches the broker itself only when its worker does not relay heartbeats.
+    "baton._worker._relay": {"baton._transport.amqp"},
     # aio-pika only for what still uses it (the dead-letter tools, the worker's consumers).
     "baton._transport._connect": {"aio_pika", "aio_pika.connection"},
     # The worker imports the fork server's launcher side; the flow-run code (the engine) loads
@@ -105,6 +107,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._server": {
         "asyncpg",
         "baton._settings",
+        "baton._transport._installation",
         "baton_schemas.export",
         "baton_server.api.auth",
         "baton_server.db.audit",

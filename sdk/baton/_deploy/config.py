@@ -16,7 +16,13 @@
         schedules:
           - cron: "0 * * * *"
             timezone: Europe/Paris
-          - interval: 600
+          - interval: 10m                   # seconds, "1h30m" or "PT10M"; anchor_date sets the phase
+            slug: every-ten-minutes         # {kind}-{n} if unset: cron-1, interval-1
+          - rrule: "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"
+            timezone: America/New_York
+            parameters: {full: true}        # merged over the deployment's
+            active: false
+        schedule_policy: {catchup: latest, catchup_window: 1h, overlap: skip}
         triggers:
           - match: {baton.resource.id: "baton.flow-run.*"}
             expect: [baton.flow-run.Completed]
@@ -37,8 +43,8 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from baton_schemas.deployments import ConcurrencyOptions, PullStep
 from baton_schemas.runs import RetryPolicy
-from baton_schemas.schedules import DeploymentSchedule
-from baton_schemas.triggers import EventTrigger
+from baton_schemas.schedules import DeploymentSchedule, SchedulePolicy
+from baton_schemas.triggers import DeploymentTrigger
 
 from ._errors import DeployError
 
@@ -52,7 +58,7 @@ _STEP_SHORTHAND = {
     "git_clone": "repository",
 }
 _SCHEDULE_KINDS = {"cron": "cron", "interval": "interval", "interval_seconds": "interval", "rrule": "rrule"}
-_SCHEDULE_OUTER = ("active", "parameters", "max_scheduled_runs")
+_SCHEDULE_OUTER = ("slug", "active", "parameters", "max_scheduled_runs", "jitter", "policy")
 
 
 def normalize_pull_step(step: Any) -> Any:
@@ -125,7 +131,8 @@ class DeploymentSection(_Section):
     concurrency_limit: Annotated[ConcurrencyOptions | None, BeforeValidator(_concurrency)] = None
     retry_policy: RetryPolicy | None = None
     schedules: list[YamlSchedule] | None = None
-    triggers: list[EventTrigger] | None = None
+    schedule_policy: SchedulePolicy | None = None
+    triggers: list[DeploymentTrigger] | None = None
     paused: bool = False
     task_run_events: bool = False  # each task-run transition of its runs is an event too
     # Unset: the flow's own (`@flow(retries=..., timeout_seconds=..., log_prints=...)`).

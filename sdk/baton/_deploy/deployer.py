@@ -18,7 +18,7 @@ from baton_schemas.deployments import (
 )
 from baton_schemas.runs import RetryPolicy
 from baton_schemas.schedules import CronSchedule, DeploymentSchedule, IntervalSchedule
-from baton_schemas.triggers import EventTrigger
+from baton_schemas.triggers import DeploymentTrigger
 
 from .._deployments import connect
 from ._errors import DeployError
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 _PULL_STEPS = TypeAdapter(list[YamlPullStep])
 _SCHEDULES = TypeAdapter(list[YamlSchedule])
-_TRIGGERS = TypeAdapter(list[EventTrigger])
+_TRIGGERS = TypeAdapter(list[DeploymentTrigger])
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,7 @@ def plan(config: ProjectConfig, project_dir: Path, names: Sequence[str] = ()) ->
             concurrency=section.concurrency_limit,
             retry_policy=section.retry_policy,
             schedules=section.schedules or [],
+            schedule_policy=section.schedule_policy,
             triggers=section.triggers or [],
             paused=section.paused,
             task_run_events=section.task_run_events,
@@ -115,6 +116,8 @@ def _build(label: str, flow: FlowDefinition[..., Any], **fields: Any) -> Deploym
         fields["timeout_seconds"] = flow.timeout_seconds
     if fields.get("log_prints") is None:
         fields["log_prints"] = flow.log_prints
+    if fields.get("schedule_policy", "") is None:
+        del fields["schedule_policy"]
     try:
         return DeploymentCreate(flow_name=flow.name, parameter_schema=parameter_schema(flow.fn), **fields)
     except ValidationError as exc:
@@ -137,7 +140,7 @@ def deploy_flow(
     cron: str | None = None,
     interval: float | None = None,
     schedules: Sequence[DeploymentSchedule | Mapping[str, Any]] | None = None,
-    triggers: Sequence[EventTrigger | Mapping[str, Any]] | None = None,
+    triggers: Sequence[DeploymentTrigger | Mapping[str, Any]] | None = None,
     pull_steps: Sequence[Any] | None = None,
     concurrency_limit: int | ConcurrencyOptions | None = None,
     retry_policy: RetryPolicy | None = None,

@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import FrameType
@@ -57,9 +58,8 @@ from ._pull_steps import PullStepError, run_pull_steps
 from ._relay import RELAY_FD_ENV, RelayTransport
 
 _PR_SET_PDEATHSIG = 1
-# The worker heartbeats for its runs: the run's process must not extend the lease on its own.
-_NO_HEARTBEATS = 10.0**9
 SIGTERM_FLUSH_SECONDS = 1.0
+MAX_SLOT_WAIT_SECONDS = 60.0  # a run is never held longer than this for its slot
 
 logger = logging.getLogger("baton.flow_runs")
 
@@ -102,13 +102,16 @@ class _RunLog:
 
 
 def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
-    settings = ClientSettings.load().model_copy(update={"heartbeat_interval": _NO_HEARTBEATS})
+    # The process heartbeats for its own run as well as the worker does: a worker that is
+    # paused or cut off does not make a run that is still going look dead (the relay falls back
+    # to the broker for heartbeats when the worker does not answer).
+    settings = ClientSettings.load()
     reporter: Reporter | None = None
     if relay_fd is not None:  # through the worker: no broker connection of our own
         timeout = settings.request_timeout + 5
 
         async def connect() -> RelayTransport:
-            return await RelayTransport.open(relay_fd, timeout)
+            return await RelayTransport.open(relay_fd, timeout, settings.broker_url, settings.lease_seconds)
 
         reporter = RemoteReporter(connect, ReporterConfig.from_settings(settings), name="relay")
     runtime = configure(settings=settings, reporter=reporter)
@@ -170,6 +173,16 @@ def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> FlowRun:
     )
 
 
+def wait_for_slot(dispatch: FlowRunDispatch) -> None:
+    """A run claimed a little before its scheduled time (so that its process is up by then) starts
+    at that time, not before."""
+    if dispatch.scheduled_time is None:
+        return
+    delay = (dispatch.scheduled_time - utcnow()).total_seconds()
+    if delay > 0:
+        time.sleep(min(delay, MAX_SLOT_WAIT_SECONDS))
+
+
 def _with_deployment_options(
     flow: FlowDefinition[..., Any], dispatch: FlowRunDispatch
 ) -> FlowDefinition[..., Any]:
@@ -201,6 +214,7 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
         log.info(f"Loaded flow {flow.name!r} from {dispatch.entrypoint!r}")
     except (PullStepError, EntrypointError) as exc:
         return _end(runtime, job, dispatch, Failed(message=str(exc)), log)
+    wait_for_slot(dispatch)
     try:
         outcome = run_existing_flow_run(flow, _flow_run(dispatch, job), runtime, claim_id=job.claim_id)
         if inspect.iscoroutine(outcome):

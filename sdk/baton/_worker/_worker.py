@@ -78,6 +78,10 @@ logger = logging.getLogger("baton.worker")
 
 OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
 MAX_SCHEDULE_WAIT_SECONDS = 60.0
+# A run dispatched ahead of its slot is claimed this long before it (the tracker takes claims up
+# to 0.5 s early), so its process is up when the slot comes; the process waits for the slot
+# before the flow starts (`_child.wait_for_slot`).
+CLAIM_LEAD_SECONDS = 0.3
 OUTPUT_TAIL_LINES = 10  # of stdout and stderr, for the message of a Crashed run
 
 
@@ -154,6 +158,9 @@ class Worker:
         ):
             if value:
                 env[key] = value
+        # the run's process keeps its run's lease alive too, at the worker's pace and length
+        env["BATON_HEARTBEAT_INTERVAL"] = str(self.settings.heartbeat_seconds)
+        env["BATON_LEASE_SECONDS"] = str(self.settings.lease_seconds)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -397,8 +404,9 @@ class Worker:
             if not waiting_for_its_time:
                 logger.info("Flow run %s not taken (%s): %s", run_id, result.verdict.value, result.reason)
                 return None
-            # dispatched ahead of its scheduled time: hold it until then
-            await asyncio.sleep(min(float(result.delay_seconds or 0), MAX_SCHEDULE_WAIT_SECONDS))
+            # dispatched ahead of its scheduled time: hold it until just before then
+            delay = float(result.delay_seconds or 0) - CLAIM_LEAD_SECONDS
+            await asyncio.sleep(min(max(delay, 0.01), MAX_SCHEDULE_WAIT_SECONDS))
 
     async def _propose(self, proposal: ProposeState, within: float) -> TransitionResult:
         """An RPC to the tracker, retried (same transition id: safe) while it is unreachable."""

@@ -27,6 +27,7 @@ from .openapi import document_scopes
 from .responses import OrjsonResponse
 from .routes import (
     access,
+    automations,
     deployments,
     events,
     flow_runs,
@@ -99,4 +100,5 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     for module in (flows, flow_runs, task_runs, logs, work_pools, deployments, access, events, webhooks):
         app.include_router(module.router, prefix="/api")
     app.include_router(webhooks.hooks)
+    app.include_router(automations.router, prefix="/api")
     return app

@@ -26,7 +26,7 @@ _CLAIM_FOR_DISPATCH = """
         SELECT fr.id FROM flow_runs fr
         JOIN work_pools p ON p.name = fr.work_pool_name AND NOT p.paused
         JOIN work_queues q ON q.pool_id = p.id AND q.name = fr.work_queue_name AND NOT q.paused
-        WHERE fr.state_type = 'SCHEDULED'
+        WHERE fr.state_type = 'SCHEDULED' AND NOT fr.overlap_held
           AND fr.next_scheduled_time <= now() + make_interval(secs => $2)
           AND (fr.dispatched_version IS DISTINCT FROM fr.state_version
                -- a dispatch that never led to a claim (lost, dead-lettered) is sent again
