@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from . import states
     from ._cache import task_input_hash
-    from ._context import FlowRunContext, TaskRunContext, get_run_context
+    from ._context import FlowRunContext, TaskRunContext, get_run_context, tags
     from ._deployments import arun_deployment, run_deployment
     from ._events import emit_event
     from ._exceptions import (
@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "Task": "._tasks",
     "get_run_logger": "._logging",
     "get_run_context": "._context",
+    "tags": "._context",
     "run_deployment": "._deployments",
     "emit_event": "._events",
     "arun_deployment": "._deployments",
@@ -118,6 +119,7 @@ __all__ = [
     "quote",
     "run_deployment",
     "states",
+    "tags",
     "task",
     "task_input_hash",
     "unmapped",

@@ -27,6 +27,28 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def render_run_name(template: str | Callable[..., str], parameters: dict[str, Any], kind: str) -> str:
+    """A run's name from its `flow_run_name` / `task_run_name`: a template formatted with the
+    run's parameters (`"{name}-{date:%Y-%m-%d}"`), or a callable returning the name (given
+    the parameters if it takes an argument named `parameters`)."""
+    if callable(template):
+        try:
+            takes = "parameters" in inspect.signature(template).parameters
+        except (TypeError, ValueError):
+            takes = False
+        name = template(parameters=dict(parameters)) if takes else template()
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{kind} callable must return a non-empty string, not {name!r}")
+        return name
+    try:
+        return template.format(**parameters)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(
+            f"{kind} {template!r} names {exc}, which is not a parameter of the run: "
+            f"use one of {', '.join(sorted(parameters)) or '(none)'}"
+        ) from None
+
+
 class _Options:
     """`with_options()` for both kinds: a copy made from the options it was given, changed."""
 
@@ -68,6 +90,7 @@ class FlowDefinition(_Options, Generic[P, R]):
         persist_result: bool | None = None,
         result_storage: ResultStore | str | None = None,
         result_serializer: Serializer | str | None = None,
+        flow_run_name: str | Callable[..., str] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow decorates a function")
@@ -91,6 +114,7 @@ class FlowDefinition(_Options, Generic[P, R]):
         self.persist_result = persist_result
         self.result_storage = result_storage
         self.result_serializer = result_serializer
+        self.flow_run_name = flow_run_name
         self.isasync = inspect.iscoroutinefunction(fn)
         self._validator = ParameterValidator(fn, self.name, validate_parameters)
         self._options = {
@@ -107,6 +131,7 @@ class FlowDefinition(_Options, Generic[P, R]):
             "persist_result": persist_result,
             "result_storage": result_storage,
             "result_serializer": result_serializer,
+            "flow_run_name": flow_run_name,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -139,6 +164,7 @@ class TaskDefinition(_Options, Generic[P, R]):
         result_storage: ResultStore | str | None = None,
         result_serializer: Serializer | str | None = None,
         log_prints: bool | None = None,
+        task_run_name: str | Callable[..., str] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task decorates a function")
@@ -166,6 +192,7 @@ class TaskDefinition(_Options, Generic[P, R]):
         self.result_storage = result_storage
         self.result_serializer = result_serializer
         self.log_prints = log_prints
+        self.task_run_name = task_run_name
         self.isasync = inspect.iscoroutinefunction(fn)
         self.task_key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
         self.signature = inspect.signature(fn)
@@ -186,6 +213,7 @@ class TaskDefinition(_Options, Generic[P, R]):
             "result_storage": result_storage,
             "result_serializer": result_serializer,
             "log_prints": log_prints,
+            "task_run_name": task_run_name,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = self.name

@@ -25,7 +25,8 @@ class Flow(FlowDefinition[P, R]):
 
     Options (`@flow(...)`, `with_options(...)`): name, version, description, tags, retries,
     retry_delay_seconds, timeout_seconds, log_prints, validate_parameters, task_runner,
-    persist_result, result_storage, result_serializer."""
+    persist_result, result_storage, result_serializer, flow_run_name (a template formatted
+    with the run's parameters, `"{name}-{date:%Y-%m-%d}"`, or a callable)."""
 
     def deploy(self, name: str, work_pool_name: str, **options: Any) -> Deployment:
         """Create or update the deployment `name` of this flow on the server (what one entry of
@@ -123,6 +124,7 @@ def flow(
     persist_result: bool | None = ...,
     result_storage: ResultStore | str | None = ...,
     result_serializer: Serializer | str | None = ...,
+    flow_run_name: str | Callable[..., str] | None = ...,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 

@@ -28,7 +28,8 @@ from baton_schemas.states import (
 )
 
 from ._cache import CacheIndex
-from ._context import FlowRunContext, TaskRunContext, task_run_ctx
+from ._context import FlowRunContext, TaskRunContext, task_run_ctx, with_current_tags
+from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import (
     CancelledRun,
@@ -323,10 +324,14 @@ def new_task_run(
     run = TaskRunRecord(
         id=uuid4(),
         flow_run_id=flow_ctx.flow_run.id if flow_ctx is not None else None,
-        name=f"{task.name}-{dynamic_key}",
+        name=(
+            f"{task.name}-{dynamic_key}"
+            if task.task_run_name is None
+            else render_run_name(task.task_run_name, bound.arguments, "task_run_name")
+        ),
         task_key=task.task_key,
         dynamic_key=dynamic_key,
-        tags=task.tags,
+        tags=with_current_tags(task.tags),
         task_inputs=inputs,
     )
     engine = TaskRunEngine(

@@ -223,6 +223,7 @@ def task(
     result_storage: ResultStore | str | None = ...,
     result_serializer: Serializer | str | None = ...,
     log_prints: bool | None = ...,
+    task_run_name: str | Callable[..., str] | None = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
