@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
+from ._hooks import Hook, hook_list
 from ._retries import RetryDelay, resolve_delays
 from ._task_runners import ThreadPoolTaskRunner
 from ._validation import ParameterValidator
@@ -91,6 +92,11 @@ class FlowDefinition(_Options, Generic[P, R]):
         result_storage: ResultStore | str | None = None,
         result_serializer: Serializer | str | None = None,
         flow_run_name: str | Callable[..., str] | None = None,
+        on_running: Iterable[Hook] | None = None,
+        on_completion: Iterable[Hook] | None = None,
+        on_failure: Iterable[Hook] | None = None,
+        on_crashed: Iterable[Hook] | None = None,
+        on_cancellation: Iterable[Hook] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow decorates a function")
@@ -115,6 +121,11 @@ class FlowDefinition(_Options, Generic[P, R]):
         self.result_storage = result_storage
         self.result_serializer = result_serializer
         self.flow_run_name = flow_run_name
+        self.on_running = hook_list(on_running, "on_running")
+        self.on_completion = hook_list(on_completion, "on_completion")
+        self.on_failure = hook_list(on_failure, "on_failure")
+        self.on_crashed = hook_list(on_crashed, "on_crashed")
+        self.on_cancellation = hook_list(on_cancellation, "on_cancellation")
         self.isasync = inspect.iscoroutinefunction(fn)
         self._validator = ParameterValidator(fn, self.name, validate_parameters)
         self._options = {
@@ -132,6 +143,11 @@ class FlowDefinition(_Options, Generic[P, R]):
             "result_storage": result_storage,
             "result_serializer": result_serializer,
             "flow_run_name": flow_run_name,
+            "on_running": self.on_running,
+            "on_completion": self.on_completion,
+            "on_failure": self.on_failure,
+            "on_crashed": self.on_crashed,
+            "on_cancellation": self.on_cancellation,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -165,6 +181,8 @@ class TaskDefinition(_Options, Generic[P, R]):
         result_serializer: Serializer | str | None = None,
         log_prints: bool | None = None,
         task_run_name: str | Callable[..., str] | None = None,
+        on_completion: Iterable[Hook] | None = None,
+        on_failure: Iterable[Hook] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task decorates a function")
@@ -193,6 +211,9 @@ class TaskDefinition(_Options, Generic[P, R]):
         self.result_serializer = result_serializer
         self.log_prints = log_prints
         self.task_run_name = task_run_name
+        self.on_completion = hook_list(on_completion, "on_completion")
+        self.on_failure = hook_list(on_failure, "on_failure")
+        self.has_hooks = bool(self.on_completion or self.on_failure)
         self.isasync = inspect.iscoroutinefunction(fn)
         self.task_key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
         self.signature = inspect.signature(fn)
@@ -214,6 +235,8 @@ class TaskDefinition(_Options, Generic[P, R]):
             "result_serializer": result_serializer,
             "log_prints": log_prints,
             "task_run_name": task_run_name,
+            "on_completion": self.on_completion,
+            "on_failure": self.on_failure,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = self.name

@@ -48,6 +48,7 @@ from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import Abort, CancelledRun
 from ._final_state import adopt_returned_state, futures_to_states, mark, state_from_return
+from ._hooks import run_hooks
 from ._logging import flow_run_logger, format_state, patch_print, run_extra
 from ._records import FlowRunRecord, TaskRunRecord
 from ._results import as_store, persist, resolve_serializer
@@ -177,6 +178,7 @@ class FlowRunEngine:
     def _commit(self, state: State) -> None:
         self.record.state = mark(state, self.record.id)
         self._log_state(state)
+        run_hooks(self.flow, self.record, state, flow_run_logger, self._extra)
         parent_run = self.parent_run
         if parent_run is not None and self.parent is not None and state.type is not StateType.PENDING:
             if state.is_terminal or parent_run.state is None or parent_run.state.is_pending():

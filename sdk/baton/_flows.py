@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from baton_schemas.deployments import Deployment
     from baton_schemas.states import State
 
+    from ._hooks import Hook
     from ._results import ResultStore, Serializer
     from ._task_runners import ThreadPoolTaskRunner
 
@@ -125,6 +126,11 @@ def flow(
     result_storage: ResultStore | str | None = ...,
     result_serializer: Serializer | str | None = ...,
     flow_run_name: str | Callable[..., str] | None = ...,
+    on_running: Iterable[Hook] | None = ...,
+    on_completion: Iterable[Hook] | None = ...,
+    on_failure: Iterable[Hook] | None = ...,
+    on_crashed: Iterable[Hook] | None = ...,
+    on_cancellation: Iterable[Hook] | None = ...,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 

@@ -39,6 +39,7 @@ from ._exceptions import (
 from ._fast_states import completed, pending, running
 from ._final_state import mark, state_from_return
 from ._futures import BatonFuture
+from ._hooks import run_hooks
 from ._inputs import SCALARS, allow_failure, needs_resolving, quote, resolve
 from ._logging import format_state, run_extra, task_run_logger
 from ._records import TaskRunRecord
@@ -130,6 +131,8 @@ class TaskRunEngine:
             level, text = logging.DEBUG, f"Entered state {format_state(state)}"
         if task_run_logger.isEnabledFor(level):
             task_run_logger.log(level, text, extra=self.extra())
+        if self.task.has_hooks and state.is_terminal:
+            run_hooks(self.task, run, state, task_run_logger, self.extra())
 
     def _flow_run_cancelling(self) -> bool:
         flow_ctx, reporter = self.flow_ctx, self.reporter

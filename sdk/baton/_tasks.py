@@ -15,6 +15,7 @@ from ._futures import BatonFuture, BatonFutureList, unmapped
 if TYPE_CHECKING:
     from baton_schemas.states import State
 
+    from ._hooks import Hook
     from ._records import TaskRunRecord
     from ._results import ResultStore, Serializer
     from ._retries import RetryDelay
@@ -224,6 +225,8 @@ def task(
     result_serializer: Serializer | str | None = ...,
     log_prints: bool | None = ...,
     task_run_name: str | Callable[..., str] | None = ...,
+    on_completion: Iterable[Hook] | None = ...,
+    on_failure: Iterable[Hook] | None = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._task_runners",
             "baton._results",
             "baton._fast_states",
+            "baton._hooks",
             "baton._records",
             "baton._protocols",
         ),
