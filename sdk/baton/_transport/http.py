@@ -205,8 +205,18 @@ class BatonClient:
         state: str | list[str] | None = None,
         flow_name: str | None = None,
         tag: str | list[str] | None = None,
+        name: str | None = None,
+        id_prefix: str | None = None,
     ) -> FlowRunPage:
-        params = {"limit": limit, "cursor": cursor, "state": state, "flow_name": flow_name, "tag": tag}
+        params = {
+            "limit": limit,
+            "cursor": cursor,
+            "state": state,
+            "flow_name": flow_name,
+            "tag": tag,
+            "name": name,
+            "id_prefix": id_prefix,
+        }
         return await self._page("/flow_runs", FlowRunPage, params)
 
     async def read_audit(self, **filters: Any) -> AuditPage:

@@ -74,6 +74,10 @@ async def list_runs(
     until: datetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    name: Annotated[str | None, Query(max_length=200, description="Runs with this name.")] = None,
+    id_prefix: Annotated[
+        str | None, Query(max_length=36, description="Runs whose id starts with these hex digits.")
+    ] = None,
 ) -> FlowRunPage:
     try:
         runs, next_cursor = await list_flow_runs(
@@ -86,6 +90,8 @@ async def list_runs(
             until=until,
             cursor=cursor,
             limit=limit,
+            name=name,
+            id_prefix=id_prefix,
         )
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc

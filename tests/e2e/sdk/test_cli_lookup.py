@@ -1,0 +1,108 @@
+"""The CLI as a person types it, against the live server: runs found by id, id prefix or name;
+`flow-run logs --follow` ending with the final state; `--param` keeping a string a string."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton_schemas.states import Completed, Running, TimedOut
+
+from ...support.processes import BATON
+from ..conftest import LiveServer
+from .conftest import Api, Finished, run_process, unique_name
+
+
+async def baton(env: dict[str, str], cwd: Path, *args: str) -> Finished:
+    return await run_process([BATON, *args], env, cwd)
+
+
+async def _create(api: Api, flow_name: str, name: str, states: tuple[Any, ...] = ()) -> str:
+    response = await api.http.post("/flow_runs", json={"flow_name": flow_name, "name": name})
+    response.raise_for_status()
+    run_id = str(response.json()["id"])
+    for state in states:
+        body = {"state": state.model_dump(mode="json"), "force": True}
+        (await api.http.post(f"/flow_runs/{run_id}/set_state", json=body)).raise_for_status()
+    return run_id
+
+
+@pytest.fixture
+def env(live_server: LiveServer, tmp_path: Path) -> dict[str, str]:
+    return live_server.client_env(BATON_HOME=str(tmp_path / "home"), COLUMNS="200")
+
+
+async def test_runs_are_found_by_id_unique_prefix_or_name(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    flow_name = unique_name("lookup", "cli")
+    name = f"brave-{uuid.uuid4().hex[:8]}"
+    run_id = await _create(api, flow_name, name)
+    twin = f"twin-{uuid.uuid4().hex[:8]}"
+    await _create(api, flow_name, twin)
+    await _create(api, flow_name, twin)
+
+    for ref in (run_id, run_id[:8], run_id[:13], name):
+        shown = await baton(env, tmp_path, "flow-run", "inspect", ref)
+        assert shown.check().stdout.splitlines()[0].startswith(f"{name}  ({run_id})"), ref
+
+    ambiguous = await baton(env, tmp_path, "flow-run", "inspect", twin)
+    assert ambiguous.returncode == 1
+    assert ambiguous.stderr.startswith(f"error: 2 flow runs are named {twin!r}")
+    unknown = await baton(env, tmp_path, "flow-run", "logs", "no-such-run-name")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "error: no flow run has the id, id prefix or name 'no-such-run-name'"
+
+    cancelled = await baton(env, tmp_path, "flow-run", "cancel", name)
+    assert cancelled.check().stdout.strip().endswith("): Cancelled")
+    assert (await api.run(uuid.UUID(run_id))).state.name == "Cancelled"
+
+
+async def test_logs_follow_ends_with_the_final_state(api: Api, env: dict[str, str], tmp_path: Path) -> None:
+    flow_name = unique_name("followed", "cli")
+    done = await _create(api, flow_name, f"done-{uuid.uuid4().hex[:6]}", (Running(), Completed()))
+    late = await _create(
+        api, flow_name, f"late-{uuid.uuid4().hex[:6]}", (Running(), TimedOut(message="too slow"))
+    )
+    await api.http.post("/logs", json={"logs": [{"flow_run_id": done, "message": "hello from the run"}]})
+
+    followed = await baton(env, tmp_path, "flow-run", "logs", done[:10], "--follow")
+    lines = followed.check().stdout.splitlines()
+    assert any(line.endswith("hello from the run") for line in lines)
+    assert lines[-1].endswith("ended Completed")
+
+    timed_out = await baton(env, tmp_path, "flow-run", "logs", late, "--follow")
+    assert timed_out.returncode == 1
+    assert timed_out.stdout.splitlines()[-1].endswith("ended TimedOut: too slow")
+
+
+async def test_param_keeps_a_string_parameter_a_string(api: Api, env: dict[str, str], tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    pool, flow_name = f"pool-{suffix}", f"labels-{suffix}"
+    (await api.http.post("/work_pools", json={"name": pool})).raise_for_status()
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string"},
+            "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+            "count": {"type": "integer"},
+            "anything": {},
+        },
+    }
+    body = {
+        "name": "prod",
+        "flow_name": flow_name,
+        "entrypoint": "flows.py:labels",
+        "work_pool_name": pool,
+        "parameter_schema": schema,
+    }
+    (await api.http.post("/deployments", json=body)).raise_for_status()
+
+    args = ["--param", "label=123", "--param", "note=true", "--param", "count=5", "--param", "anything=[1]"]
+    made = await baton(env, tmp_path, "deployment", "run", f"{flow_name}/prod", *args)
+    assert made.check().stdout.startswith("Created flow run ")
+    [run] = await api.runs(flow_name)
+    assert run.parameters == {"label": "123", "note": "true", "count": 5, "anything": [1]}
