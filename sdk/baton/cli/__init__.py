@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from .. import __version__
 from . import (
     _audit,
+    _catalog,
     _dead_letters,
     _deploy,
     _deployments,
@@ -37,6 +39,25 @@ app.add_typer(_audit.app, name="audit", help="The audit log: every change and th
 app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
 _deploy.register(app)
+app.add_typer(_catalog.flow_app, name="flow", help="Flows: list them.")
+app.add_typer(
+    _catalog.task_run_app, name="task-run", help="Task runs: list those of a flow run, inspect one."
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"baton {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print Baton's version and exit."
+    ),
+) -> None:
+    """Baton: workflow orchestration."""
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from .._exceptions import BatonError
@@ -51,6 +52,14 @@ def console(stderr: bool = False) -> Console:
 def fail(message: str) -> NoReturn:
     console(stderr=True).print(Text(f"error: {message}", style="red"), soft_wrap=True)
     raise typer.Exit(1)
+
+
+def table(*columns: str) -> Table:
+    """A listing in the CLI's one table style: no box, bold headers, one row per line."""
+    grid = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        grid.add_column(column, no_wrap=column not in ("Name", "Message", "Description"))
+    return grid
 
 
 def state_text(state: State) -> Text:

@@ -106,3 +106,56 @@ async def test_param_keeps_a_string_parameter_a_string(api: Api, env: dict[str, 
     assert made.check().stdout.startswith("Created flow run ")
     [run] = await api.runs(flow_name)
     assert run.parameters == {"label": "123", "note": "true", "count": 5, "anything": [1]}
+
+
+async def test_version_flow_ls_and_task_runs(api: Api, env: dict[str, str], tmp_path: Path) -> None:
+    version = await baton(env, tmp_path, "--version")
+    assert version.check().stdout.strip().startswith("baton ")
+
+    flow_name = unique_name("catalogued", "cli")
+    run_id = await _create(api, flow_name, f"cat-{uuid.uuid4().hex[:6]}")
+    task_id = str(uuid.uuid4())
+    info = {"id": task_id, "flow_run_id": run_id, "name": "extract-0", "task_key": "extract", "tags": ["io"]}
+    reports = [
+        {"task_run": info, "state": state.model_dump(mode="json"), "version": version}
+        for version, state in enumerate((Running(), Completed(message="done")), start=1)
+    ]
+    (await api.http.post("/task_runs/states", json={"reports": reports})).raise_for_status()
+
+    flows = await baton(env, tmp_path, "flow", "ls")
+    assert any(line.split()[1:2] == [flow_name] for line in flows.check().stdout.splitlines())
+    listed = await baton(env, tmp_path, "task-run", "ls", "--flow-run", run_id[:12])
+    [row] = [line for line in listed.check().stdout.splitlines() if "extract-0" in line]
+    assert row.split()[:3] == [task_id, "extract-0", "Completed"]
+    shown = await baton(env, tmp_path, "task-run", "inspect", task_id)
+    out = shown.check().stdout
+    assert out.startswith(f"extract-0  ({task_id})") and "io" in out and "done" in out
+
+
+async def test_api_keys_are_listed_and_revoked_over_the_api(
+    live_server: LiveServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    import subprocess
+
+    from ...support.processes import baton_env
+
+    name = f"temp-{uuid.uuid4().hex[:6]}"
+    subprocess.run(  # noqa: ASYNC221 - the first key is made on the server's machine
+        [BATON, "api-key", "create", "--name", name, "--scope", "read"],
+        env=baton_env(live_server.backends),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # `env` has only the API's URL and an admin key: no database
+    assert not any("DATABASE" in key for key in env)
+    listed = await baton(env, tmp_path, "api-key", "ls")
+    [row] = [line for line in listed.check().stdout.splitlines() if name in line]
+    key_id = row.split()[0]
+    revoked = await baton(env, tmp_path, "api-key", "revoke", key_id)
+    assert revoked.check().stdout.strip() == f"Revoked API key {key_id}."
+    assert name not in (await baton(env, tmp_path, "api-key", "ls")).check().stdout
+    everything = (await baton(env, tmp_path, "api-key", "ls", "--all")).check().stdout
+    assert name in everything
+    again = await baton(env, tmp_path, "api-key", "revoke", key_id)
+    assert again.returncode == 1 and again.stderr.startswith(f"error: no usable API key {key_id}")
