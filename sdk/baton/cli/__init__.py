@@ -8,6 +8,7 @@ from .. import __version__
 from . import (
     _audit,
     _catalog,
+    _config,
     _dead_letters,
     _deploy,
     _deployments,
@@ -39,6 +40,7 @@ app.add_typer(_audit.app, name="audit", help="The audit log: every change and th
 app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
 _deploy.register(app)
+app.add_typer(_config.app, name="config", help="The profile ($BATON_HOME/profile.env): view, set, unset.")
 app.add_typer(_catalog.flow_app, name="flow", help="Flows: list them.")
 app.add_typer(
     _catalog.task_run_app, name="task-run", help="Task runs: list those of a flow run, inspect one."

@@ -196,16 +196,10 @@ def api_key_create(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     if save:
-        from baton._settings import baton_home
+        from ._config import profile_path, read_profile, write_profile
 
-        profile = baton_home() / "profile.env"
-        profile.parent.mkdir(parents=True, exist_ok=True)
-        kept = [
-            line
-            for line in (profile.read_text().splitlines() if profile.exists() else [])
-            if not line.startswith("BATON_API_KEY=")
-        ]
-        profile.write_text("\n".join([*kept, f"BATON_API_KEY={secret}"]) + "\n")
+        profile = profile_path()
+        write_profile(profile, {**read_profile(profile), "BATON_API_KEY": secret})
         console.print(f"saved to {profile}")
     typer.echo(secret)
 

@@ -159,3 +159,37 @@ async def test_api_keys_are_listed_and_revoked_over_the_api(
     assert name in everything
     again = await baton(env, tmp_path, "api-key", "revoke", key_id)
     assert again.returncode == 1 and again.stderr.startswith(f"error: no usable API key {key_id}")
+
+
+async def test_a_profile_in_baton_home_is_all_a_new_shell_needs(
+    live_server: LiveServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    """What `make dev` leaves: `baton config set` writes the URL (the key is saved the same
+    way), and a shell with only BATON_HOME (or a home holding ~/.baton) talks to the server."""
+    home = tmp_path / "profile-home"
+    configure = {**env, "BATON_HOME": str(home)}
+    saved = await baton(
+        configure,
+        tmp_path,
+        "config",
+        "set",
+        f"BATON_API_URL={live_server.api_url}",
+        f"api_key={env['BATON_API_KEY']}",
+    )
+    assert saved.check().stdout.strip() == f"Saved BATON_API_URL, BATON_API_KEY in {home / 'profile.env'}"
+    fresh = {k: v for k, v in env.items() if not k.startswith("BATON_")}
+    shown = (await baton({**fresh, "BATON_HOME": str(home)}, tmp_path, "config", "view")).check().stdout
+    assert live_server.api_url in shown and env["BATON_API_KEY"] not in shown  # the key is masked
+    listed = await baton({**fresh, "BATON_HOME": str(home)}, tmp_path, "flow-run", "ls", "--limit", "1")
+    assert listed.check().returncode == 0
+    # without BATON_HOME the profile is ~/.baton/profile.env
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / ".baton").symlink_to(home)
+    by_home = await baton(
+        {**fresh, "HOME": str(tmp_path / "user")}, tmp_path, "flow-run", "ls", "--limit", "1"
+    )
+    assert by_home.check().returncode == 0
+    removed = await baton({**fresh, "BATON_HOME": str(home)}, tmp_path, "config", "unset", "api_url")
+    assert removed.check().stdout.startswith("Removed BATON_API_URL")
+    unset = await baton({**fresh, "BATON_HOME": str(home)}, tmp_path, "flow-run", "ls")
+    assert unset.returncode == 1 and unset.stderr.startswith("error: BATON_API_URL is not set")
