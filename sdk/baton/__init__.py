@@ -22,10 +22,10 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from baton_schemas.states import State, StateType
 
-    from . import states
+    from . import runtime, states
     from ._cache import task_input_hash
     from ._context import FlowRunContext, TaskRunContext, get_run_context, tags
-    from ._deployments import arun_deployment, run_deployment
+    from ._deployments import arun_deployment, get_client, run_deployment
     from ._events import emit_event
     from ._exceptions import (
         Abort,
@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "get_run_context": "._context",
     "tags": "._context",
     "run_deployment": "._deployments",
+    "get_client": "._deployments",
     "emit_event": "._events",
     "arun_deployment": "._deployments",
     "FlowRunContext": "._context",
@@ -114,10 +115,12 @@ __all__ = [
     "emit_event",
     "exponential_backoff",
     "flow",
+    "get_client",
     "get_run_context",
     "get_run_logger",
     "quote",
     "run_deployment",
+    "runtime",
     "states",
     "tags",
     "task",
@@ -128,8 +131,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "states":
-        return importlib.import_module(".states", __name__)
+    if name in ("states", "runtime"):
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'baton' has no attribute {name!r}")

@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("deployments", ("baton._deploy",)),
     ("worker", ("baton._worker",)),
-    ("public API", ("baton", "baton._flows", "baton._tasks")),
+    ("public API", ("baton", "baton._flows", "baton._tasks", "baton.runtime")),
     ("CLI", ("baton.cli",)),
 )
 
@@ -100,6 +100,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # The CLI: each sub-command imports what it needs when it runs, so `baton --help` (and
     # every other command) loads no pydantic, httpx, aio-pika, engine, worker or server code.
     "baton.cli._api": {"httpx", "baton._settings", "baton._transport.http"},
+    "baton.cli._config": {"baton._settings"},
     "baton.cli._dead_letters": {"baton._settings", "baton._dead_letters"},
     "baton.cli._deploy": {"baton._deploy.config", "baton._deploy.deployer"},
     "baton.cli._deployments": {"baton._deployments", "baton_schemas.deployments"},
@@ -107,8 +108,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._flow_runs": {"baton_schemas.states", "orjson"},
     "baton.cli._server": {
         "asyncpg",
-        "baton._settings",
         "baton._transport._installation",
+        "baton.cli._config",
         "baton_schemas.export",
         "baton_server.api.auth",
         "baton_server.db.audit",

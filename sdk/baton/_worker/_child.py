@@ -201,6 +201,9 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
     os.environ[CLAIM_ID_ENV] = str(job.claim_id)
     os.environ[FLOW_RUN_ID_ENV] = job.flow_run_id
     dispatch = FlowRunDispatch.model_validate(job.dispatch)
+    if dispatch.deployment_id is not None:  # for baton.runtime.deployment
+        os.environ["BATON_DEPLOYMENT_ID"] = str(dispatch.deployment_id)
+        os.environ["BATON_DEPLOYMENT_NAME"] = dispatch.deployment_name or ""
     runtime = _configure_runtime(console_fd, relay_fd)
     _install_sigterm(runtime)
     connect_soon = getattr(runtime.reporter, "connect_soon", None)
