@@ -238,6 +238,13 @@ class BatonClient:
         response = await self._request("POST", f"/flow_runs/{flow_run_id}/cancel")
         return TransitionResult.model_validate_json(response.content)
 
+    async def retry_flow_run(self, flow_run_id: UUID) -> TransitionResult:
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/retry")
+        return TransitionResult.model_validate_json(response.content)
+
+    async def delete_flow_run(self, flow_run_id: UUID) -> None:
+        await self._request("DELETE", f"/flow_runs/{flow_run_id}")
+
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
     ) -> TaskRunPage:
@@ -420,6 +427,12 @@ class SyncBatonClient:
 
     def read_task_run_states(self, task_run_id: UUID) -> list[State]:
         return self._run(self._client.read_task_run_states(task_run_id))  # type: ignore[no-any-return]
+
+    def retry_flow_run(self, flow_run_id: UUID) -> TransitionResult:
+        return self._run(self._client.retry_flow_run(flow_run_id))  # type: ignore[no-any-return]
+
+    def delete_flow_run(self, flow_run_id: UUID) -> None:
+        self._run(self._client.delete_flow_run(flow_run_id))
 
     def read_task_run(self, task_run_id: UUID) -> TaskRun:
         return self._run(self._client.read_task_run(task_run_id))  # type: ignore[no-any-return]

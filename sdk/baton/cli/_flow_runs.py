@@ -278,3 +278,29 @@ def cancel(run_ref: RunId) -> None:
     _api.console().print(line, soft_wrap=True)
     if state.type not in (StateType.CANCELLING, StateType.CANCELLED):
         raise typer.Exit(1)
+
+
+@app.command("retry")
+def retry(run_ref: RunId) -> None:
+    """Run an ended deployment run again: it goes back to Scheduled and a worker of its pool
+    takes it. Exits 1 for a run still going, or one that is not a deployment's."""
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        result = client.retry_flow_run(run.id)
+    state = result.state or run.state
+    _api.console().print(
+        Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state), " (retried)"), soft_wrap=True
+    )
+
+
+@app.command("delete")
+def delete(
+    run_ref: RunId, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False
+) -> None:
+    """Delete an ended flow run, with its states, task runs and logs (an admin key)."""
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        if not yes:
+            typer.confirm(f"Delete flow run {run.name!r} ({run.id})?", abort=True)
+        client.delete_flow_run(run.id)
+    _api.console().print(f"Deleted flow run {run.name!r} ({run.id}).")
