@@ -129,5 +129,11 @@ def run(
         )
         if not watch:
             return
+        if not any(worker.online for worker in client.read_workers(deployment.work_pool_name)):
+            pool = deployment.work_pool_name
+            _api.console(stderr=True).print(
+                f"note: no worker of pool {pool!r} is online: the run waits until one starts "
+                f"(baton worker start --pool {pool})"
+            )
         flow_run = _watch.watch(client, flow_run)
     _watch.report_end(flow_run)

@@ -193,3 +193,19 @@ async def test_a_profile_in_baton_home_is_all_a_new_shell_needs(
     assert removed.check().stdout.startswith("Removed BATON_API_URL")
     unset = await baton({**fresh, "BATON_HOME": str(home)}, tmp_path, "flow-run", "ls")
     assert unset.returncode == 1 and unset.stderr.startswith("error: BATON_API_URL is not set")
+
+
+async def test_hints_name_the_pool_and_the_api_path(
+    api: Api, live_server: LiveServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    pool = f"quiet-{uuid.uuid4().hex[:8]}"
+    (await api.http.post("/work_pools", json={"name": pool})).raise_for_status()
+    listed = await baton(env, tmp_path, "worker", "ls", "--pool", pool)
+    assert (
+        listed.check().stdout.strip()
+        == f"No workers in pool {pool!r} (start one: baton worker start --pool {pool})"
+    )
+    no_api = await baton(
+        env, tmp_path, "config", "set", f"BATON_API_URL={live_server.api_url[: -len('/api')]}"
+    )
+    assert "does not end in /api" in no_api.check().stderr
