@@ -183,6 +183,7 @@ class TaskDefinition(_Options, Generic[P, R]):
         task_run_name: str | Callable[..., str] | None = None,
         on_completion: Iterable[Hook] | None = None,
         on_failure: Iterable[Hook] | None = None,
+        cache_policy: Any = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task decorates a function")
@@ -203,7 +204,12 @@ class TaskDefinition(_Options, Generic[P, R]):
         self.retry_jitter_factor = retry_jitter_factor
         self.retry_condition_fn = retry_condition_fn
         self.timeout_seconds = timeout_seconds
+        if cache_policy is not None and not hasattr(cache_policy, "compute_key"):
+            raise TypeError(f"cache_policy takes a baton.cache_policies policy, not {cache_policy!r}")
         self.cache_key_fn = cache_key_fn
+        # a cache_key_fn beside a policy wins over it; NO_CACHE is no policy
+        self.cache_policy = cache_policy if cache_policy is not None and cache_policy.caches else None
+        self.caches = cache_key_fn is not None or self.cache_policy is not None
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
         self.persist_result = persist_result
@@ -228,6 +234,7 @@ class TaskDefinition(_Options, Generic[P, R]):
             "retry_condition_fn": retry_condition_fn,
             "timeout_seconds": timeout_seconds,
             "cache_key_fn": cache_key_fn,
+            "cache_policy": cache_policy,
             "cache_expiration": cache_expiration,
             "refresh_cache": refresh_cache,
             "persist_result": persist_result,

@@ -27,7 +27,7 @@ from baton_schemas.states import (
     TimedOut,
 )
 
-from ._cache import CacheIndex
+from ._cache import CacheIndex, policy_key
 from ._context import FlowRunContext, TaskRunContext, task_run_ctx, with_current_tags
 from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
@@ -151,7 +151,7 @@ class TaskRunEngine:
             self.set_state(state)
             return state
 
-        if task.cache_key_fn is not None:
+        if task.caches:
             hit = self._cache_lookup()
             if hit is not None:
                 self.set_state(hit)
@@ -270,9 +270,15 @@ class TaskRunEngine:
 
     def _cache_lookup(self) -> State | None:
         task = self.task
-        assert task.cache_key_fn is not None
         try:
-            cache_key = task.cache_key_fn(self.ctx, self.bound.arguments)
+            if task.cache_key_fn is not None:
+                cache_key = task.cache_key_fn(self.ctx, self.bound.arguments)
+            else:
+                assert task.cache_policy is not None
+                cache_key = policy_key(task.cache_policy, self.ctx, self.bound.arguments)
+        except ValueError as exc:  # a policy's clear refusal (unhashable arguments)
+            task_run_logger.warning("Not cached: %s", exc, extra=self.extra())
+            return None
         except Exception:
             task_run_logger.exception("cache_key_fn raised; not caching", extra=self.extra())
             return None
@@ -323,7 +329,7 @@ def new_task_run(
         serializer = resolve_serializer(task.result_serializer)
     persist = task.persist_result
     if persist is None:
-        persist = task.cache_key_fn is not None or persist_default
+        persist = task.caches or persist_default
     run = TaskRunRecord(
         id=uuid4(),
         flow_run_id=flow_ctx.flow_run.id if flow_ctx is not None else None,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._results import ResultStore, Serializer
     from ._retries import RetryDelay
     from ._task_engine import TaskRunEngine
+    from .cache_policies import CachePolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -227,6 +228,7 @@ def task(
     task_run_name: str | Callable[..., str] | None = ...,
     on_completion: Iterable[Hook] | None = ...,
     on_failure: Iterable[Hook] | None = ...,
+    cache_policy: CachePolicy | None = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -62,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("deployments", ("baton._deploy",)),
     ("worker", ("baton._worker",)),
-    ("public API", ("baton", "baton._flows", "baton._tasks", "baton.runtime")),
+    ("public API", ("baton", "baton._flows", "baton._tasks", "baton.runtime", "baton.cache_policies")),
     ("CLI", ("baton.cli",)),
 )
 
