@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export BATON_HOME ?= $(CURDIR)/.baton
+export BATON_HOME ?= $(HOME)/.baton
 
 .PHONY: install dev stop test lint bench schemas clean
 

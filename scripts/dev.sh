@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-export BATON_HOME="${BATON_HOME:-$PWD/.baton}"
+# the profile (and the pid and log files) live in the user's home, as the CLI finds them
+export BATON_HOME="${BATON_HOME:-$HOME/.baton}"
 export BATON_DATABASE_URL="${BATON_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/baton}"
 export BATON_API_PORT="${BATON_API_PORT:-4200}"
 export BATON_API_URL="${BATON_API_URL:-http://127.0.0.1:${BATON_API_PORT}/api}"
@@ -23,6 +24,8 @@ fi
 if ! grep -qs '^BATON_API_KEY=' "$BATON_HOME/worker.env"; then
   echo "BATON_API_KEY=$($BIN/baton api-key create --name dev-worker --scope worker)" >"$BATON_HOME/worker.env"
 fi
+# the profile holds the API's URL and the admin key: a new shell needs nothing exported
+$BIN/baton config set "BATON_API_URL=$BATON_API_URL" >/dev/null
 set -a; source "$BATON_HOME/profile.env"; set +a
 WORKER_KEY="$(sed -n 's/^BATON_API_KEY=//p' "$BATON_HOME/worker.env")"
 

@@ -125,6 +125,10 @@ class State(BatonModel):
             if raise_on_failure:
                 raise exc
             return exc if self._result is None else self._result
+        if self._exception is not None and not self.is_terminal:  # e.g. NotReady: it never ran
+            if raise_on_failure:
+                raise self._exception
+            return self._exception
         return self._result
 
     def with_result(self, value: Any = None, exception: BaseException | None = None) -> State:

@@ -22,10 +22,10 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from baton_schemas.states import State, StateType
 
-    from . import states
+    from . import runtime, states
     from ._cache import task_input_hash
-    from ._context import FlowRunContext, TaskRunContext, get_run_context
-    from ._deployments import arun_deployment, run_deployment
+    from ._context import FlowRunContext, TaskRunContext, get_run_context, tags
+    from ._deployments import arun_deployment, get_client, run_deployment
     from ._events import emit_event
     from ._exceptions import (
         Abort,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     )
     from ._flows import Flow, flow
     from ._futures import BatonFuture, BatonFutureList, as_completed, unmapped, wait
+    from ._inputs import allow_failure, quote
     from ._logging import get_run_logger
     from ._results import JSONSerializer, LocalResultStore, PickleSerializer
     from ._retries import exponential_backoff
@@ -49,11 +50,15 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "flow": "._flows",
     "Flow": "._flows",
+    "allow_failure": "._inputs",
+    "quote": "._inputs",
     "task": "._tasks",
     "Task": "._tasks",
     "get_run_logger": "._logging",
     "get_run_context": "._context",
+    "tags": "._context",
     "run_deployment": "._deployments",
+    "get_client": "._deployments",
     "emit_event": "._events",
     "arun_deployment": "._deployments",
     "FlowRunContext": "._context",
@@ -104,15 +109,20 @@ __all__ = [
     "TaskRunContext",
     "ThreadPoolTaskRunner",
     "UpstreamTaskError",
+    "allow_failure",
     "arun_deployment",
     "as_completed",
     "emit_event",
     "exponential_backoff",
     "flow",
+    "get_client",
     "get_run_context",
     "get_run_logger",
+    "quote",
     "run_deployment",
+    "runtime",
     "states",
+    "tags",
     "task",
     "task_input_hash",
     "unmapped",
@@ -121,8 +131,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "states":
-        return importlib.import_module(".states", __name__)
+    if name in ("states", "runtime"):
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'baton' has no attribute {name!r}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -88,3 +90,46 @@ def get_run_context() -> TaskRunContext | FlowRunContext:
     if ctx is None:
         raise MissingContextError("No flow or task run is in progress here.")
     return ctx
+
+
+_tags: ContextVar[frozenset[str]] = ContextVar("baton_tags", default=frozenset())
+
+
+def current_tags() -> frozenset[str]:
+    """The tags of the `tags(...)` blocks (and the flow run) this code runs inside."""
+    return _tags.get()
+
+
+def with_current_tags(own: Iterable[str]) -> list[str]:
+    """A new run's tags: its own first, then those of the blocks around it, each once."""
+    own = list(own)
+    around = _tags.get()
+    if not around:
+        return own
+    return list(dict.fromkeys([*own, *sorted(around)]))
+
+
+@contextmanager
+def tags(*new_tags: str) -> Iterator[frozenset[str]]:
+    """Add tags to every flow run and task run created inside the block; blocks nest.
+
+        with tags("nightly", "team-a"):
+            my_flow()      # its runs, and the task runs inside it, carry both tags
+
+    Yields the tags in force inside the block."""
+    current = _tags.get() | frozenset(new_tags)
+    token = _tags.set(current)
+    try:
+        yield current
+    finally:
+        _tags.reset(token)
+
+
+@contextmanager
+def flow_run_tags(run_tags: Iterable[str]) -> Iterator[None]:
+    """Inside a flow run, its tags hold for what it creates (its task runs and subflows)."""
+    token = _tags.set(_tags.get() | frozenset(run_tags))
+    try:
+        yield
+    finally:
+        _tags.reset(token)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar
 
+from ._hooks import Hook, hook_list
 from ._retries import RetryDelay, resolve_delays
 from ._task_runners import ThreadPoolTaskRunner
 from ._validation import ParameterValidator
@@ -25,6 +26,28 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def render_run_name(template: str | Callable[..., str], parameters: dict[str, Any], kind: str) -> str:
+    """A run's name from its `flow_run_name` / `task_run_name`: a template formatted with the
+    run's parameters (`"{name}-{date:%Y-%m-%d}"`), or a callable returning the name (given
+    the parameters if it takes an argument named `parameters`)."""
+    if callable(template):
+        try:
+            takes = "parameters" in inspect.signature(template).parameters
+        except (TypeError, ValueError):
+            takes = False
+        name = template(parameters=dict(parameters)) if takes else template()
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{kind} callable must return a non-empty string, not {name!r}")
+        return name
+    try:
+        return template.format(**parameters)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(
+            f"{kind} {template!r} names {exc}, which is not a parameter of the run: "
+            f"use one of {', '.join(sorted(parameters)) or '(none)'}"
+        ) from None
 
 
 class _Options:
@@ -68,6 +91,12 @@ class FlowDefinition(_Options, Generic[P, R]):
         persist_result: bool | None = None,
         result_storage: ResultStore | str | None = None,
         result_serializer: Serializer | str | None = None,
+        flow_run_name: str | Callable[..., str] | None = None,
+        on_running: Iterable[Hook] | None = None,
+        on_completion: Iterable[Hook] | None = None,
+        on_failure: Iterable[Hook] | None = None,
+        on_crashed: Iterable[Hook] | None = None,
+        on_cancellation: Iterable[Hook] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@flow decorates a function")
@@ -91,6 +120,12 @@ class FlowDefinition(_Options, Generic[P, R]):
         self.persist_result = persist_result
         self.result_storage = result_storage
         self.result_serializer = result_serializer
+        self.flow_run_name = flow_run_name
+        self.on_running = hook_list(on_running, "on_running")
+        self.on_completion = hook_list(on_completion, "on_completion")
+        self.on_failure = hook_list(on_failure, "on_failure")
+        self.on_crashed = hook_list(on_crashed, "on_crashed")
+        self.on_cancellation = hook_list(on_cancellation, "on_cancellation")
         self.isasync = inspect.iscoroutinefunction(fn)
         self._validator = ParameterValidator(fn, self.name, validate_parameters)
         self._options = {
@@ -107,6 +142,12 @@ class FlowDefinition(_Options, Generic[P, R]):
             "persist_result": persist_result,
             "result_storage": result_storage,
             "result_serializer": result_serializer,
+            "flow_run_name": flow_run_name,
+            "on_running": self.on_running,
+            "on_completion": self.on_completion,
+            "on_failure": self.on_failure,
+            "on_crashed": self.on_crashed,
+            "on_cancellation": self.on_cancellation,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
@@ -139,6 +180,10 @@ class TaskDefinition(_Options, Generic[P, R]):
         result_storage: ResultStore | str | None = None,
         result_serializer: Serializer | str | None = None,
         log_prints: bool | None = None,
+        task_run_name: str | Callable[..., str] | None = None,
+        on_completion: Iterable[Hook] | None = None,
+        on_failure: Iterable[Hook] | None = None,
+        cache_policy: Any = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task decorates a function")
@@ -159,13 +204,22 @@ class TaskDefinition(_Options, Generic[P, R]):
         self.retry_jitter_factor = retry_jitter_factor
         self.retry_condition_fn = retry_condition_fn
         self.timeout_seconds = timeout_seconds
+        if cache_policy is not None and not hasattr(cache_policy, "compute_key"):
+            raise TypeError(f"cache_policy takes a baton.cache_policies policy, not {cache_policy!r}")
         self.cache_key_fn = cache_key_fn
+        # a cache_key_fn beside a policy wins over it; NO_CACHE is no policy
+        self.cache_policy = cache_policy if cache_policy is not None and cache_policy.caches else None
+        self.caches = cache_key_fn is not None or self.cache_policy is not None
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
         self.persist_result = persist_result
         self.result_storage = result_storage
         self.result_serializer = result_serializer
         self.log_prints = log_prints
+        self.task_run_name = task_run_name
+        self.on_completion = hook_list(on_completion, "on_completion")
+        self.on_failure = hook_list(on_failure, "on_failure")
+        self.has_hooks = bool(self.on_completion or self.on_failure)
         self.isasync = inspect.iscoroutinefunction(fn)
         self.task_key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
         self.signature = inspect.signature(fn)
@@ -180,12 +234,16 @@ class TaskDefinition(_Options, Generic[P, R]):
             "retry_condition_fn": retry_condition_fn,
             "timeout_seconds": timeout_seconds,
             "cache_key_fn": cache_key_fn,
+            "cache_policy": cache_policy,
             "cache_expiration": cache_expiration,
             "refresh_cache": refresh_cache,
             "persist_result": persist_result,
             "result_storage": result_storage,
             "result_serializer": result_serializer,
             "log_prints": log_prints,
+            "task_run_name": task_run_name,
+            "on_completion": self.on_completion,
+            "on_failure": self.on_failure,
         }
         self.__doc__ = fn.__doc__
         self.__name__ = self.name

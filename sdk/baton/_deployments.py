@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 from uuid import UUID
 
 from baton_schemas.deployments import Deployment, DeploymentRunCreate
@@ -60,6 +60,27 @@ def aconnect() -> BatonClient:
     settings = _settings()
     assert settings.api_url is not None
     return BatonClient(settings.api_url, settings.api_key, timeout=settings.request_timeout)
+
+
+@overload
+def get_client(sync_client: Literal[False] = False) -> BatonClient: ...
+
+
+@overload
+def get_client(sync_client: Literal[True]) -> SyncBatonClient: ...
+
+
+def get_client(sync_client: bool = False) -> BatonClient | SyncBatonClient:
+    """A client of the configured API, as the reference system's `get_client()`:
+
+        async with get_client() as client:
+            runs = await client.read_flow_runs(limit=5)
+
+        with get_client(sync_client=True) as client:
+            client.read_flow_run(run_id)
+
+    Raises NotConfigured when BATON_API_URL is not set (environment or profile)."""
+    return connect() if sync_client else aconnect()
 
 
 def split_name(name: str) -> tuple[str, str]:

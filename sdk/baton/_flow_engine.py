@@ -43,10 +43,12 @@ from baton_schemas.states import (
     Verdict,
 )
 
-from ._context import FlowRunContext, flow_run_ctx, task_run_ctx
+from ._context import FlowRunContext, flow_run_ctx, flow_run_tags, task_run_ctx, with_current_tags
+from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import Abort, CancelledRun
 from ._final_state import adopt_returned_state, futures_to_states, mark, state_from_return
+from ._hooks import run_hooks
 from ._logging import flow_run_logger, format_state, patch_print, run_extra
 from ._records import FlowRunRecord, TaskRunRecord
 from ._results import as_store, persist, resolve_serializer
@@ -96,10 +98,10 @@ class FlowRunEngine:
             self.parent_run = self._parent_task_run(self.parent)
         self.record = FlowRunRecord(
             id=existing.id if existing else uuid4(),
-            name=existing.name if existing else run_name(),
+            name=existing.name if existing else self._new_name(flow, bound),
             flow_name=flow.name,
             parameters=to_jsonable_python(bound.arguments, fallback=repr),
-            tags=existing.tags if existing else list(flow.tags),
+            tags=existing.tags if existing else with_current_tags(flow.tags),
             retry_policy=(
                 existing.retry_policy
                 if existing
@@ -136,12 +138,19 @@ class FlowRunEngine:
         # What the flow function returned (futures made states), for `Flow.__call__`.
         self.returned: Any = NOT_RETURNED
 
+    @staticmethod
+    def _new_name(flow: FlowDefinition[..., Any], bound: inspect.BoundArguments) -> str:
+        if flow.flow_run_name is None:
+            return run_name()
+        return render_run_name(flow.flow_run_name, bound.arguments, "flow_run_name")
+
     # --- drivers ----------------------------------------------------------------------------
 
     def run_sync(self) -> State:
         token, task_token = flow_run_ctx.set(self.ctx), task_run_ctx.set(None)
         try:
-            return drive_sync(self.steps())  # type: ignore[no-any-return]
+            with flow_run_tags(self.record.tags):
+                return drive_sync(self.steps())  # type: ignore[no-any-return]
         finally:
             task_run_ctx.reset(task_token)
             flow_run_ctx.reset(token)
@@ -149,7 +158,8 @@ class FlowRunEngine:
     async def run_async(self) -> State:
         token, task_token = flow_run_ctx.set(self.ctx), task_run_ctx.set(None)
         try:
-            return await drive_async(self.steps())  # type: ignore[no-any-return]
+            with flow_run_tags(self.record.tags):
+                return await drive_async(self.steps())  # type: ignore[no-any-return]
         finally:
             task_run_ctx.reset(task_token)
             flow_run_ctx.reset(token)
@@ -168,6 +178,7 @@ class FlowRunEngine:
     def _commit(self, state: State) -> None:
         self.record.state = mark(state, self.record.id)
         self._log_state(state)
+        run_hooks(self.flow, self.record, state, flow_run_logger, self._extra)
         parent_run = self.parent_run
         if parent_run is not None and self.parent is not None and state.type is not StateType.PENDING:
             if state.is_terminal or parent_run.state is None or parent_run.state.is_pending():
@@ -183,7 +194,7 @@ class FlowRunEngine:
             name=f"{self.flow.name}-{dynamic_key}",
             task_key=key,
             dynamic_key=dynamic_key,
-            tags=list(self.flow.tags),
+            tags=with_current_tags(self.flow.tags),
             task_inputs={},
         )
         self.parent_run = run

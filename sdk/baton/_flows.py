@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from baton_schemas.deployments import Deployment
     from baton_schemas.states import State
 
+    from ._hooks import Hook
     from ._results import ResultStore, Serializer
     from ._task_runners import ThreadPoolTaskRunner
 
@@ -25,7 +26,8 @@ class Flow(FlowDefinition[P, R]):
 
     Options (`@flow(...)`, `with_options(...)`): name, version, description, tags, retries,
     retry_delay_seconds, timeout_seconds, log_prints, validate_parameters, task_runner,
-    persist_result, result_storage, result_serializer."""
+    persist_result, result_storage, result_serializer, flow_run_name (a template formatted
+    with the run's parameters, `"{name}-{date:%Y-%m-%d}"`, or a callable)."""
 
     def deploy(self, name: str, work_pool_name: str, **options: Any) -> Deployment:
         """Create or update the deployment `name` of this flow on the server (what one entry of
@@ -76,19 +78,29 @@ class Flow(FlowDefinition[P, R]):
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
         from ._flow_engine import FlowRunEngine, call_result
+        from ._inputs import needs_resolving, resolve_now
         from ._runtime import get_runtime
 
+        # Futures and states among the arguments (a subflow's) become their values first, so
+        # the parameters are validated as values.
+        if self.isasync:
+            return self._call_async(args, kwargs, return_state)
+        if needs_resolving((args, kwargs)):
+            args, kwargs = resolve_now((args, kwargs))
         bound = self._validator.bind(args, kwargs)  # raises before any run exists
         engine = FlowRunEngine(self, bound, get_runtime())
-        if self.isasync:
-            return self._call_async(engine, return_state)
         state = engine.run_sync()
         return state if return_state else call_result(engine, state)
 
-    @staticmethod
-    async def _call_async(engine: Any, return_state: bool) -> Any:
-        from ._flow_engine import call_result
+    async def _call_async(self, args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
+        from ._flow_engine import FlowRunEngine, call_result
+        from ._inputs import needs_resolving, resolve_async
+        from ._runtime import get_runtime
 
+        if needs_resolving((args, kwargs)):
+            args, kwargs = await resolve_async((args, kwargs))
+        bound = self._validator.bind(args, kwargs)
+        engine = FlowRunEngine(self, bound, get_runtime())
         state = await engine.run_async()
         return state if return_state else call_result(engine, state)
 
@@ -113,6 +125,12 @@ def flow(
     persist_result: bool | None = ...,
     result_storage: ResultStore | str | None = ...,
     result_serializer: Serializer | str | None = ...,
+    flow_run_name: str | Callable[..., str] | None = ...,
+    on_running: Iterable[Hook] | None = ...,
+    on_completion: Iterable[Hook] | None = ...,
+    on_failure: Iterable[Hook] | None = ...,
+    on_crashed: Iterable[Hook] | None = ...,
+    on_cancellation: Iterable[Hook] | None = ...,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 

@@ -20,14 +20,16 @@ from baton_schemas.states import (
     Cancelled,
     Crashed,
     Failed,
+    Pending,
     Retrying,
     State,
     StateType,
     TimedOut,
 )
 
-from ._cache import CacheIndex
-from ._context import FlowRunContext, TaskRunContext, task_run_ctx
+from ._cache import CacheIndex, policy_key
+from ._context import FlowRunContext, TaskRunContext, task_run_ctx, with_current_tags
+from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import (
     CancelledRun,
@@ -37,6 +39,8 @@ from ._exceptions import (
 from ._fast_states import completed, pending, running
 from ._final_state import mark, state_from_return
 from ._futures import BatonFuture
+from ._hooks import run_hooks
+from ._inputs import SCALARS, allow_failure, needs_resolving, quote, resolve
 from ._logging import format_state, run_extra, task_run_logger
 from ._records import TaskRunRecord
 from ._results import ResultStore, Serializer, as_store, load, persist, resolve_serializer
@@ -48,7 +52,6 @@ if TYPE_CHECKING:
     from ._protocols import Reporter
 
 _CONTAINERS = (list, tuple, set, frozenset)
-_RESOLVABLE = (BatonFuture, list, tuple, set, frozenset, dict)
 _BATON_DIR = __file__.rsplit("/", 1)[0]
 
 
@@ -58,20 +61,6 @@ def format_exception(exc: BaseException) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_BATON_DIR):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
-
-
-def _has_future(value: Any) -> bool:
-    items = value.values() if isinstance(value, dict) else value
-    return any(isinstance(item, _RESOLVABLE) for item in items)
-
-
-def _rebuild(value: Any, items: list[Any]) -> Any:
-    """A container like `value` holding `items` (a list subclass becomes a plain list)."""
-    if isinstance(value, list):
-        return items
-    if isinstance(value, tuple) and type(value) is not tuple:  # a named tuple
-        return type(value)(*items)
-    return type(value)(items)
 
 
 class TaskRunEngine:
@@ -134,12 +123,16 @@ class TaskRunEngine:
             self.reporter.report_task_run_state(run, state, run.version)
         if state.is_terminal:
             level, text = logging.INFO, f"Finished in state {format_state(state)}"
+        elif state.name == "NotReady":
+            level, text = logging.WARNING, f"Not run: {state.message}"
         elif state.type is StateType.SCHEDULED or state.name == "Retrying":
             level, text = logging.INFO, f"Entered state {format_state(state)}"
         else:
             level, text = logging.DEBUG, f"Entered state {format_state(state)}"
         if task_run_logger.isEnabledFor(level):
             task_run_logger.log(level, text, extra=self.extra())
+        if self.task.has_hooks and state.is_terminal:
+            run_hooks(self.task, run, state, task_run_logger, self.extra())
 
     def _flow_run_cancelling(self) -> bool:
         flow_ctx, reporter = self.flow_ctx, self.reporter
@@ -153,12 +146,12 @@ class TaskRunEngine:
         task, run = self.task, self.run
         try:
             yield from self._wait_for_upstream()
-        except UpstreamTaskError as exc:
-            state = Failed(message=str(exc)).with_result(exception=exc)
+        except UpstreamTaskError as exc:  # it never runs: Pending, NotReady, as the reference system
+            state = Pending(message=str(exc), name="NotReady").with_result(exception=exc)
             self.set_state(state)
             return state
 
-        if task.cache_key_fn is not None:
+        if task.caches:
             hit = self._cache_lookup()
             if hit is not None:
                 self.set_state(hit)
@@ -207,40 +200,14 @@ class TaskRunEngine:
 
     def _wait_for_upstream(self) -> Generator[Any, Any, None]:
         for item in self.wait_for or ():
-            if isinstance(item, BatonFuture):
-                if not item.done():
-                    yield item._future
-                state = item.final_state()
-                if not state.is_completed():
-                    raise UpstreamTaskError(
-                        f"Upstream task run {item.task_run.name!r} did not complete ({state.name})"
-                    )
+            allowed = isinstance(item, allow_failure)
+            upstream = item.value if allowed else item
+            if isinstance(upstream, BatonFuture | State):
+                yield from resolve(upstream, allowed)  # raises UpstreamTaskError if not allowed
         arguments = self.bound.arguments
         for name, value in arguments.items():
-            if isinstance(value, _RESOLVABLE) and (isinstance(value, BatonFuture) or _has_future(value)):
-                arguments[name] = yield from self._resolve(value, 3)
-
-    def _resolve(self, value: Any, depth: int) -> Generator[Any, Any, Any]:
-        if isinstance(value, BatonFuture):
-            if not value.done():
-                yield value._future
-            state = value.final_state()
-            if not state.is_completed():
-                raise UpstreamTaskError(
-                    f"Upstream task run {value.task_run.name!r} did not complete ({state.name})"
-                )
-            return state.result()
-        if depth and isinstance(value, _CONTAINERS):
-            items = []
-            for item in value:
-                items.append((yield from self._resolve(item, depth - 1)))
-            return _rebuild(value, items)
-        if depth and isinstance(value, dict):
-            resolved = {}
-            for key, item in value.items():
-                resolved[key] = yield from self._resolve(item, depth - 1)
-            return resolved
-        return value
+            if type(value) not in SCALARS and needs_resolving(value):
+                arguments[name] = yield from resolve(value)
 
     def _should_retry(self, state: State) -> bool:
         task, run = self.task, self.run
@@ -303,9 +270,15 @@ class TaskRunEngine:
 
     def _cache_lookup(self) -> State | None:
         task = self.task
-        assert task.cache_key_fn is not None
         try:
-            cache_key = task.cache_key_fn(self.ctx, self.bound.arguments)
+            if task.cache_key_fn is not None:
+                cache_key = task.cache_key_fn(self.ctx, self.bound.arguments)
+            else:
+                assert task.cache_policy is not None
+                cache_key = policy_key(task.cache_policy, self.ctx, self.bound.arguments)
+        except ValueError as exc:  # a policy's clear refusal (unhashable arguments)
+            task_run_logger.warning("Not cached: %s", exc, extra=self.extra())
+            return None
         except Exception:
             task_run_logger.exception("cache_key_fn raised; not caching", extra=self.extra())
             return None
@@ -356,14 +329,18 @@ def new_task_run(
         serializer = resolve_serializer(task.result_serializer)
     persist = task.persist_result
     if persist is None:
-        persist = task.cache_key_fn is not None or persist_default
+        persist = task.caches or persist_default
     run = TaskRunRecord(
         id=uuid4(),
         flow_run_id=flow_ctx.flow_run.id if flow_ctx is not None else None,
-        name=f"{task.name}-{dynamic_key}",
+        name=(
+            f"{task.name}-{dynamic_key}"
+            if task.task_run_name is None
+            else render_run_name(task.task_run_name, bound.arguments, "task_run_name")
+        ),
         task_key=task.task_key,
         dynamic_key=dynamic_key,
-        tags=task.tags,
+        tags=with_current_tags(task.tags),
         task_inputs=inputs,
     )
     engine = TaskRunEngine(
@@ -403,6 +380,10 @@ def collect_inputs(
 
 
 def _visit(value: Any, flow_ctx: FlowRunContext, ids: list[Any], depth: int) -> None:
+    if isinstance(value, quote):
+        return
+    if isinstance(value, allow_failure):
+        value = value.value
     if isinstance(value, BatonFuture):
         ids.append(value.task_run.id)
         return

@@ -15,10 +15,12 @@ from ._futures import BatonFuture, BatonFutureList, unmapped
 if TYPE_CHECKING:
     from baton_schemas.states import State
 
+    from ._hooks import Hook
     from ._records import TaskRunRecord
     from ._results import ResultStore, Serializer
     from ._retries import RetryDelay
     from ._task_engine import TaskRunEngine
+    from .cache_policies import CachePolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -223,6 +225,10 @@ def task(
     result_storage: ResultStore | str | None = ...,
     result_serializer: Serializer | str | None = ...,
     log_prints: bool | None = ...,
+    task_run_name: str | Callable[..., str] | None = ...,
+    on_completion: Iterable[Hook] | None = ...,
+    on_failure: Iterable[Hook] | None = ...,
+    cache_policy: CachePolicy | None = ...,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -89,13 +89,14 @@ async def test_scoped_keys_audit_and_revocation_from_the_cli(live_server: LiveSe
         cancelled = await http.post(f"/flow_runs/{uuid.uuid4()}/cancel")
         assert cancelled.status_code == 404  # allowed to cancel; there is no such run
 
-        listed = _baton(server_env, "api-key", "ls")
+        # ls and revoke go through the API, with an admin key
+        admin_env = live_server.client_env(BATON_HOME=str(tmp_path / "home"))
+        listed = _baton(admin_env, "api-key", "ls")
         [row] = [line for line in listed.stdout.splitlines() if name in line]
         key_id = row.split()[0]
         assert "read run" in row
 
         # the change the run key made is in the audit log, for an admin
-        admin_env = live_server.client_env(BATON_HOME=str(tmp_path / "home"))
 
         def audited() -> str:
             shown = _baton(admin_env, "audit", "ls", "--key", name)
@@ -111,7 +112,7 @@ async def test_scoped_keys_audit_and_revocation_from_the_cli(live_server: LiveSe
         not_admin = _baton({**admin_env, "BATON_API_KEY": runner}, "audit", "ls")
         assert not_admin.returncode == 1 and "this API key is not allowed" in not_admin.stderr
 
-        revoked = _baton(server_env, "api-key", "revoke", key_id)
+        revoked = _baton(admin_env, "api-key", "revoke", key_id)
         assert revoked.returncode == 0, revoked.stderr
         started = time.monotonic()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -147,6 +148,39 @@ async def test_task_run_states_and_logs_round_trip(api: httpx.AsyncClient) -> No
         await api.get("/api/logs", params={"flow_run_id": run["id"], "cursor": page["next_cursor"]})
     ).json()
     assert [r["message"] for r in page["items"] + rest["items"]] == [f"line {i}" for i in range(5)]
+
+
+async def test_logs_are_read_in_the_order_of_their_timestamps(api: httpx.AsyncClient) -> None:
+    """Batches arrive in any order (the final state line before the captured output): a run's
+    logs read back ordered by when each was written, across pages."""
+    run = (await api.post("/api/flow_runs", json={"flow_name": "ordered-logs"})).json()
+    base = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    def at(seconds: float, message: str) -> dict[str, object]:
+        moment = (base + timedelta(seconds=seconds)).isoformat()
+        return {"flow_run_id": run["id"], "message": message, "level": 20, "timestamp": moment}
+
+    await api.post("/api/logs", json={"logs": [at(9, "Finished in state Completed()")]})
+    await api.post("/api/logs", json={"logs": [at(2.000001, "printed b"), at(1, "printed a")]})
+    await api.post("/api/logs", json={"logs": [at(2.000001, "printed c"), at(0, "Created flow run")]})
+    page = (await api.get("/api/logs", params={"flow_run_id": run["id"], "limit": 2})).json()
+    messages = [r["message"] for r in page["items"]]
+    while page["items"]:
+        page = (
+            await api.get(
+                "/api/logs", params={"flow_run_id": run["id"], "limit": 2, "cursor": page["next_cursor"]}
+            )
+        ).json()
+        messages += [r["message"] for r in page["items"]]
+    assert messages == [
+        "Created flow run",
+        "printed a",
+        "printed b",  # same time as c: in the order they arrived
+        "printed c",
+        "Finished in state Completed()",
+    ]
+    bad = await api.get("/api/logs", params={"flow_run_id": run["id"], "cursor": "nope"})
+    assert bad.status_code == 422
 
 
 async def test_log_stream_follows_until_the_run_ends(api: httpx.AsyncClient) -> None:

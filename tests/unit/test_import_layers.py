@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._task_runners",
             "baton._results",
             "baton._fast_states",
+            "baton._hooks",
             "baton._records",
             "baton._protocols",
         ),
@@ -47,6 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._context",
             "baton._futures",
             "baton._final_state",
+            "baton._inputs",
             "baton._logging",
             "baton._cache",
             "baton._reporting",
@@ -60,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("deployments", ("baton._deploy",)),
     ("worker", ("baton._worker",)),
-    ("public API", ("baton", "baton._flows", "baton._tasks")),
+    ("public API", ("baton", "baton._flows", "baton._tasks", "baton.runtime", "baton.cache_policies")),
     ("CLI", ("baton.cli",)),
 )
 
@@ -71,6 +73,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # own code when called, asyncio only when an async task runs.
     "baton._flows": {
         "baton._flow_engine",
+        "baton._inputs",
         "baton._runtime",
         "baton._deploy.deployer",
         "baton._worker._serve",
@@ -97,6 +100,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # The CLI: each sub-command imports what it needs when it runs, so `baton --help` (and
     # every other command) loads no pydantic, httpx, aio-pika, engine, worker or server code.
     "baton.cli._api": {"httpx", "baton._settings", "baton._transport.http"},
+    "baton.cli._config": {"baton._settings"},
     "baton.cli._dead_letters": {"baton._settings", "baton._dead_letters"},
     "baton.cli._spool": {
         "baton._reporting._spool",
@@ -112,8 +116,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._flow_runs": {"baton_schemas.states", "orjson"},
     "baton.cli._server": {
         "asyncpg",
-        "baton._settings",
         "baton._transport._installation",
+        "baton.cli._config",
         "baton_schemas.export",
         "baton_server.api.auth",
         "baton_server.db.audit",

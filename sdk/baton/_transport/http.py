@@ -22,7 +22,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
-from baton_schemas.access import AuditPage
+from baton_schemas.access import ApiKeyInfo, AuditPage
 from baton_schemas.backfill import BackfillCreate, BackfillResult
 from baton_schemas.compat import WorkerConnection
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
@@ -47,7 +47,7 @@ from baton_schemas.pools import (
     WorkQueueCreate,
     WorkQueueUpdate,
 )
-from baton_schemas.runs import FlowRun, FlowRunCreate
+from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRun
 from baton_schemas.schedules import DeploymentSchedule, UpcomingSlots
 from baton_schemas.states import State, TransitionResult
 
@@ -63,6 +63,8 @@ _SEND_PATHS: dict[type[BaseModel], str] = {
     Heartbeat: "/flow_runs/heartbeat",
 }
 _STATES = TypeAdapter(list[State])
+_FLOWS = TypeAdapter(list[Flow])
+_KEYS = TypeAdapter(list[ApiKeyInfo])
 _POOLS = TypeAdapter(list[WorkPool])
 _QUEUES = TypeAdapter(list[WorkQueue])
 _WORKERS = TypeAdapter(list[Worker])
@@ -210,8 +212,18 @@ class BatonClient:
         state: str | list[str] | None = None,
         flow_name: str | None = None,
         tag: str | list[str] | None = None,
+        name: str | None = None,
+        id_prefix: str | None = None,
     ) -> FlowRunPage:
-        params = {"limit": limit, "cursor": cursor, "state": state, "flow_name": flow_name, "tag": tag}
+        params = {
+            "limit": limit,
+            "cursor": cursor,
+            "state": state,
+            "flow_name": flow_name,
+            "tag": tag,
+            "name": name,
+            "id_prefix": id_prefix,
+        }
         return await self._page("/flow_runs", FlowRunPage, params)
 
     async def read_audit(self, **filters: Any) -> AuditPage:
@@ -231,11 +243,35 @@ class BatonClient:
         response = await self._request("POST", f"/flow_runs/{flow_run_id}/cancel")
         return TransitionResult.model_validate_json(response.content)
 
+    async def retry_flow_run(self, flow_run_id: UUID) -> TransitionResult:
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/retry")
+        return TransitionResult.model_validate_json(response.content)
+
+    async def delete_flow_run(self, flow_run_id: UUID) -> None:
+        await self._request("DELETE", f"/flow_runs/{flow_run_id}")
+
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
     ) -> TaskRunPage:
         params = {"flow_run_id": str(flow_run_id), "cursor": cursor, "limit": limit}
         return await self._page("/task_runs", TaskRunPage, params)
+
+    async def read_task_run(self, task_run_id: UUID) -> TaskRun:
+        response = await self._request("GET", f"/task_runs/{task_run_id}")
+        return TaskRun.model_validate_json(response.content)
+
+    async def read_flows(self) -> list[Flow]:
+        response = await self._request("GET", "/flows")
+        return _FLOWS.validate_json(response.content)
+
+    async def read_api_keys(self, include_revoked: bool = False) -> list[ApiKeyInfo]:
+        """The API keys (never their secrets); needs an admin key."""
+        params = {"include_revoked": "true"} if include_revoked else None
+        response = await self._request("GET", "/api_keys", params=params)
+        return _KEYS.validate_json(response.content)
+
+    async def revoke_api_key(self, key_id: UUID) -> None:
+        await self._request("DELETE", f"/api_keys/{key_id}")
 
     async def read_task_run_states(self, task_run_id: UUID) -> list[State]:
         response = await self._request("GET", f"/task_runs/{task_run_id}/states")
@@ -439,6 +475,24 @@ class SyncBatonClient:
 
     def read_task_run_states(self, task_run_id: UUID) -> list[State]:
         return self._run(self._client.read_task_run_states(task_run_id))  # type: ignore[no-any-return]
+
+    def retry_flow_run(self, flow_run_id: UUID) -> TransitionResult:
+        return self._run(self._client.retry_flow_run(flow_run_id))  # type: ignore[no-any-return]
+
+    def delete_flow_run(self, flow_run_id: UUID) -> None:
+        self._run(self._client.delete_flow_run(flow_run_id))
+
+    def read_task_run(self, task_run_id: UUID) -> TaskRun:
+        return self._run(self._client.read_task_run(task_run_id))  # type: ignore[no-any-return]
+
+    def read_flows(self) -> list[Flow]:
+        return self._run(self._client.read_flows())  # type: ignore[no-any-return]
+
+    def read_api_keys(self, include_revoked: bool = False) -> list[ApiKeyInfo]:
+        return self._run(self._client.read_api_keys(include_revoked))  # type: ignore[no-any-return]
+
+    def revoke_api_key(self, key_id: UUID) -> None:
+        self._run(self._client.revoke_api_key(key_id))
 
     def read_logs(self, flow_run_id: UUID, **kwargs: Any) -> LogPage:
         return self._run(self._client.read_logs(flow_run_id, **kwargs))  # type: ignore[no-any-return]

@@ -40,6 +40,7 @@ from .._definitions import FlowDefinition
 from .._entrypoints import EntrypointError, load_flow
 from .._exceptions import Abort, ParameterValidationError
 from .._flow_engine import run_existing_flow_run
+from .._hooks import run_hooks
 from .._protocols import Reporter
 from .._reporting._remote import RemoteReporter, ReporterConfig
 from .._runtime import Runtime, configure
@@ -201,6 +202,9 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
     os.environ[CLAIM_ID_ENV] = str(job.claim_id)
     os.environ[FLOW_RUN_ID_ENV] = job.flow_run_id
     dispatch = FlowRunDispatch.model_validate(job.dispatch)
+    if dispatch.deployment_id is not None:  # for baton.runtime.deployment
+        os.environ["BATON_DEPLOYMENT_ID"] = str(dispatch.deployment_id)
+        os.environ["BATON_DEPLOYMENT_NAME"] = dispatch.deployment_name or ""
     runtime = _configure_runtime(console_fd, relay_fd)
     _install_sigterm(runtime)
     connect_soon = getattr(runtime.reporter, "connect_soon", None)
@@ -213,7 +217,17 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
         flow = _with_deployment_options(load_flow(dispatch.entrypoint, Path.cwd()), dispatch)
         log.info(f"Loaded flow {flow.name!r} from {dispatch.entrypoint!r}")
     except (PullStepError, EntrypointError) as exc:
+        if job.hooks_state is not None:
+            log.error(f"The flow's hooks cannot run: {exc}")
+            runtime.close()
+            return EXIT_REPORTED
         return _end(runtime, job, dispatch, Failed(message=str(exc)), log)
+    if job.hooks_state is not None:  # the worker ended the run: only its hooks are left
+        state = State.model_validate(job.hooks_state)
+        flow_run = _flow_run(dispatch, job).model_copy(update={"state": state})
+        run_hooks(flow, flow_run, state, logger, log.extra)
+        runtime.close()
+        return EXIT_REPORTED
     wait_for_slot(dispatch)
     try:
         outcome = run_existing_flow_run(flow, _flow_run(dispatch, job), runtime, claim_id=job.claim_id)

@@ -31,6 +31,9 @@ class RunJob:
     claim_id: UUID
     claimed_version: int  # the run's state_version once claimed (Pending)
     worker_id: str
+    # Set for a process that only runs the flow's hooks for this state (a run the worker ended
+    # Crashed or Cancelled: its own process could not run them).
+    hooks_state: dict[str, Any] | None = None
 
     @property
     def flow_run_id(self) -> str:
@@ -43,6 +46,7 @@ class RunJob:
                 "claim_id": str(self.claim_id),
                 "claimed_version": self.claimed_version,
                 "worker_id": self.worker_id,
+                "hooks_state": self.hooks_state,
             }
         )
 
@@ -54,6 +58,7 @@ class RunJob:
             claim_id=UUID(raw["claim_id"]),
             claimed_version=int(raw["claimed_version"]),
             worker_id=str(raw["worker_id"]),
+            hooks_state=raw.get("hooks_state"),
         )
 
     def to_fd(self) -> int:

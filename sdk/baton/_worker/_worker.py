@@ -580,18 +580,58 @@ class Worker:
                 return await tracker.propose_state(proposal)
         raise AssertionError("unreachable")
 
-    async def _end_run(self, run: ActiveRun, state: State) -> None:
-        """Propose the run's end under its claim (the server refuses it if the run moved on)."""
+    async def _end_run(self, run: ActiveRun, state: State) -> bool:
+        """Propose the run's end under its claim (the server refuses it if the run moved on);
+        True if it was taken."""
         proposal = ProposeState(flow_run_id=run.id, state=state, claim_id=run.claim_id)
         try:
             result = await asyncio.shield(self._propose(proposal, self.settings.claim_retry_seconds))
         except (TransportUnavailable, RequestRejected) as exc:
             logger.error("Could not report %s for flow run %s: %s", state.name, run.label, exc)
-            return
+            return False
         if result.verdict is Verdict.ACCEPT:
             logger.info("Flow run %s: %s (%s)", run.label, state.name, state.message)
-        else:
-            logger.debug("Flow run %s: %s not taken: %s", run.label, state.name, result.reason)
+            return True
+        logger.debug("Flow run %s: %s not taken: %s", run.label, state.name, result.reason)
+        return False
+
+    async def _end_with_hooks(self, run: ActiveRun, state: State, config: ProcessJobConfiguration) -> None:
+        """End a run whose process could not (Crashed, Cancelled), then run the flow's
+        on_crashed / on_cancellation hooks in a process of their own, as its engine would."""
+        if not await self._end_run(run, state):
+            return
+        cwd, scratch = self._working_dir(run, config)
+        job = RunJob(
+            run.dispatch.model_dump(mode="json"),
+            run.claim_id,
+            run.claimed_version,
+            self.worker_id,
+            hooks_state=state.model_dump(mode="json"),
+        )
+        ours, theirs = socket.socketpair()
+        try:
+            try:
+                process = await self._spawner.launch(
+                    job, config.command, run_env(self._base_env, job, config.env), cwd, theirs.fileno()
+                )
+            finally:
+                theirs.close()
+            assert self.tracker is not None
+            relay = asyncio.create_task(serve_relay(ours, self.tracker, run.label))
+            code = await self._supervise(
+                ActiveRun(run.dispatch, run.claim_id, run.claimed_version), process, True
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.client.request_timeout + OUTPUT_AFTER_EXIT_SECONDS):
+                    await relay
+            if code != EXIT_REPORTED:
+                logger.warning("Flow run %s: its hooks' process %s", run.label, _exit_text(code))
+        except Exception as exc:
+            ours.close()
+            logger.warning("Flow run %s: its %s hooks could not run: %r", run.label, state.name, exc)
+        finally:
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
 
     # --- running --------------------------------------------------------------------------------
 
@@ -650,11 +690,12 @@ class Worker:
                 logger.warning("Flow run %s: requests of its process left unanswered", run.label)
             logger.info("Flow run %s process %s", run.label, _exit_text(code))
             if run.cancel_reason is not None:
-                await self._end_run(run, Cancelled(message=run.cancel_reason))
+                await self._end_with_hooks(run, Cancelled(message=run.cancel_reason), config)
             elif run.shutdown:
-                await self._end_run(run, Crashed(message="worker shut down"))
+                await self._end_with_hooks(run, Crashed(message="worker shut down"), config)
             elif code not in (EXIT_REPORTED, EXIT_ABORTED):
-                await self._end_run(run, Crashed(message=crash_message(_exit_text(code), run.tail)))
+                crashed = Crashed(message=crash_message(_exit_text(code), run.tail))
+                await self._end_with_hooks(run, crashed, config)
         except Exception:
             logger.exception("Flow run %s: the worker failed to run it", run.label)
         finally:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from .. import __version__
 from . import (
     _audit,
     _backfill,
+    _catalog,
+    _config,
     _dead_letters,
     _deploy,
     _deployments,
@@ -41,6 +44,26 @@ app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any 
 app.add_typer(_spool.app, name="spool", help="Reports spooled while the server was unreachable.")
 _deploy.register(app)
 _backfill.register(_deployments.app)
+app.add_typer(_config.app, name="config", help="The profile ($BATON_HOME/profile.env): view, set, unset.")
+app.add_typer(_catalog.flow_app, name="flow", help="Flows: list them.")
+app.add_typer(
+    _catalog.task_run_app, name="task-run", help="Task runs: list those of a flow run, inspect one."
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"baton {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print Baton's version and exit."
+    ),
+) -> None:
+    """Baton: workflow orchestration."""
 
 
 def main() -> None:

@@ -17,13 +17,14 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from .._exceptions import BatonError
 from .._transport import RequestRejected, TransportUnavailable
 
 if TYPE_CHECKING:
-    from baton_schemas.runs import TaskRun
+    from baton_schemas.runs import FlowRun, TaskRun
     from baton_schemas.states import State
 
     from .._transport.http import SyncBatonClient
@@ -53,6 +54,14 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def table(*columns: str) -> Table:
+    """A listing in the CLI's one table style: no box, bold headers, one row per line."""
+    grid = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        grid.add_column(column, no_wrap=column not in ("Name", "Message", "Description"))
+    return grid
+
+
 def state_text(state: State) -> Text:
     return Text(state.name, style=STATE_STYLES.get(state.type.value, ""))
 
@@ -80,15 +89,29 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, Any]:
-    """`["name=Ford", "count=3"]` -> `{"name": "Ford", "count": 3}`."""
+def parse_pairs(pairs: list[str] | None, option: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`["name=Ford", "count=3"]` -> `{"name": "Ford", "count": 3}`. A key whose JSON Schema
+    (`schema`, of an object) says it is a string keeps its text: `label=123` gives `"123"`."""
     values: dict[str, Any] = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise typer.BadParameter(f"{pair!r}: use KEY=VALUE", param_hint=option)
-        values[key.strip()] = parse_value(value)
+        key = key.strip()
+        values[key] = value if _is_string(schema, key) else parse_value(value)
     return values
+
+
+def _is_string(schema: dict[str, Any] | None, key: str) -> bool:
+    prop = ((schema or {}).get("properties") or {}).get(key)
+    if not isinstance(prop, dict):
+        return False
+    kinds = prop.get("type")
+    if kinds is None and isinstance(prop.get("anyOf"), list):  # `str | None`
+        kinds = [branch.get("type") for branch in prop["anyOf"] if isinstance(branch, dict)]
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    return isinstance(kinds, list) and "string" in kinds and not set(kinds) - {"string", "null"}
 
 
 def parse_object(text: str | None, option: str) -> dict[str, Any]:
@@ -157,6 +180,29 @@ def client() -> Iterator[SyncBatonClient]:
         SyncBatonClient(url, settings.api_key, timeout=settings.request_timeout) as api,
     ):
         yield api
+
+
+def find_flow_run(client: SyncBatonClient, text: str) -> FlowRun:
+    """A flow run as a person types it: its id, a unique prefix of its id, or its name."""
+    text = text.strip()
+    try:
+        return client.read_flow_run(UUID(text))
+    except ValueError:
+        pass
+    digits = text.replace("-", "").lower()
+    if 4 <= len(digits) <= 32 and all(c in "0123456789abcdef" for c in digits):
+        page = client.read_flow_runs(id_prefix=text, limit=2)
+        if len(page.items) == 1:
+            return page.items[0]
+        if page.items:
+            fail(f"{text!r} is the beginning of several flow runs' ids: give more of it")
+    named = client.read_flow_runs(name=text, limit=10).items
+    if len(named) == 1:
+        return named[0]
+    if named:
+        ids = ", ".join(str(run.id)[:8] for run in named)
+        fail(f"{len(named)} flow runs are named {text!r} ({ids}...): give an id (or its beginning)")
+    fail(f"no flow run has the id, id prefix or name {text!r}")
 
 
 def all_task_runs(client: SyncBatonClient, flow_run_id: UUID) -> list[TaskRun]:

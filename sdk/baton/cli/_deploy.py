@@ -26,7 +26,50 @@ def deploy(
     ] = None,
 ) -> None:
     """Create or update the deployments of baton.yaml (each one's flow is imported to build the
-    parameter schema the server checks every run against)."""
+    parameter schema the server checks every run against).
+
+    baton.yaml, every section (only `deployments`, with a name, an entrypoint and a work pool
+    each, is required; unset options are the flow's own, `@flow(retries=...)` and so on):
+
+    ```yaml
+    name: my-project                      # optional
+    definitions:                          # optional: YAML anchors the deployments reuse
+      tags: &tags [team-a]
+    pull:                                 # default pull steps of every deployment
+      - git_clone: {repository: https://github.com/me/etl.git, branch: main}
+      - set_working_directory: etl
+      - pip_install_requirements: requirements.txt
+      - run_shell_script: make build
+    deployments:
+      - name: prod
+        entrypoint: flows/hello.py:say_hello
+        description: Greets                # default: the flow's docstring
+        version: "1.2"                     # default: the flow's version
+        tags: *tags
+        parameters: {name: world}
+        enforce_parameter_schema: true
+        work_pool: {name: local, work_queue_name: default, job_variables: {env: {X: "1"}}}
+        pull: []                           # this deployment's own steps instead
+        concurrency_limit: {limit: 2, collision_strategy: cancel-new}   # or just 2
+        retry_policy: {retries: 3, retry_delay_seconds: 10}             # default: the flow's
+        timeout_seconds: 600               # default: the flow's
+        log_prints: true                   # default: the flow's
+        schedules:
+          - cron: "0 6 * * *"
+            timezone: Europe/Paris
+          - interval: 3600
+            active: false
+            parameters: {name: hourly}
+          - rrule: "FREQ=WEEKLY;BYDAY=MO"
+        triggers:
+          - match: {baton.resource.id: "baton.flow-run.*"}
+            expect: [baton.flow-run.Completed]
+        paused: false
+        task_run_events: false             # each task-run transition also an event
+    ```
+
+    Without pull steps a deployment starts in this folder (a worker on this machine finds the
+    code)."""
     from .._deploy.config import find_config, load_config
     from .._deploy.deployer import plan
 

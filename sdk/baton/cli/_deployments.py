@@ -120,7 +120,10 @@ def run(
     param: Annotated[
         list[str] | None,
         typer.Option(
-            "--param", "-p", help="A parameter, KEY=VALUE (VALUE as JSON if it parses); repeatable."
+            "--param",
+            "-p",
+            help="A parameter, KEY=VALUE; repeatable. VALUE is read as JSON if it parses, except "
+            "for a parameter the flow declares a string.",
         ),
     ] = None,
     params: Annotated[str | None, typer.Option("--params", help="Parameters as one JSON object.")] = None,
@@ -143,16 +146,17 @@ def run(
 
     from .._deployments import read_deployment
 
-    parameters = {**_api.parse_object(params, "--params"), **_api.parse_pairs(param, "--param")}
-    request = DeploymentRunCreate(
-        parameters=parameters,
-        job_variables=_api.parse_pairs(job_variable, "--job-variable"),
-        tags=list(tag or ()),
-        name=run_name,
-    )
     out = _api.console()
     with _api.client() as client:
         deployment = read_deployment(client, name)
+        # a string parameter keeps its text: `--param label=123` is "123"
+        pairs = _api.parse_pairs(param, "--param", deployment.parameter_schema)
+        request = DeploymentRunCreate(
+            parameters={**_api.parse_object(params, "--params"), **pairs},
+            job_variables=_api.parse_pairs(job_variable, "--job-variable"),
+            tags=list(tag or ()),
+            name=run_name,
+        )
         flow_run = client.create_deployment_run(deployment.id, request)
         out.print(
             Text.assemble(
@@ -164,13 +168,11 @@ def run(
         )
         if not watch:
             return
+        if not any(worker.online for worker in client.read_workers(deployment.work_pool_name)):
+            pool = deployment.work_pool_name
+            _api.console(stderr=True).print(
+                f"note: no worker of pool {pool!r} is online: the run waits until one starts "
+                f"(baton worker start --pool {pool})"
+            )
         flow_run = _watch.watch(client, flow_run)
-    final = flow_run.state
-    if final.message and "\n" in final.message.strip():  # a traceback: the run's own story
-        out.print(Text(final.message.rstrip(), style="grey50"), soft_wrap=True)
-    line = Text.assemble(f"Flow run {flow_run.name!r} ended ", _api.state_text(final))
-    if final.message:
-        line.append(f": {_watch.last_line(final.message)}")
-    out.print(line, soft_wrap=True)
-    if final.type.value != "COMPLETED":
-        raise typer.Exit(1)
+    _watch.report_end(flow_run)

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from . import _api
 from ._api import state_text as _state_text
-from ._watch import LogPrinter, last_line, when_ms
+from ._watch import LogPrinter, last_line, report_end, when_ms
 
 if TYPE_CHECKING:
     from baton_schemas.runs import FlowRun, TaskRun
@@ -24,7 +24,12 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, follow and cancel flow runs.")
 
-RunId = Annotated[UUID, typer.Argument(metavar="ID", help="The flow run's id.", show_default=False)]
+RunId = Annotated[
+    str,
+    typer.Argument(
+        metavar="RUN", help="The flow run: its id, the beginning of its id, or its name.", show_default=False
+    ),
+]
 
 # --- formatting ---------------------------------------------------------------------------------
 
@@ -138,12 +143,12 @@ def list_runs(
 
 
 @app.command("inspect")
-def inspect_run(run_id: RunId) -> None:
+def inspect_run(run_ref: RunId) -> None:
     """A flow run: state, parameters, times, state history, task runs."""
     with _api.client() as client:
-        run = client.read_flow_run(run_id)
-        history = client.read_flow_run_states(run_id)
-        task_runs = _api.all_task_runs(client, run_id)
+        run = _api.find_flow_run(client, run_ref)
+        history = client.read_flow_run_states(run.id)
+        task_runs = _api.all_task_runs(client, run.id)
     console = _api.console()
     header = Text.assemble((run.name, "bold"), f"  ({run.id})")
     console.print(header)
@@ -225,17 +230,24 @@ def _json(value: Any) -> str:
 
 @app.command("logs")
 def logs(
-    run_id: RunId,
+    run_ref: RunId,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new logs until the run ends.")
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Keep printing new logs until the run ends, then its final state."
+        ),
     ] = False,
 ) -> None:
     """A flow run's logs (with its task runs'), oldest first."""
     with _api.client() as client:
-        printer = LogPrinter(client, client.read_flow_run(run_id))
+        flow_run = _api.find_flow_run(client, run_ref)
+        run_id = flow_run.id
+        printer = LogPrinter(client, flow_run)
         if follow:  # Ctrl-C ends it (exit 130)
             for record in client.stream_logs(run_id):
                 printer.print(record)
+            ended = client.read_flow_run(run_id)
+            report_end(ended)  # as `--watch` ends: the final state, exit 1 unless Completed
             return
         cursor: str | None = None
         while True:
@@ -248,7 +260,7 @@ def logs(
 
 
 @app.command("cancel")
-def cancel(run_id: RunId) -> None:
+def cancel(run_ref: RunId) -> None:
     """Cancel a flow run.
 
     One that has not started is Cancelled at once; a running one goes Cancelling until its
@@ -256,6 +268,7 @@ def cancel(run_id: RunId) -> None:
     from baton_schemas.states import StateType, Verdict
 
     with _api.client() as client:
+        run_id = _api.find_flow_run(client, run_ref).id
         result = client.cancel_flow_run(run_id)
         run = client.read_flow_run(run_id)
     state = result.state or run.state
@@ -265,3 +278,29 @@ def cancel(run_id: RunId) -> None:
     _api.console().print(line, soft_wrap=True)
     if state.type not in (StateType.CANCELLING, StateType.CANCELLED):
         raise typer.Exit(1)
+
+
+@app.command("retry")
+def retry(run_ref: RunId) -> None:
+    """Run an ended deployment run again: it goes back to Scheduled and a worker of its pool
+    takes it. Exits 1 for a run still going, or one that is not a deployment's."""
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        result = client.retry_flow_run(run.id)
+    state = result.state or run.state
+    _api.console().print(
+        Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state), " (retried)"), soft_wrap=True
+    )
+
+
+@app.command("delete")
+def delete(
+    run_ref: RunId, yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False
+) -> None:
+    """Delete an ended flow run, with its states, task runs and logs (an admin key)."""
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        if not yes:
+            typer.confirm(f"Delete flow run {run.name!r} ({run.id})?", abort=True)
+        client.delete_flow_run(run.id)
+    _api.console().print(f"Deleted flow run {run.name!r} ({run.id}).")

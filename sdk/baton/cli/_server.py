@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from .._event_loop import loop_factory
 from . import _api
@@ -42,11 +41,6 @@ def require_server_extra() -> None:
 
 @app.callback()
 def _server_commands() -> None:
-    require_server_extra()
-
-
-@api_key_app.callback()
-def _api_key_commands() -> None:
     require_server_extra()
 
 
@@ -166,6 +160,7 @@ def api_key_create(
         bool, typer.Option(help="Also write it as BATON_API_KEY into $BATON_HOME/profile.env.")
     ] = False,
 ) -> None:
+    require_server_extra()  # the first key is made straight in the database
     import asyncpg
 
     from baton_server.api.auth import create_api_key, parse_scopes, scope_list
@@ -201,16 +196,10 @@ def api_key_create(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     if save:
-        from baton._settings import baton_home
+        from ._config import profile_path, read_profile, write_profile
 
-        profile = baton_home() / "profile.env"
-        profile.parent.mkdir(parents=True, exist_ok=True)
-        kept = [
-            line
-            for line in (profile.read_text().splitlines() if profile.exists() else [])
-            if not line.startswith("BATON_API_KEY=")
-        ]
-        profile.write_text("\n".join([*kept, f"BATON_API_KEY={secret}"]) + "\n")
+        profile = profile_path()
+        write_profile(profile, {**read_profile(profile), "BATON_API_KEY": secret})
         console.print(f"saved to {profile}")
     typer.echo(secret)
 
@@ -223,71 +212,29 @@ def _when(moment: Any) -> str:
 def api_key_ls(
     all_keys: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
 ) -> None:
-    """List API keys (never their secrets): id, name, prefix, scopes."""
-    import asyncpg
-
-    from baton_server.api.auth import list_api_keys
-    from baton_server.settings import ServerSettings
-
-    settings = ServerSettings()
-
-    async def run() -> list[Any]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            return await list_api_keys(conn, include_revoked=all_keys)
-        finally:
-            await conn.close()
-
-    rows = asyncio.run(run())
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "Name", "Prefix", "Scopes", "Created", "Revoked"):
-        table.add_column(column, no_wrap=column != "Name")
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["name"],
-            row["prefix"],
-            " ".join(row["scopes"]),
-            _when(row["created"]),
-            row["revoked_at"].strftime("%Y-%m-%d %H:%M")
-            if row["revoked_at"]
-            else ("yes" if row["revoked"] else ""),
-        )
+    """List API keys (never their secrets), over the API with an admin key (BATON_API_KEY)."""
+    with _api.client() as client:
+        keys = client.read_api_keys(include_revoked=all_keys)
+    table = _api.table("ID", "Name", "Prefix", "Scopes", "Created", "Revoked")
+    for key in keys:
+        revoked = _when(key.revoked_at) if key.revoked_at else ("yes" if key.revoked else "")
+        table.add_row(str(key.id), key.name, key.prefix, " ".join(key.scopes), _when(key.created), revoked)
     _api.console().print(table)
 
 
 @api_key_app.command("revoke")
 def api_key_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (see `baton api-key ls`).")],
+    key_id: Annotated[str, typer.Argument(help="The key's id (see `baton api-key ls`).", show_default=False)],
 ) -> None:
-    """Revoke an API key. Every server stops accepting it within 10 seconds
-    (twice BATON_API_KEY_REFRESH_SECONDS)."""
-    import asyncpg
-
-    from baton_server.api.auth import revoke_api_key
-    from baton_server.settings import ServerSettings
-
+    """Revoke an API key, over the API with an admin key. Every server stops accepting it within
+    10 seconds (twice BATON_API_KEY_REFRESH_SECONDS)."""
     try:
         parsed = uuid.UUID(key_id)
     except ValueError as exc:
         raise typer.BadParameter(f"{key_id!r} is not a key id") from exc
-    settings = ServerSettings()
-
-    async def run() -> bool:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            async with conn.transaction():
-                done = await revoke_api_key(conn, parsed)
-                if done:
-                    await _audit_cli(conn, "baton api-key revoke", {"key_id": str(parsed)})
-                return done
-        finally:
-            await conn.close()
-
-    if not asyncio.run(run()):
-        console.print(f"[red]error:[/red] no usable API key {parsed}")
-        raise typer.Exit(1)
-    console.print(f"revoked {parsed}")
+    with _api.client() as client:
+        client.revoke_api_key(parsed)
+    _api.console().print(f"Revoked API key {parsed}.")
 
 
 @schemas_app.command("export")

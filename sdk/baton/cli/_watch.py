@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+import typer
 from rich.text import Text
 
 from . import _api
@@ -179,3 +180,18 @@ def watch(client: SyncBatonClient, flow_run: FlowRun) -> FlowRun:
             f"Stopped watching; the run goes on (stop it: baton flow-run cancel {flow_run.id})."
         )
         raise
+
+
+def report_end(flow_run: FlowRun) -> None:
+    """The last lines of `--watch` and `--follow`: the run's final state (its traceback first,
+    when its message is one); exit 1 unless it Completed."""
+    out = _api.console()
+    final = flow_run.state
+    if final.message and "\n" in final.message.strip():  # a traceback: the run's own story
+        out.print(Text(final.message.rstrip(), style="grey50"), soft_wrap=True)
+    line = Text.assemble(f"Flow run {flow_run.name!r} ended ", _api.state_text(final))
+    if final.message:
+        line.append(f": {last_line(final.message)}")
+    out.print(line, soft_wrap=True)
+    if final.type.value != "COMPLETED":
+        raise typer.Exit(1)

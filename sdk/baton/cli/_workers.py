@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from .._transport import RequestRejected, TransportUnavailable
@@ -97,13 +96,13 @@ def ls(
     out = _api.console()
     if not workers:
         out.print(
-            "No workers"
-            + (f" in pool {pool!r}" if pool else "")
-            + " (start one: baton worker start --pool P)"
+            f"No workers in pool {pool!r} (start one: baton worker start --pool {pool})"
+            if pool
+            else "No workers (start one: baton worker start --pool POOL)"
         )
         return
     now = datetime.now(UTC)
-    table = Table("name", "pool", "status", "last heartbeat", "running", "id")
+    table = _api.table("Name", "Pool", "Status", "Last heartbeat", "Running", "ID")
     for worker in sorted(workers, key=lambda w: (w.pool_name, not w.online, w.name)):
         ago = max(0.0, (now - worker.last_heartbeat).total_seconds())
         status = Text("online", style="green") if worker.online else Text("offline", style="grey50")

@@ -267,6 +267,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise ValueError("cursor is not one this API returned") from exc
 
 
+def id_range(prefix: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """The lowest and highest ids that start with these hex digits; ValueError if not hex."""
+    digits = prefix.replace("-", "").lower()
+    if not digits or len(digits) > 32 or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"id prefix {prefix!r}: expected 1 to 32 hex digits")
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
 async def list_flow_runs(
     conn: Connection,
     *,
@@ -278,8 +286,11 @@ async def list_flow_runs(
     until: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    name: str | None = None,
+    id_prefix: str | None = None,
 ) -> tuple[list[FlowRun], str | None]:
-    """Newest first, keyset-paginated on (created, id)."""
+    """Newest first, keyset-paginated on (created, id). `id_prefix`: the first hex digits of
+    the id (dashes allowed), looked up as a range of the primary key."""
     where: list[str] = []
     args: list[Any] = []
 
@@ -295,6 +306,11 @@ async def list_flow_runs(
         where.append(f"fr.deployment_id = {arg(deployment_id)}")
     if tags:
         where.append(f"fr.tags @> {arg(tags)}::text[]")
+    if name:
+        where.append(f"fr.name = {arg(name)}")
+    if id_prefix is not None:
+        low, high = id_range(id_prefix)
+        where.append(f"fr.id BETWEEN {arg(low)} AND {arg(high)}")
     if since:
         where.append(f"fr.created >= {arg(since)}")
     if until:

@@ -144,9 +144,10 @@ async def test_cancel_a_running_flow_process(sdk: Sdk) -> None:
 
 
 async def test_cli_failures_are_one_readable_line(
-    live_server: LiveServer, env: dict[str, str], tmp_path: Path
+    live_server: LiveServer, api: Api, env: dict[str, str], tmp_path: Path
 ) -> None:
     missing = str(uuid.uuid4())
+    existing = await _create(api, unique_name("guarded", "cli"), tags=[])
     read_key = subprocess.run(  # noqa: ASYNC221 - a key as an operator makes it
         [BATON, "api-key", "create", "--name", "cli-read", "--scope", "read"],
         env=baton_env(live_server.backends),
@@ -162,7 +163,7 @@ async def test_cli_failures_are_one_readable_line(
         (env, ["logs", missing, "--follow"], f"error: flow run {missing} does not exist"),
         (env, ["cancel", missing], f"error: flow run {missing} does not exist"),
         ({**env, "BATON_API_KEY": "baton_wrong"}, ["ls"], "error: the server refused the request: unknown"),
-        ({**env, "BATON_API_KEY": read_key}, ["cancel", missing], "error: this API key is not allowed"),
+        ({**env, "BATON_API_KEY": read_key}, ["cancel", existing], "error: this API key is not allowed"),
         (unreachable, ["ls"], "error: cannot reach the Baton server at http://127.0.0.1:"),
         (no_url, ["ls"], "error: BATON_API_URL is not set"),
         ({**env, "BATON_API_URL": live_server.api_url[: -len("/api")]}, ["ls"], "error: not found at"),

@@ -95,7 +95,9 @@ async def test_hello_flow_is_stored_with_its_task_runs_states_and_prints(sdk: Sd
         *(f"Task run 'hello-{i}' - Hello, {n}" for i, n in enumerate(NAMES)),
         f"Flow run {run.name!r} - Finished in state Completed()",
     )
-    assert followed == (await sdk.baton("flow-run", "logs", str(run.id))).stdout
+    # --follow ends as --watch does, with the run's final state
+    expected = (await sdk.baton("flow-run", "logs", str(run.id))).stdout
+    assert followed == expected + f"Flow run {run.name!r} ended Completed\n"
 
 
 SLOW_HELLO = """

@@ -247,3 +247,20 @@ def test_a_timeout_in_baton_yaml_must_be_positive(tmp_path: Path) -> None:
         "deployments: [{name: x, entrypoint: a.py:f, work_pool: {name: p}, timeout_seconds: 0}]",
     )
     assert "deployments[0] (x): timeout_seconds: Input should be greater than 0" in message
+
+
+def test_the_example_in_baton_deploy_help_is_a_valid_baton_yaml(tmp_path: Path) -> None:
+    from baton.cli._deploy import deploy
+
+    doc = deploy.__doc__ or ""
+    example = doc.split("```yaml", 1)[1].split("```", 1)[0]
+    config = load_config(write(tmp_path, textwrap.dedent(example)))
+    [prod] = config.deployments
+    assert prod.tags == ["team-a"] and prod.timeout_seconds == 600 and prod.log_prints is True
+    assert len(prod.schedules or []) == 3 and prod.retry_policy is not None
+    assert [step.kind for step in config.pull or []] == [
+        "git_clone",
+        "set_working_directory",
+        "pip_install_requirements",
+        "run_shell_script",
+    ]

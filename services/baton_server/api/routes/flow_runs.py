@@ -19,10 +19,11 @@ from ...db.job_variables import InvalidJobVariables, check_run_job_variables
 from ...db.pools import record_worker
 from ...tracker.cancellation import cancel_flow_run
 from ...tracker.ingest import cancelling_runs, extend_leases
+from ...tracker.retry import NotRetryable, delete_flow_run, retry_flow_run
 from ...tracker.transitions import RunNotFound, propose_flow_run_state
 from ..audit import not_audited
 from ..auth import ApiKey, Scope
-from ..deps import CanRead, CanRun, Conn, Ctx, IsWorker, needs, require
+from ..deps import CanRead, CanRun, Conn, Ctx, IsAdmin, IsWorker, needs, require
 
 router = APIRouter(prefix="/flow_runs", tags=["flow runs"])
 
@@ -74,6 +75,10 @@ async def list_runs(
     until: datetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    name: Annotated[str | None, Query(max_length=200, description="Runs with this name.")] = None,
+    id_prefix: Annotated[
+        str | None, Query(max_length=36, description="Runs whose id starts with these hex digits.")
+    ] = None,
 ) -> FlowRunPage:
     try:
         runs, next_cursor = await list_flow_runs(
@@ -86,6 +91,8 @@ async def list_runs(
             until=until,
             cursor=cursor,
             limit=limit,
+            name=name,
+            id_prefix=id_prefix,
         )
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
@@ -157,3 +164,33 @@ async def cancel(run_id: UUID, conn: Conn, ctx: Ctx, _: CanRun) -> TransitionRes
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     ctx.outbox.sent_after_commit(outcome.outbox)
     return outcome.result
+
+
+@router.post("/{run_id}/retry", response_model=TransitionResult)
+async def retry(run_id: UUID, conn: Conn, ctx: Ctx, _: CanRun) -> TransitionResult:
+    """Run an ended deployment run again: back to Scheduled (AwaitingRetry), dispatched now."""
+    try:
+        outcome = await retry_flow_run(
+            conn,
+            run_id,
+            default_lease_seconds=ctx.settings.default_lease_seconds,
+            dispatch_within=ctx.settings.dispatch_lookahead_seconds,
+        )
+    except RunNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except NotRetryable as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    ctx.outbox.sent_after_commit(outcome.outbox)
+    return outcome.result
+
+
+@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete(run_id: UUID, conn: Conn, _: IsAdmin) -> Response:
+    """Delete an ended run, with its states, task runs and logs (an admin key)."""
+    try:
+        await delete_flow_run(conn, run_id)
+    except RunNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except NotRetryable as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

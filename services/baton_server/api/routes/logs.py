@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -35,6 +36,24 @@ async def ingest(conn: Conn, _: IsWorker, body: Annotated[Logs, raw_json_body(Lo
     return {"stored": await store_logs(conn, body.logs)}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _page_cursor(row: Any) -> str:
+    """`{microseconds since the epoch}-{seq}` of the last log of a page (ordered by time)."""
+    micros = (row["timestamp"] - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{row['seq']}"
+
+
+def _page_after(cursor: str | None) -> tuple[datetime, int] | None:
+    if cursor is None:
+        return None
+    micros, sep, seq = cursor.partition("-")
+    if not sep or not micros.lstrip("-").isdigit() or not seq.isdigit():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "cursor is not one this API returned")
+    return _EPOCH + timedelta(microseconds=int(micros)), int(seq)
+
+
 def _after(cursor: str | None) -> int:
     if cursor is None:
         return 0
@@ -53,18 +72,23 @@ async def read_logs(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> LogPage:
+    """Ordered by each record's own timestamp (then arrival), so a run's captured output comes
+    before its final state line whatever order the batches arrived in."""
+    after = _page_after(cursor)
     rows = await conn.fetch(
         """SELECT * FROM logs
            WHERE ($1::uuid IS NULL OR flow_run_id = $1) AND ($2::uuid IS NULL OR task_run_id = $2)
-             AND level >= $3 AND seq > $4
-           ORDER BY seq LIMIT $5""",
+             AND level >= $3
+             AND ($4::timestamptz IS NULL OR (timestamp, seq) > ($4::timestamptz, $5::bigint))
+           ORDER BY timestamp, seq LIMIT $6""",
         flow_run_id,
         task_run_id,
         min_level,
-        _after(cursor),
+        after[0] if after else None,
+        after[1] if after else 0,
         limit,
     )
-    next_cursor = str(rows[-1]["seq"]) if rows else cursor
+    next_cursor = _page_cursor(rows[-1]) if rows else cursor
     return LogPage(items=[log_from_row(r) for r in rows], next_cursor=next_cursor)
 
 
