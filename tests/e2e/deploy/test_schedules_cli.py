@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import Project
 
-SCHEDULES = [
+SCHEDULES: list[dict[str, Any]] = [
     {"cron": "0 2 * * *", "timezone": "Europe/Berlin", "parameters": {"loud": True}},
     {"interval": "1h30m", "anchor_date": "2026-01-01T00:00:00Z", "slug": "every-90"},
     {
