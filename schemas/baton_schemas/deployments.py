@@ -13,7 +13,7 @@ from ._base import BatonModel, ClientModel
 from .limits import Description, IdempotencyKey, JsonObject, Label, Name, RunName, Tags, Text
 from .runs import RetryPolicy
 from .schedules import DeploymentSchedule, SchedulePolicy, assign_slugs
-from .triggers import EventTrigger
+from .triggers import DeploymentTrigger
 
 
 class GitClone(ClientModel):
@@ -80,10 +80,16 @@ class DeploymentCreate(ClientModel):
         default_factory=SchedulePolicy,
         description="Catch-up, overlap and Late; a schedule's `policy` overrides it.",
     )
-    triggers: list[EventTrigger] = Field(default_factory=list)
+    triggers: list[DeploymentTrigger] = Field(default_factory=list)
     paused: bool = False
     task_run_events: bool = Field(
         default=False, description="Make each task-run transition of its runs an event too."
+    )
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="The flow run's timeout; unset: the flow's own."
+    )
+    log_prints: bool | None = Field(
+        default=None, description="Capture print() as logs; unset: the flow's own."
     )
 
     @field_validator("schedules")
@@ -115,6 +121,8 @@ class Deployment(BatonModel):
     triggers: list[dict[str, Any]] = Field(default_factory=list)
     paused: bool = False
     task_run_events: bool = False
+    timeout_seconds: float | None = None
+    log_prints: bool | None = None
     created: datetime
     updated: datetime
     warnings: list[str] = Field(

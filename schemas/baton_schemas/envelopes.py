@@ -215,6 +215,8 @@ class FlowRunDispatch(Envelope):
     parameters: dict[str, Any] = Field(default_factory=dict)
     job_variables: dict[str, Any] = Field(default_factory=dict)
     job_template: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: float | None = Field(default=None, description="The deployment's; unset: the flow's.")
+    log_prints: bool | None = Field(default=None, description="The deployment's; unset: the flow's.")
 
 
 class ControlKind(StrEnum):

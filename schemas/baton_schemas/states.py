@@ -67,6 +67,8 @@ class State(BatonModel):
     # In-process only: the value or exception a run produced. Never serialised.
     _result: Any = PrivateAttr(default=None)
     _exception: BaseException | None = PrivateAttr(default=None)
+    # The run whose state this is, set by the SDK's engines: None for a state a user made.
+    _run_id: UUID | None = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
         if not self.name:
@@ -109,9 +111,11 @@ class State(BatonModel):
     def result(self, raise_on_failure: bool = True) -> Any:
         """The value the run produced, as in the process that ran it.
 
-        For Failed, Crashed and Cancelled states, raise the run's exception, or return it when
-        `raise_on_failure` is False. A state read back from the server carries only a result
-        reference in `data`; the SDK loads those (`baton.states.load_result`).
+        For Failed, Crashed and Cancelled states, raise the run's exception; with
+        `raise_on_failure=False`, return what the state holds (the states a flow returned,
+        the `data` it was made with), or the exception when it holds nothing else. A state
+        read back from the server carries only a result reference in `data`; the SDK loads
+        those (`baton.states.load_result`).
         """
         if self.type in _FAILURE_TYPES:
             exc = self._exception
@@ -120,7 +124,7 @@ class State(BatonModel):
                 self._exception = exc
             if raise_on_failure:
                 raise exc
-            return exc
+            return exc if self._result is None else self._result
         return self._result
 
     def with_result(self, value: Any = None, exception: BaseException | None = None) -> State:
@@ -137,7 +141,7 @@ def _post_init(state: State, context: Any, /) -> None:
     CPU on a batch of task-run states; these two defaults are None. Same outcome:
     tests/unit/test_states.py holds it to the generic path.
     """
-    _set_attribute(state, "__pydantic_private__", {"_result": None, "_exception": None})
+    _set_attribute(state, "__pydantic_private__", {"_result": None, "_exception": None, "_run_id": None})
     if not state.name:
         state.__dict__["name"] = default_name(state.type)
         state.__pydantic_fields_set__.add("name")
@@ -148,74 +152,95 @@ _set_attribute = object.__setattr__
 State.model_post_init = _post_init  # type: ignore[method-assign,assignment]
 
 
-def _state(state_type: StateType, name: str | None, **fields: Any) -> State:
-    return State(type=state_type, name=name or default_name(state_type), **fields)
+def _state(state_type: StateType, name: str | None, data: Any = None, **fields: Any) -> State:
+    """A state; `data` is the in-process value the run ends with (an exception for a failure
+    type), as `state.result()` gives it, never the stored `data` field (a result reference)."""
+    state = State(type=state_type, name=name or default_name(state_type), **fields)
+    if data is not None:
+        if isinstance(data, BaseException) and state_type in _FAILURE_TYPES:
+            state._exception = data
+        else:
+            state._result = data
+    return state
+
+
+# The constructors a flow or task may return to choose its end: `Completed(name="Skipped")`,
+# `Failed(message="no data today", data=...)`. Each takes `name`, `message` and `data`.
 
 
 def Scheduled(
+    scheduled_time: datetime | None = None,
+    message: str | None = None,
+    name: str | None = None,
+    data: Any = None,
+) -> State:
+    when = scheduled_time or utcnow()
+    return _state(StateType.SCHEDULED, name, data, scheduled_time=when, message=message)
+
+
+def Late(
     scheduled_time: datetime | None = None, message: str | None = None, name: str | None = None
 ) -> State:
-    return _state(StateType.SCHEDULED, name, scheduled_time=scheduled_time or utcnow(), message=message)
+    return Scheduled(scheduled_time, message, name=name or "Late")
 
 
-def Late(scheduled_time: datetime | None = None, message: str | None = None) -> State:
-    return Scheduled(scheduled_time, message, name="Late")
+def AwaitingRetry(delay_seconds: float = 0, message: str | None = None, name: str | None = None) -> State:
+    return Scheduled(utcnow() + timedelta(seconds=delay_seconds), message, name=name or "AwaitingRetry")
 
 
-def AwaitingRetry(delay_seconds: float = 0, message: str | None = None) -> State:
-    return Scheduled(utcnow() + timedelta(seconds=delay_seconds), message, name="AwaitingRetry")
+def AwaitingConcurrencySlot(
+    delay_seconds: float = 0, message: str | None = None, name: str | None = None
+) -> State:
+    when = utcnow() + timedelta(seconds=delay_seconds)
+    return Scheduled(when, message, name=name or "AwaitingConcurrencySlot")
 
 
-def AwaitingConcurrencySlot(delay_seconds: float = 0, message: str | None = None) -> State:
-    return Scheduled(utcnow() + timedelta(seconds=delay_seconds), message, name="AwaitingConcurrencySlot")
+def Pending(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.PENDING, name, data, message=message)
 
 
-def Pending(message: str | None = None) -> State:
-    return _state(StateType.PENDING, None, message=message)
+def Running(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.RUNNING, name, data, message=message)
 
 
-def Running(message: str | None = None) -> State:
-    return _state(StateType.RUNNING, None, message=message)
+def Retrying(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.RUNNING, name or "Retrying", data, message=message)
 
 
-def Retrying(message: str | None = None) -> State:
-    return _state(StateType.RUNNING, "Retrying", message=message)
+def Completed(message: str | None = None, data: Any = None, name: str | None = None) -> State:
+    return _state(StateType.COMPLETED, name, data, message=message)
 
 
-def Completed(message: str | None = None, data: dict[str, Any] | None = None) -> State:
-    return _state(StateType.COMPLETED, None, message=message, data=data)
+def Cached(message: str | None = None, data: Any = None, name: str | None = None) -> State:
+    return _state(StateType.COMPLETED, name or "Cached", data, message=message)
 
 
-def Cached(message: str | None = None, data: dict[str, Any] | None = None) -> State:
-    return _state(StateType.COMPLETED, "Cached", message=message, data=data)
+def Failed(message: str | None = None, data: Any = None, name: str | None = None) -> State:
+    return _state(StateType.FAILED, name, data, message=message)
 
 
-def Failed(message: str | None = None, data: dict[str, Any] | None = None) -> State:
-    return _state(StateType.FAILED, None, message=message, data=data)
+def TimedOut(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.FAILED, name or "TimedOut", data, message=message)
 
 
-def TimedOut(message: str | None = None) -> State:
-    return _state(StateType.FAILED, "TimedOut", message=message)
+def Crashed(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.CRASHED, name, data, message=message)
 
 
-def Crashed(message: str | None = None) -> State:
-    return _state(StateType.CRASHED, None, message=message)
+def Cancelling(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.CANCELLING, name, data, message=message)
 
 
-def Cancelling(message: str | None = None) -> State:
-    return _state(StateType.CANCELLING, None, message=message)
+def Cancelled(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.CANCELLED, name, data, message=message)
 
 
-def Cancelled(message: str | None = None) -> State:
-    return _state(StateType.CANCELLED, None, message=message)
+def Paused(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.PAUSED, name, data, message=message)
 
 
-def Paused(message: str | None = None) -> State:
-    return _state(StateType.PAUSED, None, message=message)
-
-
-def Suspended(message: str | None = None) -> State:
-    return _state(StateType.PAUSED, "Suspended", message=message)
+def Suspended(message: str | None = None, name: str | None = None, data: Any = None) -> State:
+    return _state(StateType.PAUSED, name or "Suspended", data, message=message)
 
 
 class StateEntry(State):

@@ -64,9 +64,18 @@ RPC_MESSAGE_TTL_MS = 60_000
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 DEAD_QUEUE = "baton.dead"
+# The vhost's stamp: an empty queue whose arguments carry the installation id of the Baton that
+# owns the vhost (`installation_queue_arguments`). RabbitMQ compares the dead-letter arguments of
+# a re-declaration with the queue's own and refuses a different one (406 PRECONDITION_FAILED),
+# so a second installation cannot declare it; a custom `x-` argument would not be compared.
+INSTALLATION_QUEUE = "baton.installation"
 # Every event published on baton.events, whatever its name, for the events service to store.
 EVENT_STORE_QUEUE = "baton.event-store"
 EVENT_STORE_ROUTING_KEY = "#"
+# Every event too, for the router (declared by the router when it starts), shared by its replicas.
+ROUTER_QUEUE = "baton.router"
+ROUTER_ROUTING_KEY = "#"
+ROUTER_DELIVERY_LIMIT = 20
 
 # How often the broker redelivers a message whose consumer failed before dead-lettering it.
 TRACKER_DELIVERY_LIMIT = 20
@@ -102,9 +111,24 @@ def pool_queue_arguments() -> dict[str, Any]:
     return quorum_arguments(POOL_DELIVERY_LIMIT)
 
 
+def router_queue_arguments() -> dict[str, Any]:
+    """Quorum, so a broker restart loses no event; a message that keeps failing is parked."""
+    return quorum_arguments(ROUTER_DELIVERY_LIMIT)
+
+
 def event_store_queue_arguments() -> dict[str, Any]:
     """Quorum, so a broker restart loses no event; a message that keeps failing is parked."""
     return quorum_arguments(EVENT_STORE_DELIVERY_LIMIT)
+
+
+def installation_queue_arguments(installation_id: UUID | str) -> dict[str, Any]:
+    """The marker queue's arguments: quorum (it must survive any one node), the id as the
+    dead-letter routing key (nothing is ever published to it)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": DEAD,
+        "x-dead-letter-routing-key": str(installation_id),
+    }
 
 
 # --- names and routing keys built from ids --------------------------------------------------
@@ -149,7 +173,11 @@ __all__ = [
     "EVENT_STORE_QUEUE",
     "EVENT_STORE_ROUTING_KEY",
     "EXCHANGES",
+    "INSTALLATION_QUEUE",
     "POOL_DELIVERY_LIMIT",
+    "ROUTER_DELIVERY_LIMIT",
+    "ROUTER_QUEUE",
+    "ROUTER_ROUTING_KEY",
     "RPC_MESSAGE_TTL_MS",
     "RUNS",
     "STATES",
@@ -163,10 +191,12 @@ __all__ = [
     "dead_queue_arguments",
     "event_store_queue_arguments",
     "flow_run_control_key",
+    "installation_queue_arguments",
     "pool_queue_arguments",
     "pool_queue_name",
     "pool_routing_key",
     "quorum_arguments",
+    "router_queue_arguments",
     "state_routing_key",
     "tracker_queue_arguments",
     "tracker_rpc_queue_arguments",

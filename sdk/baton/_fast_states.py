@@ -42,7 +42,7 @@ def fast_state(
     )
     _set(state, "__pydantic_fields_set__", set(_FIELDS_SET))
     _set(state, "__pydantic_extra__", None)
-    _set(state, "__pydantic_private__", {"_result": None, "_exception": None})
+    _set(state, "__pydantic_private__", {"_result": None, "_exception": None, "_run_id": None})
     return state
 
 

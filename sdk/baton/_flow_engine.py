@@ -45,19 +45,20 @@ from baton_schemas.states import (
 
 from ._context import FlowRunContext, flow_run_ctx, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
-from ._exceptions import Abort, CancelledRun, FailedRun
-from ._futures import BatonFuture
+from ._exceptions import Abort, CancelledRun
+from ._final_state import adopt_returned_state, futures_to_states, mark, state_from_return
 from ._logging import flow_run_logger, format_state, patch_print, run_extra
 from ._records import FlowRunRecord, TaskRunRecord
 from ._results import as_store, persist, resolve_serializer
 from ._runtime import Runtime, get_runtime
 from ._settings import CLAIM_ID_ENV
-from ._task_engine import adopt_returned_state, format_exception
+from ._task_engine import format_exception
 
 if TYPE_CHECKING:
     from ._definitions import FlowDefinition
 
 Steps = Generator[Any, Any, Any]
+NOT_RETURNED: Any = object()
 FLUSH_BEFORE_END_SECONDS = 5.0
 
 
@@ -132,6 +133,8 @@ class FlowRunEngine:
         if flow.log_prints:
             patch_print()
         self._extra = run_extra(self.ctx)
+        # What the flow function returned (futures made states), for `Flow.__call__`.
+        self.returned: Any = NOT_RETURNED
 
     # --- drivers ----------------------------------------------------------------------------
 
@@ -163,7 +166,7 @@ class FlowRunEngine:
         flow_run_logger.info(text, extra=self._extra)
 
     def _commit(self, state: State) -> None:
-        self.record.state = state
+        self.record.state = mark(state, self.record.id)
         self._log_state(state)
         parent_run = self.parent_run
         if parent_run is not None and self.parent is not None and state.type is not StateType.PENDING:
@@ -307,8 +310,8 @@ class FlowRunEngine:
         # The server gets the attempt's task-run states and logs before the run's end.
         yield from self._await(self.reporter.flush(FLUSH_BEFORE_END_SECONDS))
         result = yield from self._propose(state)
-        if result is None:  # nobody orchestrates: our own retry policy
-            if state.is_failed() and self.record.run_count <= self.flow.retries:
+        if result is None:  # nobody orchestrates: our own retry policy (a claimed run: the server's)
+            if state.is_failed() and self.claim_id is None and self.record.run_count <= self.flow.retries:
                 awaiting = AwaitingRetry(delay_seconds=self.flow.retry_delay_seconds)
                 self._commit(awaiting)
                 yield from self._sleep_until(awaiting)
@@ -361,6 +364,7 @@ class FlowRunEngine:
                 self.reporter.report_task_run_state(run, state, run.version)
 
     def _state_from(self, outcome: Outcome) -> Generator[Any, Any, State]:
+        self.returned = NOT_RETURNED
         if outcome.timed_out:
             return TimedOut(message=str(outcome.exc)).with_result(exception=outcome.exc)
         exc = outcome.exc
@@ -372,55 +376,33 @@ class FlowRunEngine:
                 yield future._future
         if exc is not None:
             return Failed(message=format_exception(exc)).with_result(exception=exc)
-        value = outcome.value
-        if isinstance(value, State):
-            return adopt_returned_state(value)
-        failed = _failed_states(value)
-        if failed is not None:
-            return failed
-        state = Completed().with_result(_resolved(value))
+        value = futures_to_states(outcome.value)
+        self.returned = value
+        returned = state_from_return(value)
+        if returned is not None:
+            if returned is value and returned.is_completed() and returned._result is not None:
+                self._persist(returned)  # a Completed(data=...) the flow made
+            return returned
+        state = Completed().with_result(value)
+        self._persist(state)
+        return state
+
+    def _persist(self, state: State) -> None:
         if self.ctx.persist_results:
             try:
                 state.data = persist(state._result, self.ctx.result_store, self.ctx.serializer)
             except Exception as error:
                 flow_run_logger.warning("The result could not be persisted (%r)", error, extra=self._extra)
-        return state
 
 
-def _states_in(value: Any) -> list[State] | None:
-    """States of futures/states returned by a flow (alone or in a list/tuple/set)."""
-    if isinstance(value, BatonFuture | State):
-        items: Any = [value]
-    elif (
-        type(value) in (list, tuple, set)
-        and value
-        and all(isinstance(item, BatonFuture | State) for item in value)
-    ):
-        items = value
-    else:
-        return None
-    return [item.state if isinstance(item, BatonFuture) else item for item in items]
-
-
-def _failed_states(value: Any) -> State | None:
-    states = _states_in(value)
-    if not states:
-        return None
-    failed = [state for state in states if not state.is_completed()]
-    if not failed:
-        return None
-    first = failed[0]
-    return Failed(message=f"{len(failed)}/{len(states)} states failed.").with_result(
-        exception=first._exception or FailedRun(str(first))
-    )
-
-
-def _resolved(value: Any) -> Any:
-    if isinstance(value, BatonFuture):
-        return value.result()
-    if type(value) in (list, tuple, set) and any(isinstance(item, BatonFuture) for item in value):
-        return type(value)(item.result() if isinstance(item, BatonFuture) else item for item in value)
-    return value
+def call_result(engine: FlowRunEngine, state: State) -> Any:
+    """What calling the flow gives: the value it returned (with its futures made states, even
+    when they failed: the run is Failed, the call returns them); for a returned state, or
+    when it raised, `state.result()` (raising the run's exception if it did not complete)."""
+    value = engine.returned
+    if value is not NOT_RETURNED and not isinstance(value, State) and state.is_terminal:
+        return value
+    return state.result()
 
 
 def run_existing_flow_run(

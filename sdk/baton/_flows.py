@@ -32,8 +32,9 @@ class Flow(FlowDefinition[P, R]):
         baton.yaml does) and return it. Options: work_queue_name, parameters, job_variables,
         description, version, tags, cron, interval, rrule, timezone (of those three),
         schedules, schedule_policy, triggers, pull_steps, concurrency_limit, retry_policy,
-        enforce_parameter_schema, paused, entrypoint, project_dir. The entrypoint is this
-        flow's file, relative to the working directory."""
+        timeout_seconds, log_prints, enforce_parameter_schema, paused, entrypoint, project_dir.
+        The entrypoint is this flow's file, relative to the working directory. Unset, the retry
+        policy, timeout, log_prints, version and description are this flow's own."""
         from ._deploy.deployer import deploy_flow
 
         return deploy_flow(self, name, work_pool_name, **options)
@@ -74,7 +75,7 @@ class Flow(FlowDefinition[P, R]):
     ) -> R: ...
 
     def __call__(self, *args: Any, return_state: bool = False, **kwargs: Any) -> Any:
-        from ._flow_engine import FlowRunEngine
+        from ._flow_engine import FlowRunEngine, call_result
         from ._runtime import get_runtime
 
         bound = self._validator.bind(args, kwargs)  # raises before any run exists
@@ -82,12 +83,14 @@ class Flow(FlowDefinition[P, R]):
         if self.isasync:
             return self._call_async(engine, return_state)
         state = engine.run_sync()
-        return state if return_state else state.result()
+        return state if return_state else call_result(engine, state)
 
     @staticmethod
     async def _call_async(engine: Any, return_state: bool) -> Any:
+        from ._flow_engine import call_result
+
         state = await engine.run_async()
-        return state if return_state else state.result()
+        return state if return_state else call_result(engine, state)
 
 
 @overload

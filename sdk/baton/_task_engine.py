@@ -30,14 +30,12 @@ from ._cache import CacheIndex
 from ._context import FlowRunContext, TaskRunContext, task_run_ctx
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import (
-    BatonError,
     CancelledRun,
-    CrashedRun,
-    FailedRun,
     RunInterrupted,
     UpstreamTaskError,
 )
 from ._fast_states import completed, pending, running
+from ._final_state import mark, state_from_return
 from ._futures import BatonFuture
 from ._logging import format_state, run_extra, task_run_logger
 from ._records import TaskRunRecord
@@ -60,22 +58,6 @@ def format_exception(exc: BaseException) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_BATON_DIR):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
-
-
-_RUN_ERRORS: dict[StateType, type[BatonError]] = {
-    StateType.FAILED: FailedRun,
-    StateType.CRASHED: CrashedRun,
-    StateType.CANCELLED: CancelledRun,
-}
-
-
-def adopt_returned_state(state: State) -> State:
-    """A run returned a State (or the server moved it to one): it becomes the final state;
-    failures get an exception to raise (`CancelledRun` for a cancelled run, and so on)."""
-    error = _RUN_ERRORS.get(state.type)
-    if error is not None and state._exception is None:
-        state._exception = error(state.message or f"Run returned {state.name}")
-    return state
 
 
 def _has_future(value: Any) -> bool:
@@ -147,7 +129,7 @@ class TaskRunEngine:
     def set_state(self, state: State) -> None:
         run = self.run
         run.version += 1
-        run.state = state
+        run.state = mark(state, run.id)
         if self.reporter is not None:
             self.reporter.report_task_run_state(run, state, run.version)
         if state.is_terminal:
@@ -290,8 +272,12 @@ class TaskRunEngine:
                 )
             return Failed(message=format_exception(exc)).with_result(exception=exc)
         value = outcome.value
-        if isinstance(value, State):
-            return adopt_returned_state(value)
+        returned = state_from_return(value)
+        if returned is not None:
+            made = returned is value and returned.type is StateType.COMPLETED  # a user's Completed(data=...)
+            if made and returned._result is not None and self.persist_result:
+                self._persist(returned, returned._result)
+            return returned
         state = completed(value)
         if self.flow_ctx is not None:
             self.flow_ctx.link_result(value, self.run.id)
@@ -339,7 +325,9 @@ class TaskRunEngine:
             return None
         if self.flow_ctx is not None:
             self.flow_ctx.link_result(value, self.run.id)
-        return Cached(data=ref).with_result(value)
+        hit = Cached().with_result(value)
+        hit.data = ref
+        return hit
 
 
 def new_task_run(

@@ -7,20 +7,27 @@ scheduler need.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from baton._amqp import Link
+from baton._transport._installation import stamp_vhost
 
 from .broker.connection import Broker
 from .broker.outbox import Outbox
 from .broker.publisher import Publisher
+from .db.installation import installation_id
 from .db.migrate import upgrade_database
 from .db.pool import close_pool, create_pool
 from .events.admission import broker_user
 from .settings import ServerSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +39,7 @@ class ServerContext:
     link: Link  # Baton's lean client: the tracker's consumers and the outbox
     publisher: Publisher
     outbox: Outbox
+    installation_id: UUID  # of the database; the vhost is stamped with it (one Baton per vhost)
 
     @classmethod
     async def open(cls, settings: ServerSettings, *, name: str, migrate: bool = True) -> ServerContext:
@@ -50,9 +58,14 @@ class ServerContext:
         broker = Broker(settings.broker_url, name=name)
         link = Link(settings.broker_url, name=name)
         try:
-            await broker.connect()
+            async with pool.acquire() as conn:
+                installation = await installation_id(conn)
             await link.connect()
+            # before anything is declared or consumed: a vhost of another installation is refused
+            await stamp_vhost(link.connection, installation)
+            await broker.connect()
         except BaseException:
+            await link.close()
             await broker.close()
             await api_pool.close()
             await pool.close()
@@ -67,12 +80,21 @@ class ServerContext:
             sweep_age=settings.outbox_sweep_age_seconds,
         )
         outbox.start()
-        return cls(settings, pool, api_pool, broker, link, publisher, outbox)
+        return cls(settings, pool, api_pool, broker, link, publisher, outbox, installation)
 
     async def close(self) -> None:
-        await self.outbox.stop(grace=self.settings.shutdown_grace_seconds)
-        await self.link.close()
-        await self.broker.close()
-        # bounded: a connection still held (a request cut off at shutdown) must not hang the exit
-        await close_pool(self.api_pool, timeout=self.settings.shutdown_grace_seconds)
-        await close_pool(self.pool, timeout=self.settings.shutdown_grace_seconds)
+        """Close every part, in this order, even when one of them fails (that is logged)."""
+        grace = self.settings.shutdown_grace_seconds
+        parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("the outbox", lambda: self.outbox.stop(grace=grace)),
+            ("the broker link", self.link.close),
+            ("the broker connection", self.broker.close),
+            # bounded: a connection still held (a request cut off at shutdown) must not hang the exit
+            ("the API's database pool", lambda: close_pool(self.api_pool, timeout=grace)),
+            ("the database pool", lambda: close_pool(self.pool, timeout=grace)),
+        ]
+        for what, close in parts:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s failed; closing the rest", what)

@@ -1,5 +1,5 @@
-"""`baton server start`: the API, the tracker, the scheduler and the events service in one
-process (or one of them alone)."""
+"""`baton server start`: the API, the tracker, the scheduler, the events service and the router
+in one process (or one of them alone)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from .context import ServerContext
 from .events.service import EventsService
 from .gc_tuning import tune_for_server
 from .memory import MemoryReleaser
+from .router.service import RouterService
 from .scheduler.service import SchedulerService
 from .settings import ServerSettings
 from .tracker.service import TrackerService
 
 log = logging.getLogger("baton.server")
 
-SERVICES = ("api", "tracker", "scheduler", "events")
+SERVICES = ("api", "tracker", "scheduler", "events", "router")
 
 
 class Service(Protocol):
@@ -86,6 +87,8 @@ def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:
             services.append(SchedulerService(ctx))
         elif name == "events":
             services.append(EventsService(ctx))
+        elif name == "router":
+            services.append(RouterService(ctx))
         else:
             raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICES)}")
     return services

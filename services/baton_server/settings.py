@@ -67,6 +67,31 @@ class ServerSettings(BaseSettings):
         default=1.0, description="A run refused for a full concurrency limit is tried again after this."
     )
     shutdown_grace_seconds: float = 10.0
+    # scheduler: runs made ahead of time (at least min_runs or min_ahead, at most max_runs and max_ahead)
+    scheduler_min_runs: int = Field(default=3, ge=1, description="Future runs each schedule keeps, at least.")
+    scheduler_min_ahead_seconds: float = Field(
+        default=3600.0, ge=0, description="Each schedule keeps runs this far ahead, at least."
+    )
+    scheduler_max_runs: int = Field(
+        default=100, ge=1, description="Future runs each schedule keeps, at most."
+    )
+    scheduler_max_ahead_seconds: float = Field(
+        default=100 * 86400.0, gt=0, description="No run is made further ahead than this."
+    )
+    scheduler_batch_runs: int = Field(default=1000, ge=1, le=10_000, description="Runs per INSERT, at most.")
+    scheduler_missed_after_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A scheduled run not dispatched this long after its slot was missed (the "
+        "scheduler was down): its schedule's catch-up policy decides whether it runs.",
+    )
+    scheduler_max_sleep_seconds: float = Field(
+        default=30.0, gt=0, description="The scheduler sleeps until its next due thing, at most this long."
+    )
+    late_after_seconds: float = Field(
+        default=15.0, gt=0, description="A run still Scheduled this long past its time becomes Late."
+    )
+    backfill_max_runs: int = Field(default=1000, ge=1, description="Slots one backfill may make, at most.")
 
     # events
     events_retention_days: int = Field(
@@ -90,3 +115,27 @@ class ServerSettings(BaseSettings):
     )
     worker_stopped_check_seconds: float = 5.0
     webhook_render_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    # router
+    router_prefetch: int = Field(default=2000, ge=1, description="Events the router holds at once.")
+    router_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Events applied in one transaction, at most."
+    )
+    router_late_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=3600,
+        description="The late-arrival allowance: a proactive window is judged this long after it "
+        "ends, so an expected event that occurred inside it but arrived a little late still counts.",
+    )
+    router_timer_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="How often the router looks for proactive windows that are over.",
+    )
+    router_reload_seconds: float = Field(
+        default=60.0, gt=0, description="Every automation is re-read this often, besides on each NOTIFY."
+    )
+    router_webhook_concurrency: int = Field(default=16, ge=1, description="Webhook calls made at once.")
+    router_template_seconds: float = Field(default=1.0, gt=0, description="A template renders within this.")

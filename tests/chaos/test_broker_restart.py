@@ -36,6 +36,12 @@ async def _broker_up(url: str) -> bool:
     return True
 
 
+async def _waiting_in_outbox(ctx: ServerContext, *, older_than: float) -> bool:
+    async with ctx.pool.acquire() as conn:
+        query = "SELECT count(*) FROM outbox WHERE created < now() - make_interval(secs => $1)"
+        return bool(await conn.fetchval(query, older_than))
+
+
 async def test_outbox_drains_and_tracker_resumes_after_broker_restart(
     chaos_ctx: ServerContext,
     chaos_tracker: TrackerService,
@@ -70,8 +76,11 @@ async def test_outbox_drains_and_tracker_resumes_after_broker_restart(
     await eventually(lambda: _made_some(made, 5), what="transitions before the restart")
     await asyncio.to_thread(private_mq.stop_app)
     try:
-        await asyncio.sleep(2.0)  # transitions keep committing while the broker is away
-        assert len(made) > 5
+        # transitions keep committing while the broker is away, and their messages wait in the
+        # outbox past the sweeper's age: the relay, not the publish after commit, must send them
+        during = len(made) + 5
+        await eventually(lambda: _made_some(made, during), timeout=30, what="transitions while it is away")
+        await eventually(lambda: _waiting_in_outbox(ctx, older_than=1.0), timeout=30, what="unsent rows")
     finally:
         await asyncio.to_thread(private_mq.start_app)
     await eventually(lambda: _broker_up(backends.broker_url), timeout=60, what="RabbitMQ back")

@@ -14,16 +14,18 @@ import asyncpg
 import httpx
 import pytest
 
-from ..support.backends import Backends
+from ..support.backends import Backends, separate_backends
 from ..support.processes import BATON, baton_env, free_port, server_process
 
 
 @pytest.fixture
 def missing(backends: Backends) -> Iterator[Backends]:
-    """Backends whose database does not exist (yet); dropped afterwards if a test made it."""
+    """Backends whose database does not exist (yet); dropped afterwards if a test made it. A
+    vhost of their own: the new database is another installation (one Baton per vhost)."""
     server, _, _ = backends.database_url.rpartition("/")
     name = f"baton_missing_{uuid.uuid4().hex[:8]}"
-    yield dataclasses.replace(backends, database_url=f"{server}/{name}")
+    with separate_backends(backends, "missing") as own:
+        yield dataclasses.replace(own, database_url=f"{server}/{name}")
 
     async def drop() -> None:
         conn = await asyncpg.connect(f"{server}/postgres")

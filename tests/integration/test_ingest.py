@@ -9,7 +9,7 @@ import orjson
 
 from baton_schemas.envelopes import StateChange, TaskRunStateReport
 from baton_schemas.runs import TaskInput, TaskRunInfo
-from baton_schemas.states import Completed, Failed, Pending, Running, State
+from baton_schemas.states import Completed, Failed, Pending, Running, State, StateType
 from baton_server.context import ServerContext
 from baton_server.db.types import Connection
 from baton_server.tracker.ingest import store_task_run_states
@@ -48,7 +48,9 @@ async def test_a_batch_writes_history_the_task_run_and_one_message_per_state(
     states = [
         Pending().model_copy(update={"timestamp": started}),
         Running().model_copy(update={"timestamp": started + timedelta(seconds=1)}),
-        Completed(data={"ref": "x"}).model_copy(update={"timestamp": started + timedelta(seconds=3)}),
+        State(type=StateType.COMPLETED, data={"ref": "x"}).model_copy(
+            update={"timestamp": started + timedelta(seconds=3)}
+        ),
     ]
     rows = await store_task_run_states(conn, _reports(info, *states))
 

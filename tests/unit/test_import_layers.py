@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._definitions",
             "baton._context",
             "baton._futures",
+            "baton._final_state",
             "baton._logging",
             "baton._cache",
             "baton._reporting",
@@ -86,6 +87,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # (a local run imports no network library).
     "baton._event_loop": {"uvloop"},
     "baton._reporting": {"baton._reporting._remote", "baton._transport.amqp", "baton._transport.http"},
+    # A run's process reaches the broker itself only when its worker does not relay heartbeats.
+    "baton._worker._relay": {"baton._transport.amqp"},
     # aio-pika only for what still uses it (the dead-letter tools, the worker's consumers).
     "baton._transport._connect": {"aio_pika", "aio_pika.connection"},
     # The worker imports the fork server's launcher side; the flow-run code (the engine) loads
@@ -95,6 +98,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # every other command) loads no pydantic, httpx, aio-pika, engine, worker or server code.
     "baton.cli._api": {"httpx", "baton._settings", "baton._transport.http"},
     "baton.cli._dead_letters": {"baton._settings", "baton._dead_letters"},
+    "baton.cli._backfill": {"baton._deployments", "baton_schemas.backfill", "pydantic"},
     "baton.cli._deploy": {"baton._deploy.config", "baton._deploy.deployer"},
     "baton.cli._deployments": {"baton._deployments", "baton_schemas.deployments"},
     "baton.cli._schedules": {"baton._deployments"},
@@ -103,6 +107,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._server": {
         "asyncpg",
         "baton._settings",
+        "baton._transport._installation",
         "baton_schemas.export",
         "baton_server.api.auth",
         "baton_server.db.audit",

@@ -91,3 +91,27 @@ def test_cancelling_ends_only_in_cancelled() -> None:
 
 def test_running_twice_is_rejected() -> None:
     assert decide(snapshot(Running()), Proposal(Running()), NOW).verdict is Verdict.REJECT
+
+
+def reaped(state: State, version: int, reaped_version: int) -> RunSnapshot:
+    return RunSnapshot(state, version, 1, 1, 0, reaped_version=reaped_version)
+
+
+@pytest.mark.parametrize("final", [Completed(), Cancelled()])
+def test_a_late_final_state_wins_over_the_reapers_crash(final: State) -> None:
+    assert decide(reaped(Crashed(), 4, 4), Proposal(final), NOW).verdict is Verdict.ACCEPT
+    awaiting = Scheduled(NOW, name="AwaitingRetry")
+    decision = decide(reaped(awaiting, 5, 4), Proposal(final), NOW)
+    assert decision.verdict is Verdict.ACCEPT and decision.write is final
+
+
+def test_a_late_failure_leaves_the_scheduled_retry_standing() -> None:
+    awaiting = Scheduled(NOW, name="AwaitingRetry")
+    decision = decide(reaped(awaiting, 5, 4), Proposal(Failed()), NOW)
+    assert decision.verdict is Verdict.REJECT and decision.write is None
+
+
+def test_a_crash_not_written_by_the_reaper_stays_terminal() -> None:
+    assert decide(snapshot(Crashed()), Proposal(Completed()), NOW).verdict is Verdict.REJECT
+    # the reaped attempt was followed by another: its late report changes nothing
+    assert decide(reaped(Crashed(), 9, 4), Proposal(Completed()), NOW).verdict is Verdict.REJECT

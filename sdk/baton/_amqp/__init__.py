@@ -1,22 +1,26 @@
 """Baton's own AMQP 0-9-1 client for the hot paths (see `connection`)."""
 
+from .address import Address
+from .channel import Channel, Delivery
 from .codec import PERSISTENT, TRANSIENT, Properties
-from .connection import (
+from .connection import Connection
+from .errors import (
     AmqpError,
-    Channel,
+    CallTimeout,
     ChannelClosed,
-    Connection,
     ConnectionClosed,
-    Delivery,
     Nacked,
     Returned,
+    WriteBufferFull,
 )
 from .link import Link
 
 __all__ = [
     "PERSISTENT",
     "TRANSIENT",
+    "Address",
     "AmqpError",
+    "CallTimeout",
     "Channel",
     "ChannelClosed",
     "Connection",
@@ -26,4 +30,5 @@ __all__ = [
     "Nacked",
     "Properties",
     "Returned",
+    "WriteBufferFull",
 ]

@@ -1,7 +1,10 @@
 """AMQP 0-9-1 wire format: frames, field tables and message properties.
 
-Only what Baton's hot paths send and receive is encoded here; the rest of the protocol is
-read as opaque method payloads. Names follow the spec (`shortstr`, `longstr`, `table`).
+The hot frames are written and read by hand here: publish with its header and body, deliver,
+ack and nack, return. Everything else (the handshake, declares, binds, consume-ok, close) is
+rare, so it goes through pamqp (`encode_method`, `decode_method`), which has every method of
+the spec. The unit tests hold this codec to pamqp as an oracle. Names follow the spec
+(`shortstr`, `longstr`, `table`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+from pamqp import commands
+from pamqp import frame as pamqp_frame
+from pamqp.base import Frame as Method
+from pamqp.exceptions import PAMQPException
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_END = 0xCE
@@ -281,6 +289,30 @@ class Properties:
 
 
 # --- frames ----------------------------------------------------------------------------------
+
+
+def encode_method(channel: int, method: Method) -> bytes:
+    """A rare method's frame, encoded by pamqp."""
+    return pamqp_frame.marshal(method, channel)
+
+
+def decode_method(payload: bytes) -> Method:
+    """A rare method from its frame's payload (class and method ids first), decoded by pamqp."""
+    index = _U32.unpack_from(payload, 0)[0]
+    kind = commands.INDEX_MAPPING.get(index)
+    if kind is None:
+        raise FrameError(f"unknown method {index >> 16}.{index & 0xFFFF}")
+    method: Method = kind()
+    try:
+        method.unmarshal(payload[4:])
+    except (PAMQPException, struct.error, ValueError, IndexError) as exc:
+        raise FrameError(f"a {method.name} that cannot be read: {exc}") from exc
+    return method
+
+
+def index(class_id: int, method_id: int) -> int:
+    """pamqp's key for a method: the class and method ids as one number."""
+    return class_id << 16 | method_id
 
 
 def method_frame(channel: int, class_id: int, method_id: int, arguments: bytes = b"") -> bytes:

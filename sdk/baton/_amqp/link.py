@@ -45,28 +45,52 @@ class Link:
         """Run `callback` with each new connection after the first."""
         self._callbacks.append(callback)
 
-    async def connect(self, *, timeout: float = 10.0) -> None:
+    async def connect(self, *, timeout: float | None = None) -> None:
+        """The first connection, within `timeout` (the URL's `timeout` if None): fails fast."""
         self._connection = await Connection.open(self.url, name=self.name, timeout=timeout)
         self.up.set()
         self._watcher = asyncio.create_task(self._watch(), name=f"{self.name}-link")
 
+    @property
+    def holding_back(self) -> str:
+        """Why publishes wait ("" when they do not, or when there is no connection): for
+        readiness checks and logs."""
+        connection = self._connection
+        if connection is None or connection.closed.done():
+            return ""
+        return connection.holding_back()
+
     async def _watch(self) -> None:
+        """Reopen the connection each time it is lost. Nothing a callback (or anything else)
+        raises ends this loop: only `close()` does."""
         while not self._closing:
-            assert self._connection is not None
-            # shielded: cancelling this task must not cancel the connection's own future
-            reason = await asyncio.shield(self._connection.closed)
-            if self._closing:
-                return
-            self.up.clear()
-            log.warning("%s: lost the broker (%s); reconnecting", self.name, reason)
-            self._connection = await self._reconnect()
-            self.up.set()
-            log.warning("%s: reconnected to the broker", self.name)
-            for callback in self._callbacks:
-                try:
-                    await callback(self._connection)
-                except Exception:
-                    log.exception("%s: a reconnect callback failed", self.name)
+            try:
+                await self._watch_once()
+            except asyncio.CancelledError:
+                if self._closing:
+                    return
+                raise
+            except Exception:
+                log.exception("%s: the link's watcher failed; carrying on", self.name)
+                await asyncio.sleep(0.1)  # not a tight loop, should the same error come again
+
+    async def _watch_once(self) -> None:
+        connection = self._connection
+        assert connection is not None
+        # shielded: cancelling this task must not cancel the connection's own future
+        reason = await asyncio.shield(connection.closed)
+        if self._closing:
+            return
+        self.up.clear()
+        log.warning("%s: lost the broker (%s); reconnecting", self.name, reason)
+        self._connection = await self._reconnect()
+        self.up.set()
+        log.warning("%s: reconnected to the broker", self.name)
+        for callback in self._callbacks:
+            try:
+                await callback(self._connection)
+            except Exception:
+                log.exception("%s: a reconnect callback failed", self.name)
 
     async def _reconnect(self) -> Connection:
         async for attempt in AsyncRetrying(
@@ -75,7 +99,7 @@ class Link:
             reraise=True,
         ):
             with attempt:
-                return await Connection.open(self.url, name=self.name, timeout=5.0)
+                return await Connection.open(self.url, name=self.name)
         raise AssertionError("unreachable: tenacity retries without a stop")
 
     async def close(self) -> None:

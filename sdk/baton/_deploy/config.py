@@ -10,6 +10,9 @@
         tags: [team-a]
         work_pool: {name: local, work_queue_name: default, job_variables: {env: {X: "1"}}}
         concurrency_limit: {limit: 2, collision_strategy: cancel-new}   # or just 2
+        retry_policy: {retries: 3, retry_delay_seconds: 10}   # default: the flow's @flow(retries=...)
+        timeout_seconds: 600                    # default: the flow's own; so is log_prints
+        log_prints: true
         schedules:
           - cron: "0 * * * *"
             timezone: Europe/Paris
@@ -41,7 +44,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from baton_schemas.deployments import ConcurrencyOptions, PullStep
 from baton_schemas.runs import RetryPolicy
 from baton_schemas.schedules import DeploymentSchedule, SchedulePolicy
-from baton_schemas.triggers import EventTrigger
+from baton_schemas.triggers import DeploymentTrigger
 
 from ._errors import DeployError
 
@@ -129,9 +132,12 @@ class DeploymentSection(_Section):
     retry_policy: RetryPolicy | None = None
     schedules: list[YamlSchedule] | None = None
     schedule_policy: SchedulePolicy | None = None
-    triggers: list[EventTrigger] | None = None
+    triggers: list[DeploymentTrigger] | None = None
     paused: bool = False
     task_run_events: bool = False  # each task-run transition of its runs is an event too
+    # Unset: the flow's own (`@flow(retries=..., timeout_seconds=..., log_prints=...)`).
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    log_prints: bool | None = None
 
 
 class ProjectConfig(_Section):

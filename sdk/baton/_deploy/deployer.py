@@ -20,7 +20,7 @@ from baton_schemas.deployments import (
 )
 from baton_schemas.runs import RetryPolicy
 from baton_schemas.schedules import DeploymentSchedule, SchedulePolicy
-from baton_schemas.triggers import EventTrigger
+from baton_schemas.triggers import DeploymentTrigger
 
 from .._deployments import connect
 from ._errors import DeployError
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("baton.deploy")
 _PULL_STEPS = TypeAdapter(list[YamlPullStep])
 _SCHEDULES = TypeAdapter(list[YamlSchedule])
-_TRIGGERS = TypeAdapter(list[EventTrigger])
+_TRIGGERS = TypeAdapter(list[DeploymentTrigger])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,8 @@ def plan(config: ProjectConfig, project_dir: Path, names: Sequence[str] = ()) ->
             triggers=section.triggers or [],
             paused=section.paused,
             task_run_events=section.task_run_events,
+            timeout_seconds=section.timeout_seconds,
+            log_prints=section.log_prints,
         )
         planned.append(Planned(label, request))
     return planned
@@ -119,11 +121,19 @@ def _local_pull(project_dir: Path) -> list[PullStep]:
 
 
 def _build(label: str, flow: FlowDefinition[..., Any], **fields: Any) -> DeploymentCreate:
+    """The request; what the deployment leaves unset is the flow's own (`@flow(retries=3)`)."""
     fields["description"] = fields["description"] or flow.description
     fields["version"] = fields["version"] or flow.version
-    for optional in ("retry_policy", "schedule_policy"):
-        if fields.get(optional, "") is None:
-            del fields[optional]
+    if fields["retry_policy"] is None:
+        fields["retry_policy"] = RetryPolicy(
+            retries=flow.retries, retry_delay_seconds=flow.retry_delay_seconds
+        )
+    if fields.get("timeout_seconds") is None:
+        fields["timeout_seconds"] = flow.timeout_seconds
+    if fields.get("log_prints") is None:
+        fields["log_prints"] = flow.log_prints
+    if fields.get("schedule_policy", "") is None:
+        del fields["schedule_policy"]
     try:
         return DeploymentCreate(flow_name=flow.name, parameter_schema=parameter_schema(flow.fn), **fields)
     except ValidationError as exc:
@@ -149,16 +159,19 @@ def deploy_flow(
     timezone: str | None = None,
     schedules: Sequence[DeploymentSchedule | Mapping[str, Any]] | None = None,
     schedule_policy: SchedulePolicy | Mapping[str, Any] | None = None,
-    triggers: Sequence[EventTrigger | Mapping[str, Any]] | None = None,
+    triggers: Sequence[DeploymentTrigger | Mapping[str, Any]] | None = None,
     pull_steps: Sequence[Any] | None = None,
     concurrency_limit: int | ConcurrencyOptions | None = None,
     retry_policy: RetryPolicy | None = None,
     enforce_parameter_schema: bool = True,
     paused: bool = False,
+    timeout_seconds: float | None = None,
+    log_prints: bool | None = None,
     client: SyncBatonClient | None = None,
 ) -> Deployment:
-    """`Flow.deploy(...)`: the Python twin of one baton.yaml entry. `cron`, `interval` and
-    `rrule` each add a schedule (in `timezone`, UTC by default) to those of `schedules`."""
+    """`Flow.deploy(...)`: the Python twin of one baton.yaml entry. Retries, timeout, print
+    capture, version and description default to the flow's own. `cron`, `interval` and `rrule`
+    each add a schedule (in `timezone`, UTC by default) to those of `schedules`."""
     label = f"deployment {name!r} of flow {flow.name!r}"
     base = Path(project_dir).resolve() if project_dir is not None else None
     if entrypoint is None:
@@ -202,6 +215,8 @@ def deploy_flow(
         schedule_policy=policy,
         triggers=checked_triggers,
         paused=paused,
+        timeout_seconds=timeout_seconds,
+        log_prints=log_prints,
     )
     if client is not None:
         deployment = client.create_deployment(request)

@@ -10,6 +10,7 @@ when the server is back. Nothing here ever raises into the user's flow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from uuid import UUID, uuid4
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_delay,
     stop_never,
     wait_random_exponential,
@@ -33,7 +35,8 @@ from baton_schemas.envelopes import Heartbeat, Logs, TaskRunStateReport, TaskRun
 from baton_schemas.logs import LogRecord
 
 from .._loop_thread import LoopThread
-from .._transport import RequestRejected, Transport, TransportError, TransportUnavailable
+from .._transport import RequestRejected, Transport, TransportError, TransportGone, TransportUnavailable
+from ._spool import flush_spool, spooled_files, write_spool
 
 if TYPE_CHECKING:
     from baton_schemas.envelopes import ProposeState
@@ -86,6 +89,23 @@ class _FlowOp:
 
     kind: str
     payload: Any
+    answer: asyncio.Future[Any] | None = None  # a durable op's caller waits on it
+
+    @property
+    def durable(self) -> bool:
+        """The end of a run claimed by a worker: proposed until answered, never given up
+        (the run stays its claim's until then, and the engine never retries it on its own)."""
+        if self.kind != "propose_state":
+            return False
+        return self.payload.claim_id is not None and self.payload.state.is_terminal
+
+    @property
+    def claimed(self) -> bool:
+        return self.kind == "propose_state" and self.payload.claim_id is not None
+
+    def settle(self, value: Any) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(value)
 
 
 class RemoteReporter:
@@ -119,6 +139,7 @@ class RemoteReporter:
         self.outage = False
         self.disabled = False  # the server refused our credentials: stop reporting
         self._unregistered: set[UUID] = set()  # runs the server refused to create
+        self._spool_flush: asyncio.Task[None] | None = None
 
     # --- called from the engine's threads ---------------------------------------------------
 
@@ -280,7 +301,7 @@ class RemoteReporter:
     async def _retrying(self, fn: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         stop = stop_never if deadline is None else stop_after_delay(max(0.0, deadline - time.monotonic()))
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TransportUnavailable),
+            retry=retry_if_exception_type(TransportUnavailable) & retry_if_not_exception_type(TransportGone),
             wait=wait_random_exponential(multiplier=self.config.backoff_initial, max=self.config.backoff_max),
             stop=stop,
             before_sleep=self._on_retry,
@@ -289,7 +310,19 @@ class RemoteReporter:
             with attempt:
                 result = await fn()
         self.outage = False
+        if self._spool_flush is None:  # the server is reachable: deliver what others spooled
+            self._spool_flush = asyncio.create_task(self._flush_spool(), name="baton-spool")
         return result
+
+    async def _flush_spool(self) -> None:
+        if not spooled_files():
+            return
+        try:
+            done = await flush_spool(await self._transport_())
+            if done.files:
+                logger.info("Delivered %d spooled request(s) from %d file(s)", done.requests, done.files)
+        except Exception as exc:  # the next process that reaches the server tries again
+            logger.debug("Spooled requests not delivered: %r", exc)
 
     def _on_retry(self, retry_state: Any) -> None:
         if not self.outage:
@@ -319,18 +352,26 @@ class RemoteReporter:
         if self._flow_ops:  # earlier requests wait for delivery: keep the order
             self._flow_ops.append(op)
             self._set_wakeup()
+            if op.durable:
+                op.answer = asyncio.get_running_loop().create_future()
+                return await op.answer
             return None
+        # A run of its own (no worker's claim) goes on locally at once when the server cannot be
+        # reached: what it reports is delivered later, or spooled to disk at exit.
+        grace = self.config.outage_grace if op.claimed else 0.0
         try:
-            return await self._retrying(lambda: self._call(op), time.monotonic() + self.config.outage_grace)
+            deadline = None if op.durable else time.monotonic() + grace
+            return await self._retrying(lambda: self._call(op), deadline)
         except TransportUnavailable as exc:
-            logger.warning(
-                "Baton server unreachable for %gs (%s): the run goes on locally; its states "
-                "will be delivered when the server is back.",
-                self.config.outage_grace,
-                exc,
-            )
+            if not self.outage or grace:
+                logger.warning(
+                    "Baton server unreachable (%s): the run goes on locally; what it reports is "
+                    "delivered when the server is back (or spooled under BATON_HOME at exit).",
+                    exc,
+                )
             self.outage = True
             self._flow_ops.append(op)
+            self._set_wakeup()
             return None
         except RequestRejected as exc:
             if op.kind == "create_flow_run" and op.payload.id is not None:
@@ -357,6 +398,8 @@ class RemoteReporter:
         assert self._drain_lock is not None
         async with self._drain_lock:
             if self.disabled:
+                for op in self._flow_ops:
+                    op.settle(None)
                 self._flow_ops.clear()
                 return True
             try:
@@ -370,12 +413,14 @@ class RemoteReporter:
     async def _deliver_flow_ops(self, deadline: float | None) -> None:
         while self._flow_ops:
             op = self._flow_ops[0]
+            result = None
             try:
                 result = await self._retrying(lambda: self._call(op), deadline)  # noqa: B023
                 logger.debug("Delivered a delayed %s: %s", op.kind, result)
             except RequestRejected as exc:
                 self._refused(f"a delayed {op.kind}", exc)
             self._flow_ops.popleft()
+            op.settle(result)
 
     async def _deliver(
         self, queue: deque[Any], build: Callable[[list[Any]], Any], deadline: float | None
@@ -424,7 +469,7 @@ class RemoteReporter:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
-            if not self._tracked or self.outage:
+            if not self._tracked:  # in an outage too: a heartbeat may wait on the broker's queue
                 continue
             message = Heartbeat(flow_run_ids=list(self._tracked), lease_seconds=self.config.lease_seconds)
             try:
@@ -433,19 +478,56 @@ class RemoteReporter:
             except TransportError as exc:
                 logger.debug("Heartbeat not delivered: %s", exc)
 
+    def _spool(self) -> None:
+        """Write what is left to `$BATON_HOME/spool`, for the next process that reaches the
+        server (or `baton spool flush`) to deliver."""
+        records: list[tuple[str, bytes]] = [(op.kind, op.payload.to_json()) for op in self._flow_ops]
+        states, logs = list(self._task_states), list(self._logs)
+        for i in range(0, len(states), self.config.batch_size):
+            records.append(
+                ("send", self._task_states_message(states[i : i + self.config.batch_size]).to_json())
+            )
+        for i in range(0, len(logs), self.config.batch_size):
+            records.append(("send", self._logs_message(logs[i : i + self.config.batch_size]).to_json()))
+        try:
+            path = write_spool(records)
+        except OSError as exc:
+            logger.warning(
+                "Baton server unreachable and the spool cannot be written (%r): %d run states, "
+                "%d log records and %d flow-run updates are lost.",
+                exc,
+                len(states),
+                len(logs),
+                len(self._flow_ops),
+            )
+            return
+        if path is not None:
+            logger.warning(
+                "Baton server unreachable: %d run states, %d log records and %d flow-run updates "
+                "were spooled to %s; they are delivered when a Baton process next reaches the "
+                "server, or by `baton spool flush`.",
+                len(states),
+                len(logs),
+                len(self._flow_ops),
+                path,
+            )
+            self._task_states.clear()
+            self._logs.clear()
+            self._flow_ops.clear()
+
     async def _shutdown(self, deadline: float) -> None:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         delivered = await self._drain(deadline)
         if not delivered:
-            logger.warning(
-                "Baton server unreachable: %d run states, %d log records and %d flow-run "
-                "updates were not delivered.",
-                len(self._task_states),
-                len(self._logs),
-                len(self._flow_ops),
-            )
+            self._spool()
+        if self._spool_flush is not None and not self._spool_flush.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.shield(self._spool_flush), max(0.1, deadline - time.monotonic())
+                )
+            self._spool_flush.cancel()
         if self._transport is not None:
             try:
                 await self._transport.close()

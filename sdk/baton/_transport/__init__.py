@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
-from ._errors import RequestRejected, TransportError, TransportUnavailable
+from ._errors import RequestRejected, TransportError, TransportGone, TransportUnavailable
 
 if TYPE_CHECKING:
     from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
@@ -34,4 +34,4 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-__all__ = ["RequestRejected", "Transport", "TransportError", "TransportUnavailable"]
+__all__ = ["RequestRejected", "Transport", "TransportError", "TransportGone", "TransportUnavailable"]

@@ -12,6 +12,11 @@ class TransportUnavailable(TransportError):
     Safe to retry: every request the SDK sends is idempotent."""
 
 
+class TransportGone(TransportUnavailable):
+    """The way to Baton is gone for good: the worker that relayed for this process has exited.
+    Not retried, even for a final state (nothing could carry it now)."""
+
+
 class RequestRejected(TransportError):
     """Baton refused the request (4xx): retrying the same request won't help."""
 

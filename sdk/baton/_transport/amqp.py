@@ -162,7 +162,14 @@ class AmqpTracker:
     async def propose_state(
         self, proposal: ProposeState, *, timeout: float | None = None
     ) -> TransitionResult:
-        reply = await self.call(proposal, timeout=timeout)
+        if proposal.state.is_terminal:
+            # a final state waits for the tracker on the durable queue, however long it is away:
+            # sent again (same transition id) until answered, and applied once whatever happens
+            reply = await self.call(
+                proposal, timeout=timeout, routing_key=self._routing_key, expires=False, persistent=True
+            )
+        else:
+            reply = await self.call(proposal, timeout=timeout)
         if reply.transition is None:
             raise TransportUnavailable("tracker reply to propose_state carries no transition")
         return reply.transition
@@ -206,9 +213,11 @@ class AmqpTracker:
         timeout: float | None = None,
         routing_key: str | None = None,
         expires: bool = True,
+        persistent: bool = False,
     ) -> RpcReply:
         """Send an RPC request and wait for its `RpcReply` (raises on an error reply). An
-        unanswered request expires with `timeout` unless `expires` is False."""
+        unanswered request expires with `timeout` unless `expires` is False; a `persistent`
+        one survives a broker restart on a durable queue."""
         timeout = timeout or self.rpc_timeout
         correlation_id = str(uuid4())
         message_id = str(request.transition_id) if isinstance(request, ProposeState) else correlation_id
@@ -220,7 +229,7 @@ class AmqpTracker:
                     request.to_json(),
                     kind=request.kind,
                     message_id=message_id,
-                    persistent=False,
+                    persistent=persistent,
                     timeout=timeout,
                     correlation_id=correlation_id,
                     expiration=timeout if expires else None,
@@ -268,6 +277,7 @@ class AmqpTracker:
         try:
             async with asyncio.timeout(timeout):
                 channel = await self._ready(timeout)
+                await channel.writable()  # a full socket or a blocked broker: wait, do not pile up
                 confirm = channel.publish(
                     self._exchange,
                     routing_key or (self._rpc_routing_key if correlation_id else self._routing_key),

@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from baton_schemas.access import AuditPage
+from baton_schemas.backfill import BackfillCreate, BackfillResult
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import (
     Claim,
@@ -362,6 +363,12 @@ class BatonClient:
         path = f"/deployments/{deployment_id}/{'pause' if paused else 'resume'}"
         return Deployment.model_validate_json((await self._request("POST", path)).content)
 
+    async def backfill_deployment(self, deployment_id: UUID, request: BackfillCreate) -> BackfillResult:
+        response = await self._request(
+            "POST", f"/deployments/{deployment_id}/backfill", body=request.to_json()
+        )
+        return BackfillResult.model_validate_json(response.content)
+
 
 class SyncBatonClient:
     """Blocking facade of `BatonClient` for the CLI; each call runs on a private loop thread."""
@@ -501,3 +508,6 @@ class SyncBatonClient:
 
     def set_deployment_paused(self, deployment_id: UUID, paused: bool) -> Deployment:
         return self._run(self._client.set_deployment_paused(deployment_id, paused))  # type: ignore[no-any-return]
+
+    def backfill_deployment(self, deployment_id: UUID, request: BackfillCreate) -> BackfillResult:
+        return self._run(self._client.backfill_deployment(deployment_id, request))  # type: ignore[no-any-return]

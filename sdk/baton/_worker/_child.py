@@ -2,9 +2,10 @@
 
 Runs in a fresh interpreter (`python -m baton._worker`) or in a process forked from the
 worker's pre-started one. It reports (states, task runs, logs) through its worker, which
-forwards to the tracker (`_relay`); the worker owns the run's lease (its heartbeats) and ships
-the process's stdout and stderr. Baton's own console output goes to a descriptor of its own
-(`BATON_CONSOLE_FD`), so the worker echoes it without shipping it twice.
+forwards to the tracker (`_relay`); the worker owns the run's lease (its heartbeats) and echoes
+the process's stdout and stderr on its own console (never as the run's logs: `print()` is a
+run's log only with `log_prints=True`, as in a local run). Baton's own console output goes to
+a descriptor of its own (`BATON_CONSOLE_FD`).
 
 The exit code tells the worker what is left to do:
 - `EXIT_REPORTED` (0): the server has the run's outcome (a final state, or a retry it
@@ -16,13 +17,13 @@ The exit code tells the worker what is left to do:
 from __future__ import annotations
 
 import asyncio
-import builtins
 import ctypes
 import inspect
 import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import FrameType
@@ -35,7 +36,7 @@ from baton_schemas.runs import FlowRun
 from baton_schemas.states import Failed, Pending, State
 
 from .. import _logging
-from .._context import flow_run_ctx, task_run_ctx
+from .._definitions import FlowDefinition
 from .._entrypoints import EntrypointError, load_flow
 from .._exceptions import Abort, ParameterValidationError
 from .._flow_engine import run_existing_flow_run
@@ -57,9 +58,8 @@ from ._pull_steps import PullStepError, run_pull_steps
 from ._relay import RELAY_FD_ENV, RelayTransport
 
 _PR_SET_PDEATHSIG = 1
-# The worker heartbeats for its runs: the run's process must not extend the lease on its own.
-_NO_HEARTBEATS = 10.0**9
 SIGTERM_FLUSH_SECONDS = 1.0
+MAX_SLOT_WAIT_SECONDS = 60.0  # a run is never held longer than this for its slot
 
 logger = logging.getLogger("baton.flow_runs")
 
@@ -102,13 +102,16 @@ class _RunLog:
 
 
 def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
-    settings = ClientSettings.load().model_copy(update={"heartbeat_interval": _NO_HEARTBEATS})
+    # The process heartbeats for its own run as well as the worker does: a worker that is
+    # paused or cut off does not make a run that is still going look dead (the relay falls back
+    # to the broker for heartbeats when the worker does not answer).
+    settings = ClientSettings.load()
     reporter: Reporter | None = None
     if relay_fd is not None:  # through the worker: no broker connection of our own
         timeout = settings.request_timeout + 5
 
         async def connect() -> RelayTransport:
-            return await RelayTransport.open(relay_fd, timeout)
+            return await RelayTransport.open(relay_fd, timeout, settings.broker_url, settings.lease_seconds)
 
         reporter = RemoteReporter(connect, ReporterConfig.from_settings(settings), name="relay")
     runtime = configure(settings=settings, reporter=reporter)
@@ -117,24 +120,7 @@ def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
         assert isinstance(handler, logging.StreamHandler)
         console = os.fdopen(console_fd, "w", buffering=1, errors="replace")
         handler.setStream(console)
-        _print_logged_to(console)
     return runtime
-
-
-def _print_logged_to(console: Any) -> None:
-    """A `log_prints` print is a log record the engine ships: on stdout the worker would ship
-    it a second time, so it goes to the console (echoed, not shipped). Other prints stay."""
-    builtin_print = builtins.print
-
-    def print_once(
-        *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
-    ) -> None:
-        ctx = task_run_ctx.get() or flow_run_ctx.get()
-        if (file is None or file is sys.stdout) and ctx is not None and ctx.log_prints:
-            file = console
-        builtin_print(*args, sep=sep, end=end, file=file, flush=flush)
-
-    _logging._original_print = print_once
 
 
 def _install_sigterm(runtime: Runtime) -> None:
@@ -187,6 +173,29 @@ def _flow_run(dispatch: FlowRunDispatch, job: RunJob) -> FlowRun:
     )
 
 
+def wait_for_slot(dispatch: FlowRunDispatch) -> None:
+    """A run claimed a little before its scheduled time (so that its process is up by then) starts
+    at that time, not before."""
+    if dispatch.scheduled_time is None:
+        return
+    delay = (dispatch.scheduled_time - utcnow()).total_seconds()
+    if delay > 0:
+        time.sleep(min(delay, MAX_SLOT_WAIT_SECONDS))
+
+
+def _with_deployment_options(
+    flow: FlowDefinition[..., Any], dispatch: FlowRunDispatch
+) -> FlowDefinition[..., Any]:
+    """The flow as its deployment runs it: the deployment's timeout and print capture (the
+    flow's own unless baton.yaml set them). Retries are the server's: the run's retry policy."""
+    options: dict[str, Any] = {}
+    if dispatch.timeout_seconds is not None and dispatch.timeout_seconds != flow.timeout_seconds:
+        options["timeout_seconds"] = dispatch.timeout_seconds
+    if dispatch.log_prints is not None and dispatch.log_prints != flow.log_prints:
+        options["log_prints"] = dispatch.log_prints
+    return flow.with_options(**options) if options else flow
+
+
 def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None) -> int:
     """Run the job in this process; returns the exit code (see the module's docstring)."""
     os.environ[CLAIM_ID_ENV] = str(job.claim_id)
@@ -201,10 +210,11 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
     try:
         if dispatch.pull_steps:
             run_pull_steps(dispatch.pull_steps, log.info)
-        flow = load_flow(dispatch.entrypoint, Path.cwd())
+        flow = _with_deployment_options(load_flow(dispatch.entrypoint, Path.cwd()), dispatch)
         log.info(f"Loaded flow {flow.name!r} from {dispatch.entrypoint!r}")
     except (PullStepError, EntrypointError) as exc:
         return _end(runtime, job, dispatch, Failed(message=str(exc)), log)
+    wait_for_slot(dispatch)
     try:
         outcome = run_existing_flow_run(flow, _flow_run(dispatch, job), runtime, claim_id=job.claim_id)
         if inspect.iscoroutine(outcome):

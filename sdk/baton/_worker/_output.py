@@ -1,98 +1,26 @@
-"""A run process's output: echoed on the worker's console, shipped as the run's logs.
+"""A run process's output: echoed on the worker's console (its own log), never the run's logs.
 
-stdout and stderr lines become log records (`baton.process.stdout` / `.stderr`) sent in
-batches (`Logs` over the tracker's fire-and-forget route) at least every `interval`; Baton's
-own console output of the process (already shipped by its engine) is only echoed. The last
-lines of stderr are kept for the state message if the process dies.
+`print()` reaches a run's logs the same way wherever the flow runs: through its engine, only
+with `log_prints=True`. The raw stdout and stderr of the process are the worker's business:
+echoed on its console when the job's `stream_output` is on, and their last lines kept for the
+Crashed state's message if the process dies without reporting. Baton's own console output of
+the process (`console`, already shipped by its engine) is echoed too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sys
 from collections import deque
-from datetime import UTC, datetime
-from typing import IO, Any
-from uuid import UUID
+from typing import IO
 
-from baton_schemas.envelopes import Logs
-from baton_schemas.logs import LogRecord
-
-logger = logging.getLogger("baton.worker")
-
-MAX_LINE = 16_000  # longer lines are split into several records
-BATCH = 1000
-LEVELS = {"stdout": logging.INFO, "stderr": logging.INFO}
+MAX_LINE = 16_000  # a longer line is cut into several (for the tail)
+TAIL_LINE = 500  # a tail line longer than this is shortened in the state message
 
 
-class LogShipper:
-    """Batches records of every run; `send` is the tracker's `send` (a `Logs` message)."""
-
-    def __init__(self, send: Any, *, interval: float = 0.5, max_buffered: int = 100_000) -> None:
-        self._send = send
-        self.interval = interval
-        self.max_buffered = max_buffered
-        self._buffer: deque[tuple[UUID, str, int, str, datetime]] = deque()
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="baton-worker-logs")
-
-    def add(self, flow_run_id: UUID, stream: str, line: str) -> None:
-        if len(self._buffer) >= self.max_buffered:
-            self._buffer.popleft()
-            self.dropped += 1
-        self._buffer.append((flow_run_id, f"baton.process.{stream}", LEVELS[stream], line, datetime.now(UTC)))
-        if len(self._buffer) >= BATCH:
-            self._wakeup.set()
-
-    async def _loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._wakeup.wait()
-            self._wakeup.clear()
-            await self.flush()
-
-    async def flush(self) -> bool:
-        while self._buffer:
-            batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
-            records = [
-                LogRecord(flow_run_id=run_id, name=name, level=level, message=message, timestamp=at)
-                for run_id, name, level, message, at in batch
-            ]
-            try:
-                await self._send(Logs(logs=records))
-            except Exception as exc:  # keep them for the next round
-                logger.debug("Process output not shipped yet: %r", exc)
-                self._buffer.extendleft(reversed(batch))
-                return False
-        return True
-
-    async def close(self, timeout: float = 5.0) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while not await self.flush():
-                    await asyncio.sleep(0.2)
-
-
-async def pump(
-    reader: asyncio.StreamReader,
-    stream: str,
-    flow_run_id: UUID,
-    shipper: LogShipper | None,
-    echo: IO[bytes] | None,
-    tail: deque[str] | None = None,
-) -> None:
-    """Copy one stream of a run's process to the console and the run's logs, line by line."""
+async def pump(reader: asyncio.StreamReader, echo: IO[bytes] | None, tail: deque[str] | None = None) -> None:
+    """Copy one stream of a run's process to the console line by line, keeping the last lines."""
     pending = b""
 
     def emit(raw: bytes) -> None:
@@ -100,12 +28,10 @@ async def pump(
             with contextlib.suppress(Exception):
                 echo.write(raw + b"\n")
                 echo.flush()
-        text = raw.decode(errors="replace").rstrip("\r")
-        if tail is not None and text.strip():
-            tail.append(text)
-        if shipper is not None:
-            for start in range(0, max(len(text), 1), MAX_LINE):
-                shipper.add(flow_run_id, stream, text[start : start + MAX_LINE])
+        if tail is not None:
+            text = raw.decode(errors="replace").rstrip()
+            if text.strip():
+                tail.append(text if len(text) <= TAIL_LINE else text[: TAIL_LINE - 1] + "…")
 
     while chunk := await reader.read(1 << 16):
         pending += chunk
@@ -117,6 +43,17 @@ async def pump(
             pending = b""
     if pending:
         emit(pending)
+
+
+def crash_message(exit_text: str, tail: deque[str]) -> str:
+    """`the flow run's process exited with code 7`, with the last lines of its output."""
+    message = f"the flow run's process {exit_text}"
+    if not tail:
+        return message
+    if len(tail) == 1:
+        return f"{message}: {tail[0]}"
+    lines = "\n".join(tail)
+    return f"{message}; the last lines of its output:\n{lines}"
 
 
 def console_streams() -> dict[str, IO[bytes]]:

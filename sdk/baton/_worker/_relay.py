@@ -28,7 +28,7 @@ from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import TransitionResult
 
-from .._transport import RequestRejected, TransportUnavailable
+from .._transport import RequestRejected, TransportGone, TransportUnavailable
 
 if TYPE_CHECKING:
     from .._transport.amqp import AmqpTracker
@@ -38,6 +38,9 @@ logger = logging.getLogger("baton.worker")
 RELAY_FD_ENV = "BATON_RELAY_FD"
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 << 20
+# How long a heartbeat waits for the worker before the process sends it to the broker itself
+# (at most; a quarter of the lease where that is shorter).
+HEARTBEAT_RELAY_SECONDS = 3.0
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes]:
@@ -61,7 +64,17 @@ def frame(header: dict[str, Any], body: bytes = b"") -> bytes:
 class RelayTransport:
     """A `Transport` whose requests the worker forwards to the tracker."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        timeout: float,
+        broker_url: str | None = None,
+        heartbeat_relay_seconds: float = HEARTBEAT_RELAY_SECONDS,
+    ) -> None:
+        self._broker_url = broker_url
+        self._heartbeat_relay = heartbeat_relay_seconds
+        self._direct: AmqpTracker | None = None
         self._reader = reader
         self._writer = writer
         self.timeout = timeout
@@ -72,14 +85,16 @@ class RelayTransport:
         self._reading = asyncio.create_task(self._read(), name="baton-relay")
 
     @classmethod
-    async def open(cls, fd: int, timeout: float = 30.0) -> RelayTransport:
+    async def open(
+        cls, fd: int, timeout: float = 30.0, broker_url: str | None = None, lease_seconds: float = 30.0
+    ) -> RelayTransport:
         sock = socket.socket(fileno=fd)
         sock.setblocking(False)
         reader, writer = await asyncio.open_unix_connection(sock=sock)
-        return cls(reader, writer, timeout)
+        return cls(reader, writer, timeout, broker_url, min(HEARTBEAT_RELAY_SECONDS, lease_seconds / 4))
 
     async def _read(self) -> None:
-        error: BaseException = TransportUnavailable("the worker closed the relay")
+        error: BaseException = TransportGone("the worker closed the relay")
         try:
             while True:
                 header, body = await read_frame(self._reader)
@@ -87,7 +102,7 @@ class RelayTransport:
                 if future is not None and not future.done():
                     future.set_result((header, body))
         except (asyncio.IncompleteReadError, OSError, ValueError) as exc:
-            error = TransportUnavailable(f"relay to the worker lost: {exc!r}")
+            error = TransportGone(f"relay to the worker lost: {exc!r}")
         finally:
             for future in self._pending.values():
                 if not future.done():
@@ -96,7 +111,7 @@ class RelayTransport:
 
     async def _call(self, op: str, body: bytes, kind: str | None = None) -> bytes:
         if self._closed or self._reading.done():
-            raise TransportUnavailable("the relay to the worker is closed")
+            raise TransportGone("the relay to the worker is closed")
         self._next_id += 1
         request_id = self._next_id
         future: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
@@ -110,7 +125,7 @@ class RelayTransport:
         except TimeoutError as exc:
             raise TransportUnavailable(f"no answer from the worker to {op} in {self.timeout:g}s") from exc
         except OSError as exc:
-            raise TransportUnavailable(f"relay to the worker lost: {exc!r}") from exc
+            raise TransportGone(f"relay to the worker lost: {exc!r}") from exc
         finally:
             self._pending.pop(request_id, None)
         if not header.get("ok"):
@@ -130,13 +145,36 @@ class RelayTransport:
         await self._call("send", message.to_json(), kind=message.kind)
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
-        await self.send(message)
-        return []  # the worker stops this process itself when its run is cancelled
+        """Through the worker; if it does not answer soon (paused, stuck), straight to the
+        broker on a connection of this process's own, opened then and kept."""
+        if self._direct is None:
+            try:
+                async with asyncio.timeout(self._heartbeat_relay):
+                    await self.send(message)
+                return []  # the worker stops this process itself when its run is cancelled
+            except (TimeoutError, TransportUnavailable) as exc:
+                if not self._broker_url:
+                    raise TransportUnavailable(f"heartbeat not relayed: {exc!r}") from exc
+                logger.warning("The worker does not relay heartbeats (%r): sending them directly", exc)
+        return await (await self._direct_tracker()).heartbeat(message)
+
+    async def _direct_tracker(self) -> AmqpTracker:
+        if self._direct is None:
+            from .._transport.amqp import AmqpTracker
+
+            assert self._broker_url is not None
+            self._direct = await AmqpTracker.connect(
+                self._broker_url, connect_timeout=self.timeout, rpc_timeout=self.timeout
+            )
+        return self._direct
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._direct is not None:
+            with contextlib.suppress(Exception):
+                await self._direct.close()
         self._reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reading

@@ -68,7 +68,7 @@ from .._transport.http import BatonClient
 from ._forkserver import FORKSERVER_FD_ENV
 from ._intake import Intake, QueueSpec, SlotBook
 from ._job import EXIT_ABORTED, EXIT_REPORTED, RunJob
-from ._output import LogShipper, console_streams, pump
+from ._output import console_streams, crash_message, pump
 from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
 from ._relay import serve_relay
 from ._settings import WorkerSettings
@@ -78,7 +78,11 @@ logger = logging.getLogger("baton.worker")
 
 OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
 MAX_SCHEDULE_WAIT_SECONDS = 60.0
-STDERR_TAIL_LINES = 5
+# A run dispatched ahead of its slot is claimed this long before it (the tracker takes claims up
+# to 0.5 s early), so its process is up when the slot comes; the process waits for the slot
+# before the flow starts (`_child.wait_for_slot`).
+CLAIM_LEAD_SECONDS = 0.3
+OUTPUT_TAIL_LINES = 10  # of stdout and stderr, for the message of a Crashed run
 
 
 @dataclass(eq=False)
@@ -90,7 +94,7 @@ class ActiveRun:
     cancel_reason: str | None = None
     shutdown: bool = False
     stopping: asyncio.Task[None] | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=STDERR_TAIL_LINES))
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
 
     @property
     def id(self) -> UUID:
@@ -137,7 +141,6 @@ class Worker:
         self._control_exchange: AbstractExchange | None = None
         self.tracker: AmqpTracker | None = None
         self.intake: Intake | None = None
-        self.shipper: LogShipper | None = None
         self._spawner = SpawnLauncher()
         self._forker: ForkServerLauncher | None = None
         self._base_env = self._child_base_env()
@@ -155,6 +158,9 @@ class Worker:
         ):
             if value:
                 env[key] = value
+        # the run's process keeps its run's lease alive too, at the worker's pace and length
+        env["BATON_HEARTBEAT_INTERVAL"] = str(self.settings.heartbeat_seconds)
+        env["BATON_LEASE_SECONDS"] = str(self.settings.lease_seconds)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -174,8 +180,6 @@ class Worker:
         )
         await self._control.bind(self._control_exchange, routing_key=worker_control_key(self.worker_id))
         await self._control.consume(self._on_control, no_ack=True)
-        self.shipper = LogShipper(self.tracker.send)
-        self.shipper.start()
         if self.settings.prestart > 0:
             self._forker = ForkServerLauncher(self.settings.prestart, self._base_env)
             await self._forker.start()
@@ -230,8 +234,6 @@ class Worker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.shipper is not None:
-            await self.shipper.close()
         if self._forker is not None:
             await self._forker.close()
         if self.tracker is not None:
@@ -402,8 +404,9 @@ class Worker:
             if not waiting_for_its_time:
                 logger.info("Flow run %s not taken (%s): %s", run_id, result.verdict.value, result.reason)
                 return None
-            # dispatched ahead of its scheduled time: hold it until then
-            await asyncio.sleep(min(float(result.delay_seconds or 0), MAX_SCHEDULE_WAIT_SECONDS))
+            # dispatched ahead of its scheduled time: hold it until just before then
+            delay = float(result.delay_seconds or 0) - CLAIM_LEAD_SECONDS
+            await asyncio.sleep(min(max(delay, 0.01), MAX_SCHEDULE_WAIT_SECONDS))
 
     async def _propose(self, proposal: ProposeState, within: float) -> TransitionResult:
         """An RPC to the tracker, retried (same transition id: safe) while it is unreachable."""
@@ -493,8 +496,7 @@ class Worker:
             elif run.shutdown:
                 await self._end_run(run, Crashed(message="worker shut down"))
             elif code not in (EXIT_REPORTED, EXIT_ABORTED):
-                tail = f": {run.tail[-1]}" if run.tail else ""
-                await self._end_run(run, Crashed(message=f"the flow run's process {_exit_text(code)}{tail}"))
+                await self._end_run(run, Crashed(message=crash_message(_exit_text(code), run.tail)))
         except Exception:
             logger.exception("Flow run %s: the worker failed to run it", run.label)
         finally:
@@ -508,16 +510,7 @@ class Worker:
     async def _supervise(self, run: ActiveRun, process: RunProcess, stream_output: bool) -> int:
         echo = console_streams() if (stream_output and self._echo) else {}
         pumps = [
-            asyncio.create_task(
-                pump(
-                    reader,
-                    name,
-                    run.id,
-                    self.shipper if name != "console" else None,
-                    echo.get(name),
-                    run.tail if name == "stderr" else None,
-                )
-            )
+            asyncio.create_task(pump(reader, echo.get(name), run.tail if name != "console" else None))
             for name, reader in process.streams.items()
         ]
         try:

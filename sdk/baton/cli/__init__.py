@@ -6,6 +6,7 @@ import typer
 
 from . import (
     _audit,
+    _backfill,
     _dead_letters,
     _deploy,
     _deployments,
@@ -37,6 +38,7 @@ app.add_typer(_audit.app, name="audit", help="The audit log: every change and th
 app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
 _deploy.register(app)
+_backfill.register(_deployments.app)
 
 
 def main() -> None:

@@ -59,7 +59,9 @@ def start(
     service: Annotated[
         list[str] | None,
         typer.Option(
-            "--service", "-s", help="Run only this service (repeatable): api, tracker, scheduler, events."
+            "--service",
+            "-s",
+            help="Run only this service (repeatable): api, tracker, scheduler, events, router.",
         ),
     ] = None,
     host: Annotated[str | None, typer.Option(help="API bind address.")] = None,
@@ -74,6 +76,8 @@ def start(
     from baton_server.server import SERVICES, serve
     from baton_server.settings import ServerSettings
 
+    from .._transport._installation import OtherInstallation
+
     settings = ServerSettings()
     if host:
         settings.api_host = host
@@ -87,6 +91,9 @@ def start(
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(serve(settings, names))
+    except OtherInstallation as exc:
+        typer.echo(f"baton server: could not start: {exc}", err=True)  # one line, unwrapped
+        raise typer.Exit(1) from exc
     except (OSError, DatabaseMissing) as exc:
         console.print(f"[red]could not start:[/red] {exc}")
         raise typer.Exit(1) from exc

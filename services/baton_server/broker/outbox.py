@@ -11,6 +11,10 @@ a transition's row comes back with the ids of the run's older rows still in the 
 If any of those is not in this process's own queue (another tracker process wrote it and has
 not sent it yet), the row is held: the sweeper sends it once no older row of its key is left.
 So a subscriber sees each run's first copies in order, however many trackers run.
+
+The loops cannot die: an error nobody foresaw is logged, the rows it left half-done go back to
+the sweeper, and the loop starts again after a capped, jittered backoff (`_keep_running`).
+`stop()` never raises, so the context behind it always gets to close the broker and the pools.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from baton._amqp import Returned
 from baton_schemas.envelopes import DeadLetterHeaders
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 _BATCH = 500
 _HELD_RETRY = 0.05  # seconds between looks at a held row's older sibling
 _DELETE_WINDOW = 0.02  # seconds confirmed rows wait to be deleted together
+_RESTART_BACKOFF = 2.0  # seconds, at most, before a failed loop starts again
 
 
 class OutboxPublishFailed(Exception):
@@ -138,25 +145,35 @@ class Outbox:
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self._publish_loop(), name="outbox-publish"),
-            asyncio.create_task(self._delete_loop(), name="outbox-delete"),
-            asyncio.create_task(self._sweep_loop(), name="outbox-sweep"),
+            asyncio.create_task(_keep_running("publish", self._publish_loop), name="outbox-publish"),
+            asyncio.create_task(_keep_running("delete", self._delete_loop), name="outbox-delete"),
+            asyncio.create_task(_keep_running("sweep", self._sweep_loop), name="outbox-sweep"),
         ]
 
+    @property
+    def running(self) -> bool:
+        """Every loop is alive (they restart themselves; only `stop()` ends them)."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     async def stop(self, *, grace: float = 5.0) -> None:
+        """Send what is queued for up to `grace`, then end the loops. Idempotent; never raises:
+        what is left unsent stays in the table for the next process's sweeper."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), grace)
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self._delete_sent(), grace)
-        for task in self._tasks:
+        except Exception as exc:  # they are sent: at worst they go out once more
+            log.warning("outbox: sent rows not deleted at shutdown (%r); they will be sent again", exc)
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        for task, result in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
+            if isinstance(result, Exception):
+                log.error("outbox: %s ended with an error", task.get_name(), exc_info=result)
 
     async def _drain(self) -> None:
-        while not self._queue.empty():
+        """Until every row this process queued is sent and deleted, or left to the sweeper."""
+        while self._mine or not self._queue.empty():
             await asyncio.sleep(0.01)
 
     async def _publish(self, rows: list[OutboxRow]) -> list[int]:
@@ -184,8 +201,12 @@ class Outbox:
             if result is None:
                 done.append(row.id)
             elif isinstance(result, Returned) and failure is None:
-                await self._park(row, f"unroutable: {result}")
-                done.append(row.id)
+                try:
+                    await self._park(row, f"unroutable: {result}")
+                except Exception as exc:  # baton.dead is away too: the row stays in the table
+                    failure = exc
+                else:
+                    done.append(row.id)
             elif failure is None:
                 failure = result
         if failure is not None:
@@ -225,9 +246,13 @@ class Outbox:
             try:
                 done = await self._publish(rows)
             except OutboxPublishFailed as exc:
-                log.warning("outbox publish failed (%s); the sweeper will resend", exc.__cause__)
+                log.warning("outbox publish failed (%r); the sweeper will resend", exc.__cause__)
                 self._enter_backlog()  # rows stay in the table; keep their order there
                 done = exc.done
+            except BaseException:
+                # which of them went out is unknown: the sweeper sends them all again, in order
+                self._enter_backlog()
+                raise
             self._sent.extend(done)
             self._sent_waiting.set()
             confirmed = set(done)  # stay "mine" until deleted; the rest are the sweeper's now
@@ -308,11 +333,17 @@ class Outbox:
                 rows = await _unblocked(conn, [_row(r) for r in records])
                 sending = {r.id for r in rows}
                 blocked.extend(r["id"] for r in records if r["id"] not in sending)
+                failure: OutboxPublishFailed | None = None
                 if rows:
-                    await self._publish(rows)
-                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(sending))
-                    self._held.difference_update(sending)
-                    sent += len(rows)
+                    try:
+                        done = await self._publish(rows)
+                    except OutboxPublishFailed as exc:  # the ones that went out are done with
+                        failure, done = exc, exc.done
+                    await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
+                    self._held.difference_update(done)
+                    sent += len(done)
+            if failure is not None:
+                raise failure
         if self._held:  # another process's sweeper may have sent some of ours
             async with self._pool.acquire() as conn:
                 still = await conn.fetch(
@@ -323,6 +354,23 @@ class Outbox:
             self._backlog.clear()
             log.info("outbox backlog drained (%d messages)", sent)
         return sent
+
+
+async def _keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run `loop` until cancelled; whatever it raises is logged and it starts again, after a
+    jittered backoff that grows to `_RESTART_BACKOFF`."""
+
+    def logged(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.error("outbox %s loop failed; it starts again", name, exc_info=error)
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception_type(Exception),
+        wait=wait_random_exponential(multiplier=0.05, max=_RESTART_BACKOFF),
+        before_sleep=logged,
+    ):
+        with attempt:
+            await loop()
 
 
 def _row(record: asyncpg.Record) -> OutboxRow:

@@ -12,6 +12,8 @@ from baton_schemas.topology import (
     EVENT_STORE_ROUTING_KEY,
     EVENTS,
     EXCHANGES,
+    ROUTER_QUEUE,
+    ROUTER_ROUTING_KEY,
     RUNS,
     TRACKER,
     TRACKER_QUEUE,
@@ -23,6 +25,7 @@ from baton_schemas.topology import (
     pool_queue_arguments,
     pool_queue_name,
     pool_routing_key,
+    router_queue_arguments,
     tracker_queue_arguments,
     tracker_rpc_queue_arguments,
 )
@@ -62,3 +65,10 @@ async def declare_pool_queue(channel: AbstractChannel, pool: str, queue: str) ->
 
 async def delete_pool_queue(channel: AbstractChannel, pool: str, queue: str) -> None:
     await channel.queue_delete(pool_queue_name(pool, queue))
+
+
+async def declare_router_queue(channel: AbstractChannel) -> None:
+    """The router's queue, bound to every event name; declared by the router service, so an
+    installation that runs no router does not pile events up in it."""
+    queue = await channel.declare_queue(ROUTER_QUEUE, durable=True, arguments=router_queue_arguments())
+    await queue.bind(EVENTS, routing_key=ROUTER_ROUTING_KEY)

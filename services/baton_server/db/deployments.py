@@ -23,6 +23,8 @@ from baton_schemas.states import Scheduled
 from jsonschema import Draft202012Validator
 
 from ..broker.outbox import OutboxRow
+from ..router.templating import template_errors
+from .automations import AutomationExists, sync_deployment_triggers
 from .flow_runs import create_flow_run
 from .flows import get_or_create_flow
 from .job_variables import check_job_variables, job_variable_errors
@@ -71,6 +73,8 @@ def _deployment(row: asyncpg.Record) -> Deployment:
         triggers=row["triggers"],
         paused=row["paused"],
         task_run_events=row["task_run_events"],
+        timeout_seconds=row["timeout_seconds"],
+        log_prints=row["log_prints"],
         created=row["created"],
         updated=row["updated"],
     )
@@ -131,9 +135,9 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
                    tags, parameters, parameter_schema, enforce_parameter_schema, work_pool_name,
                    work_queue_name, job_variables, pull_steps, concurrency_limit,
                    collision_strategy, retries, retry_delay_seconds, schedules, triggers, paused,
-                   task_run_events, schedule_policy)
+                   task_run_events, schedule_policy, timeout_seconds, log_prints)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                   $18, $19, $20, $21, $22, $23)
+                   $18, $19, $20, $21, $22, $23, $24, $25)
                ON CONFLICT (flow_id, name) DO UPDATE SET
                    entrypoint = EXCLUDED.entrypoint, description = EXCLUDED.description,
                    version = EXCLUDED.version, tags = EXCLUDED.tags,
@@ -147,7 +151,9 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
                    retries = EXCLUDED.retries, retry_delay_seconds = EXCLUDED.retry_delay_seconds,
                    schedules = EXCLUDED.schedules, triggers = EXCLUDED.triggers,
                    paused = EXCLUDED.paused, task_run_events = EXCLUDED.task_run_events,
-                   schedule_policy = EXCLUDED.schedule_policy, updated = now()
+                   schedule_policy = EXCLUDED.schedule_policy,
+                   timeout_seconds = EXCLUDED.timeout_seconds, log_prints = EXCLUDED.log_prints,
+                   updated = now()
                RETURNING id, (xmax = 0) AS created""",
             uuid.uuid4(),
             create.name,
@@ -171,12 +177,29 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             [t.model_dump(mode="json") for t in create.triggers],
             create.paused,
             create.task_run_events,
-            create.schedule_policy.model_dump(mode="json"),
+            # what the deployment sets (durations in seconds): the rest falls to its pool, then the defaults
+            create.schedule_policy.model_dump(mode="json", exclude_unset=True),
+            create.timeout_seconds,
+            create.log_prints,
         )
         assert row is not None
         deployment = await get_deployment(conn, row["id"])
+        await _sync_triggers(conn, deployment, create)
     deployment.warnings = schedule_warnings(deployment.schedules, utcnow())
     return deployment, bool(row["created"])
+
+
+async def _sync_triggers(conn: Connection, deployment: Deployment, create: DeploymentCreate) -> None:
+    """The deployment's triggers become automations running it (updated in place on redeploy)."""
+    errors = []
+    for index, trigger in enumerate(create.triggers):
+        errors += template_errors(trigger.parameters, ("body", "triggers", index, "parameters"))
+    if errors:
+        raise InvalidParameters(errors)
+    try:
+        await sync_deployment_triggers(conn, deployment, create.triggers)
+    except AutomationExists as exc:
+        raise InvalidParameters([{"loc": ["body", "triggers"], "msg": str(exc), "type": "exists"}]) from exc
 
 
 async def get_deployment(conn: Connection, deployment_id: uuid.UUID) -> Deployment:

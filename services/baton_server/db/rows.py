@@ -19,7 +19,7 @@ FLOW_RUN_COLUMNS = """fr.id, fr.name, fr.flow_id, f.name AS flow_name, f.slug AS
     fr.next_scheduled_time, fr.run_count, fr.retries, fr.retry_delay_seconds,
     fr.expected_start_time, fr.start_time, fr.end_time, fr.work_pool_name, fr.work_queue_name,
     fr.job_variables, fr.worker_id, fr.claim_id, fr.lease_expires_at, fr.lease_seconds, fr.created,
-    fr.updated"""
+    fr.updated, fr.reaped_version"""
 
 
 def flow_from_row(row: Row) -> Flow:

@@ -62,15 +62,21 @@ def _decode(message: Delivery) -> Event:
         raise DeadLetter(f"schema-invalid: {describe_errors(exc)}") from None
 
 
-def admit_delivery(message: Delivery, admission: Admission) -> EventRow:
-    """The row to store for a delivery, or DeadLetter."""
+def admit_delivery_event(message: Delivery, admission: Admission) -> Event:
+    """The event of a delivery, admitted (with `received`), or DeadLetter. The router takes
+    events by this rule too."""
     event = _decode(message)
     try:
-        event = admission.admit(
+        return admission.admit(
             event, now=utcnow(), user_id=message.properties.user_id, routing_key=message.routing_key
         )
     except Refused as exc:
         raise DeadLetter(f"refused: {exc.reason}") from None
+
+
+def admit_delivery(message: Delivery, admission: Admission) -> EventRow:
+    """The row to store for a delivery, or DeadLetter."""
+    event = admit_delivery_event(message, admission)
     assert event.received is not None
     return event_row(event, event.received)
 

@@ -26,7 +26,7 @@ _CLAIM_FOR_DISPATCH = """
         SELECT fr.id FROM flow_runs fr
         JOIN work_pools p ON p.name = fr.work_pool_name AND NOT p.paused
         JOIN work_queues q ON q.pool_id = p.id AND q.name = fr.work_queue_name AND NOT q.paused
-        WHERE fr.state_type = 'SCHEDULED'
+        WHERE fr.state_type = 'SCHEDULED' AND NOT fr.overlap_held
           AND fr.next_scheduled_time <= now() + make_interval(secs => $2)
           AND (fr.dispatched_version IS DISTINCT FROM fr.state_version
                -- a dispatch that never led to a claim (lost, dead-lettered) is sent again
@@ -43,7 +43,8 @@ _CLAIM_FOR_DISPATCH = """
     SELECT m.id, m.name, m.state_version, m.run_count, m.tags, m.next_scheduled_time, m.work_pool_name,
            m.work_queue_name, m.parameters, m.job_variables AS run_job_variables, m.deployment_id,
            f.name AS flow_name, d.name AS deployment_name, d.entrypoint, d.pull_steps,
-           d.job_variables AS deployment_job_variables, p.base_job_template
+           d.job_variables AS deployment_job_variables, p.base_job_template,
+           d.timeout_seconds, d.log_prints
     FROM marked m
     JOIN flows f ON f.id = m.flow_id
     JOIN work_pools p ON p.name = m.work_pool_name
@@ -73,6 +74,8 @@ def dispatch_message(row: asyncpg.Record) -> OutboxMessage:
         parameters=row["parameters"],
         job_variables=job_variables,
         job_template=row["base_job_template"],
+        timeout_seconds=row["timeout_seconds"],
+        log_prints=row["log_prints"],
     )
     return OutboxMessage(
         exchange=RUNS,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from pydantic import TypeAdapter, ValidationError
 
-from baton._amqp import Delivery
+from baton._amqp import AmqpError, Channel, Connection, Delivery
 from baton_schemas.envelopes import (
     CreateFlowRun,
     Heartbeat,
@@ -16,7 +18,7 @@ from baton_schemas.envelopes import (
     TaskRunStates,
     TrackerMessage,
 )
-from baton_schemas.topology import TRACKER_QUEUE, TRACKER_RPC_QUEUE
+from baton_schemas.topology import TRACKER, TRACKER_QUEUE, TRACKER_RPC_QUEUE
 
 from ..broker.consumer import Consumer, DeadLetter
 from ..broker.outbox import OutboxRow
@@ -132,12 +134,37 @@ class TrackerService:
             TrackerConsumer(ctx, cache=cache, batch=batch),
             TrackerRpcConsumer(ctx, prefetch=ctx.settings.tracker_rpc_prefetch, cache=cache, batch=batch),
         ]
-        self._reaper = Reaper(ctx.pool, ctx.outbox, interval=ctx.settings.reaper_interval_seconds)
+        self._reaper = Reaper(
+            ctx.pool,
+            ctx.outbox,
+            interval=ctx.settings.reaper_interval_seconds,
+            default_lease_seconds=ctx.settings.default_lease_seconds,
+            probe=self._probe,
+        )
+        self._probe_channel: Channel | None = None
+        ctx.link.on_reconnect(self._on_reconnect)
 
     async def start(self) -> None:
         for consumer in self._consumers:
             await consumer.start()
         self._reaper.start()
+
+    async def _on_reconnect(self, _connection: Connection) -> None:
+        self._probe_channel = None  # it went with the old connection
+        self._reaper.regained("the broker (reconnected)")
+
+    async def _probe(self) -> None:
+        """A round trip to the broker on the tracker's own connection: can heartbeats reach us?"""
+        try:
+            if self._probe_channel is None or not self._probe_channel.is_open:
+                self._probe_channel = await self._ctx.link.connection.channel()
+            await self._probe_channel.check_exchange(TRACKER)
+        except BaseException:
+            channel, self._probe_channel = self._probe_channel, None
+            if channel is not None:
+                with contextlib.suppress(AmqpError, OSError, TimeoutError):
+                    await asyncio.wait_for(channel.close(), 1.0)
+            raise
 
     async def stop(self) -> None:
         for consumer in self._consumers:

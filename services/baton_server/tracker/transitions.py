@@ -336,6 +336,7 @@ def _decide(
         claim_id=row["claim_id"],
         limits=limits,
         slot_wait_seconds=slot_wait_seconds,
+        reaped_version=row.get("reaped_version"),
     )
     proposed = Proposal(proposal.state, force=proposal.force, claim_id=proposal.claim_id)
     return current, decide(snapshot, proposed, now or utcnow())

@@ -88,6 +88,13 @@ def fails() -> None:
 def exits(code: int) -> None:
     print("about to leave without a word", file=sys.stderr)
     os._exit(code)
+
+
+@flow
+def says_goodbye(lines: int) -> None:
+    for n in range(lines):
+        print(f"goodbye line {n}", flush=True)
+    os._exit(9)
 '''
 
 

@@ -78,6 +78,19 @@ def test_a_process_that_exits_without_a_final_state_makes_the_run_crashed(setup:
     assert final["message"] == "the flow run's process exited with code 7: about to leave without a word"
 
 
+def test_a_crashed_runs_message_ends_with_the_last_lines_of_its_output(setup: Setup) -> None:
+    deployment = setup.deployment("flows.py:says_goodbye", parameters={"lines": 14})
+    setup.start_worker()
+    run = setup.api.run(deployment)
+
+    final = setup.api.wait_state(run["id"])
+
+    assert final["type"] == "CRASHED", final
+    head, *tail = final["message"].splitlines()
+    assert head == "the flow run's process exited with code 9; the last lines of its output:"
+    assert tail == [f"goodbye line {n}" for n in range(4, 14)]  # the last ten
+
+
 def test_a_failing_flow_is_retried_by_the_server_on_any_worker(setup: Setup) -> None:
     deployment = setup.deployment("flows.py:fails", retry_policy={"retries": 2})
     setup.start_worker()

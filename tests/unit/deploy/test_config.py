@@ -200,3 +200,50 @@ def test_find_config(tmp_path: Path) -> None:
         find_config(tmp_path)
     path = write(tmp_path, "deployments: []")
     assert find_config(tmp_path) == path == find_config(path)
+
+
+FLOW_WITH_OPTIONS = '''
+from baton import flow
+
+
+@flow(name="careful", version="3", retries=2, retry_delay_seconds=5, timeout_seconds=60, log_prints=True)
+def careful() -> None:
+    """Tries hard."""
+'''
+
+
+def test_the_flows_own_options_are_the_deployments_defaults_and_baton_yaml_overrides_them(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "careful.py").write_text(FLOW_WITH_OPTIONS)
+    path = write(
+        tmp_path,
+        """
+        deployments:
+          - {name: as-coded, entrypoint: careful.py:careful, work_pool: {name: p}}
+          - name: overridden
+            entrypoint: careful.py:careful
+            work_pool: {name: p}
+            version: "4"
+            description: mine
+            retry_policy: {retries: 0}
+            timeout_seconds: 1.5
+            log_prints: false
+        """,
+    )
+    [coded, overridden] = [p.request for p in plan(load_config(path), tmp_path)]
+
+    assert (coded.retry_policy.retries, coded.retry_policy.retry_delay_seconds) == (2, 5)
+    assert (coded.timeout_seconds, coded.log_prints) == (60, True)
+    assert (coded.version, coded.description) == ("3", "Tries hard.")
+    assert (overridden.retry_policy.retries, overridden.retry_policy.retry_delay_seconds) == (0, 0)
+    assert (overridden.timeout_seconds, overridden.log_prints) == (1.5, False)
+    assert (overridden.version, overridden.description) == ("4", "mine")
+
+
+def test_a_timeout_in_baton_yaml_must_be_positive(tmp_path: Path) -> None:
+    message = error_of(
+        tmp_path,
+        "deployments: [{name: x, entrypoint: a.py:f, work_pool: {name: p}, timeout_seconds: 0}]",
+    )
+    assert "deployments[0] (x): timeout_seconds: Input should be greater than 0" in message

@@ -330,7 +330,7 @@ def test_a_publish_method_carries_exchange_routing_key_and_mandatory() -> None:
 def test_a_full_url_is_parsed() -> None:
     address = Address.parse("amqp://u:p@h:1234/vh")
     assert address == Address(
-        host="h", port=1234, user="u", password="p", vhost="vh", tls=False, heartbeat=60
+        host="h", port=1234, user="u", password="p", vhost="vh", tls=False, heartbeat=15
     )
 
 
@@ -385,6 +385,12 @@ class _Wire(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return False
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
 
 
 async def _turns() -> None:

@@ -11,12 +11,13 @@ from datetime import datetime
 
 from ._base import ALL_TYPES, Decision, Limit, Proposal, Rule, RunSnapshot
 from .claims import ConcurrencyLimits, OneClaimPerRun, StaleClaim, WaitForScheduledTime
-from .lifecycle import CancellingEndsCancelled, NoDoubleStart, TerminalStaysTerminal
+from .lifecycle import CancellingEndsCancelled, LateFinalStateWins, NoDoubleStart, TerminalStaysTerminal
 from .retries import RetryCrashedRuns, RetryFailedRuns
 
 POLICY: tuple[Rule, ...] = (
     StaleClaim(),
     OneClaimPerRun(),
+    LateFinalStateWins(),
     TerminalStaysTerminal(),
     CancellingEndsCancelled(),
     WaitForScheduledTime(),

@@ -38,6 +38,16 @@ class RunSnapshot:
     claim_id: UUID | None = None
     limits: tuple[Limit, ...] = ()
     slot_wait_seconds: float = 1.0
+    reaped_version: int | None = None  # the version of the Crashed the reaper wrote, if it did
+
+    @property
+    def reaped(self) -> bool:
+        """Its state is the reaper's Crashed, or the retry scheduled right after it."""
+        if self.reaped_version is None:
+            return False
+        if self.state.type is StateType.CRASHED:
+            return self.state_version == self.reaped_version
+        return self.state.is_scheduled() and self.state_version == self.reaped_version + 1
 
     @property
     def state_type(self) -> StateType:

@@ -1,0 +1,100 @@
+"""cancel-flow-run, and pausing or resuming a deployment, a work pool or an automation: each
+in the firing's transaction. A target named by the action wins; else the firing event's own."""
+
+from __future__ import annotations
+
+import uuid
+
+from baton_schemas.automations import (
+    ActionOutcome,
+    CancelFlowRun,
+    PauseAutomation,
+    PauseDeployment,
+    PauseWorkPool,
+    ResumeAutomation,
+    ResumeDeployment,
+    ResumeWorkPool,
+)
+from baton_schemas.states import Verdict
+
+from ...db.pools import NotFound
+from ...db.types import Connection
+from ...events.templates import TemplateError
+from ...tracker.cancellation import cancel_flow_run
+from ...tracker.transitions import RunNotFound
+from ..templating import render_value
+from ..validation import find_deployment
+from ._base import ActionFailed, Done, Firing
+
+
+async def cancel_run(conn: Connection, firing: Firing, index: int, action: CancelFlowRun) -> Done:
+    target: str | None
+    try:
+        target = (
+            await render_value(action.flow_run, firing.context, firing.limits) if action.flow_run else None
+        )
+    except TemplateError as exc:
+        raise ActionFailed(f"flow_run: {exc}") from None
+    target = target or firing.related("flow-run")
+    if not target:
+        raise ActionFailed("no flow run to cancel: the event is about none, and the action names none")
+    try:
+        run_id = uuid.UUID(str(target))
+        outcome = await cancel_flow_run(
+            conn,
+            run_id,
+            default_lease_seconds=firing.default_lease_seconds,
+            reason=f"cancelled by automation {firing.automation.name!r}",
+        )
+    except ValueError:
+        raise ActionFailed(f"{target!r} is not a flow run id") from None
+    except RunNotFound as exc:
+        raise ActionFailed(str(exc)) from None
+    result = outcome.result
+    ok = result.verdict is Verdict.ACCEPT
+    detail = f"flow run {run_id}: {result.verdict.value}" + (f" ({result.reason})" if result.reason else "")
+    return Done(ActionOutcome(index=index, type=action.type, ok=ok, detail=detail), outcome.outbox)
+
+
+Toggle = (
+    PauseDeployment | ResumeDeployment | PauseWorkPool | ResumeWorkPool | PauseAutomation | ResumeAutomation
+)
+
+
+async def toggle(conn: Connection, firing: Firing, index: int, action: Toggle) -> Done:
+    pause = action.type.startswith("pause-")
+    if isinstance(action, PauseDeployment | ResumeDeployment):
+        reference = action.deployment or firing.related("deployment")
+        if not reference:
+            raise ActionFailed("no deployment: the event relates to none, and the action names none")
+        try:
+            deployment = await find_deployment(conn, reference)
+        except NotFound as exc:
+            raise ActionFailed(str(exc)) from None
+        await conn.execute(
+            "UPDATE deployments SET paused = $2, updated = now() WHERE id = $1", deployment.id, pause
+        )
+        what = f"deployment {deployment.flow_name}/{deployment.name}"
+    elif isinstance(action, PauseWorkPool | ResumeWorkPool):
+        pool = action.work_pool or firing.related("work-pool")
+        if not pool:
+            raise ActionFailed("no work pool: the event relates to none, and the action names none")
+        if (await conn.execute("UPDATE work_pools SET paused = $2 WHERE name = $1", pool, pause)).endswith(
+            " 0"
+        ):
+            raise ActionFailed(f"work pool {pool!r} does not exist")
+        what = f"work pool {pool}"
+    else:
+        name = action.automation or firing.automation.name
+        done = await conn.execute(
+            """UPDATE automations SET enabled = $2, revision = nextval('automation_revisions'),
+                   updated = now()
+               WHERE name = $1""",
+            name,
+            not pause,
+        )
+        if done.endswith(" 0"):
+            raise ActionFailed(f"automation {name!r} does not exist")
+        what = f"automation {name}"
+    detail = f"{'paused' if pause else 'resumed'} {what}"
+    return Done(ActionOutcome(index=index, type=action.type, ok=True, detail=detail))

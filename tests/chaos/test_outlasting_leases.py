@@ -1,0 +1,100 @@
+"""Faults that outlast a run's lease, while its flow goes on and finishes (issue 13, point 2).
+
+A lease missed while Baton could not hear heartbeats is no evidence of a crash: the run must end
+Completed, with one execution and no Crashed in its history, and never run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..support.backends import Backends
+from ..support.private import PrivateRabbitMQ
+from ..support.waiting import eventually
+from ._cluster import LEASE_SECONDS, TERMINAL, Cluster, Db, cluster, past
+
+pytestmark = pytest.mark.chaos
+
+
+@pytest.fixture
+def faults(backends: Backends, private_mq: PrivateRabbitMQ, tmp_path: Path) -> Iterator[Cluster]:
+    with cluster(backends, private_mq, tmp_path) as found:
+        found.start_server()
+        yield found
+
+
+async def _started(found: Cluster, notes: Path, gate: Path) -> tuple[str, Db]:
+    deployment = await asyncio.to_thread(found.deployment)
+    await asyncio.to_thread(found.start_worker)
+    run_id = await asyncio.to_thread(found.run, deployment, path=str(notes), gate=str(gate))
+
+    async def started() -> bool:
+        return (run_id, "start") in found.notes(notes)
+
+    await eventually(started, timeout=60, what="the flow's body to start")
+    return run_id, Db(found.backends.database_url)
+
+
+async def _ended(db: Db, run_id: str) -> str:
+    async def terminal() -> str | None:
+        state = await db.state(run_id)
+        return state if state in TERMINAL else None
+
+    ended = await eventually(terminal, timeout=90, interval=0.2, what="the run to end")
+    assert ended is not None
+    return ended
+
+
+async def test_a_run_that_finished_while_the_server_was_down_is_completed(
+    faults: Cluster, tmp_path: Path
+) -> None:
+    notes, gate = tmp_path / "notes", tmp_path / "gate"
+    run_id, db = await _started(faults, notes, gate)
+
+    await asyncio.to_thread(faults.kill_server)
+    gate.touch()  # the flow finishes while nobody can hear it
+
+    async def finished() -> bool:
+        return (run_id, "done") in faults.notes(notes)
+
+    await eventually(finished, what="the flow's body to finish")
+    # the outage outlasts the lease by a whole lease: the reaper would see it expired
+    await eventually(lambda: db.lease_lapsed(run_id, LEASE_SECONDS), timeout=30, what="the lease to lapse")
+    await asyncio.to_thread(faults.start_server)
+
+    assert await _ended(db, run_id) == "COMPLETED", await db.history(run_id)
+    assert "Crashed" not in await db.history(run_id)
+    assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done"]
+
+
+async def test_a_paused_worker_does_not_make_its_running_flow_look_dead(
+    faults: Cluster, tmp_path: Path
+) -> None:
+    notes, gate = tmp_path / "notes", tmp_path / "gate"
+    run_id, db = await _started(faults, notes, gate)
+    worker = faults.workers[0]
+
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        # paused for three leases: only the flow's own process can keep the lease alive
+        until = time.monotonic() + 3 * LEASE_SECONDS
+        await eventually(lambda: asyncio.sleep(0, past(until)), timeout=30, what="three leases")
+        assert await db.state(run_id) == "RUNNING", (await db.history(run_id), faults.worker_log()[-3000:])
+        gate.touch()
+
+        async def finished() -> bool:
+            return (run_id, "done") in faults.notes(notes)
+
+        await eventually(finished, what="the flow's body to finish")
+    finally:
+        worker.send_signal(signal.SIGCONT)
+
+    assert await _ended(db, run_id) == "COMPLETED", await db.history(run_id)
+    assert "Crashed" not in await db.history(run_id)
+    assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done"]

@@ -1,0 +1,251 @@
+"""The router in the test process against the run's database and vhost: events published over
+raw AMQP fire automations; windows, keys and exactly-once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+
+from baton._amqp import Channel
+from baton_server.context import ServerContext
+from baton_server.router.service import RouterService
+
+from ...support.waiting import eventually
+from .conftest import create_automation, firings, order_event, publish, runs_of
+
+
+def _run_action(deployment: dict[str, Any], **parameters: Any) -> dict[str, Any]:
+    return {"type": "run-deployment", "deployment": deployment["id"], "parameters": parameters}
+
+
+def _name() -> str:
+    return f"auto-{uuid.uuid4().hex[:8]}"
+
+
+async def _quiet(router: RouterService) -> None:
+    """Wait until the router has taken every message and applied what it took."""
+
+    async def drained() -> bool:
+        return not router.consumer._inflight
+
+    await eventually(drained, what="the router idle")
+
+
+async def test_an_amqp_event_starts_a_run_with_templated_typed_parameters(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": _name(),
+            "trigger": {"expect": ["order.created"], "match": {"baton.resource.id": "shop.order.*"}},
+            "actions": [
+                _run_action(
+                    deployment,
+                    order_id="{{ event.resource['baton.resource.id'].split('.')[-1] }}",
+                    total="{{ event.payload.total }}",
+                )
+            ],
+        },
+    )
+    await publish(channel, order_event("not-matched") | {"resource": {"baton.resource.id": "other.1"}})
+    await publish(channel, order_event("42", 18.5))
+    [run] = await eventually(lambda: runs_of(ctx, deployment["id"]), what="a run")
+    assert run["parameters"] == {"order_id": "42", "total": 18.5}
+    [firing] = await firings(ctx, automation["id"])
+    assert run["idempotency_key"] == f"trigger:{automation['id']}:{firing['key']}:0"
+    assert firing["ok"] is True and firing["actions"][0]["flow_run_id"] == str(run["id"])
+    # it was dispatched in the transaction that made it: its outbox row is the dispatch
+    assert run["state_type"] == "SCHEDULED"
+
+
+async def test_reactive_threshold_within_the_window_and_for_each_keys(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": _name(),
+            "trigger": {
+                "expect": ["order.paid"],
+                "for_each": ["baton.resource.id"],
+                "threshold": 3,
+                "within": "1h",
+            },
+            "actions": [_run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }}")],
+        },
+    )
+    for _ in range(2):
+        await publish(channel, order_event("a", name="order.paid"))
+        await publish(channel, order_event("b", name="order.paid"))
+    await _quiet(router)
+    assert await firings(ctx, automation["id"]) == []  # two each: under the threshold
+    await publish(channel, order_event("a", name="order.paid"))
+    [fired] = await eventually(lambda: firings(ctx, automation["id"]), what="a firing for key a")
+    assert fired["bucket_key"] == "shop.order.a" and len(fired["event_ids"]) == 3
+    await _quiet(router)
+    [run] = await runs_of(ctx, deployment["id"])
+    assert run["parameters"] == {"order_id": "shop.order.a"}
+
+
+async def test_redelivered_copies_fire_once_and_count_once(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": _name(),
+            "trigger": {"expect": ["order.refunded"], "threshold": 2, "within": "1h"},
+            "actions": [_run_action(deployment, order_id="r"), _run_action(deployment, order_id="s")],
+        },
+    )
+    event = order_event("1", name="order.refunded")
+    event["id"] = str(uuid.uuid4())
+    for _ in range(3):  # one event, three copies: counts once, under the threshold
+        await publish(channel, dict(event))
+    await _quiet(router)
+    assert await firings(ctx, automation["id"]) == []
+    second = order_event("2", name="order.refunded")
+    second["id"] = str(uuid.uuid4())
+    for _ in range(3):
+        await publish(channel, dict(second))
+    await eventually(lambda: firings(ctx, automation["id"]), what="the firing")
+    await _quiet(router)
+    assert len(await firings(ctx, automation["id"])) == 1
+    runs = await runs_of(ctx, deployment["id"])
+    assert sorted(r["parameters"]["order_id"] for r in runs) == ["r", "s"]  # two actions, once each
+
+
+async def test_proactive_fires_on_silence_and_stays_quiet_when_the_event_comes(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": _name(),
+            "trigger": {
+                "posture": "Proactive",
+                "after": ["etl.started"],
+                "expect": ["etl.done"],
+                "for_each": ["baton.resource.id"],
+                "within": "5s",
+            },
+            "actions": [
+                _run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }} is late")
+            ],
+        },
+    )
+    await publish(channel, {"event": "etl.started", "resource": {"baton.resource.id": "etl.quiet"}})
+    await publish(channel, {"event": "etl.started", "resource": {"baton.resource.id": "etl.ontime"}})
+    await publish(channel, {"event": "etl.done", "resource": {"baton.resource.id": "etl.ontime"}})
+    [fired] = await eventually(lambda: firings(ctx, automation["id"]), timeout=30, what="the silence fired")
+    assert fired["bucket_key"] == "etl.quiet"
+    [run] = await runs_of(ctx, deployment["id"])
+    assert run["parameters"] == {"order_id": "etl.quiet is late"}
+    # the late event resolves it
+    await publish(channel, {"event": "etl.done", "resource": {"baton.resource.id": "etl.quiet"}})
+
+    async def resolved() -> bool:
+        return [f["kind"] for f in await firings(ctx, automation["id"])] == ["triggered", "resolved"]
+
+    await eventually(resolved, what="the resolution")
+    remaining = await ctx.pool.fetchval(
+        "SELECT count(*) FROM trigger_buckets WHERE automation_id = $1", uuid.UUID(automation["id"])
+    )
+    assert remaining == 0
+
+
+async def test_invalid_rendered_parameters_record_a_failed_firing_and_no_run(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": _name(),
+            "trigger": {"expect": ["order.voided"]},
+            "actions": [_run_action(deployment, order_id="{{ event.payload.total }}")],  # a number
+        },
+    )
+    await publish(channel, order_event("v", name="order.voided"))
+    [fired] = await eventually(lambda: firings(ctx, automation["id"]), what="the firing")
+    assert fired["ok"] is False and "invalid parameters" in fired["actions"][0]["detail"]
+    assert await runs_of(ctx, deployment["id"]) == []
+    # a template escaping the sandbox fails the same way
+    escape = await create_automation(
+        api,
+        ctx,
+        {
+            "name": _name(),
+            "trigger": {"expect": ["order.escaped"]},
+            "actions": [_run_action(deployment, order_id="{{ ''.__class__.__mro__ }}")],
+        },
+    )
+    await publish(channel, order_event("e", name="order.escaped"))
+    [blocked] = await eventually(lambda: firings(ctx, escape["id"]), what="the blocked firing")
+    assert blocked["ok"] is False and "unsafe" in blocked["actions"][0]["detail"]
+
+
+async def test_two_routers_fire_once(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    second = RouterService(ctx)
+    await second.start()
+    try:
+        automation = await create_automation(
+            api,
+            ctx,
+            {
+                "name": _name(),
+                "trigger": {"expect": ["order.shipped"], "for_each": ["baton.resource.id"], "threshold": 5},
+                "actions": [_run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }}")],
+            },
+        )
+        events = [order_event(str(n % 10), name="order.shipped") for n in range(200)]
+        for event in events:
+            event["id"] = str(uuid.uuid4())
+        await asyncio.gather(*(publish(channel, dict(e)) for e in events + events))  # each twice
+
+        async def all_fired() -> bool:
+            return len(await firings(ctx, automation["id"])) >= 40
+
+        await eventually(all_fired, timeout=30, what="40 firings")
+        await _quiet(router)
+        await _quiet(second)
+        assert len(await firings(ctx, automation["id"])) == 40  # 20 per key, 5 each: 4 per key
+        runs = await runs_of(ctx, deployment["id"])
+        assert len(runs) == 40 and len({r["idempotency_key"] for r in runs}) == 40
+        assert router.consumer.matched and second.consumer.matched  # both took a share
+    finally:
+        await second.stop()
