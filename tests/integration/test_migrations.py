@@ -102,3 +102,58 @@ async def test_keys_of_the_old_ranked_scopes_keep_what_they_could_do(backends: B
         admin = await asyncpg.connect(f"{base}/postgres")
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_schedules_stored_before_ids_and_slugs_get_them(backends: Backends) -> None:
+    """0005: each stored schedule gets an id and the slug a deploy would give it ({kind}-{n})."""
+    import json
+
+    from baton_schemas.schedules import DeploymentSchedule
+
+    base = backends.database_url.rsplit("/", 1)[0]
+    name = f"baton_migrate_{uuid.uuid4().hex[:8]}"
+    dsn = f"{base}/{name}"
+    assert await create_database(dsn)
+    old = [
+        {
+            "schedule": {"kind": "cron", "cron": "0 2 * * *", "timezone": "UTC", "day_or": True},
+            "active": True,
+        },
+        {"schedule": {"kind": "interval", "interval_seconds": 60.0}, "active": False},
+        {"schedule": {"kind": "cron", "cron": "0 3 * * *"}, "parameters": {"x": 1}},
+    ]
+    try:
+        await _applied_up_to(dsn, 4)
+        conn = await asyncpg.connect(dsn)
+        try:
+            flow_id = uuid.uuid4()
+            await conn.execute("INSERT INTO flows (id, name, slug) VALUES ($1, 'f', 'f')", flow_id)
+            await conn.execute(
+                "INSERT INTO work_pools (id, name, type) VALUES ($1, 'p', 'process')", uuid.uuid4()
+            )
+            for deployment, schedules in (("with", old), ("without", [])):
+                await conn.execute(
+                    """INSERT INTO deployments (id, name, flow_id, entrypoint, work_pool_name, schedules)
+                       VALUES ($1, $2, $3, 'f.py:f', 'p', $4::jsonb)""",
+                    uuid.uuid4(),
+                    deployment,
+                    flow_id,
+                    json.dumps(schedules),
+                )
+            await upgrade(conn)
+            rows = {
+                r["name"]: r
+                for r in await conn.fetch("SELECT name, schedules, schedule_policy FROM deployments")
+            }
+        finally:
+            await conn.close()
+        migrated = [DeploymentSchedule.model_validate(s) for s in json.loads(rows["with"]["schedules"])]
+        assert [s.slug for s in migrated] == ["cron-1", "interval-1", "cron-2"]
+        assert len({s.id for s in migrated}) == 3 and None not in {s.id for s in migrated}
+        assert [s.active for s in migrated] == [True, False, True] and migrated[2].parameters == {"x": 1}
+        assert json.loads(rows["without"]["schedules"]) == []
+        assert json.loads(rows["with"]["schedule_policy"]) == {}
+    finally:
+        admin = await asyncpg.connect(f"{base}/postgres")
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
