@@ -125,6 +125,11 @@ class Deployment(BatonModel):
     log_prints: bool | None = None
     created: datetime
     updated: datetime
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="On the answer to a deploy: what was accepted but looks wrong (a schedule with "
+        "no time in the future).",
+    )
 
 
 class DeploymentRunCreate(ClientModel):

@@ -21,6 +21,12 @@ class WorkPoolCreate(ClientModel):
     base_job_template: JsonObject = Field(default_factory=dict)
     concurrency_limit: int | None = Field(default=None, ge=0)
     paused: bool = False
+    late_after_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="A run of this pool still Scheduled this long past its time is Late "
+        "(unless its deployment sets late_after); the server's default if unset.",
+    )
 
 
 class WorkPoolUpdate(ClientModel):
@@ -28,6 +34,12 @@ class WorkPoolUpdate(ClientModel):
     base_job_template: JsonObject | None = None
     concurrency_limit: int | None = Field(default=None, ge=0)
     paused: bool | None = None
+    late_after_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="A run of this pool still Scheduled this long past its time is Late "
+        "(unless its deployment sets late_after); the server's default if unset.",
+    )
 
 
 class WorkPool(BatonModel):
@@ -38,6 +50,7 @@ class WorkPool(BatonModel):
     base_job_template: dict[str, Any] = Field(default_factory=dict)
     concurrency_limit: int | None = None
     paused: bool = False
+    late_after_seconds: float | None = None
     created: datetime
 
 

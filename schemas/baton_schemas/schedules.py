@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, TypeAdapter, field_validator
 
-from ._base import ClientModel
+from ._base import BatonModel, ClientModel
 from .limits import LABEL_MAX, JsonObject, refuse_nul
 
 # 2020-01-01 00:00 in the schedule's zone: the phase of an interval and the DTSTART of a rule
@@ -270,3 +270,16 @@ def assign_slugs(schedules: list[DeploymentSchedule]) -> list[DeploymentSchedule
             item = item.model_copy(update={"slug": slug})
         out.append(item)
     return out
+
+
+MAX_UPCOMING = 100
+
+
+class UpcomingSlots(BatonModel):
+    """The next slots of one schedule, and when each run starts (slot plus jitter)."""
+
+    id: UUID | None = None
+    slug: str | None = None
+    active: bool = True
+    slots: list[datetime] = Field(default_factory=list)
+    starts: list[datetime] = Field(default_factory=list)

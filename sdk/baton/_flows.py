@@ -32,11 +32,11 @@ class Flow(FlowDefinition[P, R]):
     def deploy(self, name: str, work_pool_name: str, **options: Any) -> Deployment:
         """Create or update the deployment `name` of this flow on the server (what one entry of
         baton.yaml does) and return it. Options: work_queue_name, parameters, job_variables,
-        description, version, tags, cron, interval, schedules, triggers, pull_steps,
-        concurrency_limit, retry_policy, timeout_seconds, log_prints, enforce_parameter_schema,
-        paused, entrypoint, project_dir. The entrypoint is this flow's file, relative to the
-        working directory. Unset, the retry policy, timeout, log_prints, version and description
-        are this flow's own."""
+        description, version, tags, cron, interval, rrule, timezone (of those three),
+        schedules, schedule_policy, triggers, pull_steps, concurrency_limit, retry_policy,
+        timeout_seconds, log_prints, enforce_parameter_schema, paused, entrypoint, project_dir.
+        The entrypoint is this flow's file, relative to the working directory. Unset, the retry
+        policy, timeout, log_prints, version and description are this flow's own."""
         from ._deploy.deployer import deploy_flow
 
         return deploy_flow(self, name, work_pool_name, **options)

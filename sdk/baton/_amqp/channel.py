@@ -154,7 +154,8 @@ class Channel:
             self._abandon(f"{method.name} had no reply in {limit:g}s")
             raise CallTimeout(f"{method.name} on channel {self.number}: no reply in {limit:g}s") from None
         except asyncio.CancelledError:
-            if future is not None and not future.done():
+            # (cancelling the task cancels the future it awaits: a reply read sets a result)
+            if future is not None and (future.cancelled() or not future.done()):
                 self._abandon(f"{method.name} was cancelled")
             raise
 

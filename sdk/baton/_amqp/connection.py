@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from pamqp import commands as spec
@@ -239,6 +241,11 @@ class Connection(asyncio.Protocol):
                     self._channels.pop(number, None)
             raise
         return channel
+
+    @property
+    def channels(self) -> Mapping[int, Channel]:
+        """The channels by number: open ones, and closed ones the broker has not closed yet."""
+        return MappingProxyType(self._channels)
 
     def forget(self, number: int) -> None:
         self._channels.pop(number, None)

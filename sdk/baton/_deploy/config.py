@@ -208,6 +208,8 @@ def _where(loc: Sequence[int | str], raw: Any) -> str:
                 parts[-1] += f"[{key}]"
         elif key in _TAGS and (isinstance(previous, int) or previous == "schedule"):
             pass  # the tag pydantic adds to the location of a tagged union's member
+        elif key == "schedule" and isinstance(previous, int) and parts and parts[-1].startswith("schedules["):
+            pass  # baton.yaml writes a schedule's fields flat: `- cron: ...`
         else:
             parts.append(key)
         previous = key

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,7 @@ from baton_schemas.deployments import (
     SetWorkingDirectory,
 )
 from baton_schemas.runs import RetryPolicy
-from baton_schemas.schedules import CronSchedule, DeploymentSchedule, IntervalSchedule
+from baton_schemas.schedules import DeploymentSchedule, SchedulePolicy
 from baton_schemas.triggers import DeploymentTrigger
 
 from .._deployments import connect
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from .._definitions import FlowDefinition
     from .._transport.http import SyncBatonClient
 
+logger = logging.getLogger("baton.deploy")
 _PULL_STEPS = TypeAdapter(list[YamlPullStep])
 _SCHEDULES = TypeAdapter(list[YamlSchedule])
 _TRIGGERS = TypeAdapter(list[DeploymentTrigger])
@@ -71,6 +74,7 @@ def plan(config: ProjectConfig, project_dir: Path, names: Sequence[str] = ()) ->
         except DeployError as exc:
             raise DeployError(f"{label}: {exc}") from exc.__cause__
         check_parameters(flow.fn, section.parameters, label)
+        _check_schedule_parameters(flow, section.parameters, section.schedules or [], label)
         pull = section.pull if section.pull is not None else config.pull
         request = _build(
             label,
@@ -98,6 +102,18 @@ def plan(config: ProjectConfig, project_dir: Path, names: Sequence[str] = ()) ->
         )
         planned.append(Planned(label, request))
     return planned
+
+
+def _check_schedule_parameters(
+    flow: FlowDefinition[..., Any],
+    defaults: Mapping[str, Any],
+    schedules: Sequence[DeploymentSchedule],
+    label: str,
+) -> None:
+    """Each schedule's parameters, merged over the deployment's, must fit the flow's signature."""
+    for index, item in enumerate(schedules):
+        if item.parameters:
+            check_parameters(flow.fn, {**defaults, **item.parameters}, f"{label}: schedules[{index}]")
 
 
 def _local_pull(project_dir: Path) -> list[PullStep]:
@@ -138,8 +154,11 @@ def deploy_flow(
     version: str | None = None,
     tags: Iterable[str] | None = None,
     cron: str | None = None,
-    interval: float | None = None,
+    interval: float | str | timedelta | None = None,
+    rrule: str | None = None,
+    timezone: str | None = None,
     schedules: Sequence[DeploymentSchedule | Mapping[str, Any]] | None = None,
+    schedule_policy: SchedulePolicy | Mapping[str, Any] | None = None,
     triggers: Sequence[DeploymentTrigger | Mapping[str, Any]] | None = None,
     pull_steps: Sequence[Any] | None = None,
     concurrency_limit: int | ConcurrencyOptions | None = None,
@@ -151,7 +170,8 @@ def deploy_flow(
     client: SyncBatonClient | None = None,
 ) -> Deployment:
     """`Flow.deploy(...)`: the Python twin of one baton.yaml entry. Retries, timeout, print
-    capture, version and description default to the flow's own."""
+    capture, version and description default to the flow's own. `cron`, `interval` and `rrule`
+    each add a schedule (in `timezone`, UTC by default) to those of `schedules`."""
     label = f"deployment {name!r} of flow {flow.name!r}"
     base = Path(project_dir).resolve() if project_dir is not None else None
     if entrypoint is None:
@@ -161,18 +181,20 @@ def deploy_flow(
     parameters = dict(parameters or {})
     check_parameters(flow.fn, parameters, label)
     all_schedules: list[Any] = list(schedules or ())
-    if cron is not None:
-        all_schedules.append(DeploymentSchedule(schedule=CronSchedule(cron=cron)))
-    if interval is not None:
-        all_schedules.append(DeploymentSchedule(schedule=IntervalSchedule(interval_seconds=interval)))
+    zone = {"timezone": timezone} if timezone is not None else {}
+    for kind, value in (("cron", cron), ("interval", interval), ("rrule", rrule)):
+        if value is not None:
+            all_schedules.append({kind: value, **zone})
     if isinstance(concurrency_limit, int):
         concurrency_limit = ConcurrencyOptions(limit=concurrency_limit)
     try:
         steps = _PULL_STEPS.validate_python(list(pull_steps)) if pull_steps else None
         checked_schedules = _SCHEDULES.validate_python(all_schedules)
         checked_triggers = _TRIGGERS.validate_python(list(triggers or ()))
+        policy = SchedulePolicy.model_validate(schedule_policy) if schedule_policy is not None else None
     except ValidationError as exc:
         raise DeployError(f"{label}: {format_errors(exc, None)}") from None
+    _check_schedule_parameters(flow, parameters, checked_schedules, label)
     request = _build(
         label,
         flow,
@@ -190,12 +212,17 @@ def deploy_flow(
         concurrency=concurrency_limit,
         retry_policy=retry_policy,
         schedules=checked_schedules,
+        schedule_policy=policy,
         triggers=checked_triggers,
         paused=paused,
         timeout_seconds=timeout_seconds,
         log_prints=log_prints,
     )
     if client is not None:
-        return client.create_deployment(request)
-    with connect() as own:
-        return own.create_deployment(request)
+        deployment = client.create_deployment(request)
+    else:
+        with connect() as own:
+            deployment = own.create_deployment(request)
+    for warning in deployment.warnings:
+        logger.warning("%s: %s", label, warning)
+    return deployment

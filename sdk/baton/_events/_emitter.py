@@ -75,6 +75,7 @@ class AmqpSender:
         try:
             async with asyncio.timeout(self._timeout):
                 channel = await self._ready()
+                await channel.writable()  # a full socket or a blocked broker: wait, do not pile up
                 confirms = [
                     channel.publish(
                         EVENTS,

@@ -277,6 +277,7 @@ class AmqpTracker:
         try:
             async with asyncio.timeout(timeout):
                 channel = await self._ready(timeout)
+                await channel.writable()  # a full socket or a blocked broker: wait, do not pile up
                 confirm = channel.publish(
                     self._exchange,
                     routing_key or (self._rpc_routing_key if correlation_id else self._routing_key),

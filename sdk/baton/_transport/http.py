@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from baton_schemas.access import ApiKeyInfo, AuditPage
+from baton_schemas.backfill import BackfillCreate, BackfillResult
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import (
     Claim,
@@ -46,6 +47,7 @@ from baton_schemas.pools import (
     WorkQueueUpdate,
 )
 from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRun
+from baton_schemas.schedules import DeploymentSchedule, UpcomingSlots
 from baton_schemas.states import State, TransitionResult
 
 from .._loop_thread import LoopThread
@@ -66,6 +68,8 @@ _POOLS = TypeAdapter(list[WorkPool])
 _QUEUES = TypeAdapter(list[WorkQueue])
 _WORKERS = TypeAdapter(list[Worker])
 _DEPLOYMENTS = TypeAdapter(list[Deployment])
+_SCHEDULES = TypeAdapter(list[DeploymentSchedule])
+_UPCOMING = TypeAdapter(list[UpcomingSlots])
 
 
 def _quote(segment: str) -> str:
@@ -371,6 +375,36 @@ class BatonClient:
         response = await self._request("POST", f"/deployments/{deployment_id}/runs", body=run.to_json())
         return FlowRun.model_validate_json(response.content)
 
+    async def read_schedules(self, deployment_id: UUID) -> list[DeploymentSchedule]:
+        response = await self._request("GET", f"/deployments/{deployment_id}/schedules")
+        return _SCHEDULES.validate_json(response.content)
+
+    async def read_upcoming_slots(self, deployment_id: UUID, n: int = 5) -> list[UpcomingSlots]:
+        response = await self._request(
+            "GET", f"/deployments/{deployment_id}/schedules/upcoming", params={"n": n}
+        )
+        return _UPCOMING.validate_json(response.content)
+
+    async def set_schedule_active(
+        self, deployment_id: UUID, schedule: str, active: bool
+    ) -> DeploymentSchedule:
+        action = "resume" if active else "pause"
+        path = f"/deployments/{deployment_id}/schedules/{_quote(schedule)}/{action}"
+        return DeploymentSchedule.model_validate_json((await self._request("POST", path)).content)
+
+    async def delete_schedule(self, deployment_id: UUID, schedule: str) -> None:
+        await self._request("DELETE", f"/deployments/{deployment_id}/schedules/{_quote(schedule)}")
+
+    async def set_deployment_paused(self, deployment_id: UUID, paused: bool) -> Deployment:
+        path = f"/deployments/{deployment_id}/{'pause' if paused else 'resume'}"
+        return Deployment.model_validate_json((await self._request("POST", path)).content)
+
+    async def backfill_deployment(self, deployment_id: UUID, request: BackfillCreate) -> BackfillResult:
+        response = await self._request(
+            "POST", f"/deployments/{deployment_id}/backfill", body=request.to_json()
+        )
+        return BackfillResult.model_validate_json(response.content)
+
 
 class SyncBatonClient:
     """Blocking facade of `BatonClient` for the CLI; each call runs on a private loop thread."""
@@ -513,3 +547,21 @@ class SyncBatonClient:
 
     def create_deployment_run(self, deployment_id: UUID, run: DeploymentRunCreate) -> FlowRun:
         return self._run(self._client.create_deployment_run(deployment_id, run))  # type: ignore[no-any-return]
+
+    def read_schedules(self, deployment_id: UUID) -> list[DeploymentSchedule]:
+        return self._run(self._client.read_schedules(deployment_id))  # type: ignore[no-any-return]
+
+    def read_upcoming_slots(self, deployment_id: UUID, n: int = 5) -> list[UpcomingSlots]:
+        return self._run(self._client.read_upcoming_slots(deployment_id, n))  # type: ignore[no-any-return]
+
+    def set_schedule_active(self, deployment_id: UUID, schedule: str, active: bool) -> DeploymentSchedule:
+        return self._run(self._client.set_schedule_active(deployment_id, schedule, active))  # type: ignore[no-any-return]
+
+    def delete_schedule(self, deployment_id: UUID, schedule: str) -> None:
+        self._run(self._client.delete_schedule(deployment_id, schedule))
+
+    def set_deployment_paused(self, deployment_id: UUID, paused: bool) -> Deployment:
+        return self._run(self._client.set_deployment_paused(deployment_id, paused))  # type: ignore[no-any-return]
+
+    def backfill_deployment(self, deployment_id: UUID, request: BackfillCreate) -> BackfillResult:
+        return self._run(self._client.backfill_deployment(deployment_id, request))  # type: ignore[no-any-return]

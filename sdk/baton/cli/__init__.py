@@ -7,6 +7,7 @@ import typer
 from .. import __version__
 from . import (
     _audit,
+    _backfill,
     _catalog,
     _config,
     _dead_letters,
@@ -40,6 +41,7 @@ app.add_typer(_audit.app, name="audit", help="The audit log: every change and th
 app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
 _deploy.register(app)
+_backfill.register(_deployments.app)
 app.add_typer(_config.app, name="config", help="The profile ($BATON_HOME/profile.env): view, set, unset.")
 app.add_typer(_catalog.flow_app, name="flow", help="Flows: list them.")
 app.add_typer(

@@ -98,6 +98,10 @@ def deploy(
                     f"id {deployment.id})",
                 )
             )
+            for warning in deployment.warnings:
+                _api.console(stderr=True).print(
+                    f"warning: {item.full_name}: {warning}", style="yellow", soft_wrap=True
+                )
     if planned:
         out.print(Text(f"Run one with: baton deployment run {planned[0].full_name}", style="grey50"))
 

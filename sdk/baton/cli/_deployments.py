@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from . import _api, _watch
+from . import _api, _schedules, _watch
 
-app = typer.Typer(no_args_is_help=True, help="Deployments: list, inspect, run.")
+app = typer.Typer(no_args_is_help=True, help="Deployments: list, inspect, run, pause, resume, schedules.")
+app.add_typer(_schedules.app, name="schedule")
 
 Name = Annotated[
     str,
@@ -48,15 +50,52 @@ def list_deployments(
 
 
 @app.command("inspect")
-def inspect_deployment(name: Name) -> None:
-    """A deployment, as JSON.
+def inspect_deployment(name: Name, as_json: AsJson = False) -> None:
+    """A deployment and the next 5 run times of each schedule (in your time zone).
 
-    Its entrypoint, parameters and their schema, pool, pull steps, schedules and triggers."""
+    With --json, all of it: entrypoint, parameters and their schema, pool, pull steps,
+    schedules, schedule policy and triggers."""
     from .._deployments import read_deployment
 
     with _api.client() as client:
         deployment = read_deployment(client, name)
-    _api.print_json(deployment)
+        upcoming = client.read_upcoming_slots(deployment.id, 5) if deployment.schedules else []
+    if as_json:
+        _api.print_json(deployment)
+        return
+    out = _api.console()
+    status = Text("paused", style="yellow") if deployment.paused else Text("active", style="green")
+    out.print(
+        Text.assemble(
+            ("deployment ", "bold"), (f"{deployment.flow_name}/{deployment.name}", "bold"), " ", status
+        )
+    )
+    policy = deployment.schedule_policy
+    for label, value in (
+        ("id", str(deployment.id)),
+        ("entrypoint", deployment.entrypoint),
+        ("work pool", f"{deployment.work_pool_name} (queue {deployment.work_queue_name})"),
+        ("parameters", json.dumps(deployment.parameters)),
+        (
+            "schedule policy",
+            f"catchup {policy.catchup} within {policy.catchup_window:g}s, overlap {policy.overlap}, "
+            f"late after {policy.late_after:g}s",
+        ),
+    ):
+        out.print(Text.assemble((f"  {label}: ", "grey50"), value), soft_wrap=True)
+    _schedules.print_upcoming(deployment, upcoming)
+
+
+@app.command("pause")
+def pause_deployment(name: Name) -> None:
+    """Pause a deployment: no new scheduled runs (those not started are removed); runs under way go on."""
+    _schedules.set_paused(name, paused=True)
+
+
+@app.command("resume")
+def resume_deployment(name: Name) -> None:
+    """Resume a paused deployment: its schedules make runs again."""
+    _schedules.set_paused(name, paused=False)
 
 
 @app.command("delete")

@@ -28,6 +28,7 @@ from .responses import OrjsonResponse
 from .routes import (
     access,
     automations,
+    backfill,
     deployments,
     events,
     flow_runs,
@@ -99,6 +100,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.include_router(health.router)
     for module in (flows, flow_runs, task_runs, logs, work_pools, deployments, access, events, webhooks):
         app.include_router(module.router, prefix="/api")
+    app.include_router(backfill.router, prefix="/api")
     app.include_router(webhooks.hooks)
     app.include_router(automations.router, prefix="/api")
     return app

@@ -55,6 +55,8 @@ class Publisher:
     async def _ready(self) -> Channel:
         channel = self._channel
         if channel is not None and channel.is_open:
+            # a full socket or a blocked broker: wait (at once when neither), do not pile up
+            await channel.writable()
             return channel
         async with self._opening:
             if self._channel is None or not self._channel.is_open:

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from jsonschema.exceptions import SchemaError
 
+from baton_schemas import utcnow
 from baton_schemas.deployments import (
     ConcurrencyOptions,
     Deployment,
@@ -17,6 +18,7 @@ from baton_schemas.deployments import (
 from baton_schemas.flows import FlowCreate
 from baton_schemas.pools import WorkQueueCreate
 from baton_schemas.runs import FlowRun, FlowRunCreate, RetryPolicy
+from baton_schemas.schedules import DeploymentSchedule
 from baton_schemas.states import Scheduled
 from jsonschema import Draft202012Validator
 
@@ -27,6 +29,7 @@ from .flow_runs import create_flow_run
 from .flows import get_or_create_flow
 from .job_variables import check_job_variables, job_variable_errors
 from .pools import NotFound, create_queue, get_pool
+from .schedules import keep_ids, schedule_warnings
 from .types import Connection
 
 
@@ -86,10 +89,30 @@ def _check_schema(schema: dict[str, Any]) -> None:
         ) from exc
 
 
+def _check_schedule_parameters(create: DeploymentCreate) -> None:
+    """Each schedule's parameters, merged over the deployment's, must fit the parameter schema."""
+    if not create.enforce_parameter_schema or not create.parameter_schema:
+        return
+    errors = []
+    for index, item in enumerate(create.schedules):
+        if item.parameters:
+            merged = {**create.parameters, **item.parameters}
+            errors += parameter_errors(
+                create.parameter_schema,
+                merged,
+                ("body", "schedules", index, "parameters"),
+                only=item.parameters,
+            )
+    if errors:
+        raise InvalidParameters(errors)
+
+
 async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple[Deployment, bool]:
-    """Create or update the deployment named `create.name` of flow `create.flow_name`."""
+    """Create or update the deployment named `create.name` of flow `create.flow_name`. Its
+    schedules keep their ids where their slugs are the same as before."""
     if create.parameter_schema:
         _check_schema(create.parameter_schema)
+    _check_schedule_parameters(create)
     async with conn.transaction():
         pool = await get_pool(conn, create.work_pool_name)  # NotFound: "work pool 'x' does not exist"
         errors = job_variable_errors(
@@ -101,6 +124,12 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             conn, create.work_pool_name, WorkQueueCreate(name=create.work_queue_name), exist_ok=True
         )
         flow = await get_or_create_flow(conn, FlowCreate(name=create.flow_name))
+        previous = await conn.fetchval(
+            "SELECT schedules FROM deployments WHERE flow_id = $1 AND name = $2 FOR UPDATE",
+            flow.id,
+            create.name,
+        )
+        schedules = keep_ids([DeploymentSchedule.model_validate(s) for s in previous or []], create.schedules)
         row = await conn.fetchrow(
             """INSERT INTO deployments AS d (id, name, flow_id, entrypoint, description, version,
                    tags, parameters, parameter_schema, enforce_parameter_schema, work_pool_name,
@@ -144,7 +173,7 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
             create.concurrency.collision_strategy.value if create.concurrency else "enqueue",
             create.retry_policy.retries,
             create.retry_policy.retry_delay_seconds,
-            [s.model_dump(mode="json") for s in create.schedules],
+            [s.model_dump(mode="json") for s in schedules],
             [t.model_dump(mode="json") for t in create.triggers],
             create.paused,
             create.task_run_events,
@@ -156,7 +185,8 @@ async def upsert_deployment(conn: Connection, create: DeploymentCreate) -> tuple
         assert row is not None
         deployment = await get_deployment(conn, row["id"])
         await _sync_triggers(conn, deployment, create)
-        return deployment, bool(row["created"])
+    deployment.warnings = schedule_warnings(deployment.schedules, utcnow())
+    return deployment, bool(row["created"])
 
 
 async def _sync_triggers(conn: Connection, deployment: Deployment, create: DeploymentCreate) -> None:
@@ -213,7 +243,22 @@ def validate_parameters(deployment: Deployment, parameters: dict[str, Any]) -> N
     """Raise InvalidParameters naming each field that does not fit the deployment's schema."""
     if not deployment.enforce_parameter_schema or not deployment.parameter_schema:
         return
-    validator = Draft202012Validator(deployment.parameter_schema)
+    errors = parameter_errors(deployment.parameter_schema, parameters, ("body", "parameters"))
+    if errors:
+        raise InvalidParameters(errors)
+
+
+def parameter_errors(
+    schema: dict[str, Any],
+    parameters: dict[str, Any],
+    loc: tuple[str | int, ...],
+    *,
+    only: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One error per field of `parameters` that does not fit `schema`, located under `loc`.
+    With `only`, the errors about other top-level fields are left out (a schedule answers for
+    its own parameters, not for a required one the deployment lacks: a run may supply it)."""
+    validator = Draft202012Validator(schema)
     errors = []
     for error in sorted(validator.iter_errors(parameters), key=lambda e: list(e.path)):
         path = [str(p) for p in error.path]
@@ -223,11 +268,10 @@ def validate_parameters(deployment: Deployment, parameters: dict[str, Any]) -> N
         elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = set(error.schema.get("properties", {}))
             path += sorted(set(error.instance) - allowed)[:1]
-        errors.append(
-            {"loc": ["body", "parameters", *path], "msg": error.message, "type": str(error.validator)}
-        )
-    if errors:
-        raise InvalidParameters(errors)
+        if only is not None and (not path or path[0] not in only):
+            continue
+        errors.append({"loc": [*loc, *path], "msg": error.message, "type": str(error.validator)})
+    return errors
 
 
 async def create_deployment_run(

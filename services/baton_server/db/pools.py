@@ -43,6 +43,7 @@ def _pool(row: asyncpg.Record) -> WorkPool:
         base_job_template=row["base_job_template"],
         concurrency_limit=row["concurrency_limit"],
         paused=row["paused"],
+        late_after_seconds=row["late_after_seconds"],
         created=row["created"],
     )
 
@@ -63,8 +64,8 @@ async def create_pool(conn: Connection, create: WorkPoolCreate) -> WorkPool:
     async with conn.transaction():
         row = await conn.fetchrow(
             """INSERT INTO work_pools (id, name, type, description, base_job_template,
-                   concurrency_limit, paused)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING RETURNING *""",
+                   concurrency_limit, paused, late_after_seconds)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING RETURNING *""",
             uuid.uuid4(),
             create.name,
             create.type,
@@ -72,6 +73,7 @@ async def create_pool(conn: Connection, create: WorkPoolCreate) -> WorkPool:
             create.base_job_template,
             create.concurrency_limit,
             create.paused,
+            create.late_after_seconds,
         )
         if row is None:
             raise PoolExists(f"work pool {create.name!r} already exists")
@@ -103,6 +105,7 @@ async def update_pool(conn: Connection, name: str, update: WorkPoolUpdate) -> Wo
                base_job_template = CASE WHEN $4 THEN $5::jsonb ELSE base_job_template END,
                concurrency_limit = CASE WHEN $6 THEN $7 ELSE concurrency_limit END,
                paused = CASE WHEN $8 THEN $9 ELSE paused END,
+               late_after_seconds = CASE WHEN $10 THEN $11 ELSE late_after_seconds END,
                updated = now()
            WHERE name = $1 RETURNING *""",
         name,
@@ -114,6 +117,8 @@ async def update_pool(conn: Connection, name: str, update: WorkPoolUpdate) -> Wo
         update.concurrency_limit,
         "paused" in fields and update.paused is not None,
         update.paused,
+        "late_after_seconds" in fields,
+        update.late_after_seconds,
     )
     if row is None:
         raise NotFound(f"work pool {name!r} does not exist")

@@ -26,8 +26,7 @@ import orjson
 from baton_schemas import utcnow
 from baton_schemas.names import run_name
 from baton_schemas.schedules import DeploymentSchedule
-from baton_schemas.slots import iter_slots as slots_of
-from baton_schemas.slots import jitter_offset
+from baton_schemas.slots import iter_slots, jitter_offset
 from baton_schemas.states import Scheduled
 
 from ..broker.messages import flow_run_change_message, serialise_state
@@ -47,8 +46,8 @@ class Horizon:
     max_ahead: timedelta = timedelta(days=100)
 
 
-def iter_slots(entry: DeploymentSchedule, after: datetime) -> Iterator[datetime]:
-    return slots_of(entry.schedule, after)
+def _slots_of(entry: DeploymentSchedule, after: datetime) -> Iterator[datetime]:
+    return iter_slots(entry.schedule, after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +69,10 @@ def plan_slots(
     """Which slots to make now (pure). `slots_after(t)` iterates a schedule's slots after t."""
     max_runs = min(horizon.max_runs, cap) if cap else horizon.max_runs
     made_ahead = 0
+    first_future: datetime | None = None  # after it passes, the schedule needs more
     if filled_until is not None and filled_until > now:
         for slot in slots_after(now):
+            first_future = first_future or slot
             if slot > filled_until or made_ahead >= max_runs:
                 break
             made_ahead += 1
@@ -85,12 +86,12 @@ def plan_slots(
         if slot <= now:  # missed while no scheduler ran
             missed.append(slot)
             continue
+        first_future = first_future or slot
         enough = future >= horizon.min_runs and slot > now + horizon.min_ahead
         if enough or future >= max_runs or slot > now + horizon.max_ahead:
             break
         new.append(slot)
         future += 1
-    first_future = next(iter(slots_after(now)), None)
     new[:0] = missed
     until = new[-1] if new else filled_until
     return Plan(new, until, first_future)
@@ -247,6 +248,21 @@ def schedules_of(deployment: Mapping[str, Any]) -> dict[str, tuple[int, Mapping[
     }
 
 
+_PARSED: dict[str, DeploymentSchedule] = {}
+_PARSED_MAX = 50_000
+
+
+def _parsed(key: str, entry: Mapping[str, Any]) -> DeploymentSchedule:
+    """A stored schedule as its model, parsed once per fingerprint (its cron string or rule is
+    checked on every parse)."""
+    found = _PARSED.get(key)
+    if found is None:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        found = _PARSED[key] = DeploymentSchedule.model_validate(entry)
+    return found
+
+
 @dataclass
 class FillResult:
     schedules: int = 0
@@ -264,15 +280,22 @@ async def fill_due(
     pending: list[NewRun] = []
     out: list[OutboxRow] = []
     updates: tuple[list[str], list[datetime | None], list[datetime | None]] = ([], [], [])
+    changed: list[uuid.UUID] = []
     for row in rows:
         found = schedules_of(row).get(row["schedule_id"])
         if found is None or fingerprint(found[1], row) != row["fingerprint"]:
-            continue  # changed since: the change is reconciled first, then it fills again
+            # changed since it was reconciled: it waits (next_fill unset) for the reconciliation
+            # of that change, which fills it afresh
+            changed.append(row["id"])
+            updates[0].append(row["schedule_id"])
+            updates[1].append(row["filled_until"])
+            updates[2].append(None)
+            continue
         try:
-            entry = DeploymentSchedule.model_validate(found[1])
+            entry = _parsed(row["fingerprint"], found[1])
             policy = resolve_policy(row["schedule_policy"], found[1])
             plan = plan_slots(
-                partial(iter_slots, entry),
+                partial(_slots_of, entry),
                 now=now,
                 filled_until=row["filled_until"],
                 catchup_window=policy.catchup_window,
@@ -302,4 +325,10 @@ async def fill_due(
         out += sent
     if updates[0]:
         await conn.execute(_FILLED, *updates)
+    if changed:
+        await conn.execute(
+            """INSERT INTO schedule_changes (deployment_id) SELECT unnest($1::uuid[])
+               ON CONFLICT (deployment_id) DO NOTHING""",
+            changed,
+        )
     return result, out

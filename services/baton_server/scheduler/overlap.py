@@ -9,6 +9,8 @@ the previous run and starts this one.
 
 from __future__ import annotations
 
+import uuid
+
 from ..broker.outbox import OutboxRow
 from ..db.types import Connection
 from ..tracker.cancellation import cancel_flow_run
@@ -48,17 +50,26 @@ async def apply_overlap(
     Returns the outbox rows and how many runs are held."""
     out: list[OutboxRow] = []
     held = 0
+    # a run let go by this pass is going for the later runs of its schedule (a backfill makes
+    # several due at once)
+    let_go: dict[str, uuid.UUID] = {}
     for row in await conn.fetch(_DUE, within_seconds, limit):
         entry = schedules_of(row).get(row["schedule_id"], (0, {}))[1]
         policy = resolve_policy(row["schedule_policy"], entry)
         if policy.overlap is Overlap.ALLOW:
             continue
-        going = await conn.fetch(_GOING, row["schedule_id"], row["id"], row["schedule_slot"])
+        going = [
+            (r["id"], r["state_name"])
+            for r in await conn.fetch(_GOING, row["schedule_id"], row["id"], row["schedule_slot"])
+        ]
+        if row["schedule_id"] in let_go:
+            going.append((let_go[row["schedule_id"]], "Scheduled, going now"))
         if not going:
             if row["overlap_held"]:
                 await conn.execute("UPDATE flow_runs SET overlap_held = false WHERE id = $1", row["id"])
+            let_go[row["schedule_id"]] = row["id"]
             continue
-        previous = ", ".join(f"{r['id']} ({r['state_name']})" for r in going)
+        previous = ", ".join(f"{run_id} ({name})" for run_id, name in going)
         if policy.overlap is Overlap.SKIP:
             out += await skip_run(
                 conn, row["id"], f"overlap 'skip': the previous run is still going: {previous}"
@@ -76,10 +87,11 @@ async def apply_overlap(
                 await conn.execute("UPDATE flow_runs SET overlap_held = true WHERE id = $1", row["id"])
                 held += 1
         else:  # cancel_other
-            for other in going:
+            let_go[row["schedule_id"]] = row["id"]
+            for other, _ in going:
                 outcome = await cancel_flow_run(
                     conn,
-                    other["id"],
+                    other,
                     default_lease_seconds=default_lease_seconds,
                     reason=f"overlap 'cancel_other': run {row['id']} of the same schedule is due",
                 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +36,10 @@ from .overlap import apply_overlap
 log = logging.getLogger(__name__)
 
 CHANNEL = "baton_scheduler"
+RECONCILE_DEPLOYMENTS = 500  # changed deployments reconciled per transaction
+FILL_SCHEDULES = 200  # schedules topped up per transaction
 HELD_RECHECK_SECONDS = 0.5  # a run held by buffer_one is looked at again this often
+FAILED_STEP_RETRY_SECONDS = 1.0  # a step that failed is tried again after this, not at once
 
 _NEXT_DISPATCH = """
     SELECT min(fr.next_scheduled_time) FROM flow_runs fr
@@ -63,6 +67,7 @@ class SchedulerService:
             max_ahead=timedelta(seconds=settings.scheduler_max_ahead_seconds),
         )
         self.passes = 0
+        self._failed = False
 
     async def start(self) -> None:
         await self.declare_queues()
@@ -123,7 +128,7 @@ class SchedulerService:
                 delay = await self.run_pass()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # the database is away: try again shortly
                 log.warning("scheduler pass failed: %s", exc)
                 delay = 1.0
             if self._listener is None:
@@ -135,23 +140,52 @@ class SchedulerService:
                     await asyncio.wait_for(self._wake.wait(), delay)
 
     async def run_pass(self) -> float:
-        """One pass; returns the seconds until the next thing to do."""
+        """One pass; returns the seconds until the next thing to do. A step that fails is logged
+        and does not keep the others (dispatch above all) from running."""
         self.passes += 1
+        self._failed = False
+        for step in (self.reconcile, self.fill):
+            await self._step(step)
+        held = await self._step(self.dispatch_due) or 0
+        await self._step(self.mark_late)
+        delay = await self._until_next(held)
+        return max(delay, FAILED_STEP_RETRY_SECONDS) if self._failed else delay
+
+    async def _step(self, step: Callable[[], Awaitable[int]]) -> int | None:
+        try:
+            return await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduler pass failed in %s", step.__name__)
+            self._failed = True
+            return None
+
+    async def reconcile(self) -> int:
+        total = 0
+        while True:
+            async with self._ctx.pool.acquire() as conn, conn.transaction():
+                done = await reconcile_changes(conn, limit=RECONCILE_DEPLOYMENTS)
+            total += done.deployments
+            if done.deployments < RECONCILE_DEPLOYMENTS:
+                return total
+
+    async def fill(self) -> int:
         settings = self._ctx.settings
-        pool = self._ctx.pool
+        created = 0
         while True:
-            async with pool.acquire() as conn, conn.transaction():
-                done = await reconcile_changes(conn)
-            if done.deployments == 0:
-                break
-        while True:
-            async with pool.acquire() as conn, conn.transaction():
-                filled, rows = await fill_due(conn, self.horizon, batch_runs=settings.scheduler_batch_runs)
+            async with self._ctx.pool.acquire() as conn, conn.transaction():
+                filled, rows = await fill_due(
+                    conn, self.horizon, schedules=FILL_SCHEDULES, batch_runs=settings.scheduler_batch_runs
+                )
             self._ctx.outbox.sent_after_commit(rows)
-            if filled.schedules == 0:
-                break
-        held = await self.dispatch_due()
-        async with pool.acquire() as conn, conn.transaction():
+            created += filled.created
+            if filled.schedules < FILL_SCHEDULES:
+                return created
+
+    async def mark_late(self) -> int:
+        settings = self._ctx.settings
+        async with self._ctx.pool.acquire() as conn, conn.transaction():
             least = await conn.fetchval(MIN_LATE_AFTER)
             rows = await mark_late_runs(
                 conn,
@@ -159,7 +193,7 @@ class SchedulerService:
                 min_late_after=min(settings.late_after_seconds, least if least is not None else float("inf")),
             )
         self._ctx.outbox.sent_after_commit(rows)
-        return await self._until_next(held)
+        return len(rows)
 
     async def dispatch_due(self) -> int:
         """Catch-up, overlap and dispatch of the due runs, in one transaction; the runs held."""

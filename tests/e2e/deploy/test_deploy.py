@@ -95,7 +95,7 @@ def test_deploy_stores_the_deployment_and_deploying_again_updates_it(project: Pr
 
     listed = project.baton("deployment", "ls", "--flow", project.flow).ok().stdout
     assert f"{project.flow}/prod" in listed and pool in listed
-    shown = json.loads(project.baton("deployment", "inspect", f"{project.flow}/prod").ok().stdout)
+    shown = json.loads(project.baton("deployment", "inspect", f"{project.flow}/prod", "--json").ok().stdout)
     assert shown["id"] == stored["id"]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from baton_schemas.envelopes import ProposeState
 from baton_schemas.states import Running
 from baton_server.context import ServerContext
+from baton_server.db.deployments import delete_deployment
 from baton_server.scheduler.service import SchedulerService
 from baton_server.tracker.transitions import propose_flow_run_state
 
@@ -80,3 +81,24 @@ async def test_pause_resume_change_and_remove(ctx: ServerContext) -> None:
     await _passes(ctx)
     assert await _waiting(ctx, deployment) == []
     assert [(r["id"], r["state_type"]) for r in await runs_of(ctx, deployment)] == [(started, "RUNNING")]
+
+
+async def test_deleting_a_deployment_removes_its_waiting_runs(ctx: ServerContext) -> None:
+    deployment = await deploy(ctx, [HOURLY])
+    await _passes(ctx)
+    runs = await runs_of(ctx, deployment)
+    assert len(runs) == 3
+    async with ctx.pool.acquire() as conn:
+        outcome = await propose_flow_run_state(
+            conn, ProposeState(flow_run_id=runs[0]["id"], state=Running(), force=True)
+        )
+        ctx.outbox.sent_after_commit(outcome.outbox)
+        await delete_deployment(conn, deployment)
+    await _passes(ctx)
+    assert [(r["id"], r["state_type"]) for r in await runs_of(ctx, deployment)] == [
+        (runs[0]["id"], "RUNNING")
+    ]
+    async with ctx.pool.acquire() as conn:
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM schedule_states WHERE deployment_id = $1", deployment
+        )

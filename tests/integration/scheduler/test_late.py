@@ -15,9 +15,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from baton_schemas import utcnow
 from baton_schemas.deployments import DeploymentRunCreate
 from baton_schemas.envelopes import StateChange
+from baton_schemas.pools import WorkPoolCreate
 from baton_schemas.topology import STATES
 from baton_server.context import ServerContext
 from baton_server.db.deployments import create_deployment_run, get_deployment
+from baton_server.db.pools import create_pool
 from baton_server.scheduler.service import SchedulerService
 
 from ...support.backends import Backends
@@ -62,17 +64,7 @@ async def test_a_run_is_made_late_once_and_published(
     pool = f"pool-{uuid.uuid4().hex[:8]}"
     late = await deploy(ctx, [], policy={"late_after": 1.0})
     async with ctx.pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO work_pools (id, name, type, late_after_seconds) VALUES ($1, $2, 'process', 30)",
-            uuid.uuid4(),
-            pool,
-        )
-        await conn.execute(
-            """INSERT INTO work_queues (id, pool_id, name)
-               SELECT $1, id, 'default' FROM work_pools WHERE name = $2""",
-            uuid.uuid4(),
-            pool,
-        )
+        await create_pool(conn, WorkPoolCreate(name=pool, late_after_seconds=30))
     patient = await deploy(ctx, [], pool=pool)
     late_run = await _run_at(ctx, late, 3)
     patient_run = await _run_at(ctx, patient, 20)  # late for the default 15 s, not for its pool

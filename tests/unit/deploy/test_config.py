@@ -142,7 +142,7 @@ def test_errors_name_the_deployment_and_the_field(tmp_path: Path) -> None:
         "deployments[0] (prod): concurrency_limit.limit: Input should be greater than or equal to 1",
         "deployments[0] (prod): concurrency_limit.collision_strategy: "
         "Input should be 'enqueue' or 'cancel-new'",
-        "deployments[0] (prod): schedules[0].schedule.timezon: unknown field",
+        "deployments[0] (prod): schedules[0].timezon: unknown field",
         "deployments[0] (prod): schedules[1]: a schedule needs exactly one of 'cron', 'interval' or 'rrule'",
         "deployments[0] (prod): tagz: unknown field",
         "deployments[1]: name: Field required",
