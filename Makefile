@@ -17,10 +17,9 @@ install: $(BIN)/python
 dev: install
 	bash scripts/dev.sh
 
+# The worker first (waiting for its drain, bounded), then the server; says how each ended.
 stop:
-	@for p in worker server; do \
-	  if [ -f $(BATON_HOME)/$$p.pid ]; then kill $$(cat $(BATON_HOME)/$$p.pid) 2>/dev/null || true; rm -f $(BATON_HOME)/$$p.pid; echo "$$p stopped"; fi; \
-	done
+	@bash scripts/stop.sh
 
 test: install
 	bash scripts/test.sh

@@ -16,7 +16,6 @@ from uuid import UUID
 import asyncpg
 
 from baton._amqp import Link
-from baton._transport._installation import stamp_vhost
 
 from .broker.connection import Broker
 from .broker.outbox import Outbox
@@ -35,8 +34,8 @@ class ServerContext:
     settings: ServerSettings
     pool: asyncpg.Pool[Any]  # the services': tracker, scheduler, outbox
     api_pool: asyncpg.Pool[Any]  # the API's requests and key checks
-    broker: Broker  # aio-pika: topology, pool queues, health
-    link: Link  # Baton's lean client: the tracker's consumers and the outbox
+    broker: Broker  # the process's one AMQP stack: the link and the topology kept on it
+    link: Link  # the broker's link: the consumers and the outbox ride on it
     publisher: Publisher
     outbox: Outbox
     installation_id: UUID  # of the database; the vhost is stamped with it (one Baton per vhost)
@@ -55,18 +54,16 @@ class ServerContext:
         except BaseException:
             await pool.close()
             raise
-        broker = Broker(settings.broker_url, name=name)
         link = Link(settings.broker_url, name=name)
         try:
             async with pool.acquire() as conn:
                 installation = await installation_id(conn)
-            await link.connect()
-            # before anything is declared or consumed: a vhost of another installation is refused
-            await stamp_vhost(link.connection, installation)
+            broker = Broker(link, pool, installation)
+            # the vhost's stamp first: a vhost of another installation is refused before
+            # anything is declared or consumed
             await broker.connect()
         except BaseException:
             await link.close()
-            await broker.close()
             await api_pool.close()
             await pool.close()
             raise
@@ -87,8 +84,7 @@ class ServerContext:
         grace = self.settings.shutdown_grace_seconds
         parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("the outbox", lambda: self.outbox.stop(grace=grace)),
-            ("the broker link", self.link.close),
-            ("the broker connection", self.broker.close),
+            ("the broker", self.broker.close),
             # bounded: a connection still held (a request cut off at shutdown) must not hang the exit
             ("the API's database pool", lambda: close_pool(self.api_pool, timeout=grace)),
             ("the database pool", lambda: close_pool(self.pool, timeout=grace)),

@@ -117,7 +117,18 @@ async def serve(settings: ServerSettings, names: tuple[str, ...] = SERVICES) -> 
         log.info("stopping")
     finally:
         await releaser.stop()
-        for service in reversed(started):
-            await service.stop()
+        # the API first: no new request reaches a tracker or scheduler that is stopping; then
+        # the others in the reverse order of their start, each within a bound
+        order = sorted(reversed(started), key=lambda service: service.name != "api")
+        bound = 2 * settings.shutdown_grace_seconds + 5
+        for service in order:
+            try:
+                async with asyncio.timeout(bound):
+                    await service.stop()
+                log.info("%s stopped", service.name)
+            except TimeoutError:
+                log.warning("%s did not stop within %.0f s: left behind", service.name, bound)
+            except Exception:
+                log.exception("%s failed to stop cleanly", service.name)
         await ctx.close()
         log.info("stopped")

@@ -114,6 +114,12 @@ class ServerSettings(BaseSettings):
         "before its last event, so nothing committed out of order is missed.",
     )
     worker_stopped_check_seconds: float = 5.0
+    worker_broker_url: str = Field(
+        default="",
+        description="The AMQP URL the API gives workers (GET /api/workers/connection), with the "
+        "worker user's credentials (baton-worker in deploy/rabbitmq). Empty: the server's own "
+        "broker_url, fine on one machine; a worker's BATON_BROKER_URL still overrides it.",
+    )
     webhook_render_timeout_seconds: float = Field(default=1.0, gt=0)
 
     # router

@@ -65,6 +65,7 @@ class Cluster:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     pool: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:6]}")
+    server_env: dict[str, str] = field(default_factory=lambda: dict(SERVER_ENV))
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from baton_schemas import utcnow
 
 from ..support.backends import Backends
 from ..support.private import PrivateRabbitMQ
@@ -98,3 +101,42 @@ async def test_a_paused_worker_does_not_make_its_running_flow_look_dead(
     assert await _ended(db, run_id) == "COMPLETED", await db.history(run_id)
     assert "Crashed" not in await db.history(run_id)
     assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done"]
+
+
+async def test_a_retry_dispatched_to_the_worker_that_still_has_the_run_is_not_swallowed(
+    faults: Cluster, private_mq: PrivateRabbitMQ, tmp_path: Path
+) -> None:
+    """Point 3: the worker lists the run as active when its retry's dispatch arrives. It asks
+    the tracker once the run is done here, and the retry runs, instead of the dispatch being
+    acked and the run left Scheduled."""
+    notes, gate = tmp_path / "notes", tmp_path / "gate"
+    run_id, db = await _started(faults, notes, gate)
+    with faults.http() as http:  # the server reschedules the run (as a reaped run's retry would be)
+        answer = http.post(
+            f"/flow_runs/{run_id}/set_state",
+            json={
+                "state": {
+                    "type": "SCHEDULED",
+                    "name": "AwaitingRetry",
+                    "scheduled_time": utcnow().isoformat(),
+                },
+                "force": True,
+            },
+        )
+        assert answer.status_code == 200, answer.text
+
+    async def delivered() -> bool:
+        dispatched = await db.fetchval(
+            "SELECT dispatched_version = state_version FROM flow_runs WHERE id = $1", uuid.UUID(run_id)
+        )
+        listing = await asyncio.to_thread(
+            private_mq.ctl, "list_queues", "-p", faults.backends.vhost, "name", "messages_ready"
+        )
+        ready = [line.split() for line in listing.splitlines() if faults.pool in line]
+        return bool(dispatched) and bool(ready) and all(n == "0" for _, n in ready)
+
+    await eventually(delivered, timeout=30, interval=0.3, what="the retry's dispatch delivered to the worker")
+    gate.touch()  # the first attempt ends (its claim is stale now), then the retry runs
+
+    assert await _ended(db, run_id) == "COMPLETED", (await db.history(run_id), faults.worker_log()[-3000:])
+    assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done", "start", "done"]

@@ -19,6 +19,7 @@ import pytest
 
 from ..support.backends import Backends, separate_backends
 from ..support.processes import BATON, baton_env, free_port, server_process
+from .conftest import LiveServer
 
 
 @pytest.fixture
@@ -79,3 +80,28 @@ def test_a_second_installation_on_a_vhost_refuses_to_start(
     # and the first one starts again on it
     with server_process(first, tmp_path) as server:
         assert httpx.get(server.api_url.removesuffix("/api") + "/ready").status_code == 200
+
+
+def test_a_worker_whose_broker_belongs_to_another_installation_refuses_to_start(
+    live_server: LiveServer, two_installations: tuple[Backends, Backends], tmp_path: Path
+) -> None:
+    """The worker's API is one installation; its BATON_BROKER_URL points at a vhost that another
+    installation's server stamped."""
+    other, _ = two_installations
+    with server_process(other, tmp_path):
+        theirs = asyncio.run(_installation(other.database_url))
+    ours = asyncio.run(_installation(live_server.backends.database_url))
+    env = live_server.client_env(BATON_BROKER_URL=other.broker_url)
+    refused = subprocess.run(
+        [BATON, "worker", "start", "--pool", f"pool-{uuid.uuid4().hex[:8]}"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, refused.stderr
+    assert f"belongs to Baton installation {theirs}" in errors[0]
+    assert f"the API at {live_server.api_url} is installation {ours}" in errors[0]

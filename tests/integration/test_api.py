@@ -15,7 +15,7 @@ async def test_health_and_ready(api: httpx.AsyncClient) -> None:
     assert (await api.get("/health")).json() == {"status": "ok"}
     ready = await api.get("/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"postgres": "ok", "rabbitmq": "ok"}
+    assert ready.json() == {"postgres": "ok", "rabbitmq": "ok", "outbox": "ok"}
 
 
 async def test_missing_key_is_401_and_weak_key_is_403(

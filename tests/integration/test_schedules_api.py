@@ -19,10 +19,10 @@ CRON: dict[str, Any] = {
     "schedule": {"kind": "cron", "cron": "0 2 * * *", "timezone": "Europe/Berlin"},
     "parameters": {"full": True},
 }
-INTERVAL = {
+INTERVAL: dict[str, Any] = {
     "schedule": {"kind": "interval", "interval_seconds": "15m", "anchor_date": "2026-01-01T00:00:00Z"}
 }
-RRULE = {
+RRULE: dict[str, Any] = {
     "schedule": {
         "kind": "rrule",
         "rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0",

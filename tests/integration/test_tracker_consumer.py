@@ -13,7 +13,7 @@ import pytest
 from baton_schemas import utcnow
 from baton_schemas.envelopes import Claim, DeadLetterHeaders, Heartbeat, Logs
 from baton_schemas.logs import LogRecord
-from baton_schemas.states import Pending, Running, StateType
+from baton_schemas.states import Completed, Pending, Running, StateType, Verdict
 from baton_schemas.topology import DEAD_QUEUE, TRACKER, TRACKER_ROUTING_KEY
 from baton_server.context import ServerContext
 from baton_server.tracker.cancellation import cancel_flow_run
@@ -153,3 +153,29 @@ async def test_reaped_run_with_retries_is_rescheduled(ctx: ServerContext, tracke
 async def _when(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool]) -> T | None:
     value = await probe()
     return value if accept(value) else None
+
+
+async def test_a_late_final_state_of_the_reaped_claim_wins_and_supersedes_the_retry(
+    ctx: ServerContext, tracker: TrackerService
+) -> None:
+    run = await new_run(ctx, retries=1)
+    claim_id = uuid.uuid4()
+    await propose(
+        ctx, run.id, Pending(), claim=Claim(worker_id="w-late", lease_seconds=0.5), transition_id=claim_id
+    )
+    await propose(ctx, run.id, Running(), claim_id=claim_id)
+
+    async def history() -> list[str]:
+        async with ctx.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT name FROM states WHERE flow_run_id = $1 ORDER BY version", run.id)
+        return [r["name"] for r in rows]
+
+    await eventually(
+        lambda: _when(history, lambda n: n[-1:] == ["AwaitingRetry"]), what="reaped, retry scheduled"
+    )
+    late = await propose(ctx, run.id, Completed(), claim_id=claim_id)
+    assert late.verdict is Verdict.ACCEPT
+    assert await history() == ["Scheduled", "Pending", "Running", "Crashed", "AwaitingRetry", "Completed"]
+    # the superseded retry's claim is turned away
+    claim = await propose(ctx, run.id, Pending(), claim=Claim(worker_id="w-next", lease_seconds=5))
+    assert claim.verdict is Verdict.ABORT

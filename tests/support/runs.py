@@ -40,12 +40,17 @@ async def propose(
     *,
     claim: Claim | None = None,
     transition_id: uuid.UUID | None = None,
+    claim_id: uuid.UUID | None = None,
     conn: Connection | None = None,
     cache: RunCache | None = None,
     batch: WriteBatch | None = None,
 ) -> TransitionResult:
     proposal = ProposeState(
-        flow_run_id=run_id, state=state, claim=claim, transition_id=transition_id or uuid.uuid4()
+        flow_run_id=run_id,
+        state=state,
+        claim=claim,
+        transition_id=transition_id or uuid.uuid4(),
+        claim_id=claim_id,
     )
     if conn is not None:
         outcome = await propose_flow_run_state(conn, proposal, cache=cache, batch=batch)

@@ -102,9 +102,17 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._api": {"httpx", "baton._settings", "baton._transport.http"},
     "baton.cli._config": {"baton._settings"},
     "baton.cli._dead_letters": {"baton._settings", "baton._dead_letters"},
+    "baton.cli._spool": {
+        "baton._reporting._spool",
+        "baton._settings",
+        "baton._transport",
+        "baton._transport.amqp",
+        "baton._transport.http",
+    },
     "baton.cli._backfill": {"baton._deployments", "baton_schemas.backfill", "pydantic"},
     "baton.cli._deploy": {"baton._deploy.config", "baton._deploy.deployer"},
     "baton.cli._deployments": {"baton._deployments", "baton_schemas.deployments"},
+    "baton.cli._schedules": {"baton._deployments"},
     "baton.cli._events": {"baton._events._client", "baton._settings"},
     "baton.cli._flow_runs": {"baton_schemas.states", "orjson"},
     "baton.cli._server": {

@@ -36,6 +36,7 @@ from baton_schemas.topology import DIRECT_REPLY_TO, TRACKER, TRACKER_ROUTING_KEY
 
 from .._amqp import PERSISTENT, TRANSIENT, AmqpError, Channel, Connection, Delivery, Link, Properties
 from ._errors import RequestRejected, TransportUnavailable
+from ._installation import stamp_vhost
 
 logger = logging.getLogger("baton.transport.amqp")
 
@@ -150,6 +151,14 @@ class AmqpTracker:
         self._fail_pending(TransportUnavailable("tracker client closed"))
         self._pending.clear()
         await self._link.close()
+
+    async def check_installation(self, installation_id: UUID, *, what: str) -> None:
+        """Raise `OtherInstallation` if the vhost belongs to another Baton than `what` (the
+        API this process was given) says it is; stamp it if nothing has yet."""
+        try:
+            await stamp_vhost(self._link.connection, installation_id, what=what)
+        except _FAILURES as exc:
+            raise TransportUnavailable(f"cannot check the broker's installation: {exc!r}") from exc
 
     async def __aenter__(self) -> AmqpTracker:
         return self

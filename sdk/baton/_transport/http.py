@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from baton_schemas.access import ApiKeyInfo, AuditPage
 from baton_schemas.backfill import BackfillCreate, BackfillResult
+from baton_schemas.compat import WorkerConnection
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import (
     Claim,
@@ -350,6 +351,19 @@ class BatonClient:
     async def read_workers(self, pool: str) -> list[Worker]:
         response = await self._request("GET", f"/work_pools/{_quote(pool)}/workers")
         return _WORKERS.validate_json(response.content)
+
+    async def read_worker_connection(
+        self, *, version: str, schema_version: int, min_schema_version: int
+    ) -> WorkerConnection:
+        """How a worker reaches the broker; 409 if this worker's versions and the server's do
+        not work together."""
+        params = {
+            "version": version,
+            "schema_version": schema_version,
+            "min_schema_version": min_schema_version,
+        }
+        response = await self._request("GET", "/workers/connection", params=params)
+        return WorkerConnection.model_validate_json(response.content)
 
     async def create_deployment(self, deployment: DeploymentCreate) -> Deployment:
         """Create or update (by flow name and deployment name)."""

@@ -42,4 +42,7 @@ class WorkerSettings(BaseSettings):
     claim_retry_seconds: float = Field(
         default=30.0, gt=0, description="How long a claim is retried while the server is unreachable."
     )
+    api_wait_max_seconds: float = Field(
+        default=10.0, gt=0, description="At start, the longest pause between tries to reach the API."
+    )
     create_pool: bool = Field(default=True, description="Create the pool (type process) if it is missing.")

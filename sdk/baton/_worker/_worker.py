@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from aio_pika import DeliveryMode, Message
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -38,12 +39,21 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
+from baton_schemas import compat
+from baton_schemas.compat import WorkerConnection
 from baton_schemas.envelopes import (
     Claim,
     ControlKind,
     ControlMessage,
+    DeadLetterHeaders,
     FlowRunDispatch,
     Heartbeat,
     ProposeState,
@@ -54,6 +64,7 @@ from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
 from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, TransitionResult, Verdict
 from baton_schemas.topology import (
     CONTROL,
+    DEAD,
     flow_run_control_key,
     pool_queue_name,
     worker_control_key,
@@ -78,6 +89,7 @@ logger = logging.getLogger("baton.worker")
 
 OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
 MAX_SCHEDULE_WAIT_SECONDS = 60.0
+DEAD_REASON_LIMIT = 2000
 # A run dispatched ahead of its slot is claimed this long before it (the tracker takes claims up
 # to 0.5 s early), so its process is up when the slot comes; the process waits for the slot
 # before the flow starts (`_child.wait_for_slot`).
@@ -105,6 +117,10 @@ class ActiveRun:
         return f"{self.dispatch.flow_run_name!r} ({self.dispatch.flow_run_id})"
 
 
+class IncompatibleServer(RuntimeError):
+    """This worker and its server do not work together (versions): the message says why."""
+
+
 def _exit_text(code: int) -> str:
     if code < 0:
         try:
@@ -129,6 +145,7 @@ class Worker:
         self.book = SlotBook(settings.limit)
         self.runs: dict[UUID, ActiveRun] = {}
         self._claims: dict[UUID, str | None] = {}  # runs being claimed -> a cancel that came meanwhile
+        self._release_waiters: dict[UUID, asyncio.Future[None]] = {}  # dispatched again meanwhile
         self._echo = echo_output
         self._tasks: set[asyncio.Task[Any]] = set()
         self._run_tasks: set[asyncio.Task[None]] = set()
@@ -165,12 +182,20 @@ class Worker:
         return env
 
     async def start(self) -> None:
-        broker_url = self.client.broker_url
+        api = await self._reach_api() if self.client.api_url else None
+        broker_url = self.client.broker_url or (api.broker_url if api is not None else None)
         if not broker_url:
-            raise RuntimeError("a worker needs the broker: set BATON_BROKER_URL")
+            raise RuntimeError(
+                "a worker needs the API (set BATON_API_URL and BATON_API_KEY) or BATON_BROKER_URL"
+            )
+        self._base_env["BATON_BROKER_URL"] = broker_url  # its runs' engines report the same way
         timeout = self.client.request_timeout
         queues = await self._discover_queues()
         self.tracker = await AmqpTracker.connect(broker_url, connect_timeout=timeout, rpc_timeout=timeout)
+        if api is not None:  # the broker must be the API's installation's, not another Baton's
+            await self.tracker.check_installation(
+                api.installation_id, what=f"the API at {self.client.api_url}"
+            )
         self._connection = await connect_robust(broker_url, name=f"baton-worker {self.name}", timeout=timeout)
         self._connection.reconnect_callbacks.add(self._on_reconnect)
         self._channel = await self._connection.channel()
@@ -200,12 +225,75 @@ class Worker:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start, serve until `stop` is set, then shut down (draining running flows)."""
-        await self.start()
+        """Start, serve until `stop` is set, then shut down (draining running flows). A stop
+        while it is still starting (waiting for the API) ends the wait."""
+        starting = asyncio.ensure_future(self.start())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await self.shutdown()
+            return
+        starting.result()  # why it could not start
         try:
             await stop.wait()
         finally:
             await self.shutdown()
+
+    async def _reach_api(self) -> WorkerConnection:
+        """Ask the API how to reach the broker and whether it serves this worker's version;
+        while it is unreachable, wait for it (capped, jittered backoff, a line each try)."""
+        url = self.client.api_url
+        assert url is not None
+
+        def waiting(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            pause = state.next_action.sleep if state.next_action is not None else 0.0
+            logger.warning("Waiting for the API at %s (%s); trying again in %.1fs", url, error, pause)
+
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TransportUnavailable),
+                wait=wait_random_exponential(multiplier=0.5, max=self.settings.api_wait_max_seconds),
+                before_sleep=waiting,
+                reraise=True,
+            ):
+                with attempt:
+                    async with BatonClient(
+                        url, self.client.api_key, timeout=self.client.request_timeout
+                    ) as client:
+                        api = await client.read_worker_connection(
+                            version=compat.baton_version(),
+                            schema_version=compat.SCHEMA_VERSION,
+                            min_schema_version=compat.MIN_SCHEMA_VERSION,
+                        )
+        except RequestRejected as exc:
+            if exc.status == 409:  # the server's word on the versions
+                raise IncompatibleServer(exc.detail) from None
+            if exc.status == 404:
+                raise IncompatibleServer(
+                    f"the server at {url} cannot tell a worker how to reach the broker (no "
+                    f"/api/workers/connection): it is older than this worker (baton "
+                    f"{compat.baton_version()}); run a worker of the server's version"
+                ) from None
+            raise
+        refused = compat.refusal(  # a server that did not check
+            client="worker",
+            client_version=compat.baton_version(),
+            client_schema=compat.SCHEMA_VERSION,
+            client_min=compat.MIN_SCHEMA_VERSION,
+            server_version=api.server_version,
+            server_schema=api.schema_version,
+            server_min=api.min_schema_version,
+        )
+        if refused is not None:
+            raise IncompatibleServer(refused)
+        return api
 
     def force_stop(self) -> None:
         """A second signal: stop running flows now instead of draining."""
@@ -217,6 +305,8 @@ class Worker:
         if self._stopping:
             return
         self._stopping = True
+        for run_id in list(self._release_waiters):  # their deliveries go back to the queue
+            self._release(run_id)
         drain = self.settings.drain_seconds if drain_seconds is None else drain_seconds
         if self.intake is not None:
             await self.intake.stop()
@@ -344,11 +434,22 @@ class Worker:
         assert self.intake is not None
         requeue: bool | None = None  # settle: ack (None), or nack with/without requeue
         run: ActiveRun | None = None
-        try:
-            dispatch = FlowRunDispatch.model_validate_json(message.body)
-        except ValidationError as exc:
-            logger.error("Dropping an unreadable dispatch message (dead-lettered): %s", exc)
-            dispatch, requeue = None, False
+        dispatch, unreadable = self._read_dispatch(message)
+        if unreadable is not None:
+            logger.error("Parking an unreadable dispatch message in baton.dead: %s", unreadable)
+            if not await self._park(message, unreadable):
+                requeue = False  # the broker dead-letters it (without our reason)
+        if dispatch is not None and dispatch.flow_run_id in self.runs | self._claims.keys():
+            # Dispatched again while this worker still has it (a retry the server scheduled, or a
+            # duplicate): never dropped unseen. Once it is done here, the claim asks the tracker,
+            # whose answer decides (ABORT for a duplicate, the new attempt for a retry).
+            logger.info(
+                "Flow run %s dispatched again while this worker has it: claiming it once done here",
+                dispatch.flow_run_id,
+            )
+            await self._released(dispatch.flow_run_id)
+            if self._stopping:
+                dispatch, requeue = None, True
         if dispatch is not None and dispatch.flow_run_id not in self.runs | self._claims.keys():
             run_id = dispatch.flow_run_id
             self._claims[run_id] = None
@@ -367,6 +468,7 @@ class Worker:
             finally:
                 cancel = self._claims.pop(run_id, None)
             if run is None:
+                self._release(run_id)
                 await self._unlisten(run_id)
             else:
                 run.cancel_reason = cancel
@@ -380,6 +482,62 @@ class Worker:
                 self._run_tasks.add(task)
                 task.add_done_callback(self._run_tasks.discard)
             self._after_slot_change()
+
+    @staticmethod
+    def _read_dispatch(message: AbstractIncomingMessage) -> tuple[FlowRunDispatch | None, str | None]:
+        """The dispatch, or why the message is not one (its content type, then its schema)."""
+        content_type = message.content_type or ""
+        if content_type.split(";", 1)[0].strip() != "application/json":
+            return None, f"content type {content_type or 'none'!r}: a dispatch is application/json"
+        try:
+            return FlowRunDispatch.model_validate_json(message.body), None
+        except ValidationError as exc:
+            return None, f"not a FlowRunDispatch: {exc}"
+
+    async def _park(self, message: AbstractIncomingMessage, reason: str) -> bool:
+        """Publish `message` to baton.dead as it came, with `reason` in a header; the caller
+        then acks it. False if it could not be published (the caller rejects it instead)."""
+        if self._channel is None:
+            return False
+        routing_key = message.routing_key or ""
+        queue = routing_key.removeprefix(f"{self.settings.pool}.")
+        headers: dict[str, Any] = {
+            **(message.headers or {}),
+            DeadLetterHeaders.REASON: reason[:DEAD_REASON_LIMIT],
+            DeadLetterHeaders.ORIGINAL_EXCHANGE: message.exchange or "",
+            DeadLetterHeaders.ORIGINAL_ROUTING_KEY: routing_key,
+            DeadLetterHeaders.ORIGINAL_QUEUE: pool_queue_name(self.settings.pool, queue),
+        }
+        try:
+            exchange = await self._channel.get_exchange(DEAD, ensure=False)
+            await exchange.publish(
+                Message(
+                    message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    message_id=message.message_id,
+                    delivery_mode=DeliveryMode.PERSISTENT,
+                ),
+                routing_key=routing_key,
+                mandatory=True,
+            )
+        except Exception as exc:
+            logger.warning("Could not park the message in baton.dead (%r): rejecting it", exc)
+            return False
+        return True
+
+    async def _released(self, run_id: UUID) -> None:
+        """Until this worker no longer runs or claims `run_id` (or it is stopping)."""
+        while (run_id in self.runs or run_id in self._claims) and not self._stopping:
+            waiter = self._release_waiters.get(run_id)
+            if waiter is None:
+                waiter = self._release_waiters[run_id] = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def _release(self, run_id: UUID) -> None:
+        waiter = self._release_waiters.pop(run_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _claim_run(self, dispatch: FlowRunDispatch) -> ActiveRun | None:
         """Scheduled -> Pending under a claim; the run if it is ours now, else None."""
@@ -542,6 +700,7 @@ class Worker:
             logger.exception("Flow run %s: the worker failed to run it", run.label)
         finally:
             self.runs.pop(run.id, None)
+            self._release(run.id)
             self.book.finished()
             await self._unlisten(run.id)
             if scratch is not None:

@@ -16,6 +16,7 @@ from . import (
     _events,
     _flow_runs,
     _server,
+    _spool,
     _webhooks,
     _work_pools,
     _workers,
@@ -40,6 +41,7 @@ app.add_typer(
 app.add_typer(_audit.app, name="audit", help="The audit log: every change and the key that made it.")
 app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
+app.add_typer(_spool.app, name="spool", help="Reports spooled while the server was unreachable.")
 _deploy.register(app)
 _backfill.register(_deployments.app)
 app.add_typer(_config.app, name="config", help="The profile ($BATON_HOME/profile.env): view, set, unset.")

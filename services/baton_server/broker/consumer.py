@@ -2,9 +2,11 @@
 
 A handler commits its PostgreSQL transaction before returning, so an ACK always follows a
 commit. A message that cannot be decoded or is invalid is dead-lettered to `baton.dead` with the
-reason in a header; a handler that fails for a passing reason (the database is away) gets the
-message redelivered, and the queue's delivery limit dead-letters it if it keeps failing. One bad
-message never stops the consumer, and a watchdog re-subscribes if the broker cancelled us.
+reason in a header; while the database is away a handler is retried with backoff and the
+consumer pauses (`paused_by`: nothing requeued, nothing parked); a handler that fails for any
+other reason gets the message redelivered, and the queue's delivery limit dead-letters it if it
+keeps failing. One bad message never stops the consumer, and a watchdog re-subscribes if the
+broker cancelled us.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import logging
 from enum import Enum
 from typing import Any
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
+
 from baton._amqp import AmqpError, Channel, Connection, Delivery, Link
 from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD
 
+from ..db.outage import database_down
 from .publisher import Publisher, json_properties
 
 log = logging.getLogger(__name__)
@@ -55,7 +60,9 @@ class Consumer(abc.ABC):
         prefetch: int = 32,
         watchdog_interval: float = 2.0,
         requeue_delay: float = 0.5,
+        pause_backoff_max: float = 5.0,
     ) -> None:
+        self._pause_backoff_max = pause_backoff_max
         self._link = link
         self._publisher = publisher
         self._prefetch = prefetch
@@ -121,9 +128,34 @@ class Consumer(abc.ABC):
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
+    def paused_by(self, exc: BaseException) -> bool:
+        """True if `exc` says a backend the handler needs is away (the database): the message
+        is not at fault, so it is neither requeued (which spends its delivery limit) nor parked.
+        The handler is tried again with capped, jittered backoff while the message stays
+        unacknowledged; with every prefetched message held, the broker sends no more, so the
+        consumer pauses until the backend is back."""
+        return database_down(exc)
+
+    async def _handle_when_reachable(self, message: Delivery) -> None:
+        def waiting(state: RetryCallState) -> None:
+            if state.attempt_number == 1:
+                exc = state.outcome.exception() if state.outcome else None
+                log.warning("%s: paused, a backend is away (%r); retrying", self.queue_name, exc)
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(self.paused_by),
+            wait=wait_random_exponential(multiplier=0.5, max=self._pause_backoff_max),
+            before_sleep=waiting,
+            reraise=True,
+        ):
+            with attempt:
+                await self.handle(message)
+                if attempt.retry_state.attempt_number > 1:
+                    log.warning("%s: the backend is back; consuming again", self.queue_name)
+
     async def _process(self, message: Delivery) -> None:
         try:
-            await self.handle(message)
+            await self._handle_when_reachable(message)
             policy, reason = AckPolicy.ACK, None
         except DeadLetter as dead:
             policy, reason = AckPolicy.DEAD_LETTER, dead.reason

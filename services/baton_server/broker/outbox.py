@@ -232,6 +232,7 @@ class Outbox:
                     DeadLetterHeaders.ORIGINAL_ROUTING_KEY: row.message.routing_key,
                 },
             ),
+            mandatory=True,  # with no queue bound to baton.dead it would be lost: kept instead
         )
 
     async def _delete(self, ids: list[int], conn: Connection | None = None) -> None:
@@ -292,7 +293,7 @@ class Outbox:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("outbox sweep failed: %s", exc)
+                log.warning("outbox sweep failed: %r (%s)", exc.__cause__ or exc, exc)
                 await asyncio.sleep(self._sweep_interval)
 
     async def _wake(self) -> None:

@@ -1,10 +1,9 @@
-"""Declaring the RabbitMQ topology of `baton_schemas.topology`, idempotently, at every start."""
+"""Declaring the RabbitMQ topology of `baton_schemas.topology`, idempotently, on Baton's own
+client (`baton._amqp`): at every start and again after every reconnect (`Broker`)."""
 
 from __future__ import annotations
 
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractQueue
-
+from baton._amqp import Channel
 from baton_schemas.topology import (
     DEAD,
     DEAD_QUEUE,
@@ -31,44 +30,39 @@ from baton_schemas.topology import (
 )
 
 
-async def declare_topology(channel: AbstractChannel) -> None:
-    """Exchanges, the tracker's queue and the dead-letter queue. Safe to call any number of times."""
+async def declare_topology(channel: Channel) -> None:
+    """Exchanges, the tracker's queues, the dead-letter queue and the event store's queue. Safe
+    to call any number of times."""
     for name, kind in EXCHANGES.items():
-        await channel.declare_exchange(name, aio_pika.ExchangeType(kind), durable=True)
-    dead = await channel.declare_queue(DEAD_QUEUE, durable=True, arguments=dead_queue_arguments())
-    await dead.bind(DEAD, routing_key="")
-    tracker = await channel.declare_queue(TRACKER_QUEUE, durable=True, arguments=tracker_queue_arguments())
-    await tracker.bind(TRACKER, routing_key=TRACKER_ROUTING_KEY)
-    rpc = await channel.declare_queue(
-        TRACKER_RPC_QUEUE, durable=True, arguments=tracker_rpc_queue_arguments()
-    )
-    await rpc.bind(TRACKER, routing_key=TRACKER_RPC_ROUTING_KEY)
+        await channel.declare_exchange(name, kind.value, durable=True)
+    await channel.declare_queue(DEAD_QUEUE, durable=True, arguments=dead_queue_arguments())
+    await channel.bind_queue(DEAD_QUEUE, DEAD)
+    await channel.declare_queue(TRACKER_QUEUE, durable=True, arguments=tracker_queue_arguments())
+    await channel.bind_queue(TRACKER_QUEUE, TRACKER, TRACKER_ROUTING_KEY)
+    await channel.declare_queue(TRACKER_RPC_QUEUE, durable=True, arguments=tracker_rpc_queue_arguments())
+    await channel.bind_queue(TRACKER_RPC_QUEUE, TRACKER, TRACKER_RPC_ROUTING_KEY)
     await declare_event_queues(channel)
 
 
-async def declare_event_queues(channel: AbstractChannel) -> None:
+async def declare_event_queues(channel: Channel) -> None:
     """The event store's queue (the events service), bound to every event name."""
-    store = await channel.declare_queue(
-        EVENT_STORE_QUEUE, durable=True, arguments=event_store_queue_arguments()
-    )
-    await store.bind(EVENTS, routing_key=EVENT_STORE_ROUTING_KEY)
+    await channel.declare_queue(EVENT_STORE_QUEUE, durable=True, arguments=event_store_queue_arguments())
+    await channel.bind_queue(EVENT_STORE_QUEUE, EVENTS, EVENT_STORE_ROUTING_KEY)
 
 
-async def declare_pool_queue(channel: AbstractChannel, pool: str, queue: str) -> AbstractQueue:
+async def declare_pool_queue(channel: Channel, pool: str, queue: str) -> None:
     """A work queue's RabbitMQ queue: quorum, durable, delivery limit, dead-lettered to baton.dead."""
-    declared = await channel.declare_queue(
-        pool_queue_name(pool, queue), durable=True, arguments=pool_queue_arguments()
-    )
-    await declared.bind(RUNS, routing_key=pool_routing_key(pool, queue))
-    return declared
+    name = pool_queue_name(pool, queue)
+    await channel.declare_queue(name, durable=True, arguments=pool_queue_arguments())
+    await channel.bind_queue(name, RUNS, pool_routing_key(pool, queue))
 
 
-async def delete_pool_queue(channel: AbstractChannel, pool: str, queue: str) -> None:
-    await channel.queue_delete(pool_queue_name(pool, queue))
+async def delete_pool_queue(channel: Channel, pool: str, queue: str) -> None:
+    await channel.delete_queue(pool_queue_name(pool, queue))
 
 
-async def declare_router_queue(channel: AbstractChannel) -> None:
+async def declare_router_queue(channel: Channel) -> None:
     """The router's queue, bound to every event name; declared by the router service, so an
     installation that runs no router does not pile events up in it."""
-    queue = await channel.declare_queue(ROUTER_QUEUE, durable=True, arguments=router_queue_arguments())
-    await queue.bind(EVENTS, routing_key=ROUTER_ROUTING_KEY)
+    await channel.declare_queue(ROUTER_QUEUE, durable=True, arguments=router_queue_arguments())
+    await channel.bind_queue(ROUTER_QUEUE, EVENTS, ROUTER_ROUTING_KEY)

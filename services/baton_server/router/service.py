@@ -86,7 +86,7 @@ class RouterService:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await declare_router_queue(self._ctx.broker.channel)
+        await self._ctx.broker.declare(declare_router_queue)
         await self._listen()
         await self.reload_all()
         await self.consumer.start()

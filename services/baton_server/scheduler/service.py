@@ -24,7 +24,6 @@ import asyncpg
 from baton_schemas import utcnow
 
 from ..broker.outbox import OutboxRow
-from ..broker.topology import declare_pool_queue
 from ..context import ServerContext
 from .catchup import apply_catchup
 from .changes import reconcile_changes
@@ -70,7 +69,6 @@ class SchedulerService:
         self._failed = False
 
     async def start(self) -> None:
-        await self.declare_queues()
         await self._listen()
         self._task = asyncio.create_task(self._loop(), name="scheduler")
 
@@ -84,13 +82,6 @@ class SchedulerService:
 
     def wake(self) -> None:
         self._wake.set()
-
-    async def declare_queues(self) -> None:
-        rows = await self._ctx.pool.fetch(
-            "SELECT p.name AS pool, q.name AS queue FROM work_queues q JOIN work_pools p ON p.id = q.pool_id"
-        )
-        for row in rows:
-            await declare_pool_queue(self._ctx.broker.channel, row["pool"], row["queue"])
 
     # --- wake-ups -------------------------------------------------------------------------------
 

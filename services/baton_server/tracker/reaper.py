@@ -61,7 +61,8 @@ class Reaper:
         self._probe_timeout = probe_timeout
         self._task: asyncio.Task[None] | None = None
         self.hearing_since: datetime = utcnow()
-        self._deaf = False  # the last probe or pass failed
+        self._deaf = False  # the last probe of the broker failed
+        self._failing = False  # the last pass failed (the database)
 
     def start(self) -> None:
         self.hearing_since = utcnow()
@@ -82,14 +83,17 @@ class Reaper:
         while True:
             try:
                 if await self._hears():
-                    await self.reap()
-                    if self._deaf:
-                        self._deaf = False
+                    if self._failing:  # is the database back? then a lease of grace first
+                        async with self._pool.acquire() as conn:
+                            await conn.fetchval("SELECT 1")
+                        self._failing = False
                         self.regained("the database")
+                    else:
+                        await self.reap()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._deaf = True
+                self._failing = True
                 log.warning("reaper pass failed: %s", exc)
             await asyncio.sleep(self._interval)
 

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from baton._amqp import AmqpError, Channel, Connection, Delivery
+from baton_schemas.compat import MIN_SCHEMA_VERSION, SCHEMA_VERSION, baton_version
 from baton_schemas.envelopes import (
     CreateFlowRun,
     Heartbeat,
@@ -36,6 +38,25 @@ log = logging.getLogger(__name__)
 _decoder: TypeAdapter[TrackerMessage] = TypeAdapter(TrackerMessage)
 
 
+def _schema_version_of(body: bytes) -> int | None:
+    try:
+        value = orjson.loads(body).get("schema_version")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _unreadable_version(version: int | None) -> str | None:
+    """Why a message of envelope schema `version` cannot be read here, or None if it can."""
+    if version is None or MIN_SCHEMA_VERSION <= version <= SCHEMA_VERSION:
+        return None
+    age = "newer" if version > SCHEMA_VERSION else "older"
+    return (
+        f"a message of envelope schema {version} ({age} than this server: baton {baton_version()}, "
+        f"reads schemas {MIN_SCHEMA_VERSION}-{SCHEMA_VERSION}): run a client of baton {baton_version()}"
+    )
+
+
 class TrackerConsumer(Consumer):
     queue_name = TRACKER_QUEUE
 
@@ -56,9 +77,14 @@ class TrackerConsumer(Consumer):
         try:
             decoded = _decoder.validate_json(message.body)
         except ValidationError as exc:
+            # a newer writer's message may not parse at all: its version is the reason then
+            unreadable = _unreadable_version(_schema_version_of(message.body))
+            if unreadable is not None:
+                await self._refuse(message, unreadable)
             raise DeadLetter(f"invalid tracker message: {exc}") from exc
-        if decoded.schema_version != 1:
-            raise DeadLetter(f"unsupported schema_version {decoded.schema_version}")
+        unreadable = _unreadable_version(decoded.schema_version)
+        if unreadable is not None:
+            await self._refuse(message, unreadable)
         match decoded:
             case ProposeState():
                 reply, rows = await self._propose(decoded)
@@ -82,6 +108,13 @@ class TrackerConsumer(Consumer):
                     # sent as an RPC, a heartbeat learns which of its runs are being cancelled
                     cancelling = await cancelling_runs(conn, decoded.flow_run_ids) if message.reply_to else []
                 await self._answer(message, RpcReply(ok=True, cancelling=cancelling), [])
+
+    async def _refuse(self, message: Delivery, reason: str) -> None:
+        """A message of a schema this server does not read: the caller of an RPC hears why
+        (naming both versions) instead of waiting for a timeout; the message is parked."""
+        if message.reply_to:
+            self.reply(message, RpcReply(ok=False, status=409, error=reason).to_json())
+        raise DeadLetter(reason)
 
     async def _propose(self, proposal: ProposeState) -> tuple[RpcReply, list[OutboxRow]]:
         try:

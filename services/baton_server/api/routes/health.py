@@ -25,7 +25,10 @@ async def ready(ctx: Ctx, response: Response) -> dict[str, str]:
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"unavailable: {exc.__class__.__name__}"
-    checks["rabbitmq"] = "ok" if await ctx.broker.is_healthy() else "unavailable"
+    # the stack this process really uses: its link (connected, not blocked or held back, the
+    # topology declared) and the outbox that publishes on it
+    checks["rabbitmq"] = ctx.broker.status()
+    checks["outbox"] = "ok" if ctx.outbox.running else "unavailable: its publishing tasks are not running"
     if any(v != "ok" for v in checks.values()):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return checks

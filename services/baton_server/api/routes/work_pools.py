@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
+from baton_schemas.compat import (
+    MIN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    WorkerConnection,
+    baton_version,
+    refusal,
+)
 from baton_schemas.limits import Name
 from baton_schemas.pools import (
     Worker,
@@ -20,7 +28,7 @@ from baton_schemas.pools import (
 from ...broker.topology import declare_pool_queue, delete_pool_queue
 from ...db import pools
 from ..auth import ApiKey, Scope
-from ..deps import CanDeploy, CanRead, Conn, Ctx, needs
+from ..deps import CanDeploy, CanRead, Conn, Ctx, IsWorker, needs
 
 router = APIRouter(tags=["work pools"])
 
@@ -40,7 +48,7 @@ async def create_pool(body: WorkPoolCreate, conn: Conn, ctx: Ctx, _: CanDeploy) 
         pool = await pools.create_pool(conn, body)
     except pools.PoolExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    await declare_pool_queue(ctx.broker.channel, pool.name, pools.DEFAULT_QUEUE)
+    await ctx.broker.run(partial(declare_pool_queue, pool=pool.name, queue=pools.DEFAULT_QUEUE))
     return pool
 
 
@@ -72,7 +80,7 @@ async def delete_pool(pool: PoolName, conn: Conn, ctx: Ctx, _: CanDeploy) -> Res
     except pools.NotFound as exc:
         raise _not_found(exc) from exc
     for queue in queues:
-        await delete_pool_queue(ctx.broker.channel, pool, queue)
+        await ctx.broker.run(partial(delete_pool_queue, pool=pool, queue=queue))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -94,7 +102,7 @@ async def create_queue(
         raise _not_found(exc) from exc
     except pools.PoolExists as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    await declare_pool_queue(ctx.broker.channel, pool, queue.name)
+    await ctx.broker.run(partial(declare_pool_queue, pool=pool, queue=queue.name))
     return queue
 
 
@@ -114,7 +122,7 @@ async def delete_queue(pool: PoolName, queue: QueueName, conn: Conn, ctx: Ctx, _
         await pools.delete_queue(conn, pool, queue)
     except pools.NotFound as exc:
         raise _not_found(exc) from exc
-    await delete_pool_queue(ctx.broker.channel, pool, queue)
+    await ctx.broker.run(partial(delete_pool_queue, pool=pool, queue=queue))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -130,3 +138,42 @@ async def pool_workers(pool: PoolName, conn: Conn, _: CanRead) -> list[Worker]:
 @router.get("/workers", response_model=list[Worker])
 async def all_workers(conn: Conn, _: CanRead, pool: Annotated[Name | None, Query()] = None) -> list[Worker]:
     return await pools.list_workers(conn, pool)
+
+
+@router.get(
+    "/workers/connection",
+    response_model=WorkerConnection,
+    responses={409: {"description": "The worker's version and the server's do not work together."}},
+)
+async def worker_connection(
+    ctx: Ctx,
+    _: IsWorker,
+    version: Annotated[str, Query(max_length=64, description="The worker's baton version.")] = "unknown",
+    schema_version: Annotated[
+        int | None, Query(ge=0, description="The envelope schema the worker writes.")
+    ] = None,
+    min_schema_version: Annotated[
+        int | None, Query(ge=0, description="The oldest envelope schema the worker reads.")
+    ] = None,
+) -> WorkerConnection:
+    """How a worker reaches the broker, and whether this server can serve it: a worker needs
+    only the API's URL and a key with scope worker."""
+    if schema_version is not None:
+        refused = refusal(
+            client="worker",
+            client_version=version,
+            client_schema=schema_version,
+            client_min=schema_version if min_schema_version is None else min_schema_version,
+            server_version=baton_version(),
+            server_schema=SCHEMA_VERSION,
+            server_min=MIN_SCHEMA_VERSION,
+        )
+        if refused is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, refused)
+    return WorkerConnection(
+        broker_url=ctx.settings.worker_broker_url or ctx.settings.broker_url,
+        installation_id=ctx.installation_id,
+        server_version=baton_version(),
+        schema_version=SCHEMA_VERSION,
+        min_schema_version=MIN_SCHEMA_VERSION,
+    )
