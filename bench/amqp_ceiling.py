@@ -2,13 +2,14 @@
 
 An echo server (on uvloop, as `baton server start` runs) answers RPCs over direct reply-to with
 no database, no validation and no state-change publish; the client sends confirmed, mandatory
-requests as the SDK does. Both ends run once on Baton's own client (`baton._amqp`, what the
-tracker, the outbox and the SDK use) and once on aio-pika (what they used before, and what the
-rest of Baton still uses). It prints the round trip (p50, p99), echoes per second with 64 in
+requests as the SDK does. Both ends run on Baton's own client (`baton._amqp`, what the
+tracker, the outbox and the SDK use), then on aio-pika (what they used before), then on aiormq
+directly (aio-pika's protocol layer without its object model: the cheapest well-kept client).
+It prints the round trip (p50, p99), echoes per second with 64 in
 flight, confirmed publishes per second from one process, and CPU per echo. A tracker
 transition does all of this and more, so it cannot beat these figures here.
 
-Usage: .venv/bin/python bench/amqp_ceiling.py
+Usage: .venv/bin/python bench/amqp_ceiling.py [baton._amqp] [aio-pika] [aiormq]
 """
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
+import aiormq
+import aiormq.abc
 from _cpu import CpuMeter
 from _harness import describe, test_backends
+from pamqp import commands as spec
 
 from baton._amqp import PERSISTENT, Channel, Connection, Delivery, Properties
 from baton._event_loop import loop_factory
@@ -141,6 +146,52 @@ class EchoClient(_Calls):
         )
 
 
+async def aiormq_echo_server(url: str, queue_name: str) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    connection = await aiormq.connect(url)
+    channel = await connection.channel(publisher_confirms=False)
+    await channel.basic_qos(prefetch_count=64)
+    await channel.queue_declare(queue_name, auto_delete=True)
+
+    async def answer(message: aiormq.abc.DeliveredMessage) -> None:
+        properties = message.header.properties
+        await channel.basic_publish(
+            message.body,
+            routing_key=properties.reply_to or "",
+            properties=spec.Basic.Properties(correlation_id=properties.correlation_id),
+        )
+        await channel.basic_ack(message.delivery_tag or 0)
+
+    await channel.basic_consume(queue_name, answer)
+    print("ready", flush=True)
+    await stop.wait()
+    await connection.close()
+
+
+class AiormqEchoClient(_Calls):
+    def __init__(self, channel: aiormq.abc.AbstractChannel, queue_name: str) -> None:
+        super().__init__(queue_name)
+        self._channel = channel
+
+    async def start(self) -> None:
+        await self._channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True)
+
+    async def _on_reply(self, message: aiormq.abc.DeliveredMessage) -> None:
+        self._answered(message.header.properties.correlation_id, message.body)
+
+    async def _send(self, correlation_id: str) -> None:
+        await self._channel.basic_publish(
+            BODY,
+            routing_key=self._queue_name,
+            properties=spec.Basic.Properties(correlation_id=correlation_id, reply_to=DIRECT_REPLY_TO),
+            mandatory=True,
+        )
+
+
+STACKS = ("baton._amqp", "aio-pika", "aiormq")
+
+
 @dataclass(frozen=True)
 class Ceiling:
     p50_ms: float
@@ -152,21 +203,30 @@ async def measure(
     queue_name: str,
     server_pid: int,
     *,
-    lean: bool = True,
+    stack: str = "baton._amqp",
     serial: int = 2000,
     calls: int = 8000,
     publishes: int = 20000,
 ) -> Ceiling:
     meter = CpuMeter(server_pid)
-    name = "baton._amqp" if lean else "aio-pika"
-    if lean:
+    name = stack
+    closing: list[Any] = []
+    client: _Calls
+    if stack == "baton._amqp":
         lean_connection = await Connection.open(url, name="bench-client")
+        closing.append(lean_connection)
         lean_channel = await lean_connection.channel(confirms=True)
-        client: LeanEchoClient | EchoClient = LeanEchoClient(lean_channel, queue_name)
-    else:
+        client = LeanEchoClient(lean_channel, queue_name)
+    elif stack == "aio-pika":
         connection = await aio_pika.connect(url)
+        closing.append(connection)
         channel = await connection.channel(publisher_confirms=True)
         client = EchoClient(channel, queue_name)
+    else:
+        raw = await aiormq.connect(url)
+        closing.append(raw)
+        raw_channel = await raw.channel(publisher_confirms=True)
+        client = AiormqEchoClient(raw_channel, queue_name)
     try:
         await client.start()
         for _ in range(200):
@@ -192,20 +252,30 @@ async def measure(
         print(f"  {CpuMeter.per_op(before, after, calls)}")
         if publishes:
             started = time.perf_counter()
-            if lean:
-                sink, _, _ = await lean_channel.declare_queue(
-                    "", exclusive=True, arguments={"x-max-length": 1000}
-                )
+            bounded: dict[str, Any] = {"x-max-length": 1000}
+            if stack == "baton._amqp":
+                sink, _, _ = await lean_channel.declare_queue("", exclusive=True, arguments=bounded)
                 confirms = [
                     lean_channel.publish("", sink, BODY, Properties(delivery_mode=PERSISTENT))
                     for _ in range(publishes)
                 ]
                 await asyncio.gather(*(c for c in confirms if c is not None))
-            else:
-                queue = await channel.declare_queue(exclusive=True, arguments={"x-max-length": 1000})
+            elif stack == "aio-pika":
+                queue = await channel.declare_queue(exclusive=True, arguments=bounded)
                 await asyncio.gather(
                     *(
                         channel.default_exchange.publish(aio_pika.Message(BODY), routing_key=queue.name)
+                        for _ in range(publishes)
+                    )
+                )
+            else:
+                declared = await raw_channel.queue_declare("", exclusive=True, arguments=bounded)
+                persistent = spec.Basic.Properties(delivery_mode=2)
+                await asyncio.gather(
+                    *(
+                        raw_channel.basic_publish(
+                            BODY, routing_key=declared.queue or "", properties=persistent
+                        )
                         for _ in range(publishes)
                     )
                 )
@@ -213,18 +283,16 @@ async def measure(
             print(f"confirmed publishes/s ({name}), one process: {rate_published:.0f}")
         return Ceiling(statistics.median(latencies) * 1000, rate)
     finally:
-        if lean:
-            await lean_connection.close()
-        else:
-            await connection.close()
+        for each in closing:
+            await each.close()
 
 
 @contextlib.contextmanager
-def echo_server_process(url: str, *, lean: bool = True) -> Iterator[tuple[str, int]]:
+def echo_server_process(url: str, *, stack: str = "baton._amqp") -> Iterator[tuple[str, int]]:
     """The echo server in its own process: (its queue, its pid)."""
     queue_name = f"bench-echo-{uuid.uuid4().hex[:8]}"
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve-lean" if lean else "--serve", url, queue_name],
+        [sys.executable, __file__, f"--serve={stack}", url, queue_name],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -238,18 +306,19 @@ def echo_server_process(url: str, *, lean: bool = True) -> Iterator[tuple[str, i
 
 def main() -> None:
     with test_backends() as backends:
-        for lean in (True, False):
-            with echo_server_process(backends.broker_url, lean=lean) as (queue_name, pid):
+        stacks = sys.argv[1:] or STACKS
+        for stack in stacks:
+            with echo_server_process(backends.broker_url, stack=stack) as (queue_name, pid):
                 # the client's loop is the one the SDK runs its reporter on
                 with asyncio.Runner(loop_factory=loop_factory()) as runner:
-                    runner.run(measure(backends.broker_url, queue_name, pid, lean=lean))
+                    runner.run(measure(backends.broker_url, queue_name, pid, stack=stack))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] in ("--serve", "--serve-lean"):
+    if len(sys.argv) == 4 and sys.argv[1].startswith("--serve="):
         import uvloop
 
-        serve = lean_echo_server if sys.argv[1] == "--serve-lean" else echo_server
-        uvloop.run(serve(sys.argv[2], sys.argv[3]))
+        servers = {"baton._amqp": lean_echo_server, "aio-pika": echo_server, "aiormq": aiormq_echo_server}
+        uvloop.run(servers[sys.argv[1].removeprefix("--serve=")](sys.argv[2], sys.argv[3]))
     else:
         main()
