@@ -53,7 +53,7 @@ def local_time(moment: datetime, zone: tzinfo) -> str:
     return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname()}"
 
 
-def describe(item: DeploymentSchedule) -> str:
+def schedule_summary(item: DeploymentSchedule) -> str:
     spec = item.schedule
     if spec.kind == "cron":
         what = f"cron {spec.cron}" + ("" if spec.day_or else " (day and weekday)")
@@ -93,7 +93,9 @@ def print_upcoming(deployment: Deployment, upcoming: list[UpcomingSlots]) -> Non
             status = Text("deployment paused", style="yellow")
         found = slots.get(item.slug)
         times = [local_time(t, zone) for t in found.starts] if found else []
-        table.add_row(item.slug or "", describe(item), status, "\n".join(times) or "none: no time after now")
+        table.add_row(
+            item.slug or "", schedule_summary(item), status, "\n".join(times) or "none: no time after now"
+        )
     out.print(table)
     out.print(Text(f"Times are in {zone_name} (set TZ to see another zone).", style="grey50"))
 
