@@ -15,7 +15,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pamqp import commands as spec
 from pamqp.base import Frame as Method
@@ -23,9 +23,7 @@ from pamqp.base import Frame as Method
 from . import codec
 from .codec import Properties
 from .errors import AmqpError, CallTimeout, ChannelClosed, ConnectionClosed, Nacked, Returned, WriteBufferFull
-
-if TYPE_CHECKING:
-    from .connection import Connection
+from .wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +91,7 @@ class Channel:
     """One AMQP channel. Synchronous methods are awaited one at a time; publishes and acks
     are written at once."""
 
-    def __init__(self, connection: Connection, number: int) -> None:
+    def __init__(self, connection: Wire, number: int) -> None:
         self.connection = connection
         self.number = number
         self.is_open = False

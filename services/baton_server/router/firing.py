@@ -23,7 +23,7 @@ from baton_schemas.topology import EVENTS
 from ..broker.outbox import Outbox, OutboxMessage, OutboxRow
 from ..db.types import Connection
 from ..events.templates import RenderLimits
-from .actions import Firing, perform
+from .actions import ActionContext, perform
 from .compiled import CompiledAutomation
 from .windows import Fire
 
@@ -144,7 +144,7 @@ async def fire_automation(
         "trigger": {"path": fire.path, "key": fire.bucket_key, "kind": fire.kind.value},
         "flow_run": await _flow_run(conn, fire.event),
     }
-    firing = Firing(
+    firing = ActionContext(
         automation,
         fire,
         firing_id,

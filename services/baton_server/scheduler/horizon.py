@@ -302,12 +302,12 @@ async def fill_due(
                 horizon=horizon,
                 cap=entry.max_scheduled_runs,
             )
+            parameters = {**row["parameters"], **entry.parameters}
         except Exception as exc:  # one bad schedule must not stop the others
             log.error(
                 "schedule %s of deployment %s cannot be planned: %s", row["schedule_id"], row["id"], exc
             )
-            plan = Plan([], row["filled_until"], None)
-        parameters = {**row["parameters"], **entry.parameters}
+            plan, parameters = Plan([], row["filled_until"], None), {}
         for slot in plan.slots:
             when = slot + jitter_offset(entry, slot)
             pending.append(NewRun(row["schedule_id"], slot, when, parameters, row))

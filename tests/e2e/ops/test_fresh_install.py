@@ -99,7 +99,12 @@ def test_the_plain_install_has_no_server_packages(fresh: FreshVenv) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["server", "start"], ["server", "db", "upgrade"], ["api-key", "create", "--name", "x"]]
+    "command",
+    [
+        ["server", "start"],
+        ["server", "db", "upgrade"],
+        ["api-key", "create", "--name", "x", "--scope", "read"],
+    ],
 )
 def test_server_commands_say_to_install_the_server_extra(fresh: FreshVenv, command: list[str]) -> None:
     done = subprocess.run([fresh.baton, *command], capture_output=True, text=True, timeout=60)

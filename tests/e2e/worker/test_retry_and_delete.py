@@ -34,7 +34,8 @@ def test_retry_runs_an_ended_deployment_run_again_and_delete_removes_it(setup: S
     (setup.folder / "flaky.py").write_text(textwrap.dedent(FLAKY))
     deployment = setup.deployment("flaky.py:flaky", parameters={"marker": str(setup.folder / "marker")})
     setup.start_worker()
-    run = setup.api.run(deployment)
+    # generated names repeat across the session's runs: a name of its own, to retry it by
+    run = setup.api.run(deployment, name=f"flaky-{setup.suffix}")
     assert setup.api.wait_state(run["id"])["type"] == "FAILED"
 
     busy = setup.api.run(deployment, scheduled_time="2999-01-01T00:00:00Z")  # not ended

@@ -46,7 +46,16 @@ async def _schedule(
     scheduler = SchedulerService(ctx)
     scheduler.horizon = Horizon(min_runs=3, min_ahead=timedelta(0))
     await scheduler.run_pass()
-    runs = await runs_of(ctx, deployment)
+    runs: list[dict[str, Any]] = []
+
+    async def made() -> bool:
+        # the session's scheduler, when another test started it, may hold the schedule (SKIP
+        # LOCKED) and make these runs itself: either way they appear
+        nonlocal runs
+        runs = await runs_of(ctx, deployment)
+        return len(runs) >= 3
+
+    await eventually(made, what="the schedule's first three runs")
     return scheduler, deployment, runs[:3]
 
 

@@ -15,7 +15,7 @@ from baton_schemas.automations import (
 )
 
 from ...db.types import Connection
-from ._base import ActionFailed, Done, Firing
+from ._base import ActionContext, ActionFailed, Done
 from .control import cancel_run, toggle
 from .emit import emit_event
 from .run_deployment import run_deployment
@@ -24,7 +24,7 @@ from .webhook import prepare_call
 log = logging.getLogger(__name__)
 
 
-async def _dispatch(conn: Connection, firing: Firing, index: int, action: Action) -> Done:
+async def _dispatch(conn: Connection, firing: ActionContext, index: int, action: Action) -> Done:
     if isinstance(action, RunDeployment):
         return await run_deployment(conn, firing, index, action)
     if isinstance(action, CancelFlowRun):
@@ -36,7 +36,7 @@ async def _dispatch(conn: Connection, firing: Firing, index: int, action: Action
     return await toggle(conn, firing, index, action)
 
 
-async def perform(conn: Connection, firing: Firing, index: int, action: Action) -> Done:
+async def perform(conn: Connection, firing: ActionContext, index: int, action: Action) -> Done:
     try:
         async with conn.transaction():  # a savepoint: a failed action undoes only itself
             return await _dispatch(conn, firing, index, action)
@@ -45,4 +45,4 @@ async def perform(conn: Connection, firing: Firing, index: int, action: Action) 
         return Done(ActionOutcome(index=index, type=action.type, ok=False, detail=str(exc)))
 
 
-__all__ = ["ActionFailed", "Done", "Firing", "perform"]
+__all__ = ["ActionContext", "ActionFailed", "Done", "perform"]

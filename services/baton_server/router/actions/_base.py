@@ -21,7 +21,7 @@ class ActionFailed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Firing:
+class ActionContext:
     automation: CompiledAutomation
     fire: Fire
     firing_id: Any

@@ -24,10 +24,10 @@ from ...tracker.cancellation import cancel_flow_run
 from ...tracker.transitions import RunNotFound
 from ..templating import render_value
 from ..validation import find_deployment
-from ._base import ActionFailed, Done, Firing
+from ._base import ActionContext, ActionFailed, Done
 
 
-async def cancel_run(conn: Connection, firing: Firing, index: int, action: CancelFlowRun) -> Done:
+async def cancel_run(conn: Connection, firing: ActionContext, index: int, action: CancelFlowRun) -> Done:
     target: str | None
     try:
         target = (
@@ -61,7 +61,7 @@ Toggle = (
 )
 
 
-async def toggle(conn: Connection, firing: Firing, index: int, action: Toggle) -> Done:
+async def toggle(conn: Connection, firing: ActionContext, index: int, action: Toggle) -> Done:
     pause = action.type.startswith("pause-")
     if isinstance(action, PauseDeployment | ResumeDeployment):
         reference = action.deployment or firing.related("deployment")

@@ -13,10 +13,10 @@ from ...broker.outbox import Outbox, OutboxMessage
 from ...db.types import Connection
 from ...events.templates import TemplateError
 from ..templating import render_value
-from ._base import ActionFailed, Done, Firing
+from ._base import ActionContext, ActionFailed, Done
 
 
-async def emit_event(conn: Connection, firing: Firing, index: int, action: EmitEvent) -> Done:
+async def emit_event(conn: Connection, firing: ActionContext, index: int, action: EmitEvent) -> Done:
     try:
         name = await render_value(action.event, firing.context, firing.limits)
         resource = await render_value(action.resource, firing.context, firing.limits)

@@ -17,10 +17,10 @@ from ...db.types import Connection
 from ...events.templates import TemplateError
 from ..templating import render_value
 from ..validation import find_deployment
-from ._base import ActionFailed, Done, Firing
+from ._base import ActionContext, ActionFailed, Done
 
 
-async def run_deployment(conn: Connection, firing: Firing, index: int, action: RunDeployment) -> Done:
+async def run_deployment(conn: Connection, firing: ActionContext, index: int, action: RunDeployment) -> Done:
     try:
         deployment = await find_deployment(conn, action.deployment)
     except NotFound as exc:

@@ -21,14 +21,14 @@ from baton_schemas.automations import ActionOutcome, CallWebhook
 from ...db.types import Connection
 from ...events.templates import TemplateError
 from ..templating import render_value
-from ._base import ActionFailed, Done, Firing
+from ._base import ActionContext, ActionFailed, Done
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 10.0
 
 
-async def prepare_call(conn: Connection, firing: Firing, index: int, action: CallWebhook) -> Done:
+async def prepare_call(conn: Connection, firing: ActionContext, index: int, action: CallWebhook) -> Done:
     try:
         url = await render_value(action.url, firing.context, firing.limits)
         body = await render_value(action.body, firing.context, firing.limits) if action.body else None
