@@ -92,8 +92,6 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton._reporting": {"baton._reporting._remote", "baton._transport.amqp", "baton._transport.http"},
     # A run's process reaches the broker itself only when its worker does not relay heartbeats.
     "baton._worker._relay": {"baton._transport.amqp"},
-    # aio-pika only for what still uses it (the dead-letter tools, the worker's consumers).
-    "baton._transport._connect": {"aio_pika", "aio_pika.connection"},
     # The worker imports the fork server's launcher side; the flow-run code (the engine) loads
     # only in the fork server's own process.
     "baton._worker._forkserver": {"baton._worker._child"},
