@@ -62,7 +62,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("deployments", ("baton._deploy",)),
     ("worker", ("baton._worker",)),
-    ("public API", ("baton", "baton._flows", "baton._tasks", "baton.runtime", "baton.cache_policies")),
+    (
+        "public API",
+        (
+            "baton",
+            "baton._flows",
+            "baton._tasks",
+            "baton.runtime",
+            "baton.cache_policies",
+            "baton.variables",
+            "baton.artifacts",
+        ),
+    ),
     ("CLI", ("baton.cli",)),
 )
 
@@ -124,6 +135,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
         "baton_server.server",
         "baton_server.settings",
     },
+    "baton.cli._variables": {"baton_schemas.variables"},
+    "baton.cli._artifacts": {"rich.markdown"},
     "baton.cli._work_pools": {"baton_schemas.job_templates", "baton_schemas.pools", "pydantic"},
     "baton.cli._workers": {
         "asyncio",
