@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._hooks",
             "baton._records",
             "baton._protocols",
+            "baton._log_format",
         ),
     ),
     ("states and transports", ("baton.states", "baton._amqp", "baton._transport", "baton._dead_letters")),

@@ -41,6 +41,7 @@ from .._entrypoints import EntrypointError, load_flow
 from .._exceptions import Abort, ParameterValidationError
 from .._flow_engine import run_existing_flow_run
 from .._hooks import run_hooks
+from .._log_format import install
 from .._protocols import Reporter
 from .._reporting._remote import RemoteReporter, ReporterConfig
 from .._runtime import Runtime, configure
@@ -116,6 +117,7 @@ def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
 
         reporter = RemoteReporter(connect, ReporterConfig.from_settings(settings), name="relay")
     runtime = configure(settings=settings, reporter=reporter)
+    install("flow-run", settings.log_level)  # its libraries' records, in the worker's format
     handler = _logging._console_handler
     if console_fd is not None and handler is not None:
         assert isinstance(handler, logging.StreamHandler)

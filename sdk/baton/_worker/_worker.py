@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections import deque
@@ -71,6 +70,7 @@ from baton_schemas.topology import (
     worker_control_queue,
 )
 
+from .._log_format import install
 from .._settings import ClientSettings
 from .._transport import RequestRejected, TransportUnavailable
 from .._transport._connect import connect_robust
@@ -79,6 +79,7 @@ from .._transport.http import BatonClient
 from ._forkserver import FORKSERVER_FD_ENV
 from ._intake import Intake, QueueSpec, SlotBook
 from ._job import EXIT_ABORTED, EXIT_REPORTED, RunJob
+from ._metrics import CLAIMS, PROCESS_EXITS, RUN_START_SECONDS, serve_metrics
 from ._output import console_streams, crash_message, pump
 from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
 from ._relay import serve_relay
@@ -213,6 +214,13 @@ class Worker:
         self.intake = Intake(self._channel, self.book, self._on_delivery)
         await self.intake.set_queues(queues)
         self._spawn(self._refresh_loop(), "queue refresh")
+        if self.settings.metrics_port is not None:
+            serve_metrics(
+                self.settings.metrics_port,
+                self.settings.metrics_host,
+                self.settings.limit,
+                lambda: len(self.runs) + len(self._claims),
+            )
         self.started_at = time.time()
         names = ", ".join(q.name.rsplit(".", 1)[-1] for q in queues) or "none yet"
         logger.info(
@@ -549,6 +557,7 @@ class Worker:
                 claim=Claim(worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds),
             )
             result = await self._propose(proposal, self.settings.claim_retry_seconds)
+            CLAIMS.labels(result.verdict.value).inc()
             if result.verdict is Verdict.ACCEPT:
                 label = dispatch.deployment_name or dispatch.flow_name
                 logger.info("Claimed flow run %r (%s) of %r", dispatch.flow_run_name, run_id, label)
@@ -680,6 +689,7 @@ class Worker:
                 await self._end_run(run, Failed(message=message))
                 return
             logger.info("Flow run %s started (pid %d)", run.label, run.process.pid)
+            RUN_START_SECONDS.observe(max(0.0, time.time() - run.dispatch.scheduled_time.timestamp()))
             if run.cancel_reason is not None or run.shutdown:
                 self._stop_process(run)
             code = await self._supervise(run, run.process, config.stream_output)
@@ -690,10 +700,15 @@ class Worker:
                 logger.warning("Flow run %s: requests of its process left unanswered", run.label)
             logger.info("Flow run %s process %s", run.label, _exit_text(code))
             if run.cancel_reason is not None:
+                PROCESS_EXITS.labels("cancelled").inc()
                 await self._end_with_hooks(run, Cancelled(message=run.cancel_reason), config)
             elif run.shutdown:
+                PROCESS_EXITS.labels("shutdown").inc()
                 await self._end_with_hooks(run, Crashed(message="worker shut down"), config)
-            elif code not in (EXIT_REPORTED, EXIT_ABORTED):
+            elif code in (EXIT_REPORTED, EXIT_ABORTED):
+                PROCESS_EXITS.labels("reported" if code == EXIT_REPORTED else "aborted").inc()
+            else:
+                PROCESS_EXITS.labels("crashed").inc()
                 crashed = Crashed(message=crash_message(_exit_text(code), run.tail))
                 await self._end_with_hooks(run, crashed, config)
         except Exception:
@@ -800,11 +815,5 @@ class Worker:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S")
-    )
-    root = logging.getLogger("baton.worker")
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    root.propagate = False
+    """The worker's records and its libraries' (aio-pika) in the format of every Baton process."""
+    install("worker", level)

@@ -34,6 +34,7 @@ from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD
 
 from ..db.types import Connection
+from ..metrics import OUTBOX_PUBLISHED
 from .publisher import Publisher, json_properties
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,7 @@ class Outbox:
                     done.append(row.id)
             elif failure is None:
                 failure = result
+        OUTBOX_PUBLISHED.inc(len(done))
         if failure is not None:
             raise OutboxPublishFailed(done) from failure
         return done

@@ -14,12 +14,14 @@ import uuid
 
 import asyncpg
 
+from baton_schemas import utcnow
 from baton_schemas.envelopes import FlowRunDispatch
 from baton_schemas.job_templates import template_defaults
 from baton_schemas.topology import RUNS, pool_routing_key
 
 from ..broker.outbox import Outbox, OutboxMessage, OutboxRow
 from ..db.types import Connection
+from ..metrics import DISPATCHED, LATENESS
 
 _CLAIM_FOR_DISPATCH = """
     WITH due AS (
@@ -96,4 +98,9 @@ async def dispatch_runs(
 ) -> list[OutboxRow]:
     """Write dispatch messages for due runs (these ids, or any) inside the caller's transaction."""
     rows = await conn.fetch(_CLAIM_FOR_DISPATCH, run_ids, within_seconds, limit, redispatch_after_seconds)
+    if rows:
+        now = utcnow()
+        for row in rows:
+            LATENESS.observe(max(0.0, (now - row["next_scheduled_time"]).total_seconds()))
+        DISPATCHED.inc(len(rows))
     return await Outbox.add(conn, [dispatch_message(r) for r in rows])
