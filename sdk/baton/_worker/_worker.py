@@ -324,7 +324,9 @@ class Worker:
             logger.info("Draining %d flow run(s) for up to %gs", len(self.runs), drain)
         await self._wait_idle(time.monotonic() + drain)
         for run in list(self.runs.values()):
-            logger.warning("Stopping flow run %s: the worker is shutting down", run.label)
+            logger.warning(
+                "Stopping flow run %s: the worker is shutting down", run.label, extra=run_ids(run.id)
+            )
             run.shutdown = True
             self._stop_process(run)
         if self._run_tasks:
@@ -465,13 +467,22 @@ class Worker:
                 await self._listen(run_id)
                 run = await self._claim_run(dispatch)
             except TransportUnavailable as exc:
-                logger.warning("Server unreachable: flow run %s goes back to the queue (%s)", run_id, exc)
+                logger.warning(
+                    "Server unreachable: flow run %s goes back to the queue (%s)",
+                    run_id,
+                    exc,
+                    extra=run_ids(run_id),
+                )
                 await asyncio.sleep(1.0)
                 requeue = True
             except RequestRejected as exc:
-                logger.warning("Flow run %s cannot be claimed (dropped): %s", run_id, exc)
+                logger.warning(
+                    "Flow run %s cannot be claimed (dropped): %s", run_id, exc, extra=run_ids(run_id)
+                )
             except Exception:
-                logger.exception("Claim of flow run %s failed; it goes back to the queue", run_id)
+                logger.exception(
+                    "Claim of flow run %s failed; it goes back to the queue", run_id, extra=run_ids(run_id)
+                )
                 requeue = True
             finally:
                 cancel = self._claims.pop(run_id, None)
@@ -560,7 +571,13 @@ class Worker:
             CLAIMS.labels(result.verdict.value).inc()
             if result.verdict is Verdict.ACCEPT:
                 label = dispatch.deployment_name or dispatch.flow_name
-                logger.info("Claimed flow run %r (%s) of %r", dispatch.flow_run_name, run_id, label)
+                logger.info(
+                    "Claimed flow run %r (%s) of %r",
+                    dispatch.flow_run_name,
+                    run_id,
+                    label,
+                    extra=run_ids(run_id),
+                )
                 return ActiveRun(dispatch, proposal.transition_id, result.state_version)
             waiting_for_its_time = (
                 result.verdict is Verdict.WAIT
@@ -569,7 +586,13 @@ class Worker:
                 and not self._stopping
             )
             if not waiting_for_its_time:
-                logger.info("Flow run %s not taken (%s): %s", run_id, result.verdict.value, result.reason)
+                logger.info(
+                    "Flow run %s not taken (%s): %s",
+                    run_id,
+                    result.verdict.value,
+                    result.reason,
+                    extra=run_ids(run_id),
+                )
                 return None
             # dispatched ahead of its scheduled time: hold it until just before then
             delay = float(result.delay_seconds or 0) - CLAIM_LEAD_SECONDS
@@ -596,10 +619,12 @@ class Worker:
         try:
             result = await asyncio.shield(self._propose(proposal, self.settings.claim_retry_seconds))
         except (TransportUnavailable, RequestRejected) as exc:
-            logger.error("Could not report %s for flow run %s: %s", state.name, run.label, exc)
+            logger.error(
+                "Could not report %s for flow run %s: %s", state.name, run.label, exc, extra=run_ids(run.id)
+            )
             return False
         if result.verdict is Verdict.ACCEPT:
-            logger.info("Flow run %s: %s (%s)", run.label, state.name, state.message)
+            logger.info("Flow run %s: %s (%s)", run.label, state.name, state.message, extra=run_ids(run.id))
             return True
         logger.debug("Flow run %s: %s not taken: %s", run.label, state.name, result.reason)
         return False
@@ -634,10 +659,18 @@ class Worker:
                 async with asyncio.timeout(self.client.request_timeout + OUTPUT_AFTER_EXIT_SECONDS):
                     await relay
             if code != EXIT_REPORTED:
-                logger.warning("Flow run %s: its hooks' process %s", run.label, _exit_text(code))
+                logger.warning(
+                    "Flow run %s: its hooks' process %s", run.label, _exit_text(code), extra=run_ids(run.id)
+                )
         except Exception as exc:
             ours.close()
-            logger.warning("Flow run %s: its %s hooks could not run: %r", run.label, state.name, exc)
+            logger.warning(
+                "Flow run %s: its %s hooks could not run: %r",
+                run.label,
+                state.name,
+                exc,
+                extra=run_ids(run.id),
+            )
         finally:
             if scratch is not None:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
@@ -685,10 +718,10 @@ class Worker:
                 relay = asyncio.create_task(serve_relay(ours, self.tracker, run.label))
             except Exception as exc:
                 message = f"the flow run's process could not be started: {type(exc).__name__}: {exc}"
-                logger.error("Flow run %s: %s", run.label, message)
+                logger.error("Flow run %s: %s", run.label, message, extra=run_ids(run.id))
                 await self._end_run(run, Failed(message=message))
                 return
-            logger.info("Flow run %s started (pid %d)", run.label, run.process.pid)
+            logger.info("Flow run %s started (pid %d)", run.label, run.process.pid, extra=run_ids(run.id))
             RUN_START_SECONDS.observe(max(0.0, time.time() - run.dispatch.scheduled_time.timestamp()))
             if run.cancel_reason is not None or run.shutdown:
                 self._stop_process(run)
@@ -697,8 +730,10 @@ class Worker:
                 async with asyncio.timeout(self.client.request_timeout + OUTPUT_AFTER_EXIT_SECONDS):
                     await relay
             except TimeoutError:
-                logger.warning("Flow run %s: requests of its process left unanswered", run.label)
-            logger.info("Flow run %s process %s", run.label, _exit_text(code))
+                logger.warning(
+                    "Flow run %s: requests of its process left unanswered", run.label, extra=run_ids(run.id)
+                )
+            logger.info("Flow run %s process %s", run.label, _exit_text(code), extra=run_ids(run.id))
             if run.cancel_reason is not None:
                 PROCESS_EXITS.labels("cancelled").inc()
                 await self._end_with_hooks(run, Cancelled(message=run.cancel_reason), config)
@@ -712,7 +747,7 @@ class Worker:
                 crashed = Crashed(message=crash_message(_exit_text(code), run.tail))
                 await self._end_with_hooks(run, crashed, config)
         except Exception:
-            logger.exception("Flow run %s: the worker failed to run it", run.label)
+            logger.exception("Flow run %s: the worker failed to run it", run.label, extra=run_ids(run.id))
         finally:
             self.runs.pop(run.id, None)
             self._release(run.id)
@@ -783,7 +818,7 @@ class Worker:
             self._claims[control.flow_run_id] = reason
         run = self.runs.get(control.flow_run_id)
         if run is not None and run.cancel_reason is None:
-            logger.info("Cancelling flow run %s: %s", run.label, reason)
+            logger.info("Cancelling flow run %s: %s", run.label, reason, extra=run_ids(run.id))
             run.cancel_reason = reason
             if run.process is not None:
                 self._stop_process(run)
@@ -812,6 +847,11 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             await self._heartbeat()
+
+
+def run_ids(run_id: UUID) -> dict[str, str]:
+    """A record's `extra`: the run it is about, a field of its own in JSON logs."""
+    return {"flow_run_id": str(run_id)}
 
 
 def configure_logging(level: str = "INFO") -> None:
