@@ -314,8 +314,10 @@ class Outbox:
         sent = 0
         backlog = self._backlog.is_set()
         self._held_waiting.clear()
-        # rows that must wait for an older row of their key, and rows sent but not yet deleted
-        blocked: list[int] = list(self._sent)
+        # rows that must wait for an older row of their key, and this process's own: queued or
+        # on their way (a row older than the sweep age is often still in the queue during a
+        # burst; sending it from here too would send it twice), or sent and not yet deleted
+        blocked: list[int] = [*self._sent, *self._mine]
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 records = await conn.fetch(
