@@ -12,6 +12,8 @@ from typing import Protocol
 import uvicorn
 from prometheus_client import start_http_server
 
+from baton import _tracing
+
 from .api.app import create_app
 from .context import ServerContext
 from .events.service import EventsService
@@ -98,6 +100,8 @@ def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:
 
 async def serve(settings: ServerSettings, names: tuple[str, ...] = SERVICES) -> None:
     """Run until SIGTERM or SIGINT, then stop every service within its grace period."""
+    if _tracing.setup("server"):
+        log.info("traces on: exported over OTLP to %s", _tracing.endpoint())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

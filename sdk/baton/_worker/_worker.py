@@ -70,8 +70,10 @@ from baton_schemas.topology import (
     worker_control_queue,
 )
 
+from .. import _tracing
 from .._log_format import install
 from .._settings import ClientSettings
+from .._tracing import TRACEPARENT_ENV
 from .._transport import RequestRejected, TransportUnavailable
 from .._transport._connect import connect_robust
 from .._transport.amqp import AmqpTracker
@@ -108,6 +110,7 @@ class ActiveRun:
     shutdown: bool = False
     stopping: asyncio.Task[None] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
+    span: Any = None  # the worker's span of the run, from its claim to its end (traces on)
 
     @property
     def id(self) -> UUID:
@@ -183,6 +186,8 @@ class Worker:
         return env
 
     async def start(self) -> None:
+        if _tracing.setup("worker"):
+            logger.info("Traces on: exported over OTLP to %s", _tracing.endpoint())
         api = await self._reach_api() if self.client.api_url else None
         broker_url = self.client.broker_url or (api.broker_url if api is not None else None)
         if not broker_url:
@@ -463,6 +468,12 @@ class Worker:
         if dispatch is not None and dispatch.flow_run_id not in self.runs | self._claims.keys():
             run_id = dispatch.flow_run_id
             self._claims[run_id] = None
+            span = _tracing.start(
+                "claim and run flow run",
+                parent=_tracing.extract(message.headers),
+                kind="CONSUMER",
+                attributes={"baton.flow_run.id": run_id, "baton.worker": self.name},
+            )
             try:
                 await self._listen(run_id)
                 run = await self._claim_run(dispatch)
@@ -487,9 +498,11 @@ class Worker:
             finally:
                 cancel = self._claims.pop(run_id, None)
             if run is None:
+                _tracing.end(span)
                 self._release(run_id)
                 await self._unlisten(run_id)
             else:
+                run.span = span
                 run.cancel_reason = cancel
                 self.runs[run_id] = run
         self.book.claimed(started=run is not None)
@@ -701,6 +714,8 @@ class Worker:
                     run.dispatch.model_dump(mode="json"), run.claim_id, run.claimed_version, self.worker_id
                 )
                 env = run_env(self._base_env, job, config.env)
+                if run.span is not None:  # the run's process continues the trace
+                    env[TRACEPARENT_ENV] = _tracing.traceparent_of(run.span) or ""
                 launcher = (
                     self._forker
                     if self._forker is not None and self._forker.accepts(config.command)
@@ -749,6 +764,7 @@ class Worker:
         except Exception:
             logger.exception("Flow run %s: the worker failed to run it", run.label, extra=run_ids(run.id))
         finally:
+            _tracing.end(run.span)
             self.runs.pop(run.id, None)
             self._release(run.id)
             self.book.finished()

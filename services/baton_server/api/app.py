@@ -7,6 +7,7 @@ the key's scopes (`deps`) and lends it a connection of the API's pool.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,7 +43,24 @@ from .routes import (
     webhooks,
     work_pools,
 )
+from .tracing import RequestSpans
 from .verifier import KeyVerifier
+
+# Newer FastAPI versions trace and measure requests themselves once a tracer provider is set;
+# Baton's own spans (`tracing`) and metrics (`metrics`) are the documented ones: theirs off.
+_NATIVE_TELEMETRY_OFF: dict[str, Any] = (
+    {
+        "telemetry": {
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        }
+    }
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> FastAPI:
@@ -75,6 +93,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
                 await context.close()
 
     app = FastAPI(
+        **_NATIVE_TELEMETRY_OFF,
         title="Baton",
         version="0.1.0",
         lifespan=lifespan,
@@ -89,6 +108,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(AuditLog)
     app.add_middleware(KeyGate, auth_required=settings.auth_required, docs_public=settings.api_docs_public)
+    app.add_middleware(RequestSpans)
     if settings.metrics_enabled:
         app.add_middleware(HttpMetrics)
     generate = app.openapi

@@ -14,6 +14,7 @@ import uuid
 
 import asyncpg
 
+from baton import _tracing
 from baton_schemas import utcnow
 from baton_schemas.envelopes import FlowRunDispatch
 from baton_schemas.job_templates import template_defaults
@@ -46,14 +47,14 @@ _CLAIM_FOR_DISPATCH = """
            m.work_queue_name, m.parameters, m.job_variables AS run_job_variables, m.deployment_id,
            f.name AS flow_name, d.name AS deployment_name, d.entrypoint, d.pull_steps,
            d.job_variables AS deployment_job_variables, p.base_job_template,
-           d.timeout_seconds, d.log_prints
+           d.timeout_seconds, d.log_prints, m.traceparent
     FROM marked m
     JOIN flows f ON f.id = m.flow_id
     JOIN work_pools p ON p.name = m.work_pool_name
     LEFT JOIN deployments d ON d.id = m.deployment_id"""
 
 
-def dispatch_message(row: asyncpg.Record) -> OutboxMessage:
+def dispatch_message(row: asyncpg.Record, traceparent: str | None = None) -> OutboxMessage:
     job_variables = {
         **template_defaults(row["base_job_template"]),
         **(row["deployment_job_variables"] or {}),
@@ -85,6 +86,7 @@ def dispatch_message(row: asyncpg.Record) -> OutboxMessage:
         message_id=dispatch.id,
         body=dispatch.to_json(),
         mandatory=True,  # a run must reach a queue; an unroutable one is dead-lettered, not lost
+        traceparent=traceparent,
     )
 
 
@@ -103,4 +105,15 @@ async def dispatch_runs(
         for row in rows:
             LATENESS.observe(max(0.0, (now - row["next_scheduled_time"]).total_seconds()))
         DISPATCHED.inc(len(rows))
-    return await Outbox.add(conn, [dispatch_message(r) for r in rows])
+    if not _tracing.enabled():
+        return await Outbox.add(conn, [dispatch_message(r) for r in rows])
+    return await Outbox.add(conn, [_traced_dispatch(r) for r in rows])
+
+
+def _traced_dispatch(row: asyncpg.Record) -> OutboxMessage:
+    """A dispatch in the run's trace (a scheduled run's trace starts here: it was made ahead)."""
+    attributes = {"baton.flow_run.id": row["id"], "baton.work_pool": row["work_pool_name"]}
+    with _tracing.span(
+        "dispatch flow run", parent=row["traceparent"], kind="PRODUCER", attributes=attributes
+    ):
+        return dispatch_message(row, _tracing.current())

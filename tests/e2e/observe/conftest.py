@@ -126,7 +126,7 @@ def stack(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Itera
     (folder / "flows.py").write_text(textwrap.dedent(FLOWS))
     observed = {"BATON_LOG_FORMAT": "json"}
     with separate_backends(backends, "observe") as own, OtlpReceiver() as otlp:
-        traced = {**observed, "BATON_OTEL_ENDPOINT": otlp.endpoint, "BATON_OTEL_EXPORT_DELAY_MS": "100"}
+        traced = {**observed, "BATON_OTEL_ENDPOINT": otlp.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
         key = subprocess.run(
             [BATON, "api-key", "create", "--name", "observe", "--scope", "admin"],
             env=baton_env(own),
