@@ -31,6 +31,20 @@ class ServerSettings(BaseSettings):
         "twice this (10 s): a server that could not re-read them for that long refuses keys (503).",
     )
 
+    # observability: Prometheus metrics (`GET /metrics` on the API; a port of their own for
+    # processes without the API), log format, traces
+    metrics_enabled: bool = Field(default=True, description="Serve GET /metrics (no key needed).")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="A process without the API serves its metrics on this port (on metrics_host).",
+    )
+    metrics_host: str = "127.0.0.1"
+    metrics_max_age_seconds: float = Field(
+        default=5.0, ge=0, description="Stored counts (runs, the outbox) are read at most this often."
+    )
+
     # storage: the services (tracker, scheduler, outbox) and the API have pools of their own, so
     # API load cannot starve the services
     db_pool_min: int = 2

@@ -38,6 +38,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._hooks",
             "baton._records",
             "baton._protocols",
+            "baton._log_format",
+            "baton._tracing",
         ),
     ),
     ("states and transports", ("baton.states", "baton._amqp", "baton._transport", "baton._dead_letters")),
@@ -100,6 +102,16 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # Chosen by configuration: uvloop if installed; the reporter's transport if a server is set
     # (a local run imports no network library).
     "baton._event_loop": {"uvloop"},
+    # OpenTelemetry (the `otel` extra) only once traces are turned on
+    "baton._tracing": {
+        "opentelemetry",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "opentelemetry.sdk.resources",
+        "opentelemetry.sdk.trace",
+        "opentelemetry.sdk.trace.export",
+        "opentelemetry.trace",
+        "opentelemetry.trace.propagation.tracecontext",
+    },
     "baton._reporting": {"baton._reporting._remote", "baton._transport.amqp", "baton._transport.http"},
     # A run's process reaches the broker itself only when its worker does not relay heartbeats.
     "baton._worker._relay": {"baton._transport.amqp"},

@@ -7,6 +7,7 @@ the key's scopes (`deps`) and lends it a connection of the API's pool.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,12 +18,15 @@ from baton_schemas.envelopes import Logs, TaskRunStates
 
 from ..context import ServerContext
 from ..events.stream import StreamHub
+from ..metrics import Snapshot
 from ..settings import ServerSettings
 from . import errors
 from .audit import AuditLog, AuditTrail
 from .deps import raw_body_definitions
 from .gate import KeyGate
 from .limits import BodySizeLimit
+from .metrics import HttpMetrics
+from .metrics import router as metrics_router
 from .openapi import document_scopes
 from .responses import OrjsonResponse
 from .routes import (
@@ -41,7 +45,24 @@ from .routes import (
     webhooks,
     work_pools,
 )
+from .tracing import RequestSpans
 from .verifier import KeyVerifier
+
+# Newer FastAPI versions trace and measure requests themselves once a tracer provider is set;
+# Baton's own spans (`tracing`) and metrics (`metrics`) are the documented ones: theirs off.
+_NATIVE_TELEMETRY_OFF: dict[str, Any] = (
+    {
+        "telemetry": {
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        }
+    }
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> FastAPI:
@@ -61,6 +82,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         app.state.event_stream = StreamHub(
             context.api_pool, settings.database_url, backfill_seconds=settings.events_stream_backfill_seconds
         )
+        app.state.metrics = Snapshot(context, max_age=settings.metrics_max_age_seconds)
         app.state.keys.start()
         app.state.audit.start()
         try:
@@ -73,6 +95,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
                 await context.close()
 
     app = FastAPI(
+        **_NATIVE_TELEMETRY_OFF,
         title="Baton",
         version="0.1.0",
         lifespan=lifespan,
@@ -87,6 +110,9 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(AuditLog)
     app.add_middleware(KeyGate, auth_required=settings.auth_required, docs_public=settings.api_docs_public)
+    app.add_middleware(RequestSpans)
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetrics)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -100,6 +126,8 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(health.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics_router)
     for module in (flows, flow_runs, task_runs, logs, work_pools, deployments, access, events, webhooks):
         app.include_router(module.router, prefix="/api")
     app.include_router(backfill.router, prefix="/api")

@@ -20,6 +20,7 @@ from baton_schemas.events import RESOURCE_ID, RESOURCE_ROLE, Event
 from baton_schemas.matching import LabelFilter, Pattern, PatternKind, compile_pattern
 
 from ..db.types import Connection
+from ..metrics import EVENTS_STORED
 from .partitions import Partitions, day_of
 
 NOTIFY_CHANNEL = "baton_events"
@@ -95,7 +96,9 @@ async def store_events(conn: Connection, rows: Sequence[EventRow], partitions: P
     await partitions.ensure(conn, {day_of(r.occurred) for r in rows})
     columns = list(zip(*rows, strict=True))
     record = await conn.fetchrow(_INSERT, *(list(c) for c in columns))
-    return int(record["n"]) if record else 0
+    stored = int(record["n"]) if record else 0
+    EVENTS_STORED.inc(stored)
+    return stored
 
 
 # --- reading -------------------------------------------------------------------------------------

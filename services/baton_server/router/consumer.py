@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,9 +26,12 @@ from ..broker.consumer import Consumer, DeadLetter
 from ..broker.publisher import Publisher
 from ..events.admission import Admission
 from ..events.ingest import admit_delivery_event
+from ..metrics import ROUTER_EVENTS, ROUTER_MATCH_SECONDS, observe_since
 from .engine import Matched
 from .index import NameIndex
 
+MATCHED = ROUTER_EVENTS.labels("matched")
+UNMATCHED = ROUTER_EVENTS.labels("unmatched")
 log = logging.getLogger(__name__)
 
 _Waiting = tuple[Matched, "asyncio.Future[None]"]
@@ -155,8 +159,12 @@ class RouterConsumer(Consumer):
 
     async def handle(self, message: Delivery) -> None:
         self.seen += 1
+        started = time.perf_counter()
         matched = self._match(message)
+        observe_since(ROUTER_MATCH_SECONDS, started)
         if matched is None:
+            UNMATCHED.inc()
             return
         self.matched += 1
+        MATCHED.inc()
         await self._applier.submit(matched)
