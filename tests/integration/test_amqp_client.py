@@ -666,3 +666,39 @@ async def test_a_link_reconnects_after_the_broker_closes_its_connection(backends
     with pytest.raises(ConnectionClosed):
         _ = link.connection
     assert first.closed.done()
+
+
+async def test_a_link_whose_reconnect_fails_unexpectedly_keeps_watching(
+    backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error the reconnect does not retry (not a broker or socket error: a bug, say) does not
+    end the link's watcher: it logs it and reconnects all the same."""
+    from baton._amqp import link as link_module
+
+    real_open = Connection.open
+    failures = 0
+
+    async def open_failing_once(url: str, **kwargs: Any) -> Connection:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise RuntimeError("an error the reconnect does not expect")
+        return await real_open(url, **kwargs)
+
+    link = Link(backends.broker_url, name=_name("link-bug"), max_backoff=0.2)
+    reconnected: asyncio.Queue[Connection] = asyncio.Queue()
+
+    async def reopen(connection: Connection) -> None:
+        reconnected.put_nowait(connection)
+
+    link.on_reconnect(reopen)
+    await link.connect()
+    try:
+        first = link.connection
+        monkeypatch.setattr(link_module.Connection, "open", open_failing_once)
+        first.abort("tests: the socket broke")
+        second = await asyncio.wait_for(reconnected.get(), WAIT)
+        assert failures == 1 and second is not first and link.up.is_set()
+        assert await _round_trip(link.connection) == b"round trip"
+    finally:
+        await link.close()
