@@ -14,7 +14,7 @@ from prometheus_client import start_http_server
 
 from baton import _tracing
 
-from .api.app import create_app
+from .api.app import create_app, end_streams
 from .context import ServerContext
 from .events.service import EventsService
 from .gc_tuning import tune_for_server
@@ -41,16 +41,17 @@ class ApiService:
 
     def __init__(self, ctx: ServerContext) -> None:
         settings = ctx.settings
+        self._app = create_app(settings, ctx)
         config = uvicorn.Config(
-            create_app(settings, ctx),
+            self._app,
             host=settings.api_host,
             port=settings.api_port,
             log_level=settings.log_level.lower(),
             log_config=None,  # uvicorn's records go through the process's one format
             access_log=False,
             lifespan="on",
-            # requests still running (log streams, calls stuck behind an overloaded database)
-            # get this long to finish at shutdown, then are cancelled
+            # requests still running (calls stuck behind an overloaded database) get this long
+            # to finish at shutdown, then are cancelled; streams end at once (end_streams)
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
         self._server = uvicorn.Server(config)
@@ -67,6 +68,7 @@ class ApiService:
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
+        end_streams(self._app)
         self._server.should_exit = True
         if self._task is None:
             return

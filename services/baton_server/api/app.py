@@ -7,6 +7,7 @@ the key's scopes (`deps`) and lends it a connection of the API's pool.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -125,6 +126,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.state.closing = asyncio.Event()  # set by end_streams
     app.include_router(health.router)
     if settings.metrics_enabled:
         app.include_router(metrics_router)
@@ -136,3 +138,13 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.include_router(variables.router, prefix="/api")
     app.include_router(artifacts.router, prefix="/api")
     return app
+
+
+def end_streams(app: FastAPI) -> None:
+    """The server is stopping: every open stream (events, a run's logs) ends now with
+    `event: shutdown`, instead of holding the shutdown until uvicorn's graceful timeout cancels
+    it. Called before uvicorn is told to exit; requests of other kinds finish as usual."""
+    app.state.closing.set()
+    hub: StreamHub | None = getattr(app.state, "event_stream", None)
+    if hub is not None:
+        hub.end_streams()
