@@ -20,6 +20,7 @@ from ..events.stream import StreamHub
 from ..settings import ServerSettings
 from . import errors
 from .audit import AuditLog, AuditTrail
+from .concurrency import SlotWaiters
 from .deps import raw_body_definitions
 from .gate import KeyGate
 from .limits import BodySizeLimit
@@ -29,6 +30,7 @@ from .routes import (
     access,
     automations,
     backfill,
+    concurrency,
     deployments,
     events,
     flow_runs,
@@ -59,11 +61,14 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         app.state.event_stream = StreamHub(
             context.api_pool, settings.database_url, backfill_seconds=settings.events_stream_backfill_seconds
         )
+        app.state.slot_waiters = SlotWaiters(context.api_pool, settings.database_url)
         app.state.keys.start()
         app.state.audit.start()
+        app.state.slot_waiters.start()
         try:
             yield
         finally:
+            await app.state.slot_waiters.close()
             await app.state.event_stream.close()
             await app.state.keys.stop()
             await app.state.audit.stop(grace=settings.shutdown_grace_seconds)
@@ -103,4 +108,5 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.include_router(backfill.router, prefix="/api")
     app.include_router(webhooks.hooks)
     app.include_router(automations.router, prefix="/api")
+    app.include_router(concurrency.router, prefix="/api")
     return app
