@@ -23,6 +23,7 @@ from ..metrics import Snapshot
 from ..settings import ServerSettings
 from . import errors
 from .audit import AuditLog, AuditTrail
+from .concurrency import SlotWaiters
 from .deps import raw_body_definitions
 from .gate import KeyGate
 from .limits import BodySizeLimit
@@ -35,6 +36,7 @@ from .routes import (
     artifacts,
     automations,
     backfill,
+    concurrency,
     deployments,
     events,
     flow_runs,
@@ -84,11 +86,14 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
             context.api_pool, settings.database_url, backfill_seconds=settings.events_stream_backfill_seconds
         )
         app.state.metrics = Snapshot(context, max_age=settings.metrics_max_age_seconds)
+        app.state.slot_waiters = SlotWaiters(context.api_pool, settings.database_url)
         app.state.keys.start()
         app.state.audit.start()
+        app.state.slot_waiters.start()
         try:
             yield
         finally:
+            await app.state.slot_waiters.close()
             await app.state.event_stream.close()
             await app.state.keys.stop()
             await app.state.audit.stop(grace=settings.shutdown_grace_seconds)
@@ -137,6 +142,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.include_router(automations.router, prefix="/api")
     app.include_router(variables.router, prefix="/api")
     app.include_router(artifacts.router, prefix="/api")
+    app.include_router(concurrency.router, prefix="/api")
     return app
 
 
