@@ -64,7 +64,18 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("deployments", ("baton._deploy",)),
     ("worker", ("baton._worker",)),
-    ("public API", ("baton", "baton._flows", "baton._tasks", "baton.runtime", "baton.cache_policies")),
+    (
+        "public API",
+        (
+            "baton",
+            "baton._flows",
+            "baton._tasks",
+            "baton.runtime",
+            "baton.cache_policies",
+            "baton.variables",
+            "baton.artifacts",
+        ),
+    ),
     ("CLI", ("baton.cli",)),
 )
 
@@ -104,8 +115,6 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton._reporting": {"baton._reporting._remote", "baton._transport.amqp", "baton._transport.http"},
     # A run's process reaches the broker itself only when its worker does not relay heartbeats.
     "baton._worker._relay": {"baton._transport.amqp"},
-    # aio-pika only for what still uses it (the dead-letter tools, the worker's consumers).
-    "baton._transport._connect": {"aio_pika", "aio_pika.connection"},
     # The worker imports the fork server's launcher side; the flow-run code (the engine) loads
     # only in the fork server's own process.
     "baton._worker._forkserver": {"baton._worker._child"},
@@ -138,6 +147,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
         "baton_server.server",
         "baton_server.settings",
     },
+    "baton.cli._variables": {"baton_schemas.variables"},
+    "baton.cli._artifacts": {"rich.markdown"},
     "baton.cli._work_pools": {"baton_schemas.job_templates", "baton_schemas.pools", "pydantic"},
     "baton.cli._workers": {
         "asyncio",

@@ -29,14 +29,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from aio_pika import DeliveryMode, Message
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -71,11 +63,11 @@ from baton_schemas.topology import (
 )
 
 from .. import _tracing
+from .._amqp import PERSISTENT, AmqpError, Channel, Connection, Delivery, Properties
 from .._log_format import install
 from .._settings import ClientSettings
 from .._tracing import TRACEPARENT_ENV
 from .._transport import RequestRejected, TransportUnavailable
-from .._transport._connect import connect_robust
 from .._transport.amqp import AmqpTracker
 from .._transport.http import BatonClient
 from ._forkserver import FORKSERVER_FD_ENV
@@ -156,10 +148,11 @@ class Worker:
         self._stopping = False
         self._force = asyncio.Event()
         self._changed = asyncio.Event()
-        self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._control: AbstractQueue | None = None
-        self._control_exchange: AbstractExchange | None = None
+        # the AMQP work beside the tracker's, on the tracker's connection (one stack): control
+        # messages (a queue of this worker's, bound per run it claims) and parking in baton.dead
+        self._control: Channel | None = None
+        self._control_keys: set[str] = set()
+        self._parking: Channel | None = None
         self.tracker: AmqpTracker | None = None
         self.intake: Intake | None = None
         self._spawner = SpawnLauncher()
@@ -197,26 +190,20 @@ class Worker:
         self._base_env["BATON_BROKER_URL"] = broker_url  # its runs' engines report the same way
         timeout = self.client.request_timeout
         queues = await self._discover_queues()
-        self.tracker = await AmqpTracker.connect(broker_url, connect_timeout=timeout, rpc_timeout=timeout)
-        if api is not None:  # the broker must be the API's installation's, not another Baton's
-            await self.tracker.check_installation(
-                api.installation_id, what=f"the API at {self.client.api_url}"
-            )
-        self._connection = await connect_robust(broker_url, name=f"baton-worker {self.name}", timeout=timeout)
-        self._connection.reconnect_callbacks.add(self._on_reconnect)
-        self._channel = await self._connection.channel()
-        self._control_exchange = await self._channel.get_exchange(CONTROL, ensure=True)
-        self._control = await self._channel.declare_queue(
-            worker_control_queue(self.worker_id), exclusive=True, auto_delete=True
+        self.tracker = tracker = await AmqpTracker.connect(
+            broker_url, connect_timeout=timeout, rpc_timeout=timeout, name=f"baton-worker {self.name}"
         )
-        await self._control.bind(self._control_exchange, routing_key=worker_control_key(self.worker_id))
-        await self._control.consume(self._on_control, no_ack=True)
+        if api is not None:  # the broker must be the API's installation's, not another Baton's
+            await tracker.check_installation(api.installation_id, what=f"the API at {self.client.api_url}")
+        self._control_keys.add(worker_control_key(self.worker_id))
+        await self._open_control(tracker.link.connection)
+        tracker.link.on_reconnect(self._on_reconnect)
         if self.settings.prestart > 0:
             self._forker = ForkServerLauncher(self.settings.prestart, self._base_env)
             await self._forker.start()
         await self._heartbeat()
         self._spawn(self._heartbeat_loop(), "heartbeats")
-        self.intake = Intake(self._channel, self.book, self._on_delivery)
+        self.intake = Intake(lambda: tracker.link.connection.channel(), self.book, self._on_delivery)
         await self.intake.set_queues(queues)
         self._spawn(self._refresh_loop(), "queue refresh")
         if self.settings.metrics_port is not None:
@@ -342,9 +329,7 @@ class Worker:
         if self._forker is not None:
             await self._forker.close()
         if self.tracker is not None:
-            await self.tracker.close()
-        if self._connection is not None:
-            await self._connection.close()
+            await self.tracker.close()  # and with it the connection everything above rode on
         logger.info("Worker %r stopped", self.name)
 
     async def _wait_idle(self, deadline: float) -> None:
@@ -370,10 +355,38 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             logger.error("Worker task %s failed", task.get_name(), exc_info=task.exception())
 
-    def _on_reconnect(self, *_: Any) -> None:
+    async def _on_reconnect(self, connection: Connection) -> None:
+        """The tracker's link reconnected (its channel is back first): this worker's control
+        queue (exclusive, so gone with the old connection) and its consumers come back."""
         logger.warning("Reconnected to the broker; resuming consumption")
-        if self.intake is not None and not self._stopping:
+        if self._stopping:
+            return
+        self._parking = None
+        self._spawn(self._restore_control(connection), "control")
+        if self.intake is not None:
             self._spawn(self.intake.recover(), "recover")
+
+    async def _restore_control(self, connection: Connection) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((AmqpError, OSError, TimeoutError)),
+            wait=wait_random_exponential(multiplier=0.5, max=10.0),
+            reraise=True,
+        ):
+            with attempt:
+                if connection.closed.done() or self._stopping:
+                    return  # the next reconnect restores it
+                await self._open_control(connection)
+
+    async def _open_control(self, connection: Connection) -> None:
+        """This worker's control queue, bound to its own key and to each run it claims."""
+        channel = await connection.channel()
+        queue, _, _ = await channel.declare_queue(
+            worker_control_queue(self.worker_id), exclusive=True, auto_delete=True
+        )
+        for key in list(self._control_keys):
+            await channel.bind_queue(queue, CONTROL, key)
+        await channel.consume(queue, self._on_control, no_ack=True)
+        self._control = channel
 
     # --- queues -------------------------------------------------------------------------------
 
@@ -429,7 +442,7 @@ class Worker:
 
     # --- deliveries and claims ----------------------------------------------------------------
 
-    def _on_delivery(self, message: AbstractIncomingMessage, spec: QueueSpec) -> None:
+    def _on_delivery(self, message: Delivery, spec: QueueSpec) -> None:
         if self.book.offer(message, spec.priority):
             self._spawn(self._claim(message), "claim")
         free = self.book.free()
@@ -444,7 +457,7 @@ class Worker:
             self._spawn(self.intake.reconcile(), "reconcile")
         self._changed.set()
 
-    async def _claim(self, message: AbstractIncomingMessage) -> None:
+    async def _claim(self, message: Delivery) -> None:
         """Claim one delivery; settle it only once the claim's verdict is in."""
         assert self.intake is not None
         requeue: bool | None = None  # settle: ack (None), or nack with/without requeue
@@ -516,7 +529,7 @@ class Worker:
             self._after_slot_change()
 
     @staticmethod
-    def _read_dispatch(message: AbstractIncomingMessage) -> tuple[FlowRunDispatch | None, str | None]:
+    def _read_dispatch(message: Delivery) -> tuple[FlowRunDispatch | None, str | None]:
         """The dispatch, or why the message is not one (its content type, then its schema)."""
         content_type = message.content_type or ""
         if content_type.split(";", 1)[0].strip() != "application/json":
@@ -526,10 +539,10 @@ class Worker:
         except ValidationError as exc:
             return None, f"not a FlowRunDispatch: {exc}"
 
-    async def _park(self, message: AbstractIncomingMessage, reason: str) -> bool:
-        """Publish `message` to baton.dead as it came, with `reason` in a header; the caller
-        then acks it. False if it could not be published (the caller rejects it instead)."""
-        if self._channel is None:
+    async def _park(self, message: Delivery, reason: str) -> bool:
+        """Publish `message` to baton.dead as it came, with `reason` in a header, confirmed; the
+        caller then acks it. False if it could not be published (the caller rejects it instead)."""
+        if self.tracker is None:
             return False
         routing_key = message.routing_key or ""
         queue = routing_key.removeprefix(f"{self.settings.pool}.")
@@ -540,20 +553,22 @@ class Worker:
             DeadLetterHeaders.ORIGINAL_ROUTING_KEY: routing_key,
             DeadLetterHeaders.ORIGINAL_QUEUE: pool_queue_name(self.settings.pool, queue),
         }
+        properties = Properties(
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            delivery_mode=PERSISTENT,
+        )
         try:
-            exchange = await self._channel.get_exchange(DEAD, ensure=False)
-            await exchange.publish(
-                Message(
-                    message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    message_id=message.message_id,
-                    delivery_mode=DeliveryMode.PERSISTENT,
-                ),
-                routing_key=routing_key,
-                mandatory=True,
-            )
-        except Exception as exc:
+            async with asyncio.timeout(self.client.request_timeout):
+                channel = self._parking
+                if channel is None or not channel.is_open:  # the broker closes it on a refusal
+                    channel = self._parking = await self.tracker.link.connection.channel(confirms=True)
+                await channel.writable()
+                confirmed = channel.publish(DEAD, routing_key, message.body, properties, mandatory=True)
+                assert confirmed is not None  # a confirm-mode channel
+                await confirmed
+        except (AmqpError, TimeoutError) as exc:
             logger.warning("Could not park the message in baton.dead (%r): rejecting it", exc)
             return False
         return True
@@ -812,15 +827,19 @@ class Worker:
     # --- control and heartbeats ---------------------------------------------------------------
 
     async def _listen(self, run_id: UUID) -> None:
-        if self._control is not None and self._control_exchange is not None:
-            await self._control.bind(self._control_exchange, routing_key=flow_run_control_key(run_id))
+        key = flow_run_control_key(run_id)
+        self._control_keys.add(key)  # bound again after a reconnect
+        if self._control is not None and self._control.is_open:
+            await self._control.bind_queue(worker_control_queue(self.worker_id), CONTROL, key)
 
     async def _unlisten(self, run_id: UUID) -> None:
-        if self._control is not None and self._control_exchange is not None:
-            with contextlib.suppress(Exception):
-                await self._control.unbind(self._control_exchange, routing_key=flow_run_control_key(run_id))
+        key = flow_run_control_key(run_id)
+        self._control_keys.discard(key)
+        if self._control is not None and self._control.is_open:
+            with contextlib.suppress(AmqpError):
+                await self._control.unbind_queue(worker_control_queue(self.worker_id), CONTROL, key)
 
-    async def _on_control(self, message: AbstractIncomingMessage) -> None:
+    def _on_control(self, message: Delivery) -> None:
         try:
             control = ControlMessage.model_validate_json(message.body)
         except ValidationError as exc:

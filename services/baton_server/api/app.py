@@ -31,6 +31,7 @@ from .openapi import document_scopes
 from .responses import OrjsonResponse
 from .routes import (
     access,
+    artifacts,
     automations,
     backfill,
     deployments,
@@ -40,6 +41,7 @@ from .routes import (
     health,
     logs,
     task_runs,
+    variables,
     webhooks,
     work_pools,
 )
@@ -131,4 +133,6 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.include_router(backfill.router, prefix="/api")
     app.include_router(webhooks.hooks)
     app.include_router(automations.router, prefix="/api")
+    app.include_router(variables.router, prefix="/api")
+    app.include_router(artifacts.router, prefix="/api")
     return app
