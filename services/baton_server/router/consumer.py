@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from baton import _tracing
 from baton._amqp import Delivery, Link
 from baton_schemas.topology import ROUTER_QUEUE
 
@@ -155,7 +156,7 @@ class RouterConsumer(Consumer):
         hits = self._index.hits(fields)
         if not hits:
             return None
-        return Matched(fields, event.id, tuple(hits))
+        return Matched(fields, event.id, tuple(hits), _tracing.extract(message.headers))
 
     async def handle(self, message: Delivery) -> None:
         self.seen += 1

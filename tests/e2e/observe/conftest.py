@@ -1,7 +1,7 @@
 """A Baton of its own (database and vhost) watched from outside: its server and a worker log in
 JSON, serve their Prometheus metrics and export traces to an OTLP receiver run by the test.
 
-One module-wide stack (a server, a worker, runs through both), so each test reads what real
+One stack for the package (a server, a worker, runs through both), so each test reads what real
 work left behind rather than starting processes of its own.
 """
 
@@ -120,7 +120,7 @@ class Stack:
         return wait_until(final, what=f"run {run_id} to end")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("observe")
     (folder / "flows.py").write_text(textwrap.dedent(FLOWS))

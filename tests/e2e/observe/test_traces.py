@@ -52,3 +52,59 @@ def test_a_run_is_one_trace_from_the_request_to_its_tasks(stack: Stack) -> None:
     assert flow.attributes["baton.flow_run.id"] == run_id
     assert worker.attributes["baton.flow_run.id"] == run_id
     assert {t.attributes["baton.flow_run.id"] for t in tasks} == {run_id}
+
+
+def test_a_run_an_automation_makes_from_a_traced_event_joins_its_trace(stack: Stack) -> None:
+    deployment = stack.deployment("flows.py:doubled")
+    name = f"observe.traced.{secrets.token_hex(4)}"
+    stack.post(
+        "/automations",
+        {
+            "name": f"on-{name}",
+            "trigger": {"expect": [name]},
+            "actions": [{"type": "run-deployment", "deployment": deployment["id"], "parameters": {"n": 1}}],
+        },
+    )
+    trace_id = secrets.token_hex(16)
+
+    def fired() -> list[dict[str, object]] | None:
+        # the router loads a new automation on a NOTIFY: an event sent before that matches nothing
+        caller = secrets.token_hex(8)
+        response = stack.http.post(
+            "/events",
+            json=[{"event": name, "resource": {"baton.resource.id": "observe.traced"}}],
+            headers={"traceparent": f"00-{trace_id}-{caller}-01"},
+        )
+        assert response.status_code == 202, response.text
+        runs: list[dict[str, object]] = stack.http.get(
+            "/flow_runs", params={"deployment_id": deployment["id"]}
+        ).json()["items"]
+        return runs or None
+
+    run_id = str(wait_until(fired, what="the automation to make a run")[0]["id"])
+    assert stack.wait_final(run_id) == "COMPLETED"
+
+    def chain() -> list[str] | None:
+        spans = {s.span_id: s for s in stack.otlp.received() if s.trace_id == trace_id}
+        flows = [
+            s
+            for s in spans.values()
+            if s.name == "flow doubled" and s.attributes["baton.flow_run.id"] == run_id
+        ]
+        if not flows:
+            return None
+        names = []
+        span: ReceivedSpan | None = flows[0]
+        while span is not None:
+            names.append(span.name)
+            span = spans.get(span.parent_id)
+        return names if names[-1] == "POST /api/events" else None
+
+    # every span exported, from the run's process back to the request that sent the event
+    assert wait_until(chain, what="the automation's run in the event's trace") == [
+        "flow doubled",
+        "claim and run flow run",
+        "dispatch flow run",
+        "fire automation",
+        "POST /api/events",
+    ]
