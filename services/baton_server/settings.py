@@ -24,6 +24,12 @@ class ServerSettings(BaseSettings):
         default=True,
         description="Serve /api/docs and /api/openapi.json without a key; false: any valid key.",
     )
+    ui_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the dashboard's session cookie Secure; unset: when the request came over "
+        "HTTPS or to a loopback address (which browsers treat as secure).",
+    )
+    ui_session_hours: float = Field(default=12.0, gt=0, description="How long a dashboard sign-in lasts.")
     api_key_refresh_seconds: float = Field(
         default=5.0,
         gt=0,

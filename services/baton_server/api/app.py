@@ -24,6 +24,8 @@ from ..settings import ServerSettings
 from . import errors
 from .audit import AuditLog, AuditTrail
 from .concurrency import SlotWaiters
+from .dashboard import data as dashboard_data
+from .dashboard import pages as dashboard_pages
 from .deps import raw_body_definitions
 from .gate import KeyGate
 from .limits import BodySizeLimit
@@ -107,8 +109,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
-        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
+        docs_url=None,  # served from local assets by the dashboard's pages
         redoc_url=None,
     )
     errors.install(app)
@@ -143,6 +144,8 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.include_router(variables.router, prefix="/api")
     app.include_router(artifacts.router, prefix="/api")
     app.include_router(concurrency.router, prefix="/api")
+    app.include_router(dashboard_data.router)
+    dashboard_pages.install(app)
     return app
 
 
