@@ -6,7 +6,9 @@ import typer
 
 from .. import __version__
 from . import (
+    _artifacts,
     _audit,
+    _automations,
     _backfill,
     _catalog,
     _config,
@@ -17,6 +19,7 @@ from . import (
     _flow_runs,
     _server,
     _spool,
+    _variables,
     _webhooks,
     _work_pools,
     _workers,
@@ -41,6 +44,9 @@ app.add_typer(
 app.add_typer(_audit.app, name="audit", help="The audit log: every change and the key that made it.")
 app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
+app.add_typer(
+    _automations.app, name="automation", help="Automations: create, list, inspect, pause, resume, firings."
+)
 app.add_typer(_spool.app, name="spool", help="Reports spooled while the server was unreachable.")
 _deploy.register(app)
 _backfill.register(_deployments.app)
@@ -49,6 +55,8 @@ app.add_typer(_catalog.flow_app, name="flow", help="Flows: list them.")
 app.add_typer(
     _catalog.task_run_app, name="task-run", help="Task runs: list those of a flow run, inspect one."
 )
+app.add_typer(_variables.app, name="variable", help="Variables: named JSON values kept by the server.")
+app.add_typer(_artifacts.app, name="artifact", help="Artifacts: markdown, tables and links made by runs.")
 
 
 def _print_version(value: bool) -> None:

@@ -25,6 +25,7 @@ from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD
 
 from ..db.outage import database_down
+from ..metrics import DEAD_LETTERED
 from .publisher import Publisher, json_properties
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ class Consumer(abc.ABC):
             message.nack(requeue=True)
             return
         message.ack()
+        DEAD_LETTERED.labels(self.queue_name).inc()
 
     def reply(self, message: Delivery, body: bytes) -> None:
         """Answer an RPC on its `reply_to` address; a caller that went away is not an error.

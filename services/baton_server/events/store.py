@@ -20,6 +20,7 @@ from baton_schemas.events import RESOURCE_ID, RESOURCE_ROLE, Event
 from baton_schemas.matching import LabelFilter, Pattern, PatternKind, compile_pattern
 
 from ..db.types import Connection
+from ..metrics import EVENTS_STORED
 from .partitions import Partitions, day_of
 
 NOTIFY_CHANNEL = "baton_events"
@@ -118,7 +119,9 @@ async def store_events(conn: Connection, rows: Sequence[EventRow], partitions: P
         async with conn.transaction():
             await conn.execute(_LOCK_STAMPED, stamped)
             record = await conn.fetchrow(_INSERT, *columns)
-    return int(record["n"]) if record else 0
+    stored = int(record["n"]) if record else 0
+    EVENTS_STORED.inc(stored)
+    return stored
 
 
 # --- reading -------------------------------------------------------------------------------------
