@@ -673,7 +673,6 @@ async def test_a_link_whose_reconnect_fails_unexpectedly_keeps_watching(
 ) -> None:
     """An error the reconnect does not retry (not a broker or socket error: a bug, say) does not
     end the link's watcher: it logs it and reconnects all the same."""
-    from baton._amqp import link as link_module
 
     real_open = Connection.open
     failures = 0
@@ -695,7 +694,7 @@ async def test_a_link_whose_reconnect_fails_unexpectedly_keeps_watching(
     await link.connect()
     try:
         first = link.connection
-        monkeypatch.setattr(link_module.Connection, "open", open_failing_once)
+        monkeypatch.setattr(Connection, "open", open_failing_once)
         first.abort("tests: the socket broke")
         second = await asyncio.wait_for(reconnected.get(), WAIT)
         assert failures == 1 and second is not first and link.up.is_set()

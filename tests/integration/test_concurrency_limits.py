@@ -14,7 +14,7 @@ def _name(prefix: str = "lim") -> str:
 
 
 async def _create(api: httpx.AsyncClient, limit: int, **fields: Any) -> str:
-    name = fields.pop("name", _name())
+    name = str(fields.pop("name", _name()))
     response = await api.post("/api/concurrency_limits", json={"name": name, "limit": limit, **fields})
     assert response.status_code == 201, response.text
     return name
