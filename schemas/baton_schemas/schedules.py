@@ -108,7 +108,10 @@ class IntervalSchedule(ClientModel):
 _CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 
 
+@lru_cache(maxsize=4096)
 def _check_cron(expression: str) -> str:
+    """The cron string, normalised, once it is known valid (cached: many deployments share one
+    expression, and croniter's check expands every field)."""
     from croniter import croniter
 
     text = " ".join(expression.split())

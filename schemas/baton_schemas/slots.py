@@ -20,12 +20,14 @@ their local clock time moves by the DST shift.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 
 from dateutil import rrule as _rrule
 
@@ -109,14 +111,24 @@ def _interval_slots(spec: IntervalSchedule, after: datetime) -> Iterator[datetim
         k += 1
 
 
+@lru_cache(maxsize=4096)
+def _cron_walker(cron: str, day_or: bool) -> Any:
+    """A croniter of `cron`, to be copied: making one expands every field (about 0.2 ms), a
+    copy moved to another start costs a few microseconds, and deployments share expressions."""
+    from croniter import croniter
+
+    return croniter(cron, DEFAULT_ANCHOR, day_or=day_or, ret_type=datetime)
+
+
 def _cron_instants(spec: CronSchedule, after: datetime) -> Iterator[datetime]:
-    from croniter import CroniterBadDateError, croniter
+    from croniter import CroniterBadDateError
 
     tz = zone(spec.timezone)
     # croniter walks naive local times; to_utc is non-decreasing in them, so the first slot
     # after `after` comes after the local time of `after`.
     start = after.astimezone(tz).replace(tzinfo=None)
-    walk = croniter(spec.cron, start, day_or=spec.day_or, ret_type=datetime)
+    walk = copy.copy(_cron_walker(spec.cron, spec.day_or))
+    walk.set_current(start, force=True)
     while True:
         try:
             wall = walk.get_next(datetime)

@@ -9,7 +9,7 @@
     def etl() -> None: ...
 
 `import baton` is cheap: names are loaded on first use, so nothing heavy (pydantic, httpx,
-aio_pika) is imported until a flow actually runs.
+the AMQP client) is imported until a flow actually runs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from baton_schemas.states import State, StateType
 
-    from . import runtime, states
+    from . import artifacts, runtime, states, variables
     from ._cache import task_input_hash
     from ._context import FlowRunContext, TaskRunContext, get_run_context, tags
     from ._deployments import arun_deployment, get_client, run_deployment
@@ -110,6 +110,7 @@ __all__ = [
     "ThreadPoolTaskRunner",
     "UpstreamTaskError",
     "allow_failure",
+    "artifacts",
     "arun_deployment",
     "as_completed",
     "emit_event",
@@ -126,12 +127,13 @@ __all__ = [
     "task",
     "task_input_hash",
     "unmapped",
+    "variables",
     "wait",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("states", "runtime"):
+    if name in ("states", "runtime", "variables", "artifacts"):
         return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:

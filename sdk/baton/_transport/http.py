@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from baton_schemas.access import ApiKeyInfo, AuditPage
+from baton_schemas.artifacts import Artifact, ArtifactCreate
 from baton_schemas.backfill import BackfillCreate, BackfillResult
 from baton_schemas.compat import WorkerConnection
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
@@ -50,6 +51,7 @@ from baton_schemas.pools import (
 from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRun
 from baton_schemas.schedules import DeploymentSchedule, UpcomingSlots
 from baton_schemas.states import State, TransitionResult
+from baton_schemas.variables import StoredVariable, VariableCreate, VariableWrite
 
 from .._loop_thread import LoopThread
 from ._errors import RequestRejected, TransportUnavailable
@@ -71,6 +73,8 @@ _WORKERS = TypeAdapter(list[Worker])
 _DEPLOYMENTS = TypeAdapter(list[Deployment])
 _SCHEDULES = TypeAdapter(list[DeploymentSchedule])
 _UPCOMING = TypeAdapter(list[UpcomingSlots])
+_VARIABLES = TypeAdapter(list[StoredVariable])
+_ARTIFACTS = TypeAdapter(list[Artifact])
 
 
 def _quote(segment: str) -> str:
@@ -303,7 +307,9 @@ class BatonClient:
                     elif not line:
                         if event == "end":
                             return
-                        if data:
+                        if event == "shutdown":
+                            raise TransportUnavailable("GET /logs/stream: the server is stopping")
+                        if data and event == "message":
                             yield LogRecord.model_validate_json("\n".join(data))
                         event, data = "message", []
                 if event == "end":
@@ -418,6 +424,59 @@ class BatonClient:
             "POST", f"/deployments/{deployment_id}/backfill", body=request.to_json()
         )
         return BackfillResult.model_validate_json(response.content)
+
+    # --- variables and artifacts -----------------------------------------------------------
+
+    async def read_variable(self, name: str) -> StoredVariable | None:
+        """The variable, or None if there is none of that name."""
+        try:
+            response = await self._request("GET", f"/variables/{_quote(name)}")
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return StoredVariable.model_validate_json(response.content)
+
+    async def read_variables(
+        self, *, tag: list[str] | None = None, prefix: str | None = None, limit: int | None = None
+    ) -> list[StoredVariable]:
+        params = {"tag": tag, "prefix": prefix, "limit": limit}
+        return _VARIABLES.validate_json((await self._request("GET", "/variables", params=params)).content)
+
+    async def create_variable(self, variable: VariableCreate) -> StoredVariable:
+        """409 (RequestRejected) if the name is taken."""
+        response = await self._request("POST", "/variables", body=variable.to_json())
+        return StoredVariable.model_validate_json(response.content)
+
+    async def write_variable(self, name: str, variable: VariableWrite) -> StoredVariable:
+        """Create or overwrite."""
+        response = await self._request("PUT", f"/variables/{_quote(name)}", body=variable.to_json())
+        return StoredVariable.model_validate_json(response.content)
+
+    async def delete_variable(self, name: str) -> bool:
+        """Whether there was such a variable."""
+        try:
+            await self._request("DELETE", f"/variables/{_quote(name)}")
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def create_artifact(self, artifact: ArtifactCreate) -> Artifact:
+        response = await self._request("POST", "/artifacts", body=artifact.to_json())
+        return Artifact.model_validate_json(response.content)
+
+    async def read_artifacts(self, **filters: Any) -> list[Artifact]:
+        """Newest first. Filters: key, flow_run_id, task_run_id, type, latest, limit."""
+        params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in filters.items()}
+        return _ARTIFACTS.validate_json((await self._request("GET", "/artifacts", params=params)).content)
+
+    async def read_artifact(self, artifact_id: UUID) -> Artifact:
+        return Artifact.model_validate_json((await self._request("GET", f"/artifacts/{artifact_id}")).content)
+
+    async def delete_artifacts(self, key: str) -> None:
+        await self._request("DELETE", f"/artifacts/key/{_quote(key)}")
 
 
 class SyncBatonClient:
@@ -579,3 +638,30 @@ class SyncBatonClient:
 
     def backfill_deployment(self, deployment_id: UUID, request: BackfillCreate) -> BackfillResult:
         return self._run(self._client.backfill_deployment(deployment_id, request))  # type: ignore[no-any-return]
+
+    def read_variable(self, name: str) -> StoredVariable | None:
+        return self._run(self._client.read_variable(name))  # type: ignore[no-any-return]
+
+    def read_variables(self, **filters: Any) -> list[StoredVariable]:
+        return self._run(self._client.read_variables(**filters))  # type: ignore[no-any-return]
+
+    def create_variable(self, variable: VariableCreate) -> StoredVariable:
+        return self._run(self._client.create_variable(variable))  # type: ignore[no-any-return]
+
+    def write_variable(self, name: str, variable: VariableWrite) -> StoredVariable:
+        return self._run(self._client.write_variable(name, variable))  # type: ignore[no-any-return]
+
+    def delete_variable(self, name: str) -> bool:
+        return self._run(self._client.delete_variable(name))  # type: ignore[no-any-return]
+
+    def create_artifact(self, artifact: ArtifactCreate) -> Artifact:
+        return self._run(self._client.create_artifact(artifact))  # type: ignore[no-any-return]
+
+    def read_artifacts(self, **filters: Any) -> list[Artifact]:
+        return self._run(self._client.read_artifacts(**filters))  # type: ignore[no-any-return]
+
+    def read_artifact(self, artifact_id: UUID) -> Artifact:
+        return self._run(self._client.read_artifact(artifact_id))  # type: ignore[no-any-return]
+
+    def delete_artifacts(self, key: str) -> None:
+        self._run(self._client.delete_artifacts(key))

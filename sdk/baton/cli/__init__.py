@@ -6,6 +6,7 @@ import typer
 
 from .. import __version__
 from . import (
+    _artifacts,
     _audit,
     _automations,
     _backfill,
@@ -18,6 +19,7 @@ from . import (
     _flow_runs,
     _server,
     _spool,
+    _variables,
     _webhooks,
     _work_pools,
     _workers,
@@ -53,6 +55,8 @@ app.add_typer(_catalog.flow_app, name="flow", help="Flows: list them.")
 app.add_typer(
     _catalog.task_run_app, name="task-run", help="Task runs: list those of a flow run, inspect one."
 )
+app.add_typer(_variables.app, name="variable", help="Variables: named JSON values kept by the server.")
+app.add_typer(_artifacts.app, name="artifact", help="Artifacts: markdown, tables and links made by runs.")
 
 
 def _print_version(value: bool) -> None:
