@@ -88,13 +88,15 @@ def typed(count: int, label: str = "x") -> str:
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    # per module, never the session: while Playwright's sync driver is open, its event loop
+    # counts as running in this thread, and every later asyncio.run() would refuse to start
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     assert Path(CHROMIUM).exists(), (
         f"{CHROMIUM} is missing: `apt-get install chromium` (scripts/test.sh does)"
