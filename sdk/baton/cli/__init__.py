@@ -16,6 +16,7 @@ from . import (
     _deployments,
     _events,
     _flow_runs,
+    _help,
     _server,
     _spool,
     _variables,
@@ -24,6 +25,7 @@ from . import (
     _workers,
 )
 
+_help.install()
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,

@@ -31,7 +31,11 @@ def test_make_dev_leaves_a_profile_a_new_shell_needs_nothing_else_for(
         }
         try:
             dev = subprocess.run(
-                ["bash", str(ROOT / "scripts" / "dev.sh")], env=env, capture_output=True, text=True, timeout=240
+                ["bash", str(ROOT / "scripts" / "dev.sh")],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=240,
             )
             assert dev.returncode == 0, dev.stdout[-3000:] + dev.stderr[-3000:]
             assert "--- recorded by the server" in dev.stdout
