@@ -6,6 +6,8 @@ Prints medians: sequential task calls, `.submit()`, `.map()`, a no-op flow's wal
 `import baton` (fresh subprocesses). Console lines are formatted but written to /dev/null, so
 terminal speed is not measured; `quiet` rows have the console at WARNING.
 Targets: <= 0.3 ms per sequential task, `import baton` <= 150 ms.
+`--traces` turns OpenTelemetry traces on (a span per flow and task run, exported over OTLP to
+a sink on a local port that answers 200): run with and without to see what tracing costs.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from baton import _runtime, flow, task
+from baton import _runtime, _tracing, flow, task
 from baton._reporting import LocalReporter
 from baton._settings import ClientSettings
 
@@ -98,12 +102,34 @@ def import_time(repeat: int, code: str = "import baton") -> float:
     return statistics.median(_time_of([sys.executable, "-c", code]) for _ in range(repeat)) - python_alone
 
 
+def otlp_sink() -> str:
+    """An HTTP server on a thread that takes OTLP exports and drops them; its base URL."""
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--traces", action="store_true", help="with OpenTelemetry traces on")
     args = parser.parse_args()
     n, repeat = args.tasks, args.repeat
+    if args.traces:
+        os.environ["BATON_OTEL_ENDPOINT"] = otlp_sink()
+        assert _tracing.setup("bench"), "traces need the otel extra: pip install 'baton[otel]'"
 
     home = tempfile.mkdtemp(prefix="baton-bench-")
     settings = ClientSettings(results_dir=f"{home}/results")
@@ -123,7 +149,8 @@ def main() -> None:
     logging.getLogger("baton").setLevel(logging.INFO)
     flow_s = median_of(max(repeat, 21), noop_flow)
 
-    print(f"baton SDK overhead, local reporter, {n} tasks, median of {repeat} runs")
+    traces = "traces on" if _tracing.enabled() else "traces off"
+    print(f"baton SDK overhead, local reporter, {traces}, {n} tasks, median of {repeat} runs")
     print(f"  bare function call            {bare_s / n * 1e6:9.2f} us")
     for label, seconds in rows:
         print(f"  per task, {label:<19} {seconds * 1e3:9.3f} ms")

@@ -4,4 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
+# the dashboard's browser tests drive Debian's Chromium (Playwright's own download is not used)
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test: installing chromium for the dashboard's browser tests" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test: /usr/bin/chromium is missing: install chromium (the dashboard's tests need it)" >&2
+  fi
+fi
 exec .venv/bin/pytest -p no:cacheprovider "$@"

@@ -9,7 +9,7 @@
     def etl() -> None: ...
 
 `import baton` is cheap: names are loaded on first use, so nothing heavy (pydantic, httpx,
-aio_pika) is imported until a flow actually runs.
+the AMQP client) is imported until a flow actually runs.
 """
 
 from __future__ import annotations

@@ -9,20 +9,21 @@ Both are understood. Browsing takes messages without acknowledging them and give
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-import aio_pika
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD_QUEUE
 
-from ._transport._connect import connect_robust
+from ._amqp import PERSISTENT, AmqpError, Channel, ChannelClosed, Connection, Delivery
+
+_TIMEOUT = 10.0
 
 REPLAYED_HEADER = "x-baton-replayed"
 _PARKING_HEADERS = {
@@ -67,7 +68,7 @@ def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
 
 
-def _letter(message: AbstractIncomingMessage) -> DeadLetter:
+def _letter(message: Delivery) -> DeadLetter:
     headers: dict[str, Any] = dict(message.headers or {})
     if DeadLetterHeaders.ORIGINAL_EXCHANGE in headers:
         exchange = _text(headers.get(DeadLetterHeaders.ORIGINAL_EXCHANGE))
@@ -90,46 +91,64 @@ def _letter(message: AbstractIncomingMessage) -> DeadLetter:
         exchange=exchange,
         routing_key=routing_key,
         queue=queue,
-        parked=message.timestamp,
+        parked=message.properties.timestamp,
         body=message.body,
         headers=headers,
     )
 
 
+class _Session:
+    """One connection: a channel that takes the parked messages (what it has not acknowledged
+    goes back when it closes), and one that publishes the replays with confirms, opened again
+    after the broker closed it (a message whose exchange no longer exists)."""
+
+    def __init__(self, connection: Connection, taking: Channel) -> None:
+        self.connection = connection
+        self.taking = taking
+        self._publishing: Channel | None = None
+
+    async def publishing(self) -> Channel:
+        if self._publishing is None or not self._publishing.is_open:
+            self._publishing = await self.connection.channel(confirms=True)
+        return self._publishing
+
+
+Handle = Callable[[_Session, Delivery], Awaitable[None]]
+
+
 @contextlib.asynccontextmanager
-async def _dead_queue(url: str) -> AsyncIterator[tuple[AbstractChannel, aio_pika.abc.AbstractQueue, int]]:
+async def _dead_queue(url: str) -> AsyncIterator[tuple[_Session, int]]:
     try:
-        connection = await connect_robust(url, name="baton-dead-letters", timeout=10)
-    except Exception as exc:
+        connection = await Connection.open(url, name="baton-dead-letters", timeout=_TIMEOUT)
+    except (AmqpError, OSError, TimeoutError, ValueError) as exc:
         raise DeadLetterError(f"cannot connect to the broker: {exc}") from exc
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    try:
+        taking = await connection.channel()
         try:
-            queue = await channel.declare_queue(DEAD_QUEUE, passive=True)
-        except aio_pika.exceptions.ChannelClosed as exc:
+            _, count, _ = await taking.declare_queue(DEAD_QUEUE, passive=True)
+        except ChannelClosed as exc:
             raise DeadLetterError(f"no {DEAD_QUEUE} queue on this broker: has a Baton server run?") from exc
-        count = queue.declaration_result.message_count or 0
-        yield channel, queue, count
+        yield _Session(connection, taking), count
+    finally:
+        await connection.close()
 
 
-async def _each(
-    url: str, handle: Callable[[AbstractChannel, AbstractIncomingMessage], Any], limit: int | None = None
-) -> None:
+async def _each(url: str, handle: Handle, limit: int | None = None) -> None:
     """Take up to `limit` parked messages (all of them by default), oldest first, and hand each to
     `handle`, which acknowledges those it is done with. Closing the channel gives back the rest,
     unchanged."""
-    async with _dead_queue(url) as (channel, queue, count):
+    async with _dead_queue(url) as (session, count):
         for _ in range(count if limit is None else min(limit, count)):
-            message = await queue.get(no_ack=False, fail=False, timeout=10)
+            message = await session.taking.get(DEAD_QUEUE, timeout=_TIMEOUT)
             if message is None:
                 break
-            await handle(channel, message)
+            await handle(session, message)
 
 
 async def list_dead_letters(url: str, *, limit: int = 100) -> list[DeadLetter]:
     letters: list[DeadLetter] = []
 
-    async def keep(_: AbstractChannel, message: AbstractIncomingMessage) -> None:
+    async def keep(_: _Session, message: Delivery) -> None:
         letters.append(_letter(message))
 
     await _each(url, keep, limit)
@@ -147,31 +166,34 @@ async def replay_dead_letters(url: str, message_ids: Collection[str] | None) -> 
     key, confirmed; each is removed from `baton.dead` only once the broker took its copy."""
     outcome = Outcome([], {})
 
-    async def replay(channel: AbstractChannel, message: AbstractIncomingMessage) -> None:
+    async def replay(session: _Session, message: Delivery) -> None:
         letter = _letter(message)
         if message_ids is not None and letter.message_id not in message_ids:
             return
         headers = {k: v for k, v in letter.headers.items() if k not in _PARKING_HEADERS}
         headers[REPLAYED_HEADER] = int(letter.headers.get(REPLAYED_HEADER) or 0) + 1
-        copy = aio_pika.Message(
-            letter.body,
+        # as it came, but for the parking headers (and an RPC's reply address: its caller is
+        # long gone, a reply would only bounce)
+        properties = replace(
+            message.properties,
             headers=headers,
-            content_type=message.content_type,
-            content_encoding=message.content_encoding,
-            message_id=message.message_id,
-            type=message.type,
-            app_id=message.app_id,
-            delivery_mode=message.delivery_mode or aio_pika.DeliveryMode.PERSISTENT,
-            # an RPC's caller is long gone: its reply address would only bounce
-            correlation_id=message.correlation_id,
+            reply_to=None,
+            expiration=None,
+            delivery_mode=message.properties.delivery_mode or PERSISTENT,
         )
         try:
-            exchange = await channel.get_exchange(letter.exchange, ensure=False)
-            await exchange.publish(copy, routing_key=letter.routing_key, mandatory=True, timeout=10)
-        except Exception as exc:
+            async with asyncio.timeout(_TIMEOUT):
+                channel = await session.publishing()
+                await channel.writable()
+                confirmed = channel.publish(
+                    letter.exchange, letter.routing_key, letter.body, properties, mandatory=True
+                )
+                assert confirmed is not None  # a confirm-mode channel
+                await confirmed
+        except (AmqpError, TimeoutError) as exc:
             outcome.failed[letter.message_id] = f"{type(exc).__name__}: {exc}"
             return
-        await message.ack()
+        message.ack()
         outcome.done.append(letter.message_id)
 
     await _each(url, replay)
@@ -182,9 +204,9 @@ async def drop_dead_letters(url: str, message_ids: Collection[str] | None) -> Ou
     """Remove the chosen messages (all with None) from `baton.dead` for good."""
     outcome = Outcome([], {})
 
-    async def drop(_: AbstractChannel, message: AbstractIncomingMessage) -> None:
+    async def drop(_: _Session, message: Delivery) -> None:
         if message_ids is None or (message.message_id or "") in message_ids:
-            await message.ack()
+            message.ack()
             outcome.done.append(message.message_id or "")
 
     await _each(url, drop)

@@ -43,6 +43,7 @@ from baton_schemas.states import (
     Verdict,
 )
 
+from . import _tracing
 from ._context import FlowRunContext, flow_run_ctx, flow_run_tags, task_run_ctx, with_current_tags
 from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
@@ -55,6 +56,7 @@ from ._results import as_store, persist, resolve_serializer
 from ._runtime import Runtime, get_runtime
 from ._settings import CLAIM_ID_ENV
 from ._task_engine import format_exception
+from ._tracing import TRACEPARENT_ENV
 
 if TYPE_CHECKING:
     from ._definitions import FlowDefinition
@@ -147,6 +149,33 @@ class FlowRunEngine:
     # --- drivers ----------------------------------------------------------------------------
 
     def run_sync(self) -> State:
+        if _tracing.enabled():  # the flow run's span; nothing at all when traces are off
+            with _tracing.span(
+                f"flow {self.flow.name}", parent=self._trace_parent(), attributes=self._attrs()
+            ):
+                return self._run_sync()
+        return self._run_sync()
+
+    async def run_async(self) -> State:
+        if _tracing.enabled():
+            with _tracing.span(
+                f"flow {self.flow.name}", parent=self._trace_parent(), attributes=self._attrs()
+            ):
+                return await self._run_async()
+        return await self._run_async()
+
+    def _span_name(self) -> str:
+        return f"flow {self.flow.name}"
+
+    def _trace_parent(self) -> str | None:
+        """A run made elsewhere continues the trace its worker passed on; a subflow is a child
+        of the current span (its parent flow's or task's)."""
+        return os.environ.get(TRACEPARENT_ENV) if self.existing is not None else None
+
+    def _attrs(self) -> dict[str, Any]:
+        return {"baton.flow_run.id": self.record.id, "baton.flow_run.name": self.record.name}
+
+    def _run_sync(self) -> State:
         token, task_token = flow_run_ctx.set(self.ctx), task_run_ctx.set(None)
         try:
             with flow_run_tags(self.record.tags):
@@ -155,7 +184,7 @@ class FlowRunEngine:
             task_run_ctx.reset(task_token)
             flow_run_ctx.reset(token)
 
-    async def run_async(self) -> State:
+    async def _run_async(self) -> State:
         token, task_token = flow_run_ctx.set(self.ctx), task_run_ctx.set(None)
         try:
             with flow_run_tags(self.record.tags):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._context import FlowRunContext, TaskRunContext, flow_run_ctx, task_run_ctx
 from ._exceptions import MissingContextError
+from ._log_format import TextFormatter, formatter, log_format
 
 if TYPE_CHECKING:
     from baton_schemas.states import State
@@ -33,17 +34,8 @@ _setup_lock = threading.Lock()
 _console_handler: logging.Handler | None = None
 
 
-class ConsoleFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__(
-            "%(asctime)s.%(msecs)03d | %(levelname)-7s | %(baton_label)s - %(message)s",
-            datefmt="%H:%M:%S",
-        )
-
-    def format(self, record: logging.LogRecord) -> str:
-        if not hasattr(record, "baton_label"):
-            record.baton_label = record.name
-        return super().format(record)
+class ConsoleFormatter(TextFormatter):
+    """The human format of every Baton process (`_log_format`), a run's label as who logged."""
 
 
 class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -74,7 +66,7 @@ def setup_console(level: str | int = "INFO") -> None:
         root = logging.getLogger(ROOT)
         if _console_handler is None and not root.handlers:
             handler = ConsoleHandler()
-            handler.setFormatter(ConsoleFormatter())
+            handler.setFormatter(ConsoleFormatter() if log_format() == "text" else formatter("flow-run"))
             handler.addFilter(_console_filter)
             root.addHandler(handler)
             root.propagate = False

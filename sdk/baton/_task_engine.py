@@ -27,6 +27,7 @@ from baton_schemas.states import (
     TimedOut,
 )
 
+from . import _tracing
 from ._cache import CacheIndex, policy_key
 from ._context import FlowRunContext, TaskRunContext, task_run_ctx, with_current_tags
 from ._definitions import render_run_name
@@ -95,13 +96,28 @@ class TaskRunEngine:
     # --- drivers ----------------------------------------------------------------------------
 
     def run_sync(self) -> State:
+        if _tracing.enabled():  # a span in the flow run's trace; nothing at all when off
+            with _tracing.span(f"task {self.run.name}", attributes=self._span_attributes()):
+                return self._run_sync()
+        return self._run_sync()
+
+    async def run_async(self) -> State:
+        if _tracing.enabled():
+            with _tracing.span(f"task {self.run.name}", attributes=self._span_attributes()):
+                return await self._run_async()
+        return await self._run_async()
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return {"baton.task_run.id": self.run.id, "baton.flow_run.id": self.run.flow_run_id}
+
+    def _run_sync(self) -> State:
         token = task_run_ctx.set(self.ctx)
         try:
             return drive_sync(self.steps())  # type: ignore[no-any-return]
         finally:
             task_run_ctx.reset(token)
 
-    async def run_async(self) -> State:
+    async def _run_async(self) -> State:
         token = task_run_ctx.set(self.ctx)
         try:
             return await drive_async(self.steps())  # type: ignore[no-any-return]

@@ -10,8 +10,11 @@ import signal
 from typing import Protocol
 
 import uvicorn
+from prometheus_client import start_http_server
 
-from .api.app import create_app
+from baton import _tracing
+
+from .api.app import create_app, end_streams
 from .context import ServerContext
 from .events.service import EventsService
 from .gc_tuning import tune_for_server
@@ -38,15 +41,17 @@ class ApiService:
 
     def __init__(self, ctx: ServerContext) -> None:
         settings = ctx.settings
+        self._app = create_app(settings, ctx)
         config = uvicorn.Config(
-            create_app(settings, ctx),
+            self._app,
             host=settings.api_host,
             port=settings.api_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's records go through the process's one format
             access_log=False,
             lifespan="on",
-            # requests still running (log streams, calls stuck behind an overloaded database)
-            # get this long to finish at shutdown, then are cancelled
+            # requests still running (calls stuck behind an overloaded database) get this long
+            # to finish at shutdown, then are cancelled; streams end at once (end_streams)
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
         self._server = uvicorn.Server(config)
@@ -63,6 +68,7 @@ class ApiService:
             await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
+        end_streams(self._app)
         self._server.should_exit = True
         if self._task is None:
             return
@@ -96,6 +102,8 @@ def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:
 
 async def serve(settings: ServerSettings, names: tuple[str, ...] = SERVICES) -> None:
     """Run until SIGTERM or SIGINT, then stop every service within its grace period."""
+    if _tracing.setup("server"):
+        log.info("traces on: exported over OTLP to %s", _tracing.endpoint())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,6 +116,10 @@ async def serve(settings: ServerSettings, names: tuple[str, ...] = SERVICES) -> 
         for service in services:
             await service.start()
             started.append(service)
+        if "api" not in names and settings.metrics_port is not None:
+            # no /metrics in this process: its counters on a port of their own
+            start_http_server(settings.metrics_port, addr=settings.metrics_host)
+            log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         tune_for_server()
         releaser.start()
         log.info("baton server running: %s", ", ".join(s.name for s in started))

@@ -24,11 +24,31 @@ class ServerSettings(BaseSettings):
         default=True,
         description="Serve /api/docs and /api/openapi.json without a key; false: any valid key.",
     )
+    ui_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the dashboard's session cookie Secure; unset: when the request came over "
+        "HTTPS or to a loopback address (which browsers treat as secure).",
+    )
+    ui_session_hours: float = Field(default=12.0, gt=0, description="How long a dashboard sign-in lasts.")
     api_key_refresh_seconds: float = Field(
         default=5.0,
         gt=0,
         description="How often the API re-reads the usable keys. A revoked key stops working within "
         "twice this (10 s): a server that could not re-read them for that long refuses keys (503).",
+    )
+
+    # observability: Prometheus metrics (`GET /metrics` on the API; a port of their own for
+    # processes without the API), log format, traces
+    metrics_enabled: bool = Field(default=True, description="Serve GET /metrics (no key needed).")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="A process without the API serves its metrics on this port (on metrics_host).",
+    )
+    metrics_host: str = "127.0.0.1"
+    metrics_max_age_seconds: float = Field(
+        default=5.0, ge=0, description="Stored counts (runs, the outbox) are read at most this often."
     )
 
     # storage: the services (tracker, scheduler, outbox) and the API have pools of their own, so

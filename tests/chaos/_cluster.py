@@ -120,11 +120,13 @@ class Cluster:
             answer.raise_for_status()
             return str(answer.json()["id"])
 
-    def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         argv = [BATON, "worker", "start", "--pool", self.pool, "--heartbeat-seconds", "1"]
         argv += ["--lease-seconds", str(LEASE_SECONDS), *args]
         with (self.folder / f"worker-{len(self.workers) + 1}.log").open("ab") as log:
-            process = subprocess.Popen(argv, cwd=self.folder, env=self.client_env(), stdout=log, stderr=log)
+            process = subprocess.Popen(
+                argv, cwd=self.folder, env=self.client_env(**env), stdout=log, stderr=log
+            )
         self.workers.append(process)
         return process
 
@@ -215,6 +217,16 @@ class Db:
                 by,
             )
         )
+
+
+def dead_letters(mq: PrivateRabbitMQ, vhost: str) -> int:
+    """How many messages wait in the vhost's `baton.dead`."""
+    listing = mq.ctl("list_queues", "-p", vhost, "name", "messages")
+    for line in listing.splitlines():
+        name, _, count = line.partition("\t")
+        if name.strip() == "baton.dead":
+            return int(count.strip() or 0)
+    return 0
 
 
 def past(deadline: float) -> bool:

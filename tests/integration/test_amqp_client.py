@@ -373,6 +373,36 @@ async def test_a_nack_with_requeue_redelivers_and_one_without_drops(connection: 
     assert deliveries.empty()
 
 
+async def test_a_get_takes_one_message_at_a_time_and_none_from_an_empty_queue(connection: Connection) -> None:
+    channel = await connection.channel(confirms=True)
+    queue = await _queue(channel)
+    assert await channel.get(queue) is None
+    headers = {"x-baton-test": "yes"}
+    await _outcome(channel.publish("", queue, b"first", Properties(message_id="1", headers=headers)))
+    await _outcome(channel.publish("", queue, b"x" * 300_000, Properties(message_id="2")))  # several frames
+
+    first = await channel.get(queue)
+    assert first is not None
+    assert (first.body, first.message_id, first.headers, first.routing_key) == (b"first", "1", headers, queue)
+    second = await channel.get(queue)
+    assert second is not None and (second.body, second.message_id) == (b"x" * 300_000, "2")
+    assert await channel.get(queue) is None
+    first.nack(requeue=True)  # given back: the next get has it again
+    again = await channel.get(queue)
+    assert again is not None and (again.message_id, again.redelivered) == ("1", True)
+    again.ack()
+    second.ack()
+    assert (await channel.declare_queue(queue, passive=True))[1] == 0
+
+
+async def test_a_get_from_a_missing_queue_closes_the_channel_with_404(connection: Connection) -> None:
+    channel = await connection.channel()
+    with pytest.raises(ChannelClosed) as closed:
+        await channel.get(_name("missing"))
+    assert closed.value.code == 404
+    assert not channel.is_open and not connection.closed.done()
+
+
 async def test_prefetch_limits_the_unacked_deliveries(connection: Connection) -> None:
     publisher = await connection.channel(confirms=True)
     queue = await _queue(publisher)
@@ -636,3 +666,38 @@ async def test_a_link_reconnects_after_the_broker_closes_its_connection(backends
     with pytest.raises(ConnectionClosed):
         _ = link.connection
     assert first.closed.done()
+
+
+async def test_a_link_whose_reconnect_fails_unexpectedly_keeps_watching(
+    backends: Backends, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error the reconnect does not retry (not a broker or socket error: a bug, say) does not
+    end the link's watcher: it logs it and reconnects all the same."""
+
+    real_open = Connection.open
+    failures = 0
+
+    async def open_failing_once(url: str, **kwargs: Any) -> Connection:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise RuntimeError("an error the reconnect does not expect")
+        return await real_open(url, **kwargs)
+
+    link = Link(backends.broker_url, name=_name("link-bug"), max_backoff=0.2)
+    reconnected: asyncio.Queue[Connection] = asyncio.Queue()
+
+    async def reopen(connection: Connection) -> None:
+        reconnected.put_nowait(connection)
+
+    link.on_reconnect(reopen)
+    await link.connect()
+    try:
+        first = link.connection
+        monkeypatch.setattr(Connection, "open", open_failing_once)
+        first.abort("tests: the socket broke")
+        second = await asyncio.wait_for(reconnected.get(), WAIT)
+        assert failures == 1 and second is not first and link.up.is_set()
+        assert await _round_trip(link.connection) == b"round trip"
+    finally:
+        await link.close()

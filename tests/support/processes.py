@@ -70,10 +70,12 @@ def server_process(
     *services: str,
     ready_timeout: float = 30,
     port: int | None = None,
-    **env: str,
+    env: dict[str, str] | None = None,
+    **more_env: str,
 ) -> Iterator[ServerProcess]:
     """`baton server start` with its own port (or `port`, e.g. to restart a server where its
     clients expect it); waits until /ready answers (or the log says so)."""
+    env = {**(env or {}), **more_env}
     port = port or free_port()
     environ = baton_env(backends, BATON_API_PORT=str(port), **env)
     log_path = log_dir / f"server-{port}.log"

@@ -61,6 +61,10 @@ class Delivery:
         return self.properties.message_id
 
     @property
+    def content_type(self) -> str | None:
+        return self.properties.content_type
+
+    @property
     def correlation_id(self) -> str | None:
         return self.properties.correlation_id
 
@@ -112,12 +116,14 @@ class Channel:
         self._mandatory: dict[int, tuple[str, str, str | None, bytes]] = {}
         self._returns: dict[int, Returned] = {}
         self._consumers: dict[str, tuple[OnDelivery, OnCancel | None]] = {}
-        # the content-bearing method being assembled: ("deliver" | "return", fields)
+        # the content-bearing method being assembled: ("deliver" | "return" | "get", fields)
         self._content: tuple[str, tuple[Any, ...]] | None = None
         self._properties: Properties | None = None
         self._body_size = 0
         self._body: list[bytes] = []
         self._received = 0
+        # the message a basic.get took, assembled from the frames after get-ok
+        self._getting: asyncio.Future[Delivery] | None = None
 
     # --- synchronous methods ------------------------------------------------------------
 
@@ -128,9 +134,12 @@ class Channel:
         *,
         on_reply: Callable[[M], None] | None = None,
         timeout: float | None = None,
+        also: type[Method] | None = None,
     ) -> M:
-        """Write `method`, wait for `reply`. Cancelled or timed out once written, the channel
-        is closed (see the module's docstring)."""
+        """Write `method`, wait for `reply` (or `also`, the other reply it may have: get-empty
+        to a get). Cancelled or timed out once written, the channel is closed (see the
+        module's docstring)."""
+        replies = frozenset((reply.index,) if also is None else (reply.index, also.index))
         limit = self.connection.call_timeout if timeout is None else timeout
         future: asyncio.Future[Method] | None = None
         try:
@@ -138,7 +147,7 @@ class Channel:
                 async with self._lock:
                     self._check_open()
                     future = asyncio.get_running_loop().create_future()
-                    self._waiting = (frozenset((reply.index,)), future, on_reply)  # type: ignore[arg-type]
+                    self._waiting = (replies, future, on_reply)  # type: ignore[arg-type]
                     self.connection.write(codec.encode_method(self.number, method))
                     try:
                         return await future  # type: ignore[return-value]
@@ -331,6 +340,41 @@ class Channel:
             raise
         return reply.consumer_tag or ""
 
+    async def get(self, queue: str, *, no_ack: bool = False, timeout: float | None = None) -> Delivery | None:
+        """Take one message from `queue` (basic.get), or None when it is empty; settle it with
+        `ack` or `nack` unless `no_ack`. Cancelled or timed out before the message is whole,
+        the channel is closed, and the broker takes the message back."""
+        got: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
+
+        def taking(reply: Method) -> None:
+            # read with get-ok: its header and body follow, and `_complete` resolves `got`
+            if isinstance(reply, spec.Basic.GetOk):
+                fields = (reply.delivery_tag, reply.redelivered, reply.exchange, reply.routing_key)
+                self._content = ("get", fields)
+                self._getting = got
+
+        method = spec.Basic.Get(queue=queue, no_ack=no_ack)
+        reply: Method = await self._call(
+            method, spec.Basic.GetOk, on_reply=taking, timeout=timeout, also=spec.Basic.GetEmpty
+        )
+        if isinstance(reply, spec.Basic.GetEmpty):
+            return None
+        limit = self.connection.call_timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(limit):
+                return await got
+        except TimeoutError:
+            self._abandon(f"a got message was not whole in {limit:g}s")
+            raise CallTimeout(
+                f"Basic.Get on channel {self.number}: the message was not whole in {limit:g}s"
+            ) from None
+        except asyncio.CancelledError:
+            self._abandon("a get was cancelled")
+            raise
+        finally:
+            if self._getting is got:
+                self._getting = None
+
     async def cancel(self, consumer_tag: str, *, timeout: float | None = None) -> None:
         await self._call(spec.Basic.Cancel(consumer_tag=consumer_tag), spec.Basic.CancelOk, timeout=timeout)
         self._consumers.pop(consumer_tag, None)
@@ -507,6 +551,14 @@ class Channel:
             except Exception:
                 log.exception("a consumer callback on channel %d failed", self.number)
             return
+        if kind == "get":
+            delivery_tag, redelivered, exchange, routing_key = fields
+            getting, self._getting = self._getting, None
+            if getting is not None and not getting.done():
+                getting.set_result(
+                    Delivery(self, "", delivery_tag, redelivered, exchange, routing_key, properties, body)
+                )
+            return
         code, text, exchange, routing_key = fields
         for tag, target in self._mandatory.items():
             if tag not in self._returns and target == (exchange, routing_key, properties.message_id, body):
@@ -549,6 +601,9 @@ class Channel:
         waiting = self._waiting
         if waiting is not None and not waiting[1].done():
             waiting[1].set_exception(reason)
+        getting, self._getting = self._getting, None
+        if getting is not None and not getting.done():
+            getting.set_exception(reason)
         for future in self._unconfirmed.values():
             if not future.done():
                 future.set_exception(reason)

@@ -1,7 +1,7 @@
 """How the engine talks to Baton: HTTP to the API (`http.BatonClient`) or AMQP to the tracker
 (`amqp.AmqpTracker`). Both satisfy `Transport`, the small async surface the reporter uses.
 
-Nothing here imports httpx or aio_pika: import the submodule you need.
+Nothing here imports httpx or the AMQP client: import the submodule you need.
 """
 
 from __future__ import annotations

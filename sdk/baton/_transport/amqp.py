@@ -85,8 +85,10 @@ class AmqpTracker:
         connect_timeout: float = 10.0,
         rpc_timeout: float = 10.0,
         publish_timeout: float = 10.0,
+        name: str = "baton-sdk",
     ) -> AmqpTracker:
-        link = Link(url, name="baton-sdk")
+        """`name` names the connection on the broker (its `connection_name`)."""
+        link = Link(url, name=name)
         try:
             await link.connect(timeout=connect_timeout)
         except (*_FAILURES, ValueError) as exc:
@@ -118,6 +120,12 @@ class AmqpTracker:
         await channel.consume(DIRECT_REPLY_TO, self._on_reply, no_ack=True, on_cancel=self._replies_lost)
         self._channel = channel
         return channel
+
+    @property
+    def link(self) -> Link:
+        """The connection this client rides on; a process's other AMQP work (a worker's queues
+        and control messages) rides on it too, so that the process has one stack."""
+        return self._link
 
     def _replies_lost(self, _tag: str) -> None:
         """The channel closed (or the connection): replies to its requests will never come."""

@@ -307,7 +307,9 @@ class BatonClient:
                     elif not line:
                         if event == "end":
                             return
-                        if data:
+                        if event == "shutdown":
+                            raise TransportUnavailable("GET /logs/stream: the server is stopping")
+                        if data and event == "message":
                             yield LogRecord.model_validate_json("\n".join(data))
                         event, data = "message", []
                 if event == "end":

@@ -35,12 +35,13 @@ from baton_schemas.envelopes import FlowRunDispatch, ProposeState
 from baton_schemas.runs import FlowRun
 from baton_schemas.states import Failed, Pending, State
 
-from .. import _logging
+from .. import _logging, _tracing
 from .._definitions import FlowDefinition
 from .._entrypoints import EntrypointError, load_flow
 from .._exceptions import Abort, ParameterValidationError
 from .._flow_engine import run_existing_flow_run
 from .._hooks import run_hooks
+from .._log_format import install
 from .._protocols import Reporter
 from .._reporting._remote import RemoteReporter, ReporterConfig
 from .._runtime import Runtime, configure
@@ -77,6 +78,7 @@ def die_with_parent(expected_parent: int | None = None) -> None:
 
 def finish(code: int) -> None:
     """Exit without running the interpreter's teardown (a forked process shares its parent's)."""
+    _tracing.shutdown()  # its spans, exported before it goes (atexit does not run)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -116,6 +118,8 @@ def _configure_runtime(console_fd: int | None, relay_fd: int | None) -> Runtime:
 
         reporter = RemoteReporter(connect, ReporterConfig.from_settings(settings), name="relay")
     runtime = configure(settings=settings, reporter=reporter)
+    install("flow-run", settings.log_level)  # its libraries' records, in the worker's format
+    _tracing.setup("flow-run")  # after the fork: the exporter's thread is this process's own
     handler = _logging._console_handler
     if console_fd is not None and handler is not None:
         assert isinstance(handler, logging.StreamHandler)

@@ -179,7 +179,6 @@ class _Server:
 
 # What every flow run needs, imported once by the server instead of once per run.
 PRELOAD = (
-    "aio_pika",
     "httpx",
     "pydantic_settings",
     "tenacity",

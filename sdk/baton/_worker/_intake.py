@@ -23,11 +23,11 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from .._amqp import AmqpError, Channel, Delivery
 
 logger = logging.getLogger("baton.worker")
 
@@ -95,10 +95,10 @@ class SlotBook:
 @dataclass(eq=False)
 class _Consumer:
     spec: QueueSpec
-    queue: AbstractQueue
     tag: str | None = None
     prefetch: int = 0
     unacked: int = 0  # deliveries of this consumer not settled yet
+    starting: bool = False  # consume written: deliveries may come before its tag is known here
 
     @property
     def allowance(self) -> int:
@@ -106,12 +106,17 @@ class _Consumer:
         return self.prefetch - self.unacked if self.tag else 0
 
 
-Deliver = Callable[[AbstractIncomingMessage, QueueSpec], None]
+Deliver = Callable[[Delivery, QueueSpec], None]
+OpenChannel = Callable[[], Awaitable[Channel]]
 
 
 class Intake:
-    def __init__(self, channel: AbstractChannel, book: SlotBook, deliver: Deliver) -> None:
-        self.channel = channel
+    """Consumes on one channel of the worker's connection (`open_channel` gives a new one: at
+    start, after the broker closed the last, and after a reconnect)."""
+
+    def __init__(self, open_channel: OpenChannel, book: SlotBook, deliver: Deliver) -> None:
+        self._open_channel = open_channel
+        self.channel: Channel | None = None
         self.book = book
         self._deliver = deliver
         self._consumers: dict[str, _Consumer] = {}
@@ -124,8 +129,20 @@ class Intake:
     def specs(self) -> list[QueueSpec]:
         return sorted(c.spec for c in self._consumers.values())
 
+    async def _channel(self) -> Channel:
+        """The intake's channel, opened again if it is gone; its consumers went with it."""
+        channel = self.channel
+        if channel is not None and channel.is_open:
+            return channel
+        for consumer in self._consumers.values():
+            consumer.tag, consumer.starting = None, False
+        self._by_tag.clear()
+        self._backlog = True
+        self.channel = channel = await self._open_channel()
+        return channel
+
     async def set_queues(self, specs: list[QueueSpec]) -> None:
-        """Serve exactly these queues (new ones are declared passively: they must exist)."""
+        """Serve exactly these queues (new ones are checked passively: they must exist)."""
         async with self._lock:
             wanted = {spec.name: spec for spec in specs}
             for name in list(self._consumers):
@@ -136,47 +153,70 @@ class Intake:
                 if current is not None:
                     current.spec = spec
                     continue
-                queue = await self.channel.get_queue(name, ensure=True)
-                self._consumers[name] = _Consumer(spec, queue)
+                # on a channel of its own: a missing queue closes the channel it is asked on
+                checking = await self._open_channel()
+                try:
+                    await checking.declare_queue(name, passive=True)
+                finally:
+                    await checking.close()
+                self._consumers[name] = _Consumer(spec)
                 self._backlog = True
         await self.reconcile()
 
     # --- deliveries ---------------------------------------------------------------------------
 
-    def _on_push(self, consumer: _Consumer) -> Callable[[AbstractIncomingMessage], Any]:
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            current = self._by_tag.get(message.consumer_tag or "")
+    def _on_push(self, consumer: _Consumer) -> Callable[[Delivery], None]:
+        def on_message(message: Delivery) -> None:
+            current = self._by_tag.get(message.consumer_tag)
+            if current is None and consumer.starting:  # read together with its consume-ok
+                current = consumer
             if current is not None:
                 current.unacked += 1
             self._deliver(message, consumer.spec)
 
         return on_message
 
-    async def settle(self, message: AbstractIncomingMessage, *, requeue: bool | None = None) -> None:
+    def _on_cancelled(self, tag: str) -> None:
+        """A consumer ended without our cancel: the broker cancelled it (its queue was deleted)
+        or its channel closed. The next reconcile decides what consumes."""
+        consumer = self._by_tag.pop(tag, None)
+        if consumer is not None and consumer.tag == tag:
+            consumer.tag = None
+            if self.channel is not None and self.channel.is_open:
+                logger.warning("The broker cancelled the consumer of %s", consumer.spec.name)
+
+    async def settle(self, message: Delivery, *, requeue: bool | None = None) -> None:
         """Ack (requeue None), or nack with/without requeue; first shrink the consumer it came
         from so the slot its settlement frees at the broker is not more than we have."""
         async with self._lock:
-            consumer = self._by_tag.get(message.consumer_tag or "")
-            if consumer is not None and consumer.tag == message.consumer_tag:
-                consumer.unacked -= 1
-                free = self.book.free()
-                if free is not None and consumer.allowance > max(free, 0):
-                    await self._restart(consumer, free)
+            consumer = self._by_tag.get(message.consumer_tag) if message.consumer_tag else None
             try:
+                if consumer is not None and consumer.tag == message.consumer_tag:
+                    consumer.unacked -= 1
+                    free = self.book.free()
+                    if free is not None and consumer.allowance > max(free, 0):
+                        await self._restart(consumer, free)
                 if requeue is None:
-                    await message.ack()
+                    message.ack()
                 else:
-                    await message.nack(requeue=requeue)
-            except Exception as exc:  # channel lost: the broker redelivers it; the claim decides
+                    message.nack(requeue=requeue)
+            except AmqpError as exc:  # channel lost: the broker redelivers it; the claim decides
                 logger.debug("Could not settle a delivery: %r", exc)
 
     # --- keeping consumption in line with free slots --------------------------------------------
 
     async def reconcile(self) -> None:
         async with self._lock:
-            await self._reconcile()
+            try:
+                await self._reconcile()
+            except AmqpError as exc:
+                # the connection is away (its reconnect recovers), or the broker closed the
+                # channel (a queue deleted meanwhile): the next reconcile opens another
+                logger.warning("Could not adjust consumption to the free slots: %s", exc)
 
     async def _reconcile(self) -> None:
+        if not self.stopped:
+            await self._channel()
         if self.stopped:
             for consumer in self._consumers.values():
                 await self._cancel(consumer)
@@ -205,9 +245,10 @@ class Intake:
 
     async def _pull(self, free: int) -> int:
         """basic.get by priority while slots are free; returns the free slots left."""
+        channel = await self._channel()
         while free > 0 and not self.stopped:
             for consumer in sorted(self._consumers.values(), key=lambda c: c.spec):
-                message = await consumer.queue.get(no_ack=False, fail=False)
+                message = await channel.get(consumer.spec.name)
                 if message is not None:
                     self._deliver(message, consumer.spec)
                     break
@@ -222,23 +263,32 @@ class Intake:
             await self._start(consumer, prefetch)
 
     async def _start(self, consumer: _Consumer, prefetch: int) -> None:
-        await self.channel.set_qos(prefetch_count=prefetch)
-        tag = await consumer.queue.consume(self._on_push(consumer))
-        consumer.tag, consumer.prefetch, consumer.unacked = tag, prefetch, 0
+        channel = await self._channel()
+        await channel.qos(prefetch)  # per consumer, for the consumers started after it
+        consumer.prefetch, consumer.unacked, consumer.starting = prefetch, 0, True
+        try:
+            tag = await channel.consume(
+                consumer.spec.name, self._on_push(consumer), on_cancel=self._on_cancelled
+            )
+        finally:
+            consumer.starting = False
+        consumer.tag = tag
         self._by_tag[tag] = consumer
 
     async def _cancel(self, consumer: _Consumer) -> None:
         if consumer.tag is None:
             return
         tag, consumer.tag = consumer.tag, None
-        with contextlib.suppress(Exception):
-            await consumer.queue.cancel(tag)
+        channel = self.channel
+        if channel is not None and channel.is_open:
+            with contextlib.suppress(AmqpError):
+                await channel.cancel(tag)
         # deliveries it made stay unsettled: they count against no consumer now
         self._by_tag.pop(tag, None)
 
     async def recover(self) -> None:
-        """After a reconnect: the broker took back what was unsettled, and the channel came back
-        with its consumers as they were; start again from the free slots (queues by priority)."""
+        """After a reconnect: the broker took back what was unsettled, and the channel went with
+        its consumers; start again on a new one from the free slots (queues by priority)."""
         async with self._lock:
             for consumer in self._consumers.values():
                 await self._cancel(consumer)

@@ -46,3 +46,7 @@ class WorkerSettings(BaseSettings):
         default=10.0, gt=0, description="At start, the longest pause between tries to reach the API."
     )
     create_pool: bool = Field(default=True, description="Create the pool (type process) if it is missing.")
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve Prometheus metrics on this port (off if unset)."
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="The metrics port's address.")

@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections import deque
@@ -30,14 +29,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from aio_pika import DeliveryMode, Message
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractQueue,
-    AbstractRobustConnection,
-)
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -71,14 +62,18 @@ from baton_schemas.topology import (
     worker_control_queue,
 )
 
+from .. import _tracing
+from .._amqp import PERSISTENT, AmqpError, Channel, Connection, Delivery, Properties
+from .._log_format import install
 from .._settings import ClientSettings
+from .._tracing import TRACEPARENT_ENV
 from .._transport import RequestRejected, TransportUnavailable
-from .._transport._connect import connect_robust
 from .._transport.amqp import AmqpTracker
 from .._transport.http import BatonClient
 from ._forkserver import FORKSERVER_FD_ENV
 from ._intake import Intake, QueueSpec, SlotBook
 from ._job import EXIT_ABORTED, EXIT_REPORTED, RunJob
+from ._metrics import CLAIMS, PROCESS_EXITS, RUN_START_SECONDS, serve_metrics
 from ._output import console_streams, crash_message, pump
 from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
 from ._relay import serve_relay
@@ -107,6 +102,7 @@ class ActiveRun:
     shutdown: bool = False
     stopping: asyncio.Task[None] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
+    span: Any = None  # the worker's span of the run, from its claim to its end (traces on)
 
     @property
     def id(self) -> UUID:
@@ -152,10 +148,11 @@ class Worker:
         self._stopping = False
         self._force = asyncio.Event()
         self._changed = asyncio.Event()
-        self._connection: AbstractRobustConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._control: AbstractQueue | None = None
-        self._control_exchange: AbstractExchange | None = None
+        # the AMQP work beside the tracker's, on the tracker's connection (one stack): control
+        # messages (a queue of this worker's, bound per run it claims) and parking in baton.dead
+        self._control: Channel | None = None
+        self._control_keys: set[str] = set()
+        self._parking: Channel | None = None
         self.tracker: AmqpTracker | None = None
         self.intake: Intake | None = None
         self._spawner = SpawnLauncher()
@@ -182,6 +179,8 @@ class Worker:
         return env
 
     async def start(self) -> None:
+        if _tracing.setup("worker"):
+            logger.info("Traces on: exported over OTLP to %s", _tracing.endpoint())
         api = await self._reach_api() if self.client.api_url else None
         broker_url = self.client.broker_url or (api.broker_url if api is not None else None)
         if not broker_url:
@@ -191,28 +190,29 @@ class Worker:
         self._base_env["BATON_BROKER_URL"] = broker_url  # its runs' engines report the same way
         timeout = self.client.request_timeout
         queues = await self._discover_queues()
-        self.tracker = await AmqpTracker.connect(broker_url, connect_timeout=timeout, rpc_timeout=timeout)
-        if api is not None:  # the broker must be the API's installation's, not another Baton's
-            await self.tracker.check_installation(
-                api.installation_id, what=f"the API at {self.client.api_url}"
-            )
-        self._connection = await connect_robust(broker_url, name=f"baton-worker {self.name}", timeout=timeout)
-        self._connection.reconnect_callbacks.add(self._on_reconnect)
-        self._channel = await self._connection.channel()
-        self._control_exchange = await self._channel.get_exchange(CONTROL, ensure=True)
-        self._control = await self._channel.declare_queue(
-            worker_control_queue(self.worker_id), exclusive=True, auto_delete=True
+        self.tracker = tracker = await AmqpTracker.connect(
+            broker_url, connect_timeout=timeout, rpc_timeout=timeout, name=f"baton-worker {self.name}"
         )
-        await self._control.bind(self._control_exchange, routing_key=worker_control_key(self.worker_id))
-        await self._control.consume(self._on_control, no_ack=True)
+        if api is not None:  # the broker must be the API's installation's, not another Baton's
+            await tracker.check_installation(api.installation_id, what=f"the API at {self.client.api_url}")
+        self._control_keys.add(worker_control_key(self.worker_id))
+        await self._open_control(tracker.link.connection)
+        tracker.link.on_reconnect(self._on_reconnect)
         if self.settings.prestart > 0:
             self._forker = ForkServerLauncher(self.settings.prestart, self._base_env)
             await self._forker.start()
         await self._heartbeat()
         self._spawn(self._heartbeat_loop(), "heartbeats")
-        self.intake = Intake(self._channel, self.book, self._on_delivery)
+        self.intake = Intake(lambda: tracker.link.connection.channel(), self.book, self._on_delivery)
         await self.intake.set_queues(queues)
         self._spawn(self._refresh_loop(), "queue refresh")
+        if self.settings.metrics_port is not None:
+            serve_metrics(
+                self.settings.metrics_port,
+                self.settings.metrics_host,
+                self.settings.limit,
+                lambda: len(self.runs) + len(self._claims),
+            )
         self.started_at = time.time()
         names = ", ".join(q.name.rsplit(".", 1)[-1] for q in queues) or "none yet"
         logger.info(
@@ -316,7 +316,9 @@ class Worker:
             logger.info("Draining %d flow run(s) for up to %gs", len(self.runs), drain)
         await self._wait_idle(time.monotonic() + drain)
         for run in list(self.runs.values()):
-            logger.warning("Stopping flow run %s: the worker is shutting down", run.label)
+            logger.warning(
+                "Stopping flow run %s: the worker is shutting down", run.label, extra=run_ids(run.id)
+            )
             run.shutdown = True
             self._stop_process(run)
         if self._run_tasks:
@@ -327,9 +329,7 @@ class Worker:
         if self._forker is not None:
             await self._forker.close()
         if self.tracker is not None:
-            await self.tracker.close()
-        if self._connection is not None:
-            await self._connection.close()
+            await self.tracker.close()  # and with it the connection everything above rode on
         logger.info("Worker %r stopped", self.name)
 
     async def _wait_idle(self, deadline: float) -> None:
@@ -355,10 +355,38 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             logger.error("Worker task %s failed", task.get_name(), exc_info=task.exception())
 
-    def _on_reconnect(self, *_: Any) -> None:
+    async def _on_reconnect(self, connection: Connection) -> None:
+        """The tracker's link reconnected (its channel is back first): this worker's control
+        queue (exclusive, so gone with the old connection) and its consumers come back."""
         logger.warning("Reconnected to the broker; resuming consumption")
-        if self.intake is not None and not self._stopping:
+        if self._stopping:
+            return
+        self._parking = None
+        self._spawn(self._restore_control(connection), "control")
+        if self.intake is not None:
             self._spawn(self.intake.recover(), "recover")
+
+    async def _restore_control(self, connection: Connection) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((AmqpError, OSError, TimeoutError)),
+            wait=wait_random_exponential(multiplier=0.5, max=10.0),
+            reraise=True,
+        ):
+            with attempt:
+                if connection.closed.done() or self._stopping:
+                    return  # the next reconnect restores it
+                await self._open_control(connection)
+
+    async def _open_control(self, connection: Connection) -> None:
+        """This worker's control queue, bound to its own key and to each run it claims."""
+        channel = await connection.channel()
+        queue, _, _ = await channel.declare_queue(
+            worker_control_queue(self.worker_id), exclusive=True, auto_delete=True
+        )
+        for key in list(self._control_keys):
+            await channel.bind_queue(queue, CONTROL, key)
+        await channel.consume(queue, self._on_control, no_ack=True)
+        self._control = channel
 
     # --- queues -------------------------------------------------------------------------------
 
@@ -414,7 +442,7 @@ class Worker:
 
     # --- deliveries and claims ----------------------------------------------------------------
 
-    def _on_delivery(self, message: AbstractIncomingMessage, spec: QueueSpec) -> None:
+    def _on_delivery(self, message: Delivery, spec: QueueSpec) -> None:
         if self.book.offer(message, spec.priority):
             self._spawn(self._claim(message), "claim")
         free = self.book.free()
@@ -429,7 +457,7 @@ class Worker:
             self._spawn(self.intake.reconcile(), "reconcile")
         self._changed.set()
 
-    async def _claim(self, message: AbstractIncomingMessage) -> None:
+    async def _claim(self, message: Delivery) -> None:
         """Claim one delivery; settle it only once the claim's verdict is in."""
         assert self.intake is not None
         requeue: bool | None = None  # settle: ack (None), or nack with/without requeue
@@ -453,24 +481,41 @@ class Worker:
         if dispatch is not None and dispatch.flow_run_id not in self.runs | self._claims.keys():
             run_id = dispatch.flow_run_id
             self._claims[run_id] = None
+            span = _tracing.start(
+                "claim and run flow run",
+                parent=_tracing.extract(message.headers),
+                kind="CONSUMER",
+                attributes={"baton.flow_run.id": run_id, "baton.worker": self.name},
+            )
             try:
                 await self._listen(run_id)
                 run = await self._claim_run(dispatch)
             except TransportUnavailable as exc:
-                logger.warning("Server unreachable: flow run %s goes back to the queue (%s)", run_id, exc)
+                logger.warning(
+                    "Server unreachable: flow run %s goes back to the queue (%s)",
+                    run_id,
+                    exc,
+                    extra=run_ids(run_id),
+                )
                 await asyncio.sleep(1.0)
                 requeue = True
             except RequestRejected as exc:
-                logger.warning("Flow run %s cannot be claimed (dropped): %s", run_id, exc)
+                logger.warning(
+                    "Flow run %s cannot be claimed (dropped): %s", run_id, exc, extra=run_ids(run_id)
+                )
             except Exception:
-                logger.exception("Claim of flow run %s failed; it goes back to the queue", run_id)
+                logger.exception(
+                    "Claim of flow run %s failed; it goes back to the queue", run_id, extra=run_ids(run_id)
+                )
                 requeue = True
             finally:
                 cancel = self._claims.pop(run_id, None)
             if run is None:
+                _tracing.end(span)
                 self._release(run_id)
                 await self._unlisten(run_id)
             else:
+                run.span = span
                 run.cancel_reason = cancel
                 self.runs[run_id] = run
         self.book.claimed(started=run is not None)
@@ -484,7 +529,7 @@ class Worker:
             self._after_slot_change()
 
     @staticmethod
-    def _read_dispatch(message: AbstractIncomingMessage) -> tuple[FlowRunDispatch | None, str | None]:
+    def _read_dispatch(message: Delivery) -> tuple[FlowRunDispatch | None, str | None]:
         """The dispatch, or why the message is not one (its content type, then its schema)."""
         content_type = message.content_type or ""
         if content_type.split(";", 1)[0].strip() != "application/json":
@@ -494,10 +539,10 @@ class Worker:
         except ValidationError as exc:
             return None, f"not a FlowRunDispatch: {exc}"
 
-    async def _park(self, message: AbstractIncomingMessage, reason: str) -> bool:
-        """Publish `message` to baton.dead as it came, with `reason` in a header; the caller
-        then acks it. False if it could not be published (the caller rejects it instead)."""
-        if self._channel is None:
+    async def _park(self, message: Delivery, reason: str) -> bool:
+        """Publish `message` to baton.dead as it came, with `reason` in a header, confirmed; the
+        caller then acks it. False if it could not be published (the caller rejects it instead)."""
+        if self.tracker is None:
             return False
         routing_key = message.routing_key or ""
         queue = routing_key.removeprefix(f"{self.settings.pool}.")
@@ -508,20 +553,22 @@ class Worker:
             DeadLetterHeaders.ORIGINAL_ROUTING_KEY: routing_key,
             DeadLetterHeaders.ORIGINAL_QUEUE: pool_queue_name(self.settings.pool, queue),
         }
+        properties = Properties(
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            delivery_mode=PERSISTENT,
+        )
         try:
-            exchange = await self._channel.get_exchange(DEAD, ensure=False)
-            await exchange.publish(
-                Message(
-                    message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    message_id=message.message_id,
-                    delivery_mode=DeliveryMode.PERSISTENT,
-                ),
-                routing_key=routing_key,
-                mandatory=True,
-            )
-        except Exception as exc:
+            async with asyncio.timeout(self.client.request_timeout):
+                channel = self._parking
+                if channel is None or not channel.is_open:  # the broker closes it on a refusal
+                    channel = self._parking = await self.tracker.link.connection.channel(confirms=True)
+                await channel.writable()
+                confirmed = channel.publish(DEAD, routing_key, message.body, properties, mandatory=True)
+                assert confirmed is not None  # a confirm-mode channel
+                await confirmed
+        except (AmqpError, TimeoutError) as exc:
             logger.warning("Could not park the message in baton.dead (%r): rejecting it", exc)
             return False
         return True
@@ -549,9 +596,16 @@ class Worker:
                 claim=Claim(worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds),
             )
             result = await self._propose(proposal, self.settings.claim_retry_seconds)
+            CLAIMS.labels(result.verdict.value).inc()
             if result.verdict is Verdict.ACCEPT:
                 label = dispatch.deployment_name or dispatch.flow_name
-                logger.info("Claimed flow run %r (%s) of %r", dispatch.flow_run_name, run_id, label)
+                logger.info(
+                    "Claimed flow run %r (%s) of %r",
+                    dispatch.flow_run_name,
+                    run_id,
+                    label,
+                    extra=run_ids(run_id),
+                )
                 return ActiveRun(dispatch, proposal.transition_id, result.state_version)
             waiting_for_its_time = (
                 result.verdict is Verdict.WAIT
@@ -560,7 +614,13 @@ class Worker:
                 and not self._stopping
             )
             if not waiting_for_its_time:
-                logger.info("Flow run %s not taken (%s): %s", run_id, result.verdict.value, result.reason)
+                logger.info(
+                    "Flow run %s not taken (%s): %s",
+                    run_id,
+                    result.verdict.value,
+                    result.reason,
+                    extra=run_ids(run_id),
+                )
                 return None
             # dispatched ahead of its scheduled time: hold it until just before then
             delay = float(result.delay_seconds or 0) - CLAIM_LEAD_SECONDS
@@ -587,10 +647,12 @@ class Worker:
         try:
             result = await asyncio.shield(self._propose(proposal, self.settings.claim_retry_seconds))
         except (TransportUnavailable, RequestRejected) as exc:
-            logger.error("Could not report %s for flow run %s: %s", state.name, run.label, exc)
+            logger.error(
+                "Could not report %s for flow run %s: %s", state.name, run.label, exc, extra=run_ids(run.id)
+            )
             return False
         if result.verdict is Verdict.ACCEPT:
-            logger.info("Flow run %s: %s (%s)", run.label, state.name, state.message)
+            logger.info("Flow run %s: %s (%s)", run.label, state.name, state.message, extra=run_ids(run.id))
             return True
         logger.debug("Flow run %s: %s not taken: %s", run.label, state.name, result.reason)
         return False
@@ -625,10 +687,18 @@ class Worker:
                 async with asyncio.timeout(self.client.request_timeout + OUTPUT_AFTER_EXIT_SECONDS):
                     await relay
             if code != EXIT_REPORTED:
-                logger.warning("Flow run %s: its hooks' process %s", run.label, _exit_text(code))
+                logger.warning(
+                    "Flow run %s: its hooks' process %s", run.label, _exit_text(code), extra=run_ids(run.id)
+                )
         except Exception as exc:
             ours.close()
-            logger.warning("Flow run %s: its %s hooks could not run: %r", run.label, state.name, exc)
+            logger.warning(
+                "Flow run %s: its %s hooks could not run: %r",
+                run.label,
+                state.name,
+                exc,
+                extra=run_ids(run.id),
+            )
         finally:
             if scratch is not None:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
@@ -659,6 +729,8 @@ class Worker:
                     run.dispatch.model_dump(mode="json"), run.claim_id, run.claimed_version, self.worker_id
                 )
                 env = run_env(self._base_env, job, config.env)
+                if run.span is not None:  # the run's process continues the trace
+                    env[TRACEPARENT_ENV] = _tracing.traceparent_of(run.span) or ""
                 launcher = (
                     self._forker
                     if self._forker is not None and self._forker.accepts(config.command)
@@ -676,10 +748,11 @@ class Worker:
                 relay = asyncio.create_task(serve_relay(ours, self.tracker, run.label))
             except Exception as exc:
                 message = f"the flow run's process could not be started: {type(exc).__name__}: {exc}"
-                logger.error("Flow run %s: %s", run.label, message)
+                logger.error("Flow run %s: %s", run.label, message, extra=run_ids(run.id))
                 await self._end_run(run, Failed(message=message))
                 return
-            logger.info("Flow run %s started (pid %d)", run.label, run.process.pid)
+            logger.info("Flow run %s started (pid %d)", run.label, run.process.pid, extra=run_ids(run.id))
+            RUN_START_SECONDS.observe(max(0.0, time.time() - run.dispatch.scheduled_time.timestamp()))
             if run.cancel_reason is not None or run.shutdown:
                 self._stop_process(run)
             code = await self._supervise(run, run.process, config.stream_output)
@@ -687,18 +760,26 @@ class Worker:
                 async with asyncio.timeout(self.client.request_timeout + OUTPUT_AFTER_EXIT_SECONDS):
                     await relay
             except TimeoutError:
-                logger.warning("Flow run %s: requests of its process left unanswered", run.label)
-            logger.info("Flow run %s process %s", run.label, _exit_text(code))
+                logger.warning(
+                    "Flow run %s: requests of its process left unanswered", run.label, extra=run_ids(run.id)
+                )
+            logger.info("Flow run %s process %s", run.label, _exit_text(code), extra=run_ids(run.id))
             if run.cancel_reason is not None:
+                PROCESS_EXITS.labels("cancelled").inc()
                 await self._end_with_hooks(run, Cancelled(message=run.cancel_reason), config)
             elif run.shutdown:
+                PROCESS_EXITS.labels("shutdown").inc()
                 await self._end_with_hooks(run, Crashed(message="worker shut down"), config)
-            elif code not in (EXIT_REPORTED, EXIT_ABORTED):
+            elif code in (EXIT_REPORTED, EXIT_ABORTED):
+                PROCESS_EXITS.labels("reported" if code == EXIT_REPORTED else "aborted").inc()
+            else:
+                PROCESS_EXITS.labels("crashed").inc()
                 crashed = Crashed(message=crash_message(_exit_text(code), run.tail))
                 await self._end_with_hooks(run, crashed, config)
         except Exception:
-            logger.exception("Flow run %s: the worker failed to run it", run.label)
+            logger.exception("Flow run %s: the worker failed to run it", run.label, extra=run_ids(run.id))
         finally:
+            _tracing.end(run.span)
             self.runs.pop(run.id, None)
             self._release(run.id)
             self.book.finished()
@@ -746,15 +827,19 @@ class Worker:
     # --- control and heartbeats ---------------------------------------------------------------
 
     async def _listen(self, run_id: UUID) -> None:
-        if self._control is not None and self._control_exchange is not None:
-            await self._control.bind(self._control_exchange, routing_key=flow_run_control_key(run_id))
+        key = flow_run_control_key(run_id)
+        self._control_keys.add(key)  # bound again after a reconnect
+        if self._control is not None and self._control.is_open:
+            await self._control.bind_queue(worker_control_queue(self.worker_id), CONTROL, key)
 
     async def _unlisten(self, run_id: UUID) -> None:
-        if self._control is not None and self._control_exchange is not None:
-            with contextlib.suppress(Exception):
-                await self._control.unbind(self._control_exchange, routing_key=flow_run_control_key(run_id))
+        key = flow_run_control_key(run_id)
+        self._control_keys.discard(key)
+        if self._control is not None and self._control.is_open:
+            with contextlib.suppress(AmqpError):
+                await self._control.unbind_queue(worker_control_queue(self.worker_id), CONTROL, key)
 
-    async def _on_control(self, message: AbstractIncomingMessage) -> None:
+    def _on_control(self, message: Delivery) -> None:
         try:
             control = ControlMessage.model_validate_json(message.body)
         except ValidationError as exc:
@@ -768,7 +853,7 @@ class Worker:
             self._claims[control.flow_run_id] = reason
         run = self.runs.get(control.flow_run_id)
         if run is not None and run.cancel_reason is None:
-            logger.info("Cancelling flow run %s: %s", run.label, reason)
+            logger.info("Cancelling flow run %s: %s", run.label, reason, extra=run_ids(run.id))
             run.cancel_reason = reason
             if run.process is not None:
                 self._stop_process(run)
@@ -799,12 +884,11 @@ class Worker:
             await self._heartbeat()
 
 
+def run_ids(run_id: UUID) -> dict[str, str]:
+    """A record's `extra`: the run it is about, a field of its own in JSON logs."""
+    return {"flow_run_id": str(run_id)}
+
+
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S")
-    )
-    root = logging.getLogger("baton.worker")
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    root.propagate = False
+    """The worker's records and its libraries' (aio-pika) in the format of every Baton process."""
+    install("worker", level)

@@ -8,6 +8,7 @@ from .. import __version__
 from . import (
     _artifacts,
     _audit,
+    _automations,
     _backfill,
     _catalog,
     _config,
@@ -45,6 +46,9 @@ app.add_typer(
 app.add_typer(_audit.app, name="audit", help="The audit log: every change and the key that made it.")
 app.add_typer(_events.app, name="event", help="Events: list, follow, emit.")
 app.add_typer(_webhooks.app, name="webhook", help="Webhooks: URLs that turn any request into an event.")
+app.add_typer(
+    _automations.app, name="automation", help="Automations: create, list, inspect, pause, resume, firings."
+)
 app.add_typer(_spool.app, name="spool", help="Reports spooled while the server was unreachable.")
 _deploy.register(app)
 _backfill.register(_deployments.app)

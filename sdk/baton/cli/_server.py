@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import logging
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ import typer
 from rich.console import Console
 
 from .._event_loop import loop_factory
+from .._log_format import install
 from . import _api
 
 app = typer.Typer(no_args_is_help=True, help="Run and manage the Baton server.")
@@ -45,7 +45,11 @@ def _server_commands() -> None:
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    """The server's records, uvicorn's and aio-pika's in one format (BATON_LOG_FORMAT)."""
+    try:
+        install("server", level)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @app.command("start")

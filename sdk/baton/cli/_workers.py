@@ -39,6 +39,9 @@ def start(
     prestart: Annotated[
         int | None, typer.Option(min=0, help="Keep N pre-started flow-run processes ready.")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port.")
+    ] = None,
     log_level: Annotated[
         str, typer.Option(envvar="BATON_LOG_LEVEL", help="The worker's log level.")
     ] = "INFO",
@@ -64,12 +67,16 @@ def start(
         "lease_seconds": lease_seconds,
         "cancel_grace_seconds": cancel_grace_seconds,
         "prestart": prestart,
+        "metrics_port": metrics_port,
     }
     try:
         settings = WorkerSettings(**{k: v for k, v in options.items() if v is not None})
     except ValueError as exc:
         _api.fail(str(exc))
-    configure_logging(log_level)
+    try:
+        configure_logging(log_level)
+    except ValueError as exc:
+        _api.fail(str(exc))
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(run_worker(settings))

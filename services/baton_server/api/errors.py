@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-from aiormq.exceptions import AMQPError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -32,7 +31,7 @@ DATABASE_DOWN: tuple[type[Exception], ...] = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
 )
-BROKER_DOWN: tuple[type[Exception], ...] = (AMQPError, AmqpError)
+BROKER_DOWN: tuple[type[Exception], ...] = (AmqpError,)
 UNSTORABLE_TEXT: tuple[type[Exception], ...] = (
     asyncpg.CharacterNotInRepertoireError,  # a NUL in text: 'invalid byte sequence ... 0x00'
     asyncpg.UntranslatableCharacterError,  # a \u0000 in JSON

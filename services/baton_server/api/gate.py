@@ -5,9 +5,12 @@ request without a key gets 401 whatever its body) and before any database connec
 for the request (the check itself needs none: see `verifier`). What a key may do (its scopes)
 is checked by each route's dependency (`deps.CanRead`, `deps.CanRun`...).
 
-Paths outside /api (`/health`, `/ready`) take no key; nor do the OpenAPI document and the docs
-page while `api_docs_public` is set, nor the paths in `PUBLIC_PREFIXES` (their routes
-authenticate callers their own way, e.g. webhooks by signature).
+The key comes from `Authorization: Bearer`, or else from the dashboard's session cookie; a
+change made with the cookie must also carry the page's CSRF token (`session`).
+
+Paths outside /api (`/health`, `/ready`, the dashboard's own assets) take no key; nor do the
+OpenAPI document and the docs page while `api_docs_public` is set, nor the paths in
+`PUBLIC_PREFIXES` (their routes authenticate callers their own way, e.g. webhooks by signature).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .session import csrf_refusal, session_secret
 from .verifier import KeysUnavailable, KeyVerifier
 
 API_PREFIX = "/api"
@@ -61,6 +65,9 @@ class KeyGate:
             await self.app(scope, receive, send)
             return
         secret = bearer_secret(scope)
+        from_cookie = secret is None
+        if from_cookie:
+            secret = session_secret(scope)
         if secret is None:
             await send_json(
                 send,
@@ -83,6 +90,9 @@ class KeyGate:
             return
         if key is None:
             await send_json(send, 401, "unknown or revoked API key", {"WWW-Authenticate": "Bearer"})
+            return
+        if from_cookie and (refused := csrf_refusal(scope, secret)) is not None:
+            await send_json(send, 403, refused)
             return
         scope.setdefault("state", {})[KEY_STATE] = key
         await self.app(scope, receive, send)

@@ -25,6 +25,7 @@ from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD
 
 from ..db.outage import database_down
+from ..metrics import DEAD_LETTERED
 from .publisher import Publisher, json_properties
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,13 @@ class Consumer(abc.ABC):
         return database_down(exc)
 
     async def _handle_when_reachable(self, message: Delivery) -> None:
+        try:  # the common case, without the cost of a retry loop per message
+            await self.handle(message)
+            return
+        except Exception as exc:
+            if not self.paused_by(exc):
+                raise
+
         def waiting(state: RetryCallState) -> None:
             if state.attempt_number == 1:
                 exc = state.outcome.exception() if state.outcome else None
@@ -205,6 +213,7 @@ class Consumer(abc.ABC):
             message.nack(requeue=True)
             return
         message.ack()
+        DEAD_LETTERED.labels(self.queue_name).inc()
 
     def reply(self, message: Delivery, body: bytes) -> None:
         """Answer an RPC on its `reply_to` address; a caller that went away is not an error.
@@ -227,6 +236,15 @@ class Consumer(abc.ABC):
         except AmqpError as exc:
             log.warning("could not reply to %s: %s", message.reply_to, exc)
 
+    async def _finish_inflight(self, grace: float) -> None:
+        """Let in-flight handlers finish for `grace` seconds, then cancel them."""
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop taking messages, let in-flight handlers finish for `grace` seconds, then cancel."""
         if self._stopping:
@@ -239,12 +257,7 @@ class Consumer(abc.ABC):
         if self._channel is not None and self._consumer_tag is not None:
             with contextlib.suppress(AmqpError):
                 await self._channel.cancel(self._consumer_tag)
-        if self._inflight:
-            _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        await self._finish_inflight(grace)
         if self._channel is not None:
             with contextlib.suppress(AmqpError):
                 await self._channel.close()

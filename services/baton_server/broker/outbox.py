@@ -30,10 +30,12 @@ import asyncpg
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from baton._amqp import Returned
+from baton._tracing import TRACEPARENT
 from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD
 
 from ..db.types import Connection
+from ..metrics import OUTBOX_PUBLISHED
 from .publisher import Publisher, json_properties
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class OutboxMessage(NamedTuple):
     body: bytes
     mandatory: bool = False
     ordering_key: UUID | None = None  # rows with the same key go out in id order
+    traceparent: str | None = None  # published as the W3C trace context header (traces on)
 
 
 class OutboxRow(NamedTuple):
@@ -106,9 +109,10 @@ class Outbox:
         if not messages:
             return []
         ids = await conn.fetch(
-            """INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key)
+            """INSERT INTO outbox (exchange, routing_key, message_id, body, mandatory, ordering_key,
+                   traceparent)
                SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::bytea[], $5::bool[],
-                   $6::uuid[])
+                   $6::uuid[], $7::text[])
                RETURNING id""",
             [m.exchange for m in messages],
             [m.routing_key for m in messages],
@@ -116,6 +120,7 @@ class Outbox:
             [m.body for m in messages],
             [m.mandatory for m in messages],
             [m.ordering_key for m in messages],
+            [m.traceparent for m in messages],
         )
         return [OutboxRow(r["id"], m) for r, m in zip(ids, messages, strict=True)]
 
@@ -189,7 +194,10 @@ class Outbox:
                 r.message.exchange,
                 r.message.routing_key,
                 r.message.body,
-                json_properties(message_id=r.message.message_id),
+                json_properties(
+                    message_id=r.message.message_id,
+                    headers={TRACEPARENT: r.message.traceparent} if r.message.traceparent else None,
+                ),
                 mandatory=r.message.mandatory,
             )
             for r in rows
@@ -209,6 +217,7 @@ class Outbox:
                     done.append(row.id)
             elif failure is None:
                 failure = result
+        OUTBOX_PUBLISHED.inc(len(done))
         if failure is not None:
             raise OutboxPublishFailed(done) from failure
         return done
@@ -319,7 +328,8 @@ class Outbox:
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 records = await conn.fetch(
-                    """SELECT id, exchange, routing_key, message_id, body, mandatory, ordering_key
+                    """SELECT id, exchange, routing_key, message_id, body, mandatory, ordering_key,
+                              traceparent
                        FROM outbox
                        WHERE ($1 OR id = ANY($4::bigint[])
                               OR created < now() - make_interval(secs => $2))
@@ -386,6 +396,7 @@ def _row(record: asyncpg.Record) -> OutboxRow:
             record["body"],
             record["mandatory"],
             record["ordering_key"],
+            record["traceparent"],
         ),
     )
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import asyncpg
 
+from baton import _tracing
 from baton_schemas.envelopes import RunKind, StateChange
 from baton_schemas.flows import FlowCreate
 from baton_schemas.names import run_name
@@ -95,9 +96,9 @@ _CREATE = """
         INSERT INTO flow_runs (id, name, flow_id, deployment_id, parent_task_run_id,
             parent_flow_run_id, parameters, tags, idempotency_key, state, state_type, state_name,
             state_version, next_scheduled_time, expected_start_time, retries, retry_delay_seconds,
-            work_pool_name, work_queue_name, job_variables, start_time, run_count)
+            work_pool_name, work_queue_name, job_variables, start_time, run_count, traceparent)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15, $16, $17, $18,
-            $19, $20, $21)
+            $19, $20, $21, $30)
         ON CONFLICT DO NOTHING
         RETURNING *
     ), history AS (
@@ -214,6 +215,7 @@ async def create_flow_run(
         event.exchange,
         event.routing_key,
         event.body,
+        _tracing.current(),  # the trace of whoever creates it (a request, a firing), if traced
     )
     if row is None:  # the id or idempotency key exists already
         existing = await _existing(conn, create)

@@ -1,9 +1,10 @@
 """The event store's consumer: `baton.event-store` (bound `#` on `baton.events`) into PostgreSQL.
 
-Each message is decoded (a Baton event as JSON, or a CloudEvent in either AMQP content mode),
-admitted (admission.py) and handed to the group-commit writer; it is acked once the statement
-that stores it has committed. Storing is idempotent on the event's id, so a redelivery after a
-crash between commit and ack is stored once. A message that can never be stored (malformed
+Each message is decoded (a Baton event as JSON, or a CloudEvent in either AMQP content mode) and
+admitted (admission.py) as it arrives, then handed to the group-commit writer (writer.py); it is
+acked once the statement that stores it has committed, many at once (acks.py). Storing is
+idempotent on the event's id, so a redelivery after a crash between commit and ack is stored
+once. A message that can never be stored (malformed
 JSON, not UTF-8, not a valid event, too large, a reserved name from outside, a routing key that
 is not its name) is parked in `baton.dead` with the reason in `x-baton-dead-reason`, and the
 consumer goes on.
@@ -11,6 +12,12 @@ consumer goes on.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
 from pydantic import ValidationError
 
 from baton._amqp import Delivery, Link
@@ -18,12 +25,16 @@ from baton_schemas import utcnow
 from baton_schemas.events import MAX_EVENT_BYTES, Event
 from baton_schemas.topology import EVENT_STORE_QUEUE
 
-from ..broker.consumer import Consumer, DeadLetter
+from ..broker.consumer import AckPolicy, Consumer, DeadLetter
 from ..broker.publisher import Publisher
 from . import cloudevents
+from .acks import AckWindow
 from .admission import Admission, Refused
+from .partitions import Partitions
 from .store import EventRow, event_row
 from .writer import EventWriter, Unstorable
+
+log = logging.getLogger(__name__)
 
 _REASON_ERRORS = 5  # validation errors named in a dead letter's reason
 
@@ -82,24 +93,69 @@ def admit_delivery(message: Delivery, admission: Admission) -> EventRow:
 
 
 class EventStoreConsumer(Consumer):
+    """Not one task per message: a delivery is decoded and admitted in the callback that
+    receives it, and the writer settles it (see `stored` and `failed`). Only a message to
+    dead-letter or requeue gets a task of its own."""
+
     queue_name = EVENT_STORE_QUEUE
 
     def __init__(
         self,
         link: Link,
         publisher: Publisher,
-        writer: EventWriter,
+        pool: asyncpg.Pool[Any],
         admission: Admission,
         *,
         prefetch: int,
+        max_batch: int = 1000,
+        partitions: Partitions | None = None,
     ) -> None:
         super().__init__(link, publisher, prefetch=prefetch)
-        self._writer = writer
         self._admission = admission
+        self._acks = AckWindow()
+        self.writer: EventWriter[Delivery] = EventWriter(
+            pool, self, max_batch=max_batch, partitions=partitions
+        )
 
-    async def handle(self, message: Delivery) -> None:
-        row = admit_delivery(message, self._admission)
+    async def handle(self, message: Delivery) -> None:  # pragma: no cover - see _on_delivery
+        raise NotImplementedError("the event store consumer settles through its writer")
+
+    def _on_delivery(self, message: Delivery) -> None:
+        self._acks.received(message)
         try:
-            await self._writer.store(row)
-        except Unstorable as exc:
-            raise DeadLetter(f"unstorable: {exc}") from exc
+            row = admit_delivery(message, self._admission)
+        except DeadLetter as dead:
+            self._settle_alone(message, AckPolicy.DEAD_LETTER, dead.reason)
+            return
+        self.writer.submit(row, message)
+
+    # --- Settle: what the writer says of each event ------------------------------------------
+
+    def stored(self, tokens: Sequence[Delivery]) -> None:
+        self._acks.settled(tokens, ack=True)
+
+    def failed(self, token: Delivery, exc: BaseException) -> None:
+        if isinstance(exc, Unstorable):
+            self._settle_alone(token, AckPolicy.DEAD_LETTER, f"unstorable: {exc}")
+        else:
+            log.error("storing an event failed (%r); it will be redelivered", exc)
+            self._settle_alone(token, AckPolicy.REQUEUE, repr(exc))
+
+    def _settle_alone(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._settle_then_release(message, policy, reason))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _settle_then_release(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
+        try:
+            await self._settle(message, policy, reason)
+        finally:
+            self._acks.settled((message,), ack=False)
+
+    async def _finish_inflight(self, grace: float) -> None:
+        """Store (and ack) what was received, for `grace` seconds; then what is left is
+        redelivered when the channel closes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.writer.close(timeout=grace)
+        await super()._finish_inflight(max(0.0, deadline - loop.time()))

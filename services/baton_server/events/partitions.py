@@ -9,6 +9,7 @@ refused where it arrives (422, or dead-lettered with the reason): it has nowhere
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable
@@ -36,15 +37,21 @@ def oldest_kept(now: datetime, retention_days: int) -> date:
     return day_of(now) - timedelta(days=retention_days)
 
 
+@functools.lru_cache(maxsize=8)
+def _kept_span(today: date, retention_days: int) -> tuple[datetime, datetime]:
+    """The first moment of the oldest day kept, and the end of the last day ahead."""
+    first = today - timedelta(days=retention_days)
+    return _start(first), _start(today + timedelta(days=FUTURE_DAYS + 1))
+
+
 def check_occurred(occurred: datetime, now: datetime, retention_days: int) -> None:
     """OutsideRetention if the store has no day for an event that occurred then."""
-    day = day_of(occurred)
-    first, last = oldest_kept(now, retention_days), day_of(now) + timedelta(days=FUTURE_DAYS)
-    if day < first:
+    first, end = _kept_span(day_of(now), retention_days)
+    if occurred < first:
         raise OutsideRetention(
             f"occurred {occurred.isoformat()} is older than the {retention_days} days of events kept"
         )
-    if day > last:
+    if occurred >= end:
         raise OutsideRetention(f"occurred {occurred.isoformat()} is more than {FUTURE_DAYS} day ahead")
 
 
@@ -52,8 +59,12 @@ def partition_name(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 
 
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
 def _bound(day: date) -> str:
-    return datetime.combine(day, time(), UTC).isoformat()
+    return _start(day).isoformat()
 
 
 class Partitions:

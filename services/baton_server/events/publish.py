@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from baton import _tracing
+from baton._tracing import TRACEPARENT
 from baton_schemas.events import Event
 from baton_schemas.topology import EVENTS
 
@@ -22,8 +24,12 @@ class NotAccepted(Exception):
 
 async def publish_events(publisher: Publisher, events: Sequence[Event], bodies: Sequence[bytes]) -> None:
     """Publish each event (its name the routing key) and wait for all the confirms."""
+    traceparent = _tracing.current()  # the request's trace goes on with the events (traces on)
+    headers = {TRACEPARENT: traceparent} if traceparent else None
     confirms = [
-        await publisher.send(EVENTS, event.event, body, json_properties(message_id=event.id), mandatory=True)
+        await publisher.send(
+            EVENTS, event.event, body, json_properties(message_id=event.id, headers=headers), mandatory=True
+        )
         for event, body in zip(events, bodies, strict=True)
     ]
     failures = [error for error in await publisher.settle(confirms) if error is not None]

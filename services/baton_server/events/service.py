@@ -21,7 +21,6 @@ from ..context import ServerContext
 from .admission import Admission, trusted_users
 from .ingest import EventStoreConsumer
 from .partitions import Partitions, apply_retention, days_ahead
-from .writer import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,16 @@ class EventsService:
         self._ctx = ctx
         settings = ctx.settings
         self.partitions = Partitions()
-        self.writer = EventWriter(ctx.pool, max_batch=settings.events_batch_size, partitions=self.partitions)
         self.consumer = EventStoreConsumer(
             ctx.link,
             ctx.publisher,
-            self.writer,
+            ctx.pool,
             admission_for(ctx),
             prefetch=settings.events_prefetch,
+            max_batch=settings.events_batch_size,
+            partitions=self.partitions,
         )
+        self.writer = self.consumer.writer
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -79,7 +80,6 @@ class EventsService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self.writer.close()
 
     async def maintain(self) -> None:
         """Partitions for today and tomorrow; retention applied."""

@@ -20,6 +20,7 @@ from baton_schemas.events import RESOURCE_ID, RESOURCE_ROLE, Event
 from baton_schemas.matching import LabelFilter, Pattern, PatternKind, compile_pattern
 
 from ..db.types import Connection
+from ..metrics import EVENTS_STORED
 from .partitions import Partitions, day_of
 
 NOTIFY_CHANNEL = "baton_events"
@@ -69,7 +70,8 @@ _INSERT = f"""
             follows, received, stamped FROM e
         WHERE NOT e.stamped OR NOT EXISTS (
             SELECT 1 FROM events x WHERE x.stamped AND x.id = e.id
-              AND x.occurred > e.occurred - interval '1 day' AND x.occurred <= e.occurred)
+              AND x.occurred > e.occurred - interval '1 day'
+              AND x.occurred < e.occurred + interval '1 day')
         ON CONFLICT DO NOTHING
         RETURNING occurred, id, seq, related
     ), related AS (
@@ -85,17 +87,41 @@ _INSERT = f"""
     UNION ALL SELECT 0, true FROM span WHERE n = 0"""
 
 
+# Stamped copies of one event have different keys, so the primary key cannot keep the second
+# out; the NOT EXISTS above does, provided no other statement is storing a copy at the same
+# time (it would not see that copy, uncommitted). So a batch with stamped events first takes a
+# transaction-scoped advisory lock per stamped id (in one order: no deadlock), and its INSERT,
+# a statement of its own, runs after any other holder committed, and sees its copy.
+_STAMPED_LOCK_CLASS = 0x0BA7_E7E8  # the first key of pg_advisory_xact_lock(int, int)
+_LOCK_STAMPED = f"""
+    SELECT pg_advisory_xact_lock({_STAMPED_LOCK_CLASS}, k)
+    FROM (SELECT DISTINCT unnest($1::int[]) AS k ORDER BY 1) keys"""
+
+
+def _lock_key(event_id: UUID) -> int:
+    return (event_id.int & 0xFFFF_FFFF) - 0x8000_0000  # an int4: collisions only serialise
+
+
 async def store_events(conn: Connection, rows: Sequence[EventRow], partitions: Partitions) -> int:
-    """Store a batch in one statement; returns how many were new."""
+    """Store a batch; returns how many were new. Copies of an event (by id) are stored once,
+    also when they are in batches stored at the same time."""
     if not rows:
         return 0
     unique = list({r.id.int: r for r in reversed(rows)}.values())  # a copy in the same batch
     if len(unique) < len(rows):
         rows = unique
     await partitions.ensure(conn, {day_of(r.occurred) for r in rows})
-    columns = list(zip(*rows, strict=True))
-    record = await conn.fetchrow(_INSERT, *(list(c) for c in columns))
-    return int(record["n"]) if record else 0
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    stamped = [_lock_key(r.id) for r in rows if r.stamped]
+    if not stamped:
+        record = await conn.fetchrow(_INSERT, *columns)
+    else:
+        async with conn.transaction():
+            await conn.execute(_LOCK_STAMPED, stamped)
+            record = await conn.fetchrow(_INSERT, *columns)
+    stored = int(record["n"]) if record else 0
+    EVENTS_STORED.inc(stored)
+    return stored
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ A client that reconnects (`Last-Event-ID`, which browsers send by themselves, or
 first sent what was stored since: everything received from `backfill_seconds` before its last
 event on, because concurrent batches can commit out of `seq` order. It may see an event again
 (de-duplicate on `id`); it misses none. A client too slow to keep up is told so
-(`event: overflow`) and disconnected; it reconnects and backfills.
+(`event: overflow`) and disconnected; it reconnects and backfills. When the server stops, every
+stream ends at once (`event: shutdown`, with a `retry:` hint) instead of holding the shutdown
+for its graceful timeout; the client reconnects, with `Last-Event-ID`, to the next server.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from .store import NOTIFY_CHANNEL, EventFilter, event_json, read_since, read_spa
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 15.0
+# What a client is told when the server stops: reconnect after this long (the SSE `retry:` field).
+SHUTDOWN_RETRY_MS = 2000
+SHUTDOWN_FRAME = (
+    b"retry: %d\nevent: shutdown\ndata: the server is stopping: reconnect\n\n" % SHUTDOWN_RETRY_MS
+)
 _BACKFILL_PAGE = 1000
 _RECENT = 100_000  # seqs remembered, to drop a row two overlapping notifications both named
 
@@ -78,12 +85,22 @@ class StreamHub:
         self._spans: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._recent: OrderedDict[int, None] = OrderedDict()
+        self.stopping = False
 
     async def subscribe(self, wanted: EventFilter) -> Subscription:
-        await self._listen()
         subscription = Subscription(wanted)
+        if self.stopping:  # a stream asked for as the server stops ends at once
+            subscription.close()
+            return subscription
+        await self._listen()
         self._subscribers.add(subscription)
         return subscription
+
+    def end_streams(self) -> None:
+        """The server is stopping: every stream ends now, and any opened from here on at once."""
+        self.stopping = True
+        for subscription in list(self._subscribers):
+            subscription.close()
 
     async def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
@@ -177,7 +194,7 @@ class StreamHub:
             yield b": connected\n\n"
             if start is not None:
                 after = 0
-                while True:
+                while not self.stopping:
                     async with self._pool.acquire() as conn:
                         rows = await read_since(conn, wanted, start, after=after, limit=_BACKFILL_PAGE)
                     for row in rows:
@@ -196,6 +213,8 @@ class StreamHub:
                 if item is None:
                     if subscription.overflowed:
                         yield b"event: overflow\ndata: too slow: reconnect to backfill\n\n"
+                    elif self.stopping:
+                        yield SHUTDOWN_FRAME
                     return
                 seq, event_id, body = item
                 if sent:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
+from baton import _tracing
 from baton._amqp import Delivery, Link
 from baton_schemas.topology import ROUTER_QUEUE
 
@@ -25,9 +27,12 @@ from ..broker.consumer import Consumer, DeadLetter
 from ..broker.publisher import Publisher
 from ..events.admission import Admission
 from ..events.ingest import admit_delivery_event
+from ..metrics import ROUTER_EVENTS, ROUTER_MATCH_SECONDS, observe_since
 from .engine import Matched
 from .index import NameIndex
 
+MATCHED = ROUTER_EVENTS.labels("matched")
+UNMATCHED = ROUTER_EVENTS.labels("unmatched")
 log = logging.getLogger(__name__)
 
 _Waiting = tuple[Matched, "asyncio.Future[None]"]
@@ -151,12 +156,16 @@ class RouterConsumer(Consumer):
         hits = self._index.hits(fields)
         if not hits:
             return None
-        return Matched(fields, event.id, tuple(hits))
+        return Matched(fields, event.id, tuple(hits), _tracing.extract(message.headers))
 
     async def handle(self, message: Delivery) -> None:
         self.seen += 1
+        started = time.perf_counter()
         matched = self._match(message)
+        observe_since(ROUTER_MATCH_SECONDS, started)
         if matched is None:
+            UNMATCHED.inc()
             return
         self.matched += 1
+        MATCHED.inc()
         await self._applier.submit(matched)

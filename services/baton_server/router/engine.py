@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from baton import _tracing
 from baton_schemas.triggers import EventTrigger
 
 from ..db.types import Connection
@@ -49,6 +50,7 @@ class Matched:
     event: dict[str, Any]
     event_id: UUID
     hits: tuple[Hit, ...]
+    traceparent: str | None = None  # the trace the event came with (traces on)
 
 
 def _identity(automation_id: UUID, path: str, key: str) -> Fire:
@@ -145,8 +147,16 @@ async def apply_events(
                     fired.append((fire, occurred(matched.event)))
         roots = await _climb(conn, registry, windows, fired)
         await buckets.write(conn, windows)
+        traced = {str(m.event_id): m.traceparent for m in items if m.traceparent}
         for automation, fire in roots:
-            await fire_automation(conn, automation, fire, settings, now, done)
+            parent = traced.get(fire.cause)
+            if parent is None:
+                await fire_automation(conn, automation, fire, settings, now, done)
+                continue
+            # the runs it creates join the trace of the event that fired it
+            attributes = {"baton.automation.id": automation.id, "baton.automation.name": automation.name}
+            with _tracing.span("fire automation", parent=parent, attributes=attributes):
+                await fire_automation(conn, automation, fire, settings, now, done)
     return done
 
 

@@ -44,6 +44,7 @@ class Fired:
     outbox: list[OutboxRow] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
     firings: int = 0
+    outcomes: list[ActionOutcome] = field(default_factory=list)  # counted once committed
 
 
 async def _flow_run(conn: Connection, event: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -174,3 +175,4 @@ async def fire_automation(
     )
     into.outbox += await Outbox.add(conn, [_triggered_event(automation, fire, firing_id, outcomes, now)])
     into.firings += 1
+    into.outcomes += outcomes

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -35,6 +36,7 @@ from ..db.automations import CHANNEL, automation_from_row
 from ..db.types import Connection
 from ..events.service import admission_for
 from ..events.templates import RenderLimits
+from ..metrics import ROUTER_APPLY_SECONDS, ROUTER_FAILURES, ROUTER_FIRINGS, observe_since
 from . import buckets
 from .actions.webhook import make_call, record_call
 from .compiled import CompiledAutomation
@@ -227,6 +229,7 @@ class RouterService:
     # --- applying events and firing ----------------------------------------------------------
 
     async def _apply(self, batch: list[Matched]) -> None:
+        started = time.perf_counter()
         async with self._ctx.pool.acquire() as conn:
             done = await apply_events(
                 conn,
@@ -236,10 +239,15 @@ class RouterService:
                 utcnow(),
                 late=self._ctx.settings.router_late_seconds,
             )
+        observe_since(ROUTER_APPLY_SECONDS, started)
         self._after_commit(done)
 
     def _after_commit(self, done: Fired) -> None:
         self.firings += done.firings
+        for outcome in done.outcomes:
+            ROUTER_FIRINGS.labels(outcome.type).inc()
+            if outcome.ok is False:
+                ROUTER_FAILURES.labels(outcome.type).inc()
         if done.outbox:
             self._ctx.outbox.sent_after_commit(done.outbox)
         for call in done.calls:
@@ -276,6 +284,8 @@ class RouterService:
     async def _call(self, call: dict[str, Any]) -> None:
         async with self._calls:
             ok, detail = await make_call(self._http, call)
+        if not ok:
+            ROUTER_FAILURES.labels("call-webhook").inc()
         try:
             async with self._ctx.pool.acquire() as conn:
                 await record_call(conn, call["firing_id"], call["index"], ok, detail)

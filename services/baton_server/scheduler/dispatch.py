@@ -14,12 +14,15 @@ import uuid
 
 import asyncpg
 
+from baton import _tracing
+from baton_schemas import utcnow
 from baton_schemas.envelopes import FlowRunDispatch
 from baton_schemas.job_templates import template_defaults
 from baton_schemas.topology import RUNS, pool_routing_key
 
 from ..broker.outbox import Outbox, OutboxMessage, OutboxRow
 from ..db.types import Connection
+from ..metrics import DISPATCHED, LATENESS
 
 _CLAIM_FOR_DISPATCH = """
     WITH due AS (
@@ -44,14 +47,14 @@ _CLAIM_FOR_DISPATCH = """
            m.work_queue_name, m.parameters, m.job_variables AS run_job_variables, m.deployment_id,
            f.name AS flow_name, d.name AS deployment_name, d.entrypoint, d.pull_steps,
            d.job_variables AS deployment_job_variables, p.base_job_template,
-           d.timeout_seconds, d.log_prints
+           d.timeout_seconds, d.log_prints, m.traceparent
     FROM marked m
     JOIN flows f ON f.id = m.flow_id
     JOIN work_pools p ON p.name = m.work_pool_name
     LEFT JOIN deployments d ON d.id = m.deployment_id"""
 
 
-def dispatch_message(row: asyncpg.Record) -> OutboxMessage:
+def dispatch_message(row: asyncpg.Record, traceparent: str | None = None) -> OutboxMessage:
     job_variables = {
         **template_defaults(row["base_job_template"]),
         **(row["deployment_job_variables"] or {}),
@@ -83,6 +86,7 @@ def dispatch_message(row: asyncpg.Record) -> OutboxMessage:
         message_id=dispatch.id,
         body=dispatch.to_json(),
         mandatory=True,  # a run must reach a queue; an unroutable one is dead-lettered, not lost
+        traceparent=traceparent,
     )
 
 
@@ -96,4 +100,20 @@ async def dispatch_runs(
 ) -> list[OutboxRow]:
     """Write dispatch messages for due runs (these ids, or any) inside the caller's transaction."""
     rows = await conn.fetch(_CLAIM_FOR_DISPATCH, run_ids, within_seconds, limit, redispatch_after_seconds)
-    return await Outbox.add(conn, [dispatch_message(r) for r in rows])
+    if rows:
+        now = utcnow()
+        for row in rows:
+            LATENESS.observe(max(0.0, (now - row["next_scheduled_time"]).total_seconds()))
+        DISPATCHED.inc(len(rows))
+    if not _tracing.enabled():
+        return await Outbox.add(conn, [dispatch_message(r) for r in rows])
+    return await Outbox.add(conn, [_traced_dispatch(r) for r in rows])
+
+
+def _traced_dispatch(row: asyncpg.Record) -> OutboxMessage:
+    """A dispatch in the run's trace (a scheduled run's trace starts here: it was made ahead)."""
+    attributes = {"baton.flow_run.id": row["id"], "baton.work_pool": row["work_pool_name"]}
+    with _tracing.span(
+        "dispatch flow run", parent=row["traceparent"], kind="PRODUCER", attributes=attributes
+    ):
+        return dispatch_message(row, _tracing.current())

@@ -33,6 +33,7 @@ from ..broker.messages import flow_run_change_message, serialise_state
 from ..broker.outbox import OutboxRow
 from ..db.types import Connection
 from ..events.state_events import flow_run_event
+from ..metrics import SCHEDULED_RUNS
 from .policy import fingerprint, resolve_policy, schedule_id
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,9 @@ async def insert_runs(conn: Connection, runs: Iterable[NewRun]) -> tuple[int, li
         out.append(OutboxRow(int(outbox_id), messages[state_of_run[uuid.UUID(run_id)]][0]))
     for outbox_id, message_id in written["events"] or []:
         out.append(OutboxRow(int(outbox_id), messages[uuid.UUID(message_id)][1]))
-    return len(written["messages"] or []), out
+    made = len(written["messages"] or [])
+    SCHEDULED_RUNS.inc(made)
+    return made, out
 
 
 _DUE = """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..broker.outbox import OutboxRow
 from ..db.types import Connection
+from ..metrics import MARKED_LATE
 from .marks import mark_late
 
 _LATE_AFTER = "COALESCE((d.schedule_policy->>'late_after')::float8, p.late_after_seconds, $1)"
@@ -50,5 +51,8 @@ async def mark_late_runs(
     """Mark the runs that are late, in the caller's transaction."""
     out: list[OutboxRow] = []
     for row in await conn.fetch(_LATE, default_late_after, min_late_after, limit):
-        out += await mark_late(conn, row["id"], row["next_scheduled_time"], float(row["late_after"]))
+        marked = await mark_late(conn, row["id"], row["next_scheduled_time"], float(row["late_after"]))
+        if marked:
+            MARKED_LATE.inc()
+        out += marked
     return out

@@ -7,6 +7,7 @@ report lands in the history once (its state id is unique), and only new states a
 
 from __future__ import annotations
 
+import collections
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from ..broker.messages import TaskRunChanges, serialise_state
 from ..broker.outbox import OutboxMessage, OutboxRow
 from ..db.types import Connection
 from ..events.state_events import TaskRunEvents
+from ..metrics import LOGS_STORED, TASK_RUN_STATES
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +172,8 @@ async def store_task_run_states(
         state_events = _events(kept, makers) if any(makers.values()) else []
         runs = [(entry.report.task_run, entry) for entry in _fold(kept).values()]
         states = [r.state for r in kept]
+        for state_type, n in collections.Counter(state.type for state in states).items():
+            TASK_RUN_STATES.labels(state_type).inc(n)
         written = await conn.fetch(
             _STORE,
             [state.id for state in states],
@@ -254,7 +258,9 @@ async def store_logs(conn: Connection, logs: list[LogRecord]) -> int:
         [r.timestamp for r in logs],
     )
     await conn.execute("SELECT pg_notify('baton_logs', '')")
-    return int(result.split()[-1])
+    stored = int(result.split()[-1])
+    LOGS_STORED.inc(stored)
+    return stored
 
 
 async def extend_leases(conn: Connection, heartbeat: Heartbeat) -> int:

@@ -20,6 +20,7 @@ recognised.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from ..db.rows import FLOW_RUN_COLUMNS
 from ..db.run_cache import RunCache
 from ..db.types import Connection
 from ..events.state_events import flow_run_event
+from ..metrics import TRANSITION_SECONDS, TRANSITIONS
 from .rules import Decision, Limit, Proposal, RunSnapshot, decide
 from .write_batch import WRITE, WriteBatch
 
@@ -184,14 +186,18 @@ async def propose_flow_run_state(
     under an id is unique, so two copies of one proposal racing each other cannot both write
     (the loser is answered from the history).
     """
+    started = time.perf_counter()
     try:
-        return await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch)
+        outcome = await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch)
     except asyncpg.UniqueViolationError:
         # an identical proposal committed first: answer as it was answered
         replayed = _replayed(await conn.fetchval(_REPLAY, proposal.transition_id))
         if replayed is None:
             raise
-        return Outcome(replayed, [])
+        outcome = Outcome(replayed, [])
+    TRANSITION_SECONDS.observe(time.perf_counter() - started)
+    TRANSITIONS.labels(proposal.state.type.value, outcome.result.verdict.value).inc()
+    return outcome
 
 
 class _Moved(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -9,9 +10,12 @@ import pytest
 
 from baton_schemas import utcnow
 from baton_schemas.events import Event
+from baton_server.context import ServerContext
 from baton_server.db.types import Connection
 from baton_server.events.partitions import Partitions, apply_retention, existing_days, partition_name
-from baton_server.events.store import EventFilter, event_row, read_events, store_events
+from baton_server.events.store import EventFilter, EventRow, event_row, read_events, store_events
+
+from ...support.waiting import eventually
 
 
 def _event(name: str, resource_id: str, **fields: object) -> Event:
@@ -29,6 +33,57 @@ async def test_a_batch_is_stored_once_however_often_it_arrives(conn: Connection)
     assert await _store(conn, [*events, events[0]]) == 0  # a redelivery, twice in one batch too
     count = await conn.fetchval("SELECT count(*) FROM events WHERE resource_id = $1", f"r.{tag}")
     assert count == 5
+
+
+def _stamped_copy(event_id: uuid.UUID, tag: str, arrived_seconds_ago: float) -> EventRow:
+    """A copy of an event that came without `occurred`, as the store stamps it on arrival."""
+    event = Event.model_validate(
+        {"id": str(event_id), "event": f"s{tag}.x", "resource": {"baton.resource.id": tag}}
+    )
+    arrived = utcnow() - timedelta(seconds=arrived_seconds_ago)
+    row = event_row(event, arrived)._replace(occurred=arrived)
+    assert row.stamped
+    return row
+
+
+async def test_stamped_copies_are_stored_once_whichever_arrives_first(conn: Connection) -> None:
+    tag = uuid.uuid4().hex[:8]
+    event_id = uuid.uuid4()
+    later, earlier = _stamped_copy(event_id, tag, 1), _stamped_copy(event_id, tag, 5)
+    assert await store_events(conn, [later], Partitions()) == 1
+    assert await store_events(conn, [earlier], Partitions()) == 0  # redelivered, stored before
+    assert await conn.fetchval("SELECT count(*) FROM events WHERE id = $1", event_id) == 1
+
+
+async def test_stamped_copies_in_concurrent_batches_are_stored_once(ctx: ServerContext) -> None:
+    """Two statements storing copies at once: the second must see the first's, though it was
+    not committed when the second began."""
+    tag = uuid.uuid4().hex[:8]
+    event_id = uuid.uuid4()
+    async with ctx.pool.acquire() as first, ctx.pool.acquire() as second:
+        other_pid = await second.fetchval("SELECT pg_backend_pid()")
+        transaction = first.transaction()
+        await transaction.start()
+        try:
+            assert await store_events(first, [_stamped_copy(event_id, tag, 1)], Partitions()) == 1
+            # an earlier-stamped copy: the stored one is later than it, in another batch
+            racing = asyncio.create_task(
+                store_events(second, [_stamped_copy(event_id, tag, 3)], Partitions())
+            )
+
+            async def waiting_or_done() -> bool:
+                if racing.done():
+                    return True
+                state = await first.fetchval(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", other_pid
+                )
+                return bool(state == "Lock")
+
+            await eventually(waiting_or_done, what="the second statement blocked (or finished)")
+        finally:
+            await transaction.commit()
+        await racing
+    assert await ctx.pool.fetchval("SELECT count(*) FROM events WHERE id = $1", event_id) == 1
 
 
 async def test_filters_on_name_resource_related_and_time(conn: Connection) -> None:

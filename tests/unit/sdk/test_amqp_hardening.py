@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from pamqp import body as pamqp_body
 from pamqp import commands as spec
 from pamqp import frame as pamqp_frame
+from pamqp import header as pamqp_header
 
 from baton._amqp import codec
 from baton._amqp.address import Address
@@ -107,6 +112,40 @@ async def test_a_channel_cancelled_while_opening_keeps_its_number_until_the_brok
     connection.data_received(_from_broker(1, spec.Channel.OpenOk()) + _from_broker(1, spec.Channel.CloseOk()))
     assert 1 not in connection.channels
     assert any(isinstance(frame, spec.Channel.Close) for frame in _sent(wire))
+
+
+async def test_a_get_cancelled_before_its_message_is_whole_closes_the_channel(wired: Wired) -> None:
+    connection, wire = wired
+    channel = await _channel(connection, confirms=False)
+    getting = asyncio.create_task(channel.get("q"))
+    await _turns()
+    del wire.written[:]
+    # get-ok and the header came; the body has not
+    header = spec.Basic.GetOk(delivery_tag=7, exchange="", routing_key="q", message_count=0)
+    connection.data_received(_from_broker(1, header))
+    connection.data_received(
+        pamqp_frame.marshal(pamqp_header.ContentHeader(0, 5, spec.Basic.Properties()), 1)
+    )
+    await _turns()
+    assert not getting.done()
+    getting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await getting
+    await _turns()
+    # closing the channel gives the message back to the broker; the late body is dropped
+    assert [type(frame) for frame in _sent(wire)] == [spec.Channel.Close]
+    connection.data_received(pamqp_frame.marshal(pamqp_body.ContentBody(b"hello"), 1))
+    assert not channel.is_open and not connection.closed.done()
+
+
+async def test_a_get_answered_empty_returns_none_and_leaves_the_channel_open(wired: Wired) -> None:
+    connection, _ = wired
+    channel = await _channel(connection, confirms=False)
+    getting = asyncio.create_task(channel.get("q"))
+    await _turns()
+    connection.data_received(_from_broker(1, spec.Basic.GetEmpty()))
+    assert await asyncio.wait_for(getting, 1) is None
+    assert channel.is_open
 
 
 # --- blocked connections and a full socket ---------------------------------------------------
@@ -210,6 +249,54 @@ async def test_a_multiple_ack_after_many_single_ones_settles_only_what_is_left(w
     connection.data_received(singles + codec.method_frame(1, 60, 80, codec.u64(998) + b"\x01"))
     assert [future is not None and future.done() for future in futures] == [True] * 998 + [False] * 2
     assert list(channel._unconfirmed) == [999, 1000]
+
+
+class _CountingDict(OrderedDict[int, "asyncio.Future[None]"]):
+    """The channel's table of unconfirmed publishes, counting every entry it is asked about."""
+
+    touched = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for key in super().__iter__():
+            self.touched += 1
+            yield key
+
+    def pop(self, key: int, *default: Any) -> Any:
+        self.touched += 1
+        return super().pop(key, *default)
+
+    def popitem(self, last: bool = True) -> tuple[int, asyncio.Future[None]]:
+        self.touched += 1
+        return super().popitem(last)
+
+    def get(self, key: int, default: Any = None) -> Any:
+        self.touched += 1
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.touched += 1
+        return super().__contains__(key)
+
+    def __getitem__(self, key: int) -> asyncio.Future[None]:
+        self.touched += 1
+        return super().__getitem__(key)
+
+
+async def test_a_multiple_ack_costs_what_it_settles_not_every_publish_since_the_last(wired: Wired) -> None:
+    """The 170 ms stall after 2M single acks: settling a multiple ack walked every tag since
+    the last one. It looks at what is left to settle, and one more."""
+    connection, _ = wired
+    channel = await _channel(connection, confirms=True)
+    table = channel._unconfirmed = _CountingDict()
+    count = 20_000
+    futures = [channel.publish("", "q", b"x", Properties()) for _ in range(count)]
+    singles = b"".join(codec.method_frame(1, 60, 80, codec.u64(tag) + b"\x00") for tag in range(1, count - 4))
+    connection.data_received(singles)
+    table.touched = 0
+    connection.data_received(codec.method_frame(1, 60, 80, codec.u64(count - 2) + b"\x01"))
+    assert [f is not None and f.done() for f in futures[-6:]] == [True] * 4 + [False] * 2
+    assert list(super(_CountingDict, table).__iter__()) == [count - 1, count]
+    assert table.touched <= 3 * 4  # the 3 left and the first one past them, a few looks each
 
 
 # --- the URL ---------------------------------------------------------------------------------

@@ -126,6 +126,22 @@ async def test_http_reads(client: BatonClient, api: FakeApi) -> None:
     assert streamed == ["streamed", "streamed"]
 
 
+async def test_a_log_stream_the_server_ends_at_shutdown_says_so() -> None:
+    """`event: shutdown` (the server is stopping) is not a record, nor the run's end."""
+
+    def stopping(request: httpx.Request) -> httpx.Response:
+        record = LogRecord(message="before").model_dump_json()
+        body = f"data: {record}\n\nretry: 2000\nevent: shutdown\ndata: the server is stopping\n\n"
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    streamed: list[str] = []
+    async with BatonClient(API, transport=httpx.MockTransport(stopping)) as client:
+        with pytest.raises(TransportUnavailable, match="stopping"):
+            async for record in client.stream_logs(uuid4()):
+                streamed.append(record.message)
+    assert streamed == ["before"]
+
+
 async def test_http_errors_are_classified(client: BatonClient, api: FakeApi) -> None:
     api.status = 503
     with pytest.raises(TransportUnavailable):

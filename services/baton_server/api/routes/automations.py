@@ -1,5 +1,8 @@
 """Automations: a trigger and its actions. Changing them needs `deploy` (they start runs and
-call URLs); reading them, `read`."""
+call URLs); reading them, `read`.
+
+A deployment's triggers are named `flow/deployment:trigger-N`: names may hold `/`, so the name is
+a `path` parameter, and the routes with a suffix (`/pause`, `/firings`) come first."""
 
 from __future__ import annotations
 
@@ -28,6 +31,34 @@ async def _checked(conn: Conn, body: AutomationCreate) -> None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors) from exc
 
 
+@router.post("/{name:path}/pause", response_model=Automation)
+async def pause(name: str, conn: Conn, _: CanDeploy) -> Automation:
+    try:
+        return await automations.set_enabled(conn, name, False)
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.post("/{name:path}/resume", response_model=Automation)
+async def resume(name: str, conn: Conn, _: CanDeploy) -> Automation:
+    try:
+        return await automations.set_enabled(conn, name, True)
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.get("/{name:path}/firings", response_model=FiringPage)
+async def firings(
+    name: str, conn: Conn, _: CanRead, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> FiringPage:
+    """Newest first: when it fired, on which events, and what each action did."""
+    try:
+        automation = await automations.get_automation(conn, name)
+    except NotFound as exc:
+        raise _not_found(exc) from exc
+    return FiringPage(items=await automations.list_firings(conn, automation.id, limit))
+
+
 @router.post("", response_model=Automation, status_code=status.HTTP_201_CREATED)
 async def create(body: AutomationCreate, conn: Conn, _: CanDeploy) -> Automation:
     await _checked(conn, body)
@@ -42,7 +73,7 @@ async def list_all(conn: Conn, _: CanRead) -> list[Automation]:
     return await automations.list_automations(conn)
 
 
-@router.get("/{name}", response_model=Automation)
+@router.get("/{name:path}", response_model=Automation)
 async def read(name: str, conn: Conn, _: CanRead) -> Automation:
     try:
         return await automations.get_automation(conn, name)
@@ -50,7 +81,7 @@ async def read(name: str, conn: Conn, _: CanRead) -> Automation:
         raise _not_found(exc) from exc
 
 
-@router.put("/{name}", response_model=Automation)
+@router.put("/{name:path}", response_model=Automation)
 async def replace(name: str, body: AutomationCreate, conn: Conn, _: CanDeploy) -> Automation:
     """Change an automation in place: its id, windows and firings are kept."""
     await _checked(conn, body)
@@ -60,38 +91,10 @@ async def replace(name: str, body: AutomationCreate, conn: Conn, _: CanDeploy) -
         raise _not_found(exc) from exc
 
 
-@router.post("/{name}/pause", response_model=Automation)
-async def pause(name: str, conn: Conn, _: CanDeploy) -> Automation:
-    try:
-        return await automations.set_enabled(conn, name, False)
-    except NotFound as exc:
-        raise _not_found(exc) from exc
-
-
-@router.post("/{name}/resume", response_model=Automation)
-async def resume(name: str, conn: Conn, _: CanDeploy) -> Automation:
-    try:
-        return await automations.set_enabled(conn, name, True)
-    except NotFound as exc:
-        raise _not_found(exc) from exc
-
-
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete(name: str, conn: Conn, _: CanDeploy) -> Response:
     try:
         await automations.delete_automation(conn, name)
     except NotFound as exc:
         raise _not_found(exc) from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/{name}/firings", response_model=FiringPage)
-async def firings(
-    name: str, conn: Conn, _: CanRead, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-) -> FiringPage:
-    """Newest first: when it fired, on which events, and what each action did."""
-    try:
-        automation = await automations.get_automation(conn, name)
-    except NotFound as exc:
-        raise _not_found(exc) from exc
-    return FiringPage(items=await automations.list_firings(conn, automation.id, limit))

@@ -27,6 +27,7 @@ from ...events.publish import NotAccepted, publish_events
 from ...events.service import admission_for
 from ...events.store import EventFilter, read_events
 from ...events.stream import StreamHub
+from ...metrics import EVENTS_RECEIVED
 from ..deps import CanEmit, CanRead, Conn, Ctx
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -117,6 +118,7 @@ async def ingest(request: Request, ctx: Ctx, _: CanEmit) -> EventsAccepted:
         raise _invalid(errors)
     try:
         await publish_events(ctx.publisher, events, bodies)
+        EVENTS_RECEIVED.labels("http").inc(len(events))
     except NotAccepted as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return EventsAccepted(accepted=len(events), ids=[e.id for e in events])

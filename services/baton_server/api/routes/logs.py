@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
 from baton_schemas.envelopes import Logs
@@ -16,6 +17,7 @@ from baton_schemas.pages import LogPage
 from baton_schemas.states import TERMINAL_TYPES
 
 from ...db.rows import log_from_row
+from ...events.stream import SHUTDOWN_FRAME
 from ...tracker.ingest import store_logs
 from ..audit import not_audited
 from ..deps import CanRead, Conn, Ctx, DatabaseBusy, IsWorker, body_schema, raw_json_body
@@ -93,9 +95,13 @@ async def read_logs(
 
 
 @router.get("/stream")
-async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = None) -> StreamingResponse:
-    """Server-sent events: each `data:` line a LogRecord; `event: end` once the run has ended."""
+async def follow(
+    request: Request, flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = None
+) -> StreamingResponse:
+    """Server-sent events: each `data:` line a LogRecord (`id:` its cursor); `event: end` once the
+    run has ended, `event: shutdown` when the server stops (follow again, from the last id)."""
     start = _after(cursor)
+    closing: asyncio.Event = request.app.state.closing
 
     async def events() -> AsyncIterator[bytes]:
         seq = start
@@ -103,6 +109,9 @@ async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = N
         ended_at: float | None = None
         quiet_since = loop.time()
         while True:
+            if closing.is_set():
+                yield SHUTDOWN_FRAME
+                return
             try:
                 conn = await ctx.api_pool.acquire(timeout=ctx.settings.db_acquire_timeout_seconds)
             except TimeoutError as exc:
@@ -132,6 +141,7 @@ async def follow(flow_run_id: UUID, ctx: Ctx, _: CanRead, cursor: str | None = N
             if loop.time() - quiet_since >= _KEEPALIVE_SECONDS:
                 quiet_since = loop.time()
                 yield b": keep-alive\n\n"
-            await asyncio.sleep(_POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), _POLL_SECONDS)
 
     return StreamingResponse(events(), media_type="text/event-stream")

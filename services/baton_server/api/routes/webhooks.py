@@ -18,6 +18,7 @@ from ...events.admission import Refused
 from ...events.publish import NotAccepted, publish_events
 from ...events.service import admission_for
 from ...events.templates import RenderLimits, TemplateError
+from ...metrics import EVENTS_RECEIVED
 from ..deps import CanDeploy, CanRead, Conn, Ctx
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -95,6 +96,7 @@ async def call_webhook(slug: str, request: Request, ctx: Ctx) -> EventsAccepted:
         ) from exc
     try:
         await publish_events(ctx.publisher, [event], [encoded])
+        EVENTS_RECEIVED.labels("webhook").inc()
     except NotAccepted as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return EventsAccepted(accepted=1, ids=[event.id])

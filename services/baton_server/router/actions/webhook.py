@@ -98,19 +98,17 @@ async def make_call(http: httpx.AsyncClient, request: dict[str, Any]) -> tuple[b
 async def record_call(conn: Connection, firing_id: uuid.UUID, index: int, ok: bool, detail: str) -> None:
     """Write the call's outcome into its firing and forget the pending call."""
     async with conn.transaction():
-        await conn.execute(
-            """UPDATE firings SET
-                   actions = (SELECT jsonb_agg(CASE WHEN (a->>'index')::int = $2
-                                  THEN a || jsonb_build_object('ok', $3::bool, 'detail', $4::text)
-                                  ELSE a END ORDER BY (a->>'index')::int)
-                              FROM jsonb_array_elements(actions) a),
-                   ok = CASE WHEN $3 THEN ok ELSE false END
-               WHERE id = $1""",
-            firing_id,
-            index,
-            ok,
-            detail,
-        )
+        actions = await conn.fetchval("SELECT actions FROM firings WHERE id = $1 FOR UPDATE", firing_id)
+        if actions is not None:
+            for action in actions:
+                if action["index"] == index:
+                    action.update(ok=ok, detail=detail)
+            # ok once no action failed and none is still to be made
+            oks = [action.get("ok") for action in actions]
+            verdict = False if False in oks else (None if None in oks else True)
+            await conn.execute(
+                "UPDATE firings SET actions = $2, ok = $3 WHERE id = $1", firing_id, actions, verdict
+            )
         await conn.execute(
             "DELETE FROM firing_calls WHERE firing_id = $1 AND action_index = $2", firing_id, index
         )

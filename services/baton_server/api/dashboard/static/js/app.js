@@ -1,0 +1,59 @@
+// The dashboard: hash routes (#/runs, #/runs/ID, ...), each a page module with render(args)
+// returning a cleanup function that closes its live streams.
+import { loadSession } from "./api.js";
+import { say } from "./dom.js";
+
+const ROUTES = [
+  [/^#\/runs\/([0-9a-f-]{36})$/, "run", "runs"],
+  [/^#\/runs(?:\?(.*))?$/, "runs", "runs"],
+  [/^#\/deployments\/([0-9a-f-]{36})$/, "deployment", "deployments"],
+  [/^#\/deployments$/, "deployments", "deployments"],
+  [/^#\/work-pools$/, "pools", "work-pools"],
+  [/^#\/events\/([0-9a-f-]{36})\?(.*)$/, "event", "events"],
+  [/^#\/events(?:\?(.*))?$/, "events", "events"],
+  [/^#\/automations\/(.+)$/, "automation", "automations"],
+  [/^#\/automations$/, "automations", "automations"],
+  [/^#\/dead-letters$/, "dead_letters", "dead-letters"],
+];
+
+let cleanup = null;
+let generation = 0;
+
+async function route() {
+  const hash = location.hash || "#/runs";
+  const found = ROUTES.find(([pattern]) => pattern.test(hash));
+  if (!found) {
+    location.hash = "#/runs";
+    return;
+  }
+  const [pattern, page, nav] = found;
+  const args = hash.match(pattern).slice(1).map((a) => (a === undefined ? "" : decodeURIComponent(a)));
+  if (cleanup) cleanup();
+  cleanup = null;
+  say("");
+  for (const link of document.querySelectorAll("[data-nav]")) link.classList.toggle("active", link.dataset.nav === nav);
+  const mine = ++generation;
+  try {
+    const module = await import(`./pages/${page}.js`);
+    const done = await module.render(...args);
+    if (mine === generation) cleanup = done || null;
+    else if (done) done();
+  } catch (error) {
+    if (mine === generation) say(error.message || String(error));
+  }
+}
+
+async function start() {
+  const session = await loadSession();
+  const who = document.getElementById("who");
+  if (session.auth) {
+    who.textContent = `${session.name} · ${session.scopes.join(", ")}`;
+    document.getElementById("signout").hidden = false;
+  } else {
+    who.textContent = "no authentication";
+  }
+  window.addEventListener("hashchange", route);
+  await route();
+}
+
+start().catch((error) => say(error.message || String(error)));

@@ -1,0 +1,110 @@
+"""A deployment run is one trace across processes: the caller's request, the server's span of
+it and of the dispatch, the worker's claim and run, the flow run in its own process and each
+task run, all linked parent to child, exported over OTLP to a receiver run by the test."""
+
+from __future__ import annotations
+
+import secrets
+
+from ...support.otlp import ReceivedSpan
+from .conftest import Stack, wait_until
+
+EXPECTED = {
+    "POST /api/deployments/{deployment_id}/runs",
+    "dispatch flow run",
+    "claim and run flow run",
+    "flow doubled",
+}
+
+
+def test_a_run_is_one_trace_from_the_request_to_its_tasks(stack: Stack) -> None:
+    deployment = stack.deployment("flows.py:doubled")
+    trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
+    response = stack.http.post(
+        f"/deployments/{deployment['id']}/runs",
+        json={"parameters": {"n": 2}},
+        headers={"traceparent": f"00-{trace_id}-{caller}-01"},
+    )
+    assert response.status_code == 201, response.text
+    run_id = response.json()["id"]
+    assert stack.wait_final(run_id) == "COMPLETED"
+
+    def whole() -> list[ReceivedSpan] | None:
+        spans = [s for s in stack.otlp.received() if s.trace_id == trace_id]
+        tasks = [s for s in spans if s.name.startswith("task ")]
+        return spans if len(tasks) == 2 and EXPECTED <= {s.name for s in spans} else None
+
+    spans = wait_until(whole, what="the run's spans from every process")
+    by_name = {s.name: s for s in spans}
+    request = by_name["POST /api/deployments/{deployment_id}/runs"]
+    dispatch = by_name["dispatch flow run"]
+    worker = by_name["claim and run flow run"]
+    flow = by_name["flow doubled"]
+    tasks = [s for s in spans if s.name.startswith("task ")]
+
+    # parent to child, across the server, the worker and the run's process
+    assert request.parent_id == caller and request.service == "baton-server"
+    assert dispatch.parent_id == request.span_id and dispatch.service == "baton-server"
+    assert worker.parent_id == dispatch.span_id and worker.service == "baton-worker"
+    assert flow.parent_id == worker.span_id and flow.service == "baton-flow-run"
+    assert {t.parent_id for t in tasks} == {flow.span_id}
+    assert {t.service for t in tasks} == {"baton-flow-run"}
+    assert flow.attributes["baton.flow_run.id"] == run_id
+    assert worker.attributes["baton.flow_run.id"] == run_id
+    assert {t.attributes["baton.flow_run.id"] for t in tasks} == {run_id}
+
+
+def test_a_run_an_automation_makes_from_a_traced_event_joins_its_trace(stack: Stack) -> None:
+    deployment = stack.deployment("flows.py:doubled")
+    name = f"observe.traced.{secrets.token_hex(4)}"
+    stack.post(
+        "/automations",
+        {
+            "name": f"on-{name}",
+            "trigger": {"expect": [name]},
+            "actions": [{"type": "run-deployment", "deployment": deployment["id"], "parameters": {"n": 1}}],
+        },
+    )
+    trace_id = secrets.token_hex(16)
+
+    def fired() -> list[dict[str, object]] | None:
+        # the router loads a new automation on a NOTIFY: an event sent before that matches nothing
+        caller = secrets.token_hex(8)
+        response = stack.http.post(
+            "/events",
+            json=[{"event": name, "resource": {"baton.resource.id": "observe.traced"}}],
+            headers={"traceparent": f"00-{trace_id}-{caller}-01"},
+        )
+        assert response.status_code == 202, response.text
+        runs: list[dict[str, object]] = stack.http.get(
+            "/flow_runs", params={"deployment_id": deployment["id"]}
+        ).json()["items"]
+        return runs or None
+
+    run_id = str(wait_until(fired, what="the automation to make a run")[0]["id"])
+    assert stack.wait_final(run_id) == "COMPLETED"
+
+    def chain() -> list[str] | None:
+        spans = {s.span_id: s for s in stack.otlp.received() if s.trace_id == trace_id}
+        flows = [
+            s
+            for s in spans.values()
+            if s.name == "flow doubled" and s.attributes["baton.flow_run.id"] == run_id
+        ]
+        if not flows:
+            return None
+        names = []
+        span: ReceivedSpan | None = flows[0]
+        while span is not None:
+            names.append(span.name)
+            span = spans.get(span.parent_id)
+        return names if names[-1] == "POST /api/events" else None
+
+    # every span exported, from the run's process back to the request that sent the event
+    assert wait_until(chain, what="the automation's run in the event's trace") == [
+        "flow doubled",
+        "claim and run flow run",
+        "dispatch flow run",
+        "fire automation",
+        "POST /api/events",
+    ]

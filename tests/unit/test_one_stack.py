@@ -1,0 +1,33 @@
+"""One AMQP stack per process: no module of the SDK, the schemas or the services imports
+aio-pika or aiormq, at any level (read from the source; nothing is imported). Every process
+reaches the broker through `baton._amqp` alone; aio-pika stays a test dependency, for clients
+written as a user would write them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ..support.import_graph import imports
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = [ROOT / "sdk" / "baton", ROOT / "schemas" / "baton_schemas", ROOT / "services" / "baton_server"]
+OTHER_STACKS = ("aio_pika", "aiormq")
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda path: path.name)
+def test_no_module_imports_another_amqp_client(package: Path) -> None:
+    found = [
+        f"{i.source}:{i.line} imports {i.target} ({i.kind})"
+        for i in imports(package)
+        if i.target.split(".", 1)[0] in OTHER_STACKS
+    ]
+    assert found == []
+
+
+def test_the_installed_package_does_not_require_aio_pika() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    dependencies = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    assert "aio-pika" not in dependencies and "aiormq" not in dependencies
+    assert "pamqp" in dependencies  # what baton._amqp encodes its rare methods with
