@@ -17,6 +17,7 @@ from . import (
     _deployments,
     _events,
     _flow_runs,
+    _help,
     _server,
     _spool,
     _variables,
@@ -25,6 +26,7 @@ from . import (
     _workers,
 )
 
+_help.install()
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,

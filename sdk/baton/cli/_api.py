@@ -54,11 +54,16 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def table(*columns: str) -> Table:
-    """A listing in the CLI's one table style: no box, bold headers, one row per line."""
-    grid = Table(box=None, pad_edge=False, header_style="bold")
+WRAPPED = ("Name", "Message", "Description", "Detail", "Reason", "Flow")
+RIGHT = ("#", "Runs", "Duration", "Priority", "Limit", "Slots", "Running")
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    """A listing in the CLI's one table style: no box, bold headers in title case, one row per
+    line (free text may wrap), counts aligned right. Every listing is made here."""
+    grid = Table(box=None, pad_edge=False, header_style="bold", title=title, title_justify="left")
     for column in columns:
-        grid.add_column(column, no_wrap=column not in ("Name", "Message", "Description"))
+        grid.add_column(column, no_wrap=column not in WRAPPED, justify="right" if column in RIGHT else "left")
     return grid
 
 

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from . import _api
 
@@ -49,9 +48,7 @@ def list_entries(
     if not entries:
         console.print("No changes recorded.")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("When", "Key", "Change", "Status", "Detail"):
-        table.add_column(column, no_wrap=column != "Detail")
+    table = _api.table("When", "Key", "Change", "Status", "Detail")
     for entry in entries:
         who = entry.key_name or ("server CLI" if entry.origin == "cli" else "no key")
         detail = " ".join(f"{k}={v}" for k, v in entry.detail.items())

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from .._transport import RequestRejected
@@ -173,7 +172,7 @@ def list_automations(as_json: AsJson = False) -> None:
     if as_json:
         _api.print_json(automations)
         return
-    table = Table("name", "status", "trigger", "actions", "id")
+    table = _api.table("Name", "Status", "Trigger", "Actions", "ID")
     for automation in sorted(automations, key=lambda a: a["name"]):
         table.add_row(
             automation["name"],
@@ -273,7 +272,7 @@ def firings(
     if not found:
         _api.console().print(f"Automation {name!r} has not fired.", soft_wrap=True)
         return
-    table = Table("when", "kind", "ok", "events", "actions", "key")
+    table = _api.table("When", "Kind", "OK", "Events", "Actions", "Key")
     for firing in found:
         ok = firing["ok"]
         verdict = Text("yes", style="green") if ok else Text("pending" if ok is None else "no", style="red")

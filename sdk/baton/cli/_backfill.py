@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from . import _api
 
@@ -54,7 +53,7 @@ def register(app: typer.Typer) -> None:
             _api.print_json(result)
             return
         zone = datetime.now().astimezone().tzname()
-        table = Table(f"slot ({zone})", "schedule", "flow run", "")
+        table = _api.table(f"Slot ({zone})", "Schedule", "Flow run", "Note")
         for slot in result.slots:
             note = (
                 "would be made"

@@ -11,7 +11,6 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from . import _api
@@ -76,7 +75,7 @@ def ls(
     if not letters:
         out.print("baton.dead is empty")
         return
-    table = Table("message id", "kind", "from", "reason")
+    table = _api.table("Message ID", "Kind", "From", "Reason")
     for letter in letters:
         origin = f"{letter.exchange or '(default)'} / {letter.routing_key}"
         if letter.queue:

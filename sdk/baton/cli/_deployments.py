@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from . import _api, _schedules, _watch
@@ -34,7 +33,7 @@ def list_deployments(
     if as_json:
         _api.print_json(deployments)
         return
-    table = Table("deployment", "work pool", "queue", "schedules", "triggers", "status", "id")
+    table = _api.table("Deployment", "Work pool", "Queue", "Schedules", "Triggers", "Status", "ID")
     for d in sorted(deployments, key=lambda d: (d.flow_name, d.name)):
         status = Text("paused", style="yellow") if d.paused else Text("active", style="green")
         table.add_row(

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from . import _api
 
@@ -110,7 +109,7 @@ def list_events(
         for event in events:
             typer.echo(json.dumps(event))
         return
-    table = Table("occurred", "event", "resource", "id")
+    table = _api.table("Occurred", "Event", "Resource", "ID")
     for event in events:
         table.add_row(_when(event["occurred"]), event["event"], _resource_id(event), event["id"])
     _api.console().print(table)

@@ -123,13 +123,7 @@ def list_runs(
     if not runs:
         console.print("No flow runs.")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("ID", no_wrap=True)
-    table.add_column("Name", no_wrap=True)
-    table.add_column("Flow")
-    table.add_column("State", no_wrap=True)
-    table.add_column("Start", no_wrap=True)
-    table.add_column("Duration", justify="right", no_wrap=True)
+    table = _api.table("ID", "Name", "Flow", "State", "Start", "Duration")
     for run in runs:
         table.add_row(
             str(run.id),
@@ -180,11 +174,7 @@ def inspect_run(run_ref: RunId) -> None:
     console.print(grid)
 
     console.print(Text("\nState history", style="bold"))
-    states = Table(box=None, pad_edge=False, header_style="bold")
-    states.add_column("#", justify="right")
-    states.add_column("State", no_wrap=True)
-    states.add_column("Time", no_wrap=True)
-    states.add_column("Message")
+    states = _api.table("#", "State", "Time", "Message")
     for index, state in enumerate(history, 1):
         states.add_row(str(index), _state_text(state), when_ms(state.timestamp), last_line(state.message))
     console.print(states)
@@ -194,13 +184,7 @@ def inspect_run(run_ref: RunId) -> None:
         console.print("-")
         return
     names = {task_run.id: task_run.name for task_run in task_runs}
-    tasks = Table(box=None, pad_edge=False, header_style="bold")
-    tasks.add_column("Name", no_wrap=True)
-    tasks.add_column("State", no_wrap=True)
-    tasks.add_column("Runs", justify="right")
-    tasks.add_column("Start", no_wrap=True)
-    tasks.add_column("Duration", justify="right", no_wrap=True)
-    tasks.add_column("Upstream")
+    tasks = _api.table("Name", "State", "Runs", "Start", "Duration", "Upstream")
     for task_run in task_runs:
         tasks.add_row(
             task_run.name,

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from . import _api
@@ -85,7 +84,7 @@ def print_upcoming(deployment: Deployment, upcoming: list[UpcomingSlots]) -> Non
     if not deployment.schedules:
         out.print("No schedules.")
         return
-    table = Table("schedule", "when", "status", f"next runs ({zone_name})")
+    table = _api.table("Schedule", "When", "Status", f"Next runs ({zone_name})")
     slots = {u.slug: u for u in upcoming}
     for item in deployment.schedules:
         status = Text("active", style="green") if item.active else Text("paused", style="yellow")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from . import _api
 from ._events import _client
@@ -85,7 +84,7 @@ def list_webhooks(as_json: AsJson = False) -> None:
     if as_json:
         _api.print_json(webhooks)
         return
-    table = Table("name", "check", "enabled", "url")
+    table = _api.table("Name", "Check", "Enabled", "URL")
     for webhook in webhooks:
         check = webhook["check"] or "-"
         if webhook["check"] == "hmac":

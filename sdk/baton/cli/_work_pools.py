@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from . import _api
@@ -112,7 +111,7 @@ def list_pools(as_json: AsJson = False) -> None:
     if as_json:
         _api.print_json(pools)
         return
-    table = Table("name", "type", "status", "limit", "description")
+    table = _api.table("Name", "Type", "Status", "Limit", "Description")
     for pool in pools:
         table.add_row(
             pool.name, pool.type, _paused(pool.paused), _limit(pool.concurrency_limit), pool.description
@@ -143,16 +142,14 @@ def _print_pool(pool: WorkPool, queues: list[WorkQueue], workers: list[Worker]) 
     if pool.description:
         out.print(f"  description: {pool.description}")
     out.print(f"  created:     {pool.created.astimezone():%Y-%m-%d %H:%M:%S}")
-    queue_table = Table("queue", "priority", "status", "limit", title="Queues", title_justify="left")
+    queue_table = _api.table("Queue", "Priority", "Status", "Limit", title="Queues")
     for queue in queues:
         queue_table.add_row(
             queue.name, str(queue.priority), _paused(queue.paused), _limit(queue.concurrency_limit)
         )
     out.print(queue_table)
     if workers:
-        worker_table = Table(
-            "worker", "status", "running", "slots", "last heartbeat", title="Workers", title_justify="left"
-        )
+        worker_table = _api.table("Worker", "Status", "Running", "Slots", "Last heartbeat", title="Workers")
         for worker in workers:
             status = Text("online", style="green") if worker.online else Text("offline", style="grey50")
             worker_table.add_row(
@@ -245,7 +242,7 @@ def queue_list(pool: Pool, as_json: AsJson = False) -> None:
     if as_json:
         _api.print_json(queues)
         return
-    table = Table("queue", "priority", "status", "limit")
+    table = _api.table("Queue", "Priority", "Status", "Limit")
     for queue in queues:
         table.add_row(queue.name, str(queue.priority), _paused(queue.paused), _limit(queue.concurrency_limit))
     _api.console().print(table)

@@ -43,7 +43,7 @@ def test_schedules_from_baton_yaml_and_the_commands(project: Project, pool: str)
 
     env = {**project.env, "TZ": "Asia/Tokyo"}
     shown = project.baton("deployment", "inspect", name, env=env).ok().stdout
-    assert "next runs (Asia/Tokyo)" in shown and "Times are in Asia/Tokyo" in shown
+    assert "Next runs (Asia/Tokyo)" in shown and "Times are in Asia/Tokyo" in shown
     assert "catchup all within 7200s, overlap skip" in shown
     times = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST", shown)
     assert len(times) == 15  # the next 5 of each schedule, in the user's zone
@@ -51,7 +51,7 @@ def test_schedules_from_baton_yaml_and_the_commands(project: Project, pool: str)
     cron_times = [t for t in times if t[11:16] in ("09:00", "10:00")]
     assert len(cron_times) >= 5
     in_utc = project.baton("deployment", "inspect", name, env={**project.env, "TZ": "UTC"}).ok().stdout
-    assert "next runs (UTC)" in in_utc and " UTC" in in_utc
+    assert "Next runs (UTC)" in in_utc and " UTC" in in_utc
 
     listed = project.baton("deployment", "schedule", "ls", name).ok().stdout
     assert "cron 0 2 * * * in Europe/Berlin" in listed and "every 1h30m" in listed and "paused" in listed
