@@ -240,7 +240,8 @@ async def test_two_routers_fire_once(
         async def all_fired() -> bool:
             return len(await firings(ctx, automation["id"])) >= 40
 
-        await eventually(all_fired, timeout=30, what="40 firings")
+        # a bound, not a speed target: 400 deliveries over two routers on a loaded CI machine
+        await eventually(all_fired, timeout=90, what="40 firings")
         await _quiet(router)
         await _quiet(second)
         assert len(await firings(ctx, automation["id"])) == 40  # 20 per key, 5 each: 4 per key
