@@ -58,6 +58,19 @@ WRAPPED = ("Name", "Message", "Description", "Detail", "Reason", "Flow")
 RIGHT = ("#", "Runs", "Duration", "Priority", "Limit", "Slots", "Running")
 
 
+def duration(value: float) -> str:
+    """Seconds as a person writes them: 90 -> "1m30s", 3600 -> "1h", 2.5 -> "2.5s"."""
+    whole = int(value)
+    if whole != value or whole < 60:
+        return f"{value:g}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts)
+
+
 def table(*columns: str, title: str | None = None) -> Table:
     """A listing in the CLI's one table style: no box, bold headers in title case, one row per
     line (free text may wrap), counts aligned right. Every listing is made here."""

@@ -118,39 +118,27 @@ def summary(trigger: dict[str, Any]) -> str:
     if kind == "compound":
         require = trigger.get("require", "all")
         what = f"{require} of"
-        return (
-            f"{what} {len(trigger.get('triggers', []))} triggers within {_seconds(trigger.get('within', 0))}"
-        )
+        span = _api.duration(trigger.get("within", 0))
+        return f"{what} {len(trigger.get('triggers', []))} triggers within {span}"
     if kind == "sequence":
-        return f"sequence of {len(trigger.get('triggers', []))} within {_seconds(trigger.get('within', 0))}"
+        span = _api.duration(trigger.get("within", 0))
+        return f"sequence of {len(trigger.get('triggers', []))} within {span}"
     names = ", ".join(trigger.get("expect") or ["*"])
     threshold = trigger.get("threshold", 1)
     within = trigger.get("within", 0)
     if trigger.get("posture") == "Proactive":
-        text = f"fewer than {threshold} {names} within {_seconds(within)}"
+        text = f"fewer than {threshold} {names} within {_api.duration(within)}"
         if trigger.get("after"):
             text += f" after {', '.join(trigger['after'])}"
     else:
         text = names + (f" x{threshold}" if threshold != 1 else "")
         if within:
-            text += f" within {_seconds(within)}"
+            text += f" within {_api.duration(within)}"
     if trigger.get("match"):
         text += " where " + ", ".join(f"{k}={v}" for k, v in trigger["match"].items())
     if trigger.get("for_each"):
         text += f", for each {', '.join(trigger['for_each'])}"
     return text
-
-
-def _seconds(value: float) -> str:
-    whole = int(value)
-    if whole != value or whole < 60:
-        return f"{value:g}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if whole >= size:
-            parts.append(f"{whole // size}{unit}")
-            whole %= size
-    return "".join(parts)
 
 
 def _actions(automation: dict[str, Any]) -> str:

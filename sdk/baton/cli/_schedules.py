@@ -57,24 +57,12 @@ def schedule_summary(item: DeploymentSchedule) -> str:
     if spec.kind == "cron":
         what = f"cron {spec.cron}" + ("" if spec.day_or else " (day and weekday)")
     elif spec.kind == "interval":
-        what = f"every {_seconds(spec.interval_seconds)}"
+        what = f"every {_api.duration(spec.interval_seconds)}"
         if spec.anchor_date is not None:
             what += f" from {spec.anchor_date.isoformat()}"
     else:
         what = "rrule " + " ".join(spec.rrule.split())
     return f"{what} in {spec.timezone}"
-
-
-def _seconds(value: float) -> str:
-    whole = int(value)
-    if whole != value or whole < 60:
-        return f"{value:g}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if whole >= size:
-            parts.append(f"{whole // size}{unit}")
-            whole %= size
-    return "".join(parts)
 
 
 def print_upcoming(deployment: Deployment, upcoming: list[UpcomingSlots]) -> None:
