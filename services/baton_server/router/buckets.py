@@ -5,6 +5,11 @@ A window's row is locked before it is read: first an INSERT of an empty row (a n
 exists), so that a window nobody has opened yet has a row to lock, then SELECT ... FOR UPDATE,
 both in key order, so two routers touching the same windows wait for each other instead of
 deadlocking. Whoever holds the lock counts; the other counts after it on the committed values.
+
+A window that fires is deleted. A router waiting on its lock then finds no row at all: under
+READ COMMITTED, FOR UPDATE skips a row its holder deleted. Its events would go uncounted (their
+ids are already in `router_events`), so it tries again, inside a savepoint whose rollback
+releases the locks it took: the rows are placed anew and locked in key order once more.
 """
 
 from __future__ import annotations
@@ -79,9 +84,21 @@ async def lock(conn: Connection, wanted: dict[BucketKey, bool]) -> dict[BucketKe
     if not keys:
         return {}
     columns = _columns(keys)
-    await conn.execute(_PLACE, *columns, [wanted[k] for k in keys])
-    rows = await conn.fetch(_LOCK, *columns)
-    return {(r["automation_id"], r["trigger_path"], r["bucket_key"]): window_of(r) for r in rows}
+    proactive = [wanted[k] for k in keys]
+    while True:
+        try:
+            async with conn.transaction():  # a savepoint
+                await conn.execute(_PLACE, *columns, proactive)
+                rows = await conn.fetch(_LOCK, *columns)
+                if len(rows) < len(keys):
+                    raise _Deleted
+        except _Deleted:
+            continue  # another router deleted a window while this one waited for it
+        return {(r["automation_id"], r["trigger_path"], r["bucket_key"]): window_of(r) for r in rows}
+
+
+class _Deleted(Exception):
+    """A window was deleted by the router that held it while this one waited."""
 
 
 async def write(conn: Connection, windows: dict[BucketKey, Window]) -> None:

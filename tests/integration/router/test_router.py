@@ -11,6 +11,7 @@ import httpx
 
 from baton._amqp import Channel
 from baton_server.context import ServerContext
+from baton_server.router import buckets
 from baton_server.router.service import RouterService
 
 from ...support.waiting import eventually
@@ -250,3 +251,44 @@ async def test_two_routers_fire_once(
         assert router.consumer.matched and second.consumer.matched  # both took a share
     finally:
         await second.stop()
+
+
+async def test_a_window_deleted_while_another_router_waits_for_it_is_placed_again(
+    api: httpx.AsyncClient, ctx: ServerContext, deployment: dict[str, Any]
+) -> None:
+    """The interleaving behind a lost count: router A holds a window, router B waits for its
+    lock, A fires it (deleting the row) and commits. B must still get the window to count in."""
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": _name(),
+            "trigger": {"expect": ["order.shipped"], "threshold": 2},
+            "actions": [_run_action(deployment, order_id="x")],
+        },
+    )
+    key = (uuid.UUID(automation["id"]), "", "")
+    async with ctx.pool.acquire() as first, ctx.pool.acquire() as second:
+        await buckets.lock(first, {key: False})  # on its own, committed: the row exists
+        holder = first.transaction()
+        await holder.start()
+        held = await buckets.lock(first, {key: False})
+        waiter = second.transaction()
+        await waiter.start()
+        waiting = asyncio.create_task(buckets.lock(second, {key: False}))
+
+        async def blocked() -> bool:
+            return bool(
+                await ctx.pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE '%FOR UPDATE OF b%'"
+                )
+            )
+
+        await eventually(blocked, what="the second lock waiting on the first")
+        held[key].clear()  # fired: not kept, so written back as a DELETE
+        await buckets.write(first, held)
+        await holder.commit()
+        got = await asyncio.wait_for(waiting, 10)
+        await waiter.rollback()
+    assert key in got and got[key].count == 0
