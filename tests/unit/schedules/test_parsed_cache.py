@@ -8,7 +8,9 @@ from baton_server.scheduler import horizon
 def test_the_least_recently_used_schedule_goes_first() -> None:
     horizon._PARSED.clear()
     bound = horizon._PARSED_MAX
-    entries = {f"k{i}": {"schedule": {"kind": "interval", "interval_seconds": 60 + i}} for i in range(bound + 1)}
+    entries = {
+        f"k{i}": {"schedule": {"kind": "interval", "interval_seconds": 60 + i}} for i in range(bound + 1)
+    }
     first = horizon._parsed("k0", entries["k0"])
     for i in range(1, bound):
         horizon._parsed(f"k{i}", entries[f"k{i}"])
