@@ -47,7 +47,11 @@ def _emit(found: Cluster, tmp_path: Path, prefix: str, *, amqp: bool) -> subproc
     if not amqp:
         env.pop("BATON_BROKER_URL")
     process = subprocess.Popen(
-        [sys.executable, str(script), prefix], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(script), prefix],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "emitted"  # emit_event returned: buffered
