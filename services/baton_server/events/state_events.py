@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +33,7 @@ TASK_RUN = "baton.task-run"
 _NOT_A_WORD = re.compile(r"[\s*#.]+")
 
 
+@lru_cache(maxsize=256)  # a handful of names, asked for on every transition
 def state_word(name: str) -> str:
     """A state's name as one word of an event name ("Awaiting Retry" -> "Awaiting-Retry")."""
     return _NOT_A_WORD.sub("-", name).strip("-") or "Unnamed"

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import asyncpg
@@ -196,8 +196,15 @@ async def propose_flow_run_state(
             raise
         outcome = Outcome(replayed, [])
     TRANSITION_SECONDS.observe(time.perf_counter() - started)
-    TRANSITIONS.labels(proposal.state.type.value, outcome.result.verdict.value).inc()
+    _counted(proposal.state.type, outcome.result.verdict).inc()
     return outcome
+
+
+@cache
+def _counted(state: StateType, verdict: Verdict) -> Any:
+    """The transitions counter of one state type and verdict (a few dozen at most): looked up
+    once, not through `labels()` and its lock for every transition."""
+    return TRANSITIONS.labels(state.value, verdict.value)
 
 
 class _Moved(Exception):
