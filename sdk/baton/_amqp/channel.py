@@ -403,6 +403,10 @@ class Channel:
         await self.connection.writable(timeout=timeout)
         self._check_open()
 
+    def writable_now(self) -> bool:
+        """True when `writable()` would return at once: a publish now goes out without piling up."""
+        return self._closed_by is None and self.is_open and self.connection.can_write
+
     def publish(
         self,
         exchange: str,

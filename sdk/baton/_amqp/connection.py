@@ -274,6 +274,12 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         return self._outgoing_size + (transport.get_write_buffer_size() if transport is not None else 0)
 
+    @property
+    def can_write(self) -> bool:
+        """Neither the socket nor the broker holds writes back, and the connection is open:
+        `writable()` would return at once (a check without a coroutine, for the hot paths)."""
+        return self._writable.is_set() and not self.closed.done()
+
     def holding_back(self) -> str:
         """Why writes wait, for logs and readiness checks ("" when they do not)."""
         why = []

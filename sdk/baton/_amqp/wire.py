@@ -23,6 +23,11 @@ class Wire(Protocol):
         """Bytes written and not yet taken by the socket."""
         ...
 
+    @property
+    def can_write(self) -> bool:
+        """True when `writable()` would return at once and writes would be taken."""
+        ...
+
     def holding_back(self) -> str:
         """Why writes wait ("" when they do not)."""
         ...

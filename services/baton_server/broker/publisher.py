@@ -71,9 +71,10 @@ class Publisher:
         if self._user_id is not None and properties.user_id is None:
             properties.user_id = self._user_id
         try:
-            confirm = (await self._ready()).publish(
-                exchange, routing_key, body, properties, mandatory=mandatory
-            )
+            channel = self._channel
+            if channel is None or not channel.writable_now():  # else no coroutine: the hot path
+                channel = await self._ready()
+            confirm = channel.publish(exchange, routing_key, body, properties, mandatory=mandatory)
         except AmqpError as exc:
             confirm = asyncio.get_running_loop().create_future()
             confirm.set_exception(exc)
