@@ -137,9 +137,9 @@ class Dashboard:
         self.page.wait_for_selector(ready, timeout=WAIT_MS)
         return self.page
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, page: Page | None = None) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        (page or self.page).screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     def fetch(
         self,

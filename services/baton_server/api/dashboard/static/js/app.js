@@ -3,14 +3,17 @@
 import { loadSession } from "./api.js";
 import { say } from "./dom.js";
 
+// Each route matches the path before "?"; a page gets its path's parts (decoded) and then the
+// query string as it stands (still encoded, for URLSearchParams: decoding it first would turn
+// "+00:00" into " 00:00" and an encoded "&" into a separator).
 const ROUTES = [
   [/^#\/runs\/([0-9a-f-]{36})$/, "run", "runs"],
-  [/^#\/runs(?:\?(.*))?$/, "runs", "runs"],
+  [/^#\/runs$/, "runs", "runs"],
   [/^#\/deployments\/([0-9a-f-]{36})$/, "deployment", "deployments"],
   [/^#\/deployments$/, "deployments", "deployments"],
   [/^#\/work-pools$/, "pools", "work-pools"],
-  [/^#\/events\/([0-9a-f-]{36})\?(.*)$/, "event", "events"],
-  [/^#\/events(?:\?(.*))?$/, "events", "events"],
+  [/^#\/events\/([0-9a-f-]{36})$/, "event", "events"],
+  [/^#\/events$/, "events", "events"],
   [/^#\/automations\/(.+)$/, "automation", "automations"],
   [/^#\/automations$/, "automations", "automations"],
   [/^#\/dead-letters$/, "dead_letters", "dead-letters"],
@@ -21,13 +24,16 @@ let generation = 0;
 
 async function route() {
   const hash = location.hash || "#/runs";
-  const found = ROUTES.find(([pattern]) => pattern.test(hash));
+  const split = hash.indexOf("?");
+  const path = split < 0 ? hash : hash.slice(0, split);
+  const search = split < 0 ? "" : hash.slice(split + 1);
+  const found = ROUTES.find(([pattern]) => pattern.test(path));
   if (!found) {
     location.hash = "#/runs";
     return;
   }
   const [pattern, page, nav] = found;
-  const args = hash.match(pattern).slice(1).map((a) => (a === undefined ? "" : decodeURIComponent(a)));
+  const args = [...path.match(pattern).slice(1).map((a) => decodeURIComponent(a)), search];
   if (cleanup) cleanup();
   cleanup = null;
   say("");
