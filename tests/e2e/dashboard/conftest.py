@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from baton._amqp import Connection, Properties
 from baton._loop_thread import LoopThread
@@ -201,6 +201,7 @@ def dash(
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)  # a loaded machine is slow, not wrong
     try:
         yield Dashboard(live_server, context, page, setup)
     finally:

@@ -22,18 +22,24 @@ const ROUTES = [
 let cleanup = null;
 let generation = 0;
 
-async function route() {
-  const hash = location.hash || "#/runs";
+// The page a hash shows, its nav entry, and its arguments; null for an unknown hash.
+function match(hash) {
   const split = hash.indexOf("?");
   const path = split < 0 ? hash : hash.slice(0, split);
-  const search = split < 0 ? "" : hash.slice(split + 1);
   const found = ROUTES.find(([pattern]) => pattern.test(path));
+  if (!found) return null;
+  const [pattern, page, nav] = found;
+  const args = [...path.match(pattern).slice(1).map((a) => decodeURIComponent(a)), split < 0 ? "" : hash.slice(split + 1)];
+  return { page, nav, args };
+}
+
+async function route() {
+  const found = match(location.hash || "#/runs");
   if (!found) {
     location.hash = "#/runs";
     return;
   }
-  const [pattern, page, nav] = found;
-  const args = [...path.match(pattern).slice(1).map((a) => decodeURIComponent(a)), search];
+  const { page, nav, args } = found;
   if (cleanup) cleanup();
   cleanup = null;
   say("");
@@ -50,6 +56,8 @@ async function route() {
 }
 
 async function start() {
+  const first = match(location.hash || "#/runs");
+  if (first) import(`./pages/${first.page}.js`).catch(() => {}); // fetched while the session is read
   const session = await loadSession();
   const who = document.getElementById("who");
   if (session.auth) {
