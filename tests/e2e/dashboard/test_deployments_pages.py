@@ -43,6 +43,9 @@ def test_schedules_next_runs_and_the_late_count(dash: Dashboard) -> None:
     expect(row.locator("td.late")).to_have_text("1", timeout=WAIT_MS)  # live, from the Late event
     assert dash.setup.api.state_of(late["id"])["name"] == "Late"
     dash.shot("deployments")
+    dash.setup.start_worker()  # taken at last: no longer Late, and the count says so
+    dash.setup.api.wait_state(late["id"], "COMPLETED")
+    expect(row.locator("td.late")).to_have_text("0")
 
     page = dash.open(f"deployments/{deployment['id']}", "#deployment-status")
     assert page.locator("#run-form").count() == 0  # a read key gets no form
