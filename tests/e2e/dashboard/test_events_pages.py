@@ -34,6 +34,7 @@ def test_an_event_arrives_live_and_its_page_shows_what_it_fired(dash: Dashboard)
 
     feed = dash.open(f"events?name={prefix}.*", "#event-filters")
     feed.wait_for_selector("[data-live=on]")
+    expect(feed.locator("#events")).to_contain_text("No events match yet")
     automation = dash.context.new_page()  # a second tab: the automation's page, live too
     automation.goto(f"{dash.base}/#/automations/{name}")
     automation.wait_for_selector("#firings")
