@@ -59,7 +59,7 @@ FROM generate_series(1, $1) g, LATERAL (SELECT $2::timestamptz - g * $3::interva
 class Filled:
     flow_names: list[str]
     deployment_ids: list[uuid.UUID]
-    busiest_run: uuid.UUID  # the newest run, with its task runs
+    newest_run: uuid.UUID  # with its share of the task runs, as every run
 
 
 async def fill(
