@@ -144,7 +144,9 @@ async def drive_runs(srv: RunningServer, key: str, rate: float, stop: asyncio.Ev
         driven.completed += 1
 
     async with (
-        httpx.AsyncClient(base_url=srv.api_url, headers={"Authorization": f"Bearer {key}"}) as http,
+        httpx.AsyncClient(
+            base_url=srv.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http,
         await AmqpTracker.connect(srv.backends.broker_url) as tracker,
     ):
         tasks: set[asyncio.Task[None]] = set()
