@@ -45,10 +45,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
 ]
 
-# the slowest of the page's API calls to answer its first byte (live streams left out)
-API_FIRST_BYTE = """() => Math.max(0, ...performance.getEntriesByType("resource")
+# the slowest of the page's API calls to answer its first byte (live streams left out): [ms, path]
+API_FIRST_BYTE = """() => performance.getEntriesByType("resource")
     .filter((e) => e.name.includes("/api/") && !e.name.includes("/stream"))
-    .map((e) => e.responseStart - e.startTime))"""
+    .map((e) => [e.responseStart - e.startTime, new URL(e.name).pathname])
+    .reduce((a, b) => (b[0] > a[0] ? b : a), [0, ""])"""
 DOCUMENT_FIRST_BYTE = """() => { const n = performance.getEntriesByType("navigation")[0];
     return n.responseStart - n.startTime; }"""
 # what each page draws last, by the start of its hash: the run page's before the runs list's
@@ -107,6 +108,7 @@ async def sign_in(page: Page, base: str, key: str) -> None:
 async def page_times(page: Page, url: str, samples: int) -> dict[str, list[float]]:
     """Each sample a fresh load of the page (from a blank one), until its data is drawn."""
     times: dict[str, list[float]] = {"document first byte": [], "API first byte": [], "complete": []}
+    slowest: dict[str, int] = {}
     for n in range(samples + 5):
         await page.goto("about:blank")
         await page.goto(url)
@@ -115,7 +117,10 @@ async def page_times(page: Page, url: str, samples: int) -> dict[str, list[float
             continue  # warm-up: the server's caches, the browser's module cache
         times["complete"].append(await page.evaluate("() => window.__complete"))
         times["document first byte"].append(await page.evaluate(DOCUMENT_FIRST_BYTE))
-        times["API first byte"].append(await page.evaluate(API_FIRST_BYTE))
+        ms, path = await page.evaluate(API_FIRST_BYTE)
+        times["API first byte"].append(ms)
+        slowest[path] = slowest.get(path, 0) + 1
+    print(f"  the slowest API call, by how often: {sorted(slowest.items(), key=lambda kv: -kv[1])}")
     return times
 
 
