@@ -76,8 +76,12 @@ function relatives(graph) {
   return items.length ? h("ul", { id: "relatives" }, items) : h("p", { class: "muted" }, "No parent or child runs.");
 }
 
+function read(id) {
+  return Promise.all([get(`/flow_runs/${id}`), get(`/flow_runs/${id}/states`), get(`/ui/flow_runs/${id}/graph`)]);
+}
+
 export async function render(id) {
-  let run = await get(`/flow_runs/${id}`);
+  let [run, states, graph] = await read(id); // at once: the page's first draw waits for all three
   const live = liveBadge();
   const badge = h("span", { id: "run-state" }, stateBadge(run.state));
   const actions = h("div", { class: "actions", id: "run-actions" });
@@ -141,18 +145,20 @@ export async function render(id) {
       say(`${what} refused: ${error.message}`);
     }
   }
-  async function refresh() {
-    const [fresh, states, graph] = await Promise.all([get(`/flow_runs/${id}`), get(`/flow_runs/${id}/states`), get(`/ui/flow_runs/${id}/graph`)]);
-    run = fresh;
+  function draw() {
     drawRun();
     timelineSlot.replaceChildren(timeline(states));
     graphSlot.replaceChildren(graphView(graph));
     relativesSlot.replaceChildren(relatives(graph));
   }
-  await refresh();
+  async function refresh() {
+    [run, states, graph] = await read(id);
+    draw();
+  }
+  draw();
 
   const again = throttle(() => refresh().catch(() => {}), 700);
-  const states = stream("/events/stream", { resource: `baton.resource.id=baton.flow-run.${id}` }, { onState: live.set, onEvent: again });
+  const changes = stream("/events/stream", { resource: `baton.resource.id=baton.flow-run.${id}` }, { onState: live.set, onEvent: again });
   let logStream = null;
   const follow = () => {
     logStream = stream("/logs/stream", { flow_run_id: id }, {
@@ -167,7 +173,7 @@ export async function render(id) {
   };
   follow();
   return () => {
-    states.close();
+    changes.close();
     if (logStream) logStream.close();
   };
 }
