@@ -39,6 +39,7 @@ from baton_schemas.envelopes import (
 from baton_schemas.flows import Flow, FlowCreate
 from baton_schemas.logs import LogRecord
 from baton_schemas.pages import FlowRunPage, LogPage, Page, TaskRunPage
+from baton_schemas.pauses import FlowRunInput, PauseFlowRun, ResumeFlowRun
 from baton_schemas.pools import (
     Worker,
     WorkPool,
@@ -253,6 +254,28 @@ class BatonClient:
 
     async def delete_flow_run(self, flow_run_id: UUID) -> None:
         await self._request("DELETE", f"/flow_runs/{flow_run_id}")
+
+    async def pause_flow_run(self, flow_run_id: UUID, request: PauseFlowRun) -> TransitionResult:
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/pause", body=request.to_json())
+        return TransitionResult.model_validate_json(response.content)
+
+    async def resume_flow_run(
+        self, flow_run_id: UUID, run_input: dict[str, Any] | None = None
+    ) -> TransitionResult:
+        """422 (RequestRejected) if the input does not fit the pause; 409 if the run is not paused."""
+        body = ResumeFlowRun(run_input=run_input).to_json()
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/resume", body=body)
+        return TransitionResult.model_validate_json(response.content)
+
+    async def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
+        """What the run's pause `key` was resumed with; None if it has not been."""
+        try:
+            response = await self._request("GET", f"/flow_runs/{flow_run_id}/inputs/{_quote(key)}")
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return FlowRunInput.model_validate_json(response.content)
 
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
@@ -540,6 +563,15 @@ class SyncBatonClient:
 
     def delete_flow_run(self, flow_run_id: UUID) -> None:
         self._run(self._client.delete_flow_run(flow_run_id))
+
+    def pause_flow_run(self, flow_run_id: UUID, request: PauseFlowRun) -> TransitionResult:
+        return self._run(self._client.pause_flow_run(flow_run_id, request))  # type: ignore[no-any-return]
+
+    def resume_flow_run(self, flow_run_id: UUID, run_input: dict[str, Any] | None = None) -> TransitionResult:
+        return self._run(self._client.resume_flow_run(flow_run_id, run_input))  # type: ignore[no-any-return]
+
+    def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
+        return self._run(self._client.read_flow_run_input(flow_run_id, key))  # type: ignore[no-any-return]
 
     def read_task_run(self, task_run_id: UUID) -> TaskRun:
         return self._run(self._client.read_task_run(task_run_id))  # type: ignore[no-any-return]

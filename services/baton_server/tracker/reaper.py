@@ -1,4 +1,5 @@
-"""The reaper: a run whose lease expired has lost its owner. It is marked Crashed (then the retry
+"""The reaper: a run whose lease expired has lost its owner (a Paused one too, while its process waits to be
+resumed; a Suspended run has no lease). It is marked Crashed (then the retry
 policy decides), or Cancelled if it was being cancelled. Replicas share the scan with SKIP LOCKED.
 
 A lease missed while this process could not hear heartbeats is no evidence of a crash: the
@@ -37,7 +38,7 @@ Probe = Callable[[], Awaitable[None]]
 _EXPIRED = """
     SELECT id, lease_expires_at, worker_id, claim_id FROM flow_runs
     WHERE lease_expires_at < now()
-      AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')
+      AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')
       AND now() > $1::timestamptz + make_interval(secs => COALESCE(lease_seconds, $2))
     ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"""
 
