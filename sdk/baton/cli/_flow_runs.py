@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from baton_schemas.runs import FlowRun, TaskRun
 
 
-app = typer.Typer(no_args_is_help=True, help="Inspect, follow and cancel flow runs.")
+app = typer.Typer(no_args_is_help=True, help="Inspect, follow, cancel, retry and resume flow runs.")
 
 RunId = Annotated[
     str,
@@ -288,3 +288,37 @@ def delete(
             typer.confirm(f"Delete flow run {run.name!r} ({run.id})?", abort=True)
         client.delete_flow_run(run.id)
     _api.console().print(f"Deleted flow run {run.name!r} ({run.id}).")
+
+
+@app.command("resume")
+def resume(
+    run_ref: RunId,
+    run_input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            metavar="JSON",
+            help="The input the pause waits for, as a JSON object: '{\"approved\": true}'.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Resume a paused flow run. A run whose process waits goes on; a suspended one is started
+    again by a worker. Exits 1 for a run that is not paused, or input that does not fit."""
+    import orjson
+
+    value: Any = None
+    if run_input is not None:
+        try:
+            value = orjson.loads(run_input)
+        except orjson.JSONDecodeError as exc:
+            _api.fail(f"--input is not JSON: {exc}")
+        if not isinstance(value, dict):
+            _api.fail("--input must be a JSON object, such as '{\"approved\": true}'")
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        result = client.resume_flow_run(run.id, value)
+    state = result.state or run.state
+    _api.console().print(
+        Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state), " (resumed)"), soft_wrap=True
+    )
