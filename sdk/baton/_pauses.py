@@ -25,7 +25,6 @@ the input is then `{"value": ...}` and the call returns the value.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -184,11 +183,10 @@ async def _resume(flow_run_id: UUID | str, run_input: Any) -> State:
     return result.state
 
 
-def resume_flow_run(
-    flow_run_id: UUID | str, run_input: dict[str, Any] | BaseModel | None = None
-) -> State | Coroutine[Any, Any, State]:
+def resume_flow_run(flow_run_id: UUID | str, run_input: dict[str, Any] | BaseModel | None = None) -> Any:
     """Resume a paused flow run with `run_input` (a dict or a model), checked by the server
     against what the pause waits for (RequestRejected, 422, naming the field; 409 for a run that
-    is not paused). Returns the run's new state. In async code, await it."""
+    is not paused). Returns the run's new State; in async code, a coroutine of it to await
+    (so typed `Any`, as the reference system's sync-compatible functions are)."""
     coro = _resume(flow_run_id, run_input)
     return coro if _in_event_loop() else asyncio.run(coro)

@@ -1,0 +1,166 @@
+"""Pausing a run for input against a real server and worker: `pause_flow_run` waits in its
+process (its lease kept alive) and returns the model it is resumed with; `baton flow-run resume`
+checks the input; a pause that times out fails the run; `suspend_flow_run` frees the worker's
+slot, and the resumed run is started again by a worker, its cached task not run twice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+
+from baton import resume_flow_run
+from baton._deployments import connect
+
+from ...support.processes import BATON
+from .conftest import Setup, wait_until
+
+PAUSING = """
+import json
+from pathlib import Path
+
+from baton import RunInput, flow, pause_flow_run, suspend_flow_run, task
+from baton.cache_policies import DEFAULT
+
+
+class Approval(RunInput):
+    approved: bool
+    note: str = ""
+
+
+@flow
+def approve(out: str, timeout: float = 120) -> str:
+    answer = pause_flow_run(wait_for_input=Approval, timeout=timeout, poll_interval=0.2)
+    Path(out).write_text(answer.model_dump_json())
+    return answer.note
+
+
+@task(cache_policy=DEFAULT)
+def count(path: str) -> int:
+    target = Path(path)
+    with target.open("a") as f:
+        f.write("ran\\n")
+    return len(target.read_text().splitlines())
+
+
+@flow
+def suspends(path: str, out: str) -> None:
+    ran = count(path)
+    word = suspend_flow_run(wait_for_input=str, timeout=120)
+    Path(out).write_text(json.dumps({"ran": ran, "word": word}))
+"""
+
+
+def _baton(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BATON, *args], env=setup.server.client_env(), capture_output=True, text=True, timeout=60
+    )
+
+
+def _names(setup: Setup, run_id: str) -> list[str]:
+    return [s["name"] for s in setup.api.states(run_id)]
+
+
+def test_a_paused_run_waits_keeps_its_lease_and_gets_the_input_it_is_resumed_with(setup: Setup) -> None:
+    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    out = setup.folder / "approval.json"
+    deployment = setup.deployment("pausing.py:approve", parameters={"out": str(out)})
+    setup.start_worker()
+    run = setup.api.run(deployment, name=f"approve-{setup.suffix}")
+    paused = setup.api.wait_state(run["id"], "PAUSED", timeout=60)
+    assert paused["name"] == "Paused" and paused["data"]["pause"]["key"] == "pause-1"
+    run_id = uuid.UUID(run["id"])
+
+    # the worker's lease is 3 s: the reaper would crash the run, were its lease not renewed
+    since = datetime.fromisoformat(paused["timestamp"])
+
+    def renewed_past_two_leases() -> bool:
+        lease = setup.db.fetchval("SELECT lease_expires_at FROM flow_runs WHERE id = $1", run_id)
+        return lease is not None and lease > since + timedelta(seconds=7)
+
+    wait_until(renewed_past_two_leases, timeout=30, what="the paused run's lease renewed")
+    assert setup.api.state_of(run["id"])["type"] == "PAUSED"
+
+    bad = _baton(setup, "flow-run", "resume", run["name"], "--input", '{"approved": "maybe"}')
+    assert bad.returncode == 1
+    assert "run_input.approved: 'maybe' is not of type 'boolean'" in bad.stderr
+    missing = setup.api.http.post(f"/flow_runs/{run['id']}/resume", json={"run_input": {"note": "x"}})
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["body", "run_input", "approved"]
+    not_json = _baton(setup, "flow-run", "resume", run["name"], "--input", "{approved")
+    assert not_json.returncode == 1 and "--input is not JSON" in not_json.stderr
+    assert setup.api.state_of(run["id"])["type"] == "PAUSED"
+
+    good = _baton(
+        setup, "flow-run", "resume", run["id"][:13], "--input", '{"approved": true, "note": "ship it"}'
+    )
+    assert good.returncode == 0, good.stderr
+    assert "(resumed)" in good.stdout
+    final = setup.api.wait_state(run["id"], timeout=60)
+    assert final["type"] == "COMPLETED", final
+    assert json.loads(out.read_text()) == {"approved": True, "note": "ship it"}
+    stored = setup.api.read_run(run["id"])
+    assert stored["run_count"] == 1  # resuming is the same attempt
+    names = _names(setup, run["id"])
+    assert names[names.index("Running") :] == ["Running", "Paused", "Running", "Completed"]
+
+    again = setup.api.http.post(f"/flow_runs/{run['id']}/resume", json={})
+    assert again.status_code == 409 and "is not paused" in again.json()["detail"]
+
+
+def test_a_pause_that_times_out_fails_the_run(setup: Setup) -> None:
+    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    out = setup.folder / "never.json"
+    deployment = setup.deployment("pausing.py:approve", parameters={"out": str(out), "timeout": 1})
+    setup.start_worker()
+    run = setup.api.run(deployment)
+    final = setup.api.wait_state(run["id"], timeout=60)
+    assert final["type"] == "FAILED", final
+    assert "paused and not resumed before its timeout" in final["message"]
+    assert not out.exists()
+    names = _names(setup, run["id"])
+    assert names[names.index("Paused") :] == ["Paused", "Failed"]  # the process's own end adopted it
+    late = setup.api.http.post(f"/flow_runs/{run['id']}/resume", json={"run_input": {"approved": True}})
+    assert late.status_code == 409
+
+
+def test_a_suspended_run_frees_its_worker_and_is_started_again_when_resumed(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATON_API_URL", setup.server.api_url)  # for the SDK in this process
+    monkeypatch.setenv("BATON_API_KEY", setup.server.api_key)
+    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    counted, out = setup.folder / "count.txt", setup.folder / "suspended.json"
+    suspends = setup.deployment("pausing.py:suspends", parameters={"path": str(counted), "out": str(out)})
+    records = setup.deployment("flows.py:record")
+    setup.start_worker("--limit", "1", BATON_RESULTS_DIR=str(setup.folder / "results"))
+    run = setup.api.run(suspends)
+    suspended = setup.api.wait_state(run["id"], "PAUSED", timeout=60)
+    assert suspended["name"] == "Suspended"
+    row = setup.db.fetch(
+        "SELECT worker_id, claim_id, lease_expires_at FROM flow_runs WHERE id = $1", uuid.UUID(run["id"])
+    )[0]
+    assert (row["worker_id"], row["claim_id"], row["lease_expires_at"]) == (None, None, None)
+
+    # the worker's one slot is free: another run goes through it while this one is suspended
+    other = setup.api.run(records, parameters={"path": str(setup.folder / "other.txt")})
+    assert setup.api.wait_state(other["id"], timeout=60)["type"] == "COMPLETED"
+    assert setup.api.state_of(run["id"])["name"] == "Suspended"
+
+    wrong = setup.api.http.post(f"/flow_runs/{run['id']}/resume", json={"run_input": {"value": 3}})
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "run_input", "value"]
+    resumed = resume_flow_run(run["id"], run_input={"value": "onwards"})
+    assert (resumed.type.value, resumed.name) == ("SCHEDULED", "Resuming")
+    final = setup.api.wait_state(run["id"], timeout=60)
+    assert final["type"] == "COMPLETED", final
+    assert json.loads(out.read_text()) == {"ran": 1, "word": "onwards"}
+    assert counted.read_text().splitlines() == ["ran"]  # the re-run took the task from its cache
+    names = _names(setup, run["id"])
+    assert names[names.index("Suspended") :] == ["Suspended", "Resuming", "Pending", "Retrying", "Completed"]
+    with connect() as client:
+        task_runs = client.read_task_runs(uuid.UUID(run["id"])).items
+    assert sorted(t.state.name for t in task_runs) == ["Cached", "Completed"]
