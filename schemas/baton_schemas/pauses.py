@@ -39,14 +39,23 @@ class PauseDetails(BatonModel):
         default=False,
         description="Suspended: the process ended; on resume the run is scheduled and started again.",
     )
+    in_attempt: bool = Field(
+        default=True,
+        description="Paused while Running: resumed, the same attempt goes on (counted once).",
+    )
 
 
 def paused_state(
-    key: str, *, timeout_seconds: float | None, reschedule: bool, message: str | None = None
+    key: str,
+    *,
+    timeout_seconds: float | None,
+    reschedule: bool,
+    message: str | None = None,
+    in_attempt: bool = True,
 ) -> State:
     """A Paused (or, with `reschedule`, Suspended) state for pause `key`."""
     timeout = utcnow() + timedelta(seconds=timeout_seconds) if timeout_seconds is not None else None
-    details = PauseDetails(key=key, timeout=timeout, reschedule=reschedule)
+    details = PauseDetails(key=key, timeout=timeout, reschedule=reschedule, in_attempt=in_attempt)
     return State(
         type=StateType.PAUSED,
         name="Suspended" if reschedule else "Paused",

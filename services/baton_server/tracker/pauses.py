@@ -104,7 +104,11 @@ async def hold_flow_run(
             what = "suspended" if suspend else "paused from outside (a running flow pauses itself)"
             raise NotPaused(f"flow run {run_id} is {state_type.lower()}: it cannot be {what}")
         state = paused_state(
-            f"held-{uuid.uuid4().hex[:12]}", timeout_seconds=timeout_seconds, reschedule=True, message=reason
+            f"held-{uuid.uuid4().hex[:12]}",
+            timeout_seconds=timeout_seconds,
+            reschedule=True,
+            message=reason,
+            in_attempt=state_type == StateType.RUNNING.value,
         )
         if not suspend:
             state.name = "Paused"
@@ -158,6 +162,12 @@ async def resume_flow_run(
             check_input(stored["value"] if stored is not None else None, run_input, details.key)
             await store_input(conn, run_id, details.key, run_input)
         again = details is None or details.reschedule
+        if again and details is not None and details.in_attempt:
+            # the attempt the suspension interrupted goes on in a new process: its Running there
+            # is not one more attempt (nor a retry), as the reference system counts it
+            await conn.execute(
+                "UPDATE flow_runs SET run_count = run_count - 1 WHERE id = $1 AND run_count > 0", run_id
+            )
         state = Scheduled(name="Resuming", message=reason) if again else Running(message=reason)
         outcome = await propose_flow_run_state(
             conn, ProposeState(flow_run_id=run_id, state=state), default_lease_seconds=default_lease_seconds

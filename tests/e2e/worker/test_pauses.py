@@ -160,7 +160,8 @@ def test_a_suspended_run_frees_its_worker_and_is_started_again_when_resumed(
     assert json.loads(out.read_text()) == {"ran": 1, "word": "onwards"}
     assert counted.read_text().splitlines() == ["ran"]  # the re-run took the task from its cache
     names = _names(setup, run["id"])
-    assert names[names.index("Suspended") :] == ["Suspended", "Resuming", "Pending", "Retrying", "Completed"]
+    assert names[names.index("Suspended") :] == ["Suspended", "Resuming", "Pending", "Running", "Completed"]
+    assert setup.api.read_run(run["id"])["run_count"] == 1  # one attempt, in two processes
     with connect() as client:
         task_runs = client.read_task_runs(uuid.UUID(run["id"])).items
     assert sorted(t.state.name for t in task_runs) == ["Cached", "Completed"]
