@@ -17,7 +17,8 @@ from baton import resume_flow_run
 from baton._deployments import connect
 
 from ...support.processes import BATON
-from .conftest import Setup, wait_until
+from ..router.conftest import in_every_index
+from .conftest import Setup, process_alive, wait_until
 
 PAUSING = """
 import json
@@ -165,3 +166,52 @@ def test_a_suspended_run_frees_its_worker_and_is_started_again_when_resumed(
     with connect() as client:
         task_runs = client.read_task_runs(uuid.UUID(run["id"])).items
     assert sorted(t.state.name for t in task_runs) == ["Cached", "Completed"]
+
+
+def test_a_suspend_run_automation_stops_a_running_process_and_resume_run_starts_it_again(
+    setup: Setup,
+) -> None:
+    marker = setup.folder / "records.txt"
+    deployment = setup.deployment(parameters={"path": str(marker), "sleep": 0.0, "first_sleep": 120.0})
+    worker = setup.start_worker("--limit", "1")
+    automations = []
+    for verb in ("suspend", "resume"):
+        body = {
+            "name": f"{verb}-{setup.suffix}",
+            "trigger": {"expect": [f"ops.{verb}.{setup.suffix}"]},
+            "actions": [{"type": f"{verb}-run", "flow_run": "{{ event.payload.run }}"}],
+        }
+        automations.append(setup.api.post("/automations", body))
+    in_every_index(setup.server, max(a["revision"] for a in automations))
+
+    run = setup.api.run(deployment)
+    setup.api.wait_state(run["id"], "RUNNING", timeout=60)
+    wait_until(lambda: setup.records(marker), timeout=30, what="the first execution")
+    [(_, first_pid, _)] = setup.records(marker)
+
+    def emit(verb: str) -> None:
+        event = {"event": f"ops.{verb}.{setup.suffix}", "resource": {"baton.resource.id": "ops.1"}}
+        setup.api.post("/events", {**event, "payload": {"run": run["id"]}})
+
+    emit("suspend")
+    suspended = setup.api.wait_state(run["id"], "PAUSED", timeout=60)
+    assert suspended["name"] == "Suspended"
+    assert suspended["message"] == f"suspended by automation 'suspend-{setup.suffix}'"
+    worker.wait_log("Suspending flow run", timeout=30)
+    wait_until(lambda: not process_alive(first_pid), timeout=30, what="the suspended run's process to end")
+    assert setup.api.state_of(run["id"])["name"] == "Suspended"  # the worker reported nothing after
+
+    emit("resume")
+    final = setup.api.wait_state(run["id"], timeout=60)
+    assert final["type"] == "COMPLETED", final
+    [first, second] = setup.records(marker)
+    assert first[1] != second[1]  # a new process, through the worker
+    names = _names(setup, run["id"])
+    assert names[names.index("Running") :] == [
+        "Running",
+        "Suspended",
+        "Resuming",
+        "Pending",
+        "Running",
+        "Completed",
+    ]
