@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from baton_schemas.pauses import PauseFlowRun
 from baton_schemas.states import State, StateType, Verdict
 
-from ._context import FlowRunContext, flow_run_ctx
+from ._context import FlowRunContext, flow_run_ctx, task_run_ctx
 from ._deployments import aconnect
 from ._exceptions import BatonError, CancelledRun, FlowPauseTimeout, MissingContextError, Suspend
 from ._logging import flow_run_logger, format_state, run_extra
@@ -87,6 +87,8 @@ def _context(what: str) -> FlowRunContext:
     ctx = flow_run_ctx.get()
     if ctx is None:
         raise MissingContextError(f"{what}() must be called inside a flow run")
+    if task_run_ctx.get() is not None:
+        raise BatonError(f"{what}() pauses a flow run: call it in the flow, not in one of its tasks")
     return ctx
 
 

@@ -9,12 +9,11 @@
   suspended run that runs its flow again finds the pause answered and goes past it). A waiting
   process's run goes back to Running (the same attempt); a suspended or held one to Scheduled,
   dispatched at once, to any worker of its pool.
-- `PauseTimeouts`, a tracker loop, fails a paused run past its timeout.
+- The reaper's loop (`fail_expired_pauses`) fails a paused run past its timeout.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import datetime
@@ -23,7 +22,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-from baton_schemas import utcnow
 from baton_schemas.envelopes import ControlKind, ControlMessage, ProposeState
 from baton_schemas.pauses import PauseFlowRun, pause_details, paused_state, schema_key
 from baton_schemas.states import Failed, Running, Scheduled, State, StateType, Verdict
@@ -212,41 +210,3 @@ async def fail_expired_pauses(
             )
         log.info("flow run %s: %s", row["id"], message)
     return outcomes
-
-
-class PauseTimeouts:
-    """The tracker's loop that fails paused runs past their timeout. Replicas may run it too:
-    each run is failed under its row lock, at the version it was read at."""
-
-    def __init__(
-        self, pool: asyncpg.Pool[Any], outbox: Outbox, *, interval: float, default_lease_seconds: float
-    ) -> None:
-        self._pool = pool
-        self._outbox = outbox
-        self._interval = interval
-        self._default_lease = default_lease_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="pause-timeouts")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                async with self._pool.acquire() as conn:
-                    outcomes = await fail_expired_pauses(
-                        conn, default_lease_seconds=self._default_lease, now=utcnow()
-                    )
-                for outcome in outcomes:
-                    self._outbox.sent_after_commit(outcome.outbox)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("pause timeouts: pass failed: %s", exc)
-            await asyncio.sleep(self._interval)

@@ -29,7 +29,6 @@ from ..db.flow_runs import InvalidRun, create_flow_run
 from ..db.pools import record_worker
 from ..db.run_cache import RunCache
 from .ingest import cancelling_runs, extend_leases, store_logs, store_task_run_states
-from .pauses import PauseTimeouts
 from .reaper import Reaper
 from .transitions import RunNotFound, propose_flow_run_state
 from .write_batch import WriteBatch
@@ -175,12 +174,6 @@ class TrackerService:
             default_lease_seconds=ctx.settings.default_lease_seconds,
             probe=self._probe,
         )
-        self._pause_timeouts = PauseTimeouts(
-            ctx.pool,
-            ctx.outbox,
-            interval=ctx.settings.reaper_interval_seconds,
-            default_lease_seconds=ctx.settings.default_lease_seconds,
-        )
         self._probe_channel: Channel | None = None
         ctx.link.on_reconnect(self._on_reconnect)
 
@@ -188,7 +181,6 @@ class TrackerService:
         for consumer in self._consumers:
             await consumer.start()
         self._reaper.start()
-        self._pause_timeouts.start()
 
     async def _on_reconnect(self, _connection: Connection) -> None:
         self._probe_channel = None  # it went with the old connection
@@ -211,4 +203,3 @@ class TrackerService:
         for consumer in self._consumers:
             await consumer.stop(grace=self._ctx.settings.shutdown_grace_seconds)
         await self._reaper.stop()
-        await self._pause_timeouts.stop()

@@ -6,6 +6,7 @@ slot, and the resumed run is started again by a worker, its cached task not run 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import textwrap
 import uuid
@@ -215,3 +216,18 @@ def test_a_suspend_run_automation_stops_a_running_process_and_resume_run_starts_
         "Running",
         "Completed",
     ]
+
+
+def test_a_paused_run_whose_process_dies_is_crashed_by_the_reaper(setup: Setup) -> None:
+    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    deployment = setup.deployment("pausing.py:approve", parameters={"out": str(setup.folder / "x.json")})
+    worker = setup.start_worker()
+    run = setup.api.run(deployment)
+    setup.api.wait_state(run["id"], "PAUSED", timeout=60)
+    worker.signal(signal.SIGKILL)  # its run's process dies with it; nobody renews the lease
+    worker.wait(10)
+    final = setup.api.wait_state(run["id"], timeout=60)
+    assert final["type"] == "CRASHED", final
+    assert "lease expired" in final["message"]
+    names = _names(setup, run["id"])
+    assert names[names.index("Paused") :] == ["Paused", "Crashed"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from baton import MissingContextError, RunInput, flow, pause_flow_run, suspend_flow_run
+from baton import MissingContextError, RunInput, flow, pause_flow_run, suspend_flow_run, task
 from baton._exceptions import BatonError
 from baton._pauses import _model_of, _validated
 
@@ -41,3 +41,16 @@ def test_pausing_outside_a_flow_or_suspending_an_ad_hoc_run_is_refused() -> None
 
     with pytest.raises(BatonError, match="is not a deployment's, so no worker could start it again"):
         ad_hoc()
+
+
+def test_a_task_cannot_pause_its_flow_run() -> None:
+    @task
+    def inside() -> None:
+        pause_flow_run()
+
+    @flow
+    def outer() -> None:
+        inside()
+
+    with pytest.raises(BatonError, match=r"call it in the flow, not in one of its tasks"):
+        outer()
