@@ -3,6 +3,8 @@ resume's input is checked (one error per field, located under `run_input`)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -59,3 +61,12 @@ def test_the_input_is_checked_against_the_schema_the_pause_stored() -> None:
     assert extra["loc"] == ["body", "run_input", "colour"]
     assert _errors(schema, None)[0]["msg"] == "pause 'pause-1' waits for input"
     assert _errors(None, {"approved": True})[0]["msg"] == "pause 'pause-1' waits for no input"
+
+
+def test_a_tracker_process_fails_timed_out_pauses_without_loading_what_resuming_needs() -> None:
+    probe = (
+        "import sys, baton_server.server, baton_server.tracker.service;"
+        "print(' '.join(m for m in ('jsonschema', 'jinja2', 'fastapi') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""

@@ -9,14 +9,12 @@
   suspended run that runs its flow again finds the pause answered and goes past it). A waiting
   process's run goes back to Running (the same attempt); a suspended or held one to Scheduled,
   dispatched at once, to any worker of its pool.
-- The reaper's loop (`fail_expired_pauses`) fails a paused run past its timeout.
+- The reaper's pass fails a paused run past its timeout (`pause_timeouts`).
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -24,15 +22,13 @@ import orjson
 
 from baton_schemas.envelopes import ControlKind, ControlMessage, ProposeState
 from baton_schemas.pauses import PauseFlowRun, pause_details, paused_state, schema_key
-from baton_schemas.states import Failed, Running, Scheduled, State, StateType, Verdict
+from baton_schemas.states import Running, Scheduled, State, StateType, Verdict
 from baton_schemas.topology import CONTROL, flow_run_control_key
 
 from ..broker.outbox import Outbox, OutboxMessage
 from ..db.deployments import parameter_errors
 from ..db.types import Connection
 from .transitions import Outcome, RunNotFound, propose_flow_run_state
-
-log = logging.getLogger(__name__)
 
 
 class NotPaused(ValueError):
@@ -173,40 +169,3 @@ async def resume_flow_run(
         if again and outcome.result.verdict is Verdict.ACCEPT:
             outcome.outbox.extend(await dispatch_runs(conn, [run_id], within_seconds=dispatch_within))
     return outcome
-
-
-def _deadline(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-async def fail_expired_pauses(
-    conn: Connection, *, default_lease_seconds: float, now: datetime
-) -> list[Outcome]:
-    """Fail every paused run past its timeout; each in a transaction of its own."""
-    rows = await conn.fetch(
-        """SELECT id, state_version, state->'data'->'pause'->>'timeout' AS timeout
-           FROM flow_runs WHERE state_type = 'PAUSED'"""
-    )
-    outcomes = []
-    for row in rows:
-        deadline = _deadline(row["timeout"])
-        if deadline is None or deadline > now:
-            continue
-        async with conn.transaction():
-            version = await conn.fetchval(
-                "SELECT state_version FROM flow_runs WHERE id = $1 FOR UPDATE SKIP LOCKED", row["id"]
-            )
-            if version != row["state_version"]:
-                continue  # resumed, cancelled or taken by another tracker meanwhile
-            message = f"paused and not resumed before its timeout ({deadline.isoformat()})"
-            proposal = ProposeState(flow_run_id=row["id"], state=Failed(message=message))
-            outcomes.append(
-                await propose_flow_run_state(conn, proposal, default_lease_seconds=default_lease_seconds)
-            )
-        log.info("flow run %s: %s", row["id"], message)
-    return outcomes

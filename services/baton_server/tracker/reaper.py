@@ -1,7 +1,7 @@
 """The reaper: a run whose lease expired has lost its owner (a Paused one too, while its process
 waits to be resumed; a Suspended run has no lease). It is marked Crashed (then the retry policy
 decides), or Cancelled if it was being cancelled. Replicas share the scan with SKIP LOCKED. Each
-pass also fails the paused runs whose pause timed out (`pauses.fail_expired_pauses`).
+pass also fails the paused runs whose pause timed out (`pause_timeouts`).
 
 A lease missed while this process could not hear heartbeats is no evidence of a crash: the
 heartbeats may be waiting in the broker, or an owner may have had no broker to send them on.
@@ -27,7 +27,7 @@ from baton_schemas.envelopes import ProposeState
 from baton_schemas.states import Crashed, StateType
 
 from ..broker.outbox import Outbox
-from .pauses import fail_expired_pauses
+from .pause_timeouts import fail_expired_pauses
 from .transitions import propose_flow_run_state
 
 log = logging.getLogger(__name__)
