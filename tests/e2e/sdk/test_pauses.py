@@ -7,8 +7,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from baton_schemas.runs import FlowRun
+import aio_pika
 
+from baton_schemas import slugify
+from baton_schemas.envelopes import StateChange
+from baton_schemas.runs import FlowRun
+from baton_schemas.topology import STATES
+
+from ..conftest import LiveServer
 from .conftest import Sdk, wait_for
 
 SOURCE = """
@@ -37,9 +43,15 @@ if __name__ == "__main__":
 """
 
 
-async def test_an_async_ad_hoc_run_pauses_for_a_value_and_suspending_it_is_refused(sdk: Sdk) -> None:
+async def test_an_async_ad_hoc_run_pauses_for_a_value_and_suspending_it_is_refused(
+    sdk: Sdk, live_server: LiveServer
+) -> None:
     waits, refuses = sdk.flow_name("waits"), sdk.flow_name("refuses")
     path = sdk.write(SOURCE, waits=waits, refuses=refuses)
+    connection = await aio_pika.connect(live_server.backends.broker_url)
+    channel = await connection.channel()
+    subscriber = await channel.declare_queue(exclusive=True)  # another system's own queue
+    await subscriber.bind(STATES, routing_key=f"flow-run.paused.{slugify(waits)}")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(path),
@@ -77,3 +89,14 @@ async def test_an_async_ad_hoc_run_pauses_for_a_value_and_suspending_it_is_refus
     assert names == ["Pending", "Running", "Paused", "Running", "Completed"]
     failed = await sdk.api.settled(refuses)
     assert failed.state.is_failed() and "is not a deployment's" in (failed.state.message or "")
+
+    async def published() -> StateChange | None:
+        message = await subscriber.get(fail=False)
+        return StateChange.model_validate_json(message.body) if message is not None else None
+
+    try:
+        change = await wait_for(published, "the Paused state on baton.states")
+    finally:
+        await connection.close()
+    assert change.run_id == done.id and change.state.name == "Paused"
+    assert change.state.data is not None and change.state.data["pause"]["key"] == "pause-1"
