@@ -231,3 +231,18 @@ def test_a_paused_run_whose_process_dies_is_crashed_by_the_reaper(setup: Setup) 
     assert "lease expired" in final["message"]
     names = _names(setup, run["id"])
     assert names[names.index("Paused") :] == ["Paused", "Crashed"]
+
+
+def test_cancelling_a_paused_run_has_its_worker_stop_the_waiting_process(setup: Setup) -> None:
+    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    deployment = setup.deployment("pausing.py:approve", parameters={"out": str(setup.folder / "x.json")})
+    worker = setup.start_worker()
+    run = setup.api.run(deployment)
+    setup.api.wait_state(run["id"], "PAUSED", timeout=60)
+    cancelled = _baton(setup, "flow-run", "cancel", run["id"])
+    assert cancelled.returncode == 0, cancelled.stderr
+    final = setup.api.wait_state(run["id"], timeout=60)
+    assert final["type"] == "CANCELLED", final
+    worker.wait_log("Cancelling flow run", timeout=30)
+    names = _names(setup, run["id"])
+    assert names[names.index("Paused") :] == ["Paused", "Cancelling", "Cancelled"]
