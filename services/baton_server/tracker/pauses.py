@@ -15,11 +15,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
+from baton_schemas import utcnow
 from baton_schemas.envelopes import ControlKind, ControlMessage, ProposeState
 from baton_schemas.pauses import PauseFlowRun, pause_details, paused_state, schema_key
 from baton_schemas.states import Running, Scheduled, State, StateType, Verdict
@@ -137,8 +139,10 @@ async def resume_flow_run(
     default_lease_seconds: float,
     dispatch_within: float,
     reason: str = "resumed by a user",
+    now: datetime | None = None,
 ) -> Outcome:
-    """Resume a paused run with `run_input`: NotPaused, InvalidInput or RunNotFound if not."""
+    """Resume a paused run with `run_input`: NotPaused (also once its pause has timed out: the
+    reaper's next pass fails it), InvalidInput or RunNotFound if not."""
     from ..scheduler.dispatch import dispatch_runs
 
     async with conn.transaction():
@@ -149,6 +153,8 @@ async def resume_flow_run(
         if current.type is not StateType.PAUSED:
             raise NotPaused(f"flow run {run_id} is not paused ({current.name}): nothing to resume")
         details = pause_details(current)
+        if details is not None and details.timeout is not None and details.timeout <= (now or utcnow()):
+            raise NotPaused(f"flow run {run_id}: its pause timed out at {details.timeout.isoformat()}")
         if details is None:  # a Paused state set by hand: nothing waits for input
             check_input(None, run_input, current.name)
         else:
