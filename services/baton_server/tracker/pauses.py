@@ -92,13 +92,18 @@ async def hold_flow_run(
     `suspend`) and not dispatched until resumed; a started one can only be suspended: its
     worker stops the process. NotPaused if neither applies."""
     async with conn.transaction():
-        state_type = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1 FOR UPDATE", run_id)
-        if state_type is None:
+        row = await conn.fetchrow(
+            "SELECT state_type, deployment_id FROM flow_runs WHERE id = $1 FOR UPDATE", run_id
+        )
+        if row is None:
             raise RunNotFound(f"flow run {run_id} does not exist")
+        state_type = row["state_type"]
         started = state_type in (StateType.PENDING.value, StateType.RUNNING.value)
         if state_type != StateType.SCHEDULED.value and not (suspend and started):
             what = "suspended" if suspend else "paused from outside (a running flow pauses itself)"
             raise NotPaused(f"flow run {run_id} is {state_type.lower()}: it cannot be {what}")
+        if started and row["deployment_id"] is None:
+            raise NotPaused(f"flow run {run_id} is not a deployment's: no worker could start it again")
         state = paused_state(
             f"held-{uuid.uuid4().hex[:12]}",
             timeout_seconds=timeout_seconds,

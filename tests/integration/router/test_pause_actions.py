@@ -117,6 +117,17 @@ async def test_suspend_run_holds_a_waiting_run_and_pause_run_refuses_a_running_o
     assert "is running: it cannot be paused from outside (a running flow pauses itself)" in refused["detail"]
     assert (await _state(ctx, running))[0] == "RUNNING"
 
+    # an ad hoc run: no worker could start it again, so it is not suspended
+    made = await api.post("/api/flow_runs", json={"flow_name": f"ad-hoc-{suffix}"})
+    assert made.status_code == 201, made.text
+    ad_hoc = made.json()["id"]
+    started = await api.post(f"/api/flow_runs/{ad_hoc}/set_state", json={"state": {"type": "RUNNING"}})
+    assert started.json()["verdict"] == "ACCEPT", started.text
+    other = await _automation(api, ctx, f"suspend2.{suffix}", {"type": "suspend-run", "flow_run": target})
+    kept = await _fired(ctx, channel, other, f"suspend2.{suffix}", ad_hoc)
+    assert kept["ok"] is False and "is not a deployment's: no worker could start it again" in kept["detail"]
+    assert (await _state(ctx, ad_hoc))[0] == "RUNNING"
+
 
 async def _name(ctx: ServerContext, automation_id: str) -> str:
     return str(
