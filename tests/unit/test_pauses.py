@@ -55,6 +55,8 @@ def test_the_input_is_checked_against_the_schema_the_pause_stored() -> None:
         wrong["loc"] == ["body", "run_input", "approved"]
         and "'maybe' is not of type 'boolean'" in wrong["msg"]
     )
+    [empty] = _errors(schema, {})
+    assert empty["loc"] == ["body", "run_input", "approved"]
     [missing] = _errors(schema, {"note": "x"})
     assert missing["loc"] == ["body", "run_input", "approved"] and missing["type"] == "required"
     [extra] = _errors(schema, {"approved": True, "colour": "red"})

@@ -130,8 +130,10 @@ def check_input(schema: dict[str, Any] | None, run_input: dict[str, Any] | None,
         errors = [{"loc": list(loc), "msg": f"pause {key!r} waits for no input", "type": "extra"}]
     elif schema is not None and run_input is None:
         errors = [{"loc": list(loc), "msg": f"pause {key!r} waits for input", "type": "missing"}]
+    elif schema is not None and run_input is not None:
+        errors = parameter_errors(schema, run_input, loc)
     else:
-        errors = parameter_errors(schema, run_input, loc) if schema is not None and run_input else []
+        errors = []
     if errors:
         raise InvalidInput(errors)
 
