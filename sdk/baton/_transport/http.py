@@ -58,6 +58,7 @@ from .._loop_thread import LoopThread
 from ._errors import RequestRejected, TransportUnavailable
 
 P = TypeVar("P", bound=Page[Any])
+M = TypeVar("M", bound=BaseModel)
 
 _JSON = {"content-type": "application/json"}
 _SEND_PATHS: dict[type[BaseModel], str] = {
@@ -168,6 +169,16 @@ class BatonClient:
     async def _page(self, path: str, page: type[P], params: dict[str, Any]) -> P:
         return page.model_validate_json((await self._request("GET", path, params=params)).content)
 
+    async def _read_or_none(self, path: str, model: type[M]) -> M | None:
+        """GET one thing; None if there is none (404)."""
+        try:
+            response = await self._request("GET", path)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return model.model_validate_json(response.content)
+
     # --- writes ---------------------------------------------------------------------------
 
     async def create_flow(self, flow: FlowCreate) -> Flow:
@@ -269,13 +280,7 @@ class BatonClient:
 
     async def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
         """What the run's pause `key` was resumed with; None if it has not been."""
-        try:
-            response = await self._request("GET", f"/flow_runs/{flow_run_id}/inputs/{_quote(key)}")
-        except RequestRejected as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return FlowRunInput.model_validate_json(response.content)
+        return await self._read_or_none(f"/flow_runs/{flow_run_id}/inputs/{_quote(key)}", FlowRunInput)
 
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
@@ -452,13 +457,7 @@ class BatonClient:
 
     async def read_variable(self, name: str) -> StoredVariable | None:
         """The variable, or None if there is none of that name."""
-        try:
-            response = await self._request("GET", f"/variables/{_quote(name)}")
-        except RequestRejected as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return StoredVariable.model_validate_json(response.content)
+        return await self._read_or_none(f"/variables/{_quote(name)}", StoredVariable)
 
     async def read_variables(
         self, *, tag: list[str] | None = None, prefix: str | None = None, limit: int | None = None

@@ -63,12 +63,16 @@ def _baton(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _write_flows(setup: Setup) -> None:
+    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+
+
 def _names(setup: Setup, run_id: str) -> list[str]:
     return [s["name"] for s in setup.api.states(run_id)]
 
 
 def test_a_paused_run_waits_keeps_its_lease_and_gets_the_input_it_is_resumed_with(setup: Setup) -> None:
-    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    _write_flows(setup)
     out = setup.folder / "approval.json"
     deployment = setup.deployment("pausing.py:approve", parameters={"out": str(out)})
     setup.start_worker()
@@ -115,7 +119,7 @@ def test_a_paused_run_waits_keeps_its_lease_and_gets_the_input_it_is_resumed_wit
 
 
 def test_a_pause_that_times_out_fails_the_run(setup: Setup) -> None:
-    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    _write_flows(setup)
     out = setup.folder / "never.json"
     deployment = setup.deployment("pausing.py:approve", parameters={"out": str(out), "timeout": 1})
     setup.start_worker()
@@ -135,7 +139,7 @@ def test_a_suspended_run_frees_its_worker_and_is_started_again_when_resumed(
 ) -> None:
     monkeypatch.setenv("BATON_API_URL", setup.server.api_url)  # for the SDK in this process
     monkeypatch.setenv("BATON_API_KEY", setup.server.api_key)
-    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    _write_flows(setup)
     counted, out = setup.folder / "count.txt", setup.folder / "suspended.json"
     suspends = setup.deployment("pausing.py:suspends", parameters={"path": str(counted), "out": str(out)})
     records = setup.deployment("flows.py:record")
@@ -219,7 +223,7 @@ def test_a_suspend_run_automation_stops_a_running_process_and_resume_run_starts_
 
 
 def test_a_paused_run_whose_process_dies_is_crashed_by_the_reaper(setup: Setup) -> None:
-    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    _write_flows(setup)
     deployment = setup.deployment("pausing.py:approve", parameters={"out": str(setup.folder / "x.json")})
     worker = setup.start_worker()
     run = setup.api.run(deployment)
@@ -234,7 +238,7 @@ def test_a_paused_run_whose_process_dies_is_crashed_by_the_reaper(setup: Setup) 
 
 
 def test_cancelling_a_paused_run_has_its_worker_stop_the_waiting_process(setup: Setup) -> None:
-    (setup.folder / "pausing.py").write_text(textwrap.dedent(PAUSING))
+    _write_flows(setup)
     deployment = setup.deployment("pausing.py:approve", parameters={"out": str(setup.folder / "x.json")})
     worker = setup.start_worker()
     run = setup.api.run(deployment)
