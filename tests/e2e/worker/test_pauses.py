@@ -58,9 +58,8 @@ def suspends(path: str, out: str) -> None:
 
 
 def _baton(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BATON, *args], env=setup.server.client_env(), capture_output=True, text=True, timeout=60
-    )
+    env = setup.server.client_env(COLUMNS="200")  # lines unwrapped
+    return subprocess.run([BATON, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def _write_flows(setup: Setup) -> None:
@@ -90,6 +89,10 @@ def test_a_paused_run_waits_keeps_its_lease_and_gets_the_input_it_is_resumed_wit
 
     wait_until(renewed_past_two_leases, timeout=30, what="the paused run's lease renewed")
     assert setup.api.state_of(run["id"])["type"] == "PAUSED"
+
+    inspected = _baton(setup, "flow-run", "inspect", run["name"])
+    assert inspected.returncode == 0, inspected.stderr
+    assert "pause-1, waits for " in inspected.stdout and "approved (required)" in inspected.stdout
 
     bad = _baton(setup, "flow-run", "resume", run["name"], "--input", '{"approved": "maybe"}')
     assert bad.returncode == 1
