@@ -33,10 +33,35 @@ class RunDeployment(ClientModel):
     delay: Duration = Field(default=0, description="Schedule the run this long after the firing.")
 
 
-class CancelFlowRun(ClientModel):
-    type: Literal["cancel-flow-run"] = "cancel-flow-run"
+class _RunTarget(ClientModel):
     flow_run: str | None = Field(
         default=None, description="A run's id (templated); the event's flow run if unset."
+    )
+
+
+class CancelFlowRun(_RunTarget):
+    type: Literal["cancel-flow-run"] = "cancel-flow-run"
+
+
+class PauseRun(_RunTarget):
+    """Hold a run that has not started (Paused): it is not dispatched until resumed. A running
+    flow pauses itself (`pause_flow_run`); suspend-run stops one from outside."""
+
+    type: Literal["pause-run"] = "pause-run"
+    timeout: Duration = Field(default=3600, description="Fail the run if not resumed by then (0: never).")
+
+
+class SuspendRun(_RunTarget):
+    """Suspend a run: one that has started has its process stopped; resumed, it is started again."""
+
+    type: Literal["suspend-run"] = "suspend-run"
+    timeout: Duration = Field(default=3600, description="Fail the run if not resumed by then (0: never).")
+
+
+class ResumeRun(_RunTarget):
+    type: Literal["resume-run"] = "resume-run"
+    run_input: dict[str, Any] | None = Field(
+        default=None, description="The input the pause waits for (templated), checked against its schema."
     )
 
 
@@ -96,6 +121,9 @@ class EmitEvent(ClientModel):
 Action = Annotated[
     RunDeployment
     | CancelFlowRun
+    | PauseRun
+    | SuspendRun
+    | ResumeRun
     | PauseDeployment
     | ResumeDeployment
     | PauseWorkPool
@@ -177,9 +205,12 @@ __all__ = [
     "FiringPage",
     "PauseAutomation",
     "PauseDeployment",
+    "PauseRun",
     "PauseWorkPool",
     "ResumeAutomation",
     "ResumeDeployment",
+    "ResumeRun",
     "ResumeWorkPool",
     "RunDeployment",
+    "SuspendRun",
 ]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         CancelledRun,
         CrashedRun,
         FailedRun,
+        FlowPauseTimeout,
         MissingContextError,
         ParameterValidationError,
         RunTimeoutError,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from ._futures import BatonFuture, BatonFutureList, as_completed, unmapped, wait
     from ._inputs import allow_failure, quote
     from ._logging import get_run_logger
+    from ._pauses import RunInput, pause_flow_run, resume_flow_run, suspend_flow_run
     from ._results import JSONSerializer, LocalResultStore, PickleSerializer
     from ._retries import exponential_backoff
     from ._task_runners import ThreadPoolTaskRunner
@@ -85,6 +87,11 @@ _EXPORTS: dict[str, str] = {
     "ParameterValidationError": "._exceptions",
     "RunTimeoutError": "._exceptions",
     "UpstreamTaskError": "._exceptions",
+    "FlowPauseTimeout": "._exceptions",
+    "RunInput": "._pauses",
+    "pause_flow_run": "._pauses",
+    "resume_flow_run": "._pauses",
+    "suspend_flow_run": "._pauses",
 }
 
 __all__ = [
@@ -96,12 +103,14 @@ __all__ = [
     "CrashedRun",
     "FailedRun",
     "Flow",
+    "FlowPauseTimeout",
     "FlowRunContext",
     "JSONSerializer",
     "LocalResultStore",
     "MissingContextError",
     "ParameterValidationError",
     "PickleSerializer",
+    "RunInput",
     "RunTimeoutError",
     "State",
     "StateType",
@@ -119,10 +128,13 @@ __all__ = [
     "get_client",
     "get_run_context",
     "get_run_logger",
+    "pause_flow_run",
     "quote",
+    "resume_flow_run",
     "run_deployment",
     "runtime",
     "states",
+    "suspend_flow_run",
     "tags",
     "task",
     "task_input_hash",

@@ -74,6 +74,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton.cache_policies",
             "baton.variables",
             "baton.artifacts",
+            "baton._pauses",
         ),
     ),
     ("CLI", ("baton.cli",)),

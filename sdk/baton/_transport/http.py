@@ -39,6 +39,7 @@ from baton_schemas.envelopes import (
 from baton_schemas.flows import Flow, FlowCreate
 from baton_schemas.logs import LogRecord
 from baton_schemas.pages import FlowRunPage, LogPage, Page, TaskRunPage
+from baton_schemas.pauses import FlowRunInput, PauseFlowRun, ResumeFlowRun
 from baton_schemas.pools import (
     Worker,
     WorkPool,
@@ -57,6 +58,7 @@ from .._loop_thread import LoopThread
 from ._errors import RequestRejected, TransportUnavailable
 
 P = TypeVar("P", bound=Page[Any])
+M = TypeVar("M", bound=BaseModel)
 
 _JSON = {"content-type": "application/json"}
 _SEND_PATHS: dict[type[BaseModel], str] = {
@@ -167,6 +169,16 @@ class BatonClient:
     async def _page(self, path: str, page: type[P], params: dict[str, Any]) -> P:
         return page.model_validate_json((await self._request("GET", path, params=params)).content)
 
+    async def _read_or_none(self, path: str, model: type[M]) -> M | None:
+        """GET one thing; None if there is none (404)."""
+        try:
+            response = await self._request("GET", path)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return model.model_validate_json(response.content)
+
     # --- writes ---------------------------------------------------------------------------
 
     async def create_flow(self, flow: FlowCreate) -> Flow:
@@ -253,6 +265,22 @@ class BatonClient:
 
     async def delete_flow_run(self, flow_run_id: UUID) -> None:
         await self._request("DELETE", f"/flow_runs/{flow_run_id}")
+
+    async def pause_flow_run(self, flow_run_id: UUID, request: PauseFlowRun) -> TransitionResult:
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/pause", body=request.to_json())
+        return TransitionResult.model_validate_json(response.content)
+
+    async def resume_flow_run(
+        self, flow_run_id: UUID, run_input: dict[str, Any] | None = None
+    ) -> TransitionResult:
+        """422 (RequestRejected) if the input does not fit the pause; 409 if the run is not paused."""
+        body = ResumeFlowRun(run_input=run_input).to_json()
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/resume", body=body)
+        return TransitionResult.model_validate_json(response.content)
+
+    async def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
+        """What the run's pause `key` was resumed with; None if it has not been."""
+        return await self._read_or_none(f"/flow_runs/{flow_run_id}/inputs/{_quote(key)}", FlowRunInput)
 
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
@@ -429,13 +457,7 @@ class BatonClient:
 
     async def read_variable(self, name: str) -> StoredVariable | None:
         """The variable, or None if there is none of that name."""
-        try:
-            response = await self._request("GET", f"/variables/{_quote(name)}")
-        except RequestRejected as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return StoredVariable.model_validate_json(response.content)
+        return await self._read_or_none(f"/variables/{_quote(name)}", StoredVariable)
 
     async def read_variables(
         self, *, tag: list[str] | None = None, prefix: str | None = None, limit: int | None = None
@@ -540,6 +562,15 @@ class SyncBatonClient:
 
     def delete_flow_run(self, flow_run_id: UUID) -> None:
         self._run(self._client.delete_flow_run(flow_run_id))
+
+    def pause_flow_run(self, flow_run_id: UUID, request: PauseFlowRun) -> TransitionResult:
+        return self._run(self._client.pause_flow_run(flow_run_id, request))  # type: ignore[no-any-return]
+
+    def resume_flow_run(self, flow_run_id: UUID, run_input: dict[str, Any] | None = None) -> TransitionResult:
+        return self._run(self._client.resume_flow_run(flow_run_id, run_input))  # type: ignore[no-any-return]
+
+    def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
+        return self._run(self._client.read_flow_run_input(flow_run_id, key))  # type: ignore[no-any-return]
 
     def read_task_run(self, task_run_id: UUID) -> TaskRun:
         return self._run(self._client.read_task_run(task_run_id))  # type: ignore[no-any-return]

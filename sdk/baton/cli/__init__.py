@@ -36,7 +36,7 @@ app = typer.Typer(
 app.add_typer(_server.app, name="server")
 app.add_typer(_server.api_key_app, name="api-key")
 app.add_typer(_server.schemas_app, name="schemas")
-app.add_typer(_flow_runs.app, name="flow-run", help="Inspect, follow and cancel flow runs.")
+app.add_typer(_flow_runs.app, name="flow-run", help="Inspect, follow, cancel, retry and resume flow runs.")
 app.add_typer(_work_pools.app, name="work-pool", help="Work pools and their queues.")
 app.add_typer(_deployments.app, name="deployment", help="Deployments: list, inspect, run.")
 app.add_typer(_workers.app, name="worker", help="Workers: start one, list them.")

@@ -14,10 +14,13 @@ from baton_schemas.automations import (
     CancelFlowRun,
     EmitEvent,
     PauseDeployment,
+    PauseRun,
     PauseWorkPool,
     ResumeDeployment,
+    ResumeRun,
     ResumeWorkPool,
     RunDeployment,
+    SuspendRun,
 )
 from baton_schemas.deployments import Deployment
 
@@ -50,8 +53,10 @@ async def find_deployment(conn: Connection, reference: str) -> Deployment:
 def _templated(action: Action) -> dict[str, Any]:
     if isinstance(action, RunDeployment):
         return {"parameters": action.parameters}
-    if isinstance(action, CancelFlowRun):
+    if isinstance(action, CancelFlowRun | PauseRun | SuspendRun):
         return {"flow_run": action.flow_run}
+    if isinstance(action, ResumeRun):
+        return {"flow_run": action.flow_run, "run_input": action.run_input}
     if isinstance(action, CallWebhook):
         return {"url": action.url, "body": action.body, "headers": action.headers}
     if isinstance(action, EmitEvent):

@@ -21,39 +21,47 @@ from ...db.pools import NotFound
 from ...db.types import Connection
 from ...events.templates import TemplateError
 from ...tracker.cancellation import cancel_flow_run
-from ...tracker.transitions import RunNotFound
+from ...tracker.transitions import Outcome, RunNotFound
 from ..templating import render_value
 from ..validation import find_deployment
 from ._base import ActionContext, ActionFailed, Done
 
 
-async def cancel_run(conn: Connection, firing: ActionContext, index: int, action: CancelFlowRun) -> Done:
+async def target_run(firing: ActionContext, flow_run: str | None, verb: str) -> uuid.UUID:
+    """The run an action is about: the one it names (templated), else the firing event's."""
     target: str | None
     try:
-        target = (
-            await render_value(action.flow_run, firing.context, firing.limits) if action.flow_run else None
-        )
+        target = await render_value(flow_run, firing.context, firing.limits) if flow_run else None
     except TemplateError as exc:
         raise ActionFailed(f"flow_run: {exc}") from None
     target = target or firing.related("flow-run")
     if not target:
-        raise ActionFailed("no flow run to cancel: the event is about none, and the action names none")
+        raise ActionFailed(f"no flow run to {verb}: the event is about none, and the action names none")
     try:
-        run_id = uuid.UUID(str(target))
+        return uuid.UUID(str(target))
+    except ValueError:
+        raise ActionFailed(f"{target!r} is not a flow run id") from None
+
+
+def run_outcome(index: int, action_type: str, run_id: uuid.UUID, outcome: Outcome) -> Done:
+    result = outcome.result
+    ok = result.verdict is Verdict.ACCEPT
+    detail = f"flow run {run_id}: {result.verdict.value}" + (f" ({result.reason})" if result.reason else "")
+    return Done(ActionOutcome(index=index, type=action_type, ok=ok, detail=detail), outcome.outbox)
+
+
+async def cancel_run(conn: Connection, firing: ActionContext, index: int, action: CancelFlowRun) -> Done:
+    run_id = await target_run(firing, action.flow_run, "cancel")
+    try:
         outcome = await cancel_flow_run(
             conn,
             run_id,
             default_lease_seconds=firing.default_lease_seconds,
             reason=f"cancelled by automation {firing.automation.name!r}",
         )
-    except ValueError:
-        raise ActionFailed(f"{target!r} is not a flow run id") from None
     except RunNotFound as exc:
         raise ActionFailed(str(exc)) from None
-    result = outcome.result
-    ok = result.verdict is Verdict.ACCEPT
-    detail = f"flow run {run_id}: {result.verdict.value}" + (f" ({result.reason})" if result.reason else "")
-    return Done(ActionOutcome(index=index, type=action.type, ok=ok, detail=detail), outcome.outbox)
+    return run_outcome(index, action.type, run_id, outcome)
 
 
 Toggle = (

@@ -1,5 +1,5 @@
 // A run's page: its state timeline, task runs as a graph (edges from their inputs, subflows
-// linked), live logs, parameters, result, parent and child runs; cancel and retry.
+// linked), live logs, parameters, result, parent and child runs; cancel, retry and resume.
 import { can, get, post, stream } from "../api.js";
 import { TERMINAL, duration, h, json, liveBadge, mount, say, stateBadge, svg, throttle, when } from "../dom.js";
 
@@ -135,10 +135,31 @@ export async function render(id) {
     if (can("run") && TERMINAL.has(run.state.type) && run.deployment_id) {
       actions.append(h("button", { class: "primary", id: "retry", onclick: () => act("retry") }, "Retry"));
     }
+    if (can("run") && run.state.type === "PAUSED") {
+      actions.append(h("button", { class: "primary", id: "resume", onclick: resume }, "Resume"));
+    }
   }
-  async function act(what) {
+  // A pause that waits for input asks for it (JSON); the server checks it against the pause's schema.
+  async function resume() {
+    const pause = run.state.data && run.state.data.pause;
+    const schema = pause ? await get(`/flow_runs/${id}/inputs/${encodeURIComponent(pause.key)}-schema`).catch(() => null) : null;
+    let body = {};
+    if (schema) {
+      const fields = Object.keys(schema.value.properties || {}).join(", ");
+      const text = prompt(`Input for ${pause.key} (a JSON object: ${fields})`, "{}");
+      if (text === null) return;
+      try {
+        body = { run_input: JSON.parse(text) };
+      } catch (error) {
+        say(`resume refused: the input is not JSON (${error.message})`);
+        return;
+      }
+    }
+    await act("resume", body);
+  }
+  async function act(what, body) {
     try {
-      const result = await post(`/flow_runs/${id}/${what}`);
+      const result = await post(`/flow_runs/${id}/${what}`, body);
       say(`${what}: ${result.verdict}${result.reason ? ` (${result.reason})` : ""}`, result.verdict === "ACCEPT");
       await refresh();
     } catch (error) {
