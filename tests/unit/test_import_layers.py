@@ -137,7 +137,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._schedules": {"baton._deployments"},
     "baton.cli._events": {"baton._events._client", "baton._settings"},
     "baton.cli._automations": {"baton._events._automations", "baton._settings", "yaml"},
-    "baton.cli._flow_runs": {"baton_schemas.states", "orjson"},
+    "baton.cli._flow_runs": {"baton_schemas.pauses", "baton_schemas.states", "orjson"},
     "baton.cli._server": {
         "asyncpg",
         "baton._transport._installation",
