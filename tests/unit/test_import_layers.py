@@ -60,6 +60,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._entrypoints",
             "baton._deployments",
             "baton._events",
+            "baton._concurrency",
         ),
     ),
     ("deployments", ("baton._deploy",)),
@@ -92,6 +93,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
         "baton._worker._serve",
     },
     "baton._tasks": {"baton._task_engine"},
+    # tag concurrency limits (and so httpx) only for a task run with tags and a server to ask
+    "baton._task_engine": {"baton._concurrency._tags"},
     "baton._futures": {"baton_schemas.states", "asyncio"},
     "baton._records": {"baton_schemas.runs"},
     "baton._validation": {"pydantic"},
