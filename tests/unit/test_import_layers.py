@@ -152,6 +152,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
         "baton_server.settings",
     },
     "baton.cli._variables": {"baton_schemas.variables"},
+    "baton.cli._concurrency_limits": {"baton_schemas.concurrency"},
     "baton.cli._artifacts": {"rich.markdown"},
     "baton.cli._work_pools": {"baton_schemas.job_templates", "baton_schemas.pools", "pydantic"},
     "baton.cli._workers": {
