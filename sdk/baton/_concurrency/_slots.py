@@ -27,6 +27,7 @@ from uuid import UUID
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_delay,
     stop_never,
@@ -67,6 +68,15 @@ class Lease:
     lost: bool = False
 
 
+def _unreachable(state: RetryCallState) -> None:
+    if state.attempt_number in (1, 10) or state.attempt_number % 50 == 0:  # not every try
+        outcome = state.outcome
+        log.warning(
+            "Concurrency slots: the server is unavailable (%s); trying again",
+            outcome.exception() if outcome is not None else "?",
+        )
+
+
 def process_holder() -> ConcurrencyHolder:
     return ConcurrencyHolder(type="process", id=f"{socket.gethostname()}:{os.getpid()}"[:200])
 
@@ -98,6 +108,7 @@ class SlotKeeper:
             wait=wait_random_exponential(multiplier=0.2, max=5.0),
             stop=stop,
             reraise=True,
+            before_sleep=_unreachable,
         )
 
     async def try_once(

@@ -233,6 +233,7 @@ def _check(request: AcquireSlots, rows: Sequence[asyncpg.Record]) -> list[str]:
                 f"{row['name']!r} is not a rate limit: give it a slot decay "
                 "(`baton concurrency-limit update NAME --slot-decay-per-second R`)"
             )
+    return missing
 
 
 async def try_acquire(conn: Connection, request: AcquireSlots, *, count_denied: bool = True) -> Attempt:

@@ -120,7 +120,10 @@ async def acquire_slots(body: AcquireSlots, request: Request, ctx: Ctx, _: Takes
         attempt = await _attempt(ctx, body, first)
         if attempt.acquired:
             return SlotsAcquired(
-                lease_id=attempt.lease_id, limits=attempt.limits, missing=attempt.missing, expires=attempt.expires
+                lease_id=attempt.lease_id,
+                limits=attempt.limits,
+                missing=attempt.missing,
+                expires=attempt.expires,
             )
         first = False
         remaining = deadline - time.monotonic()
