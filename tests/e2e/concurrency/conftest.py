@@ -95,8 +95,10 @@ class Limits:
     def write(self, source: str, filename: str, **names: str) -> Path:
         return write_flow(self.workdir, source, filename, **names)
 
-    async def python(self, path: Path, *args: str, timeout: float = 90.0) -> Finished:
-        return await run_process([sys.executable, str(path), *args], self.env, self.workdir, timeout)
+    async def python(
+        self, path: Path, *args: str, timeout: float = 90.0, env: dict[str, str] | None = None
+    ) -> Finished:
+        return await run_process([sys.executable, str(path), *args], env or self.env, self.workdir, timeout)
 
     async def start(self, path: Path, *args: str) -> asyncio.subprocess.Process:
         """A script left running (its output piped)."""
