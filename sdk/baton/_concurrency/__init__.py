@@ -138,7 +138,13 @@ class concurrency:  # a class used as a function, as in the reference system
     def __exit__(self, *exc: object) -> None:
         lease, self._lease = self._lease, None
         if lease is not None and self._keeper is not None:
-            self._keeper.submit(self._keeper.release(lease)).result(RELEASE_SECONDS * 2)
+            try:
+                self._keeper.submit(self._keeper.release(lease)).result(RELEASE_SECONDS * 2)
+            except TimeoutError:  # never hide what the block raised; the lease expires
+                log.warning(
+                    "Releasing the slots of %s took too long: they come back when the lease expires",
+                    lease.limits,
+                )
 
     async def __aenter__(self) -> None:
         granted, self._lease = await asyncio.wrap_future(self._submit())  # cancelled with the caller
