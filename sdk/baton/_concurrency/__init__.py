@@ -100,7 +100,7 @@ class concurrency:  # a class used as a function, as in the reference system
     """Hold `occupy` slots of each named limit for a `with` or `async with` block (see the
     module's docstring)."""
 
-    __slots__ = ("_keeper", "_lease", "_request")
+    __slots__ = ("_entered", "_keeper", "_lease", "_request")
 
     def __init__(
         self,
@@ -116,8 +116,11 @@ class concurrency:  # a class used as a function, as in the reference system
         self._request = (_names(names), occupy, timeout_seconds, lease_duration, strict)
         self._keeper: SlotKeeper | None = None
         self._lease: Lease | None = None
+        self._entered = False
 
     def _submit(self) -> Future[tuple[SlotsAcquired, Lease | None]]:
+        if self._entered:  # one lease per object: a second holder would lose the first's
+            raise RuntimeError("this concurrency(...) is already held: make one per block")
         names, occupy, timeout, lease_seconds, strict = self._request
         slots = self._keeper = _keeper()
         taking = slots.acquire(
@@ -129,14 +132,21 @@ class concurrency:  # a class used as a function, as in the reference system
             timeout_seconds=timeout,
             lease_seconds=lease_seconds,
         )
-        return slots.submit(taking)
+        future = slots.submit(taking)
+        self._entered = True
+        return future
 
     def __enter__(self) -> None:
-        granted, self._lease = _wait(self._submit())
+        future = self._submit()
+        try:
+            granted, self._lease = _wait(future)
+        except BaseException:
+            self._entered = False
+            raise
         _warn_missing(granted)
 
     def __exit__(self, *exc: object) -> None:
-        lease, self._lease = self._lease, None
+        lease, self._lease, self._entered = self._lease, None, False
         if lease is not None and self._keeper is not None:
             try:
                 self._keeper.submit(self._keeper.release(lease)).result(RELEASE_SECONDS * 2)
@@ -147,13 +157,18 @@ class concurrency:  # a class used as a function, as in the reference system
                 )
 
     async def __aenter__(self) -> None:
-        granted, self._lease = await asyncio.wrap_future(self._submit())  # cancelled with the caller
+        future = self._submit()
+        try:
+            granted, self._lease = await asyncio.wrap_future(future)  # cancelled with the caller
+        except BaseException:
+            self._entered = False
+            raise
         _warn_missing(granted)
 
     async def __aexit__(
         self, _type: type[BaseException] | None, _exc: BaseException | None, _tb: TracebackType | None
     ) -> None:
-        lease, self._lease = self._lease, None
+        lease, self._lease, self._entered = self._lease, None, False
         if lease is not None and self._keeper is not None:
             await asyncio.shield(asyncio.wrap_future(self._keeper.submit(self._keeper.release(lease))))
 

@@ -155,8 +155,16 @@ MISSING = """
     )
 
     seen = {}
-    with concurrency("$missing"):
+    held = concurrency("$missing")
+    with held:
         seen["ran"] = True
+        try:
+            with held:
+                pass
+        except RuntimeError as exc:
+            seen["twice"] = str(exc)
+    with held:  # once released, it may be held again
+        pass
     try:
         with concurrency("$missing", strict=True):
             seen["strict_ran"] = True
@@ -194,6 +202,7 @@ async def test_a_name_with_no_limit_limits_nothing_and_warns_unless_strict(limit
     finished = await limits.python(limits.write(MISSING, "missing.py", missing=missing, existing=existing))
     seen = json.loads(finished.check().stdout)
     assert seen["ran"] is True and seen["async_ran"] is True and "strict_ran" not in seen
+    assert "already held" in seen["twice"]
     assert f"no concurrency limit named {missing!r}" in seen["strict"]
     assert "baton concurrency-limit create" in seen["strict"]
     assert f"no concurrency limit named {missing!r}" in seen["rate_strict"]
