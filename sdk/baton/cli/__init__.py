@@ -63,7 +63,8 @@ app.add_typer(_artifacts.app, name="artifact", help="Artifacts: markdown, tables
 app.add_typer(
     _concurrency_limits.app,
     name="concurrency-limit",
-    help="Global concurrency limits and rate limits: create, list, inspect, update, delete.",
+    help="Global concurrency limits, rate limits and task tag limits (tag:TAG): "
+    "create, ls, inspect, update, delete.",
 )
 
 

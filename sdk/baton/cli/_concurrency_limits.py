@@ -19,11 +19,7 @@ from . import _api
 if TYPE_CHECKING:
     from baton_schemas.concurrency import ConcurrencyLimit, ConcurrencyLimitUpdate
 
-app = typer.Typer(
-    no_args_is_help=True,
-    help="Global concurrency limits and rate limits: `concurrency(NAME)`, `rate_limit(NAME)`, "
-    "and `tag:TAG` for the task runs with a tag.",
-)
+app = typer.Typer(no_args_is_help=True)  # its help is given where it is added (`baton.cli`)
 
 Name = Annotated[
     str,

@@ -68,6 +68,9 @@ async def test_a_rate_limit_and_bad_input(limits: Limits) -> None:
     listed = (await limits.baton("concurrency-limit", "ls")).check().stdout.splitlines()
     [row] = [line.split() for line in listed if line.startswith(name)]
     assert row[:5] == [name, "10", "0", "2/s", "inactive"]
+    tag = limit_name("tag:gpu")
+    (await limits.baton("concurrency-limit", "create", tag, "--limit", "1")).check()
+    assert "Limit         1" in (await limits.baton("concurrency-limit", "inspect", tag)).check().stdout
     negative = await limits.baton("concurrency-limit", "create", limit_name(), "--limit", "-1")
     assert negative.returncode == 2 and "--limit" in negative.stderr
     no_limit = await limits.baton("concurrency-limit", "create", limit_name())
