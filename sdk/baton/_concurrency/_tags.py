@@ -13,6 +13,7 @@ keeper's loop and the steps yield their futures, so sync and async tasks share o
 - A limit of 0 (or fewer slots than one) can never be granted: the run fails with the reason.
 - The server unreachable for `outage_grace_seconds`: the run goes on unlimited, with a warning
   (as its states go on being kept for delivery).
+- No API URL configured (a process that reports over AMQP only): no tag limits apply.
 """
 
 from __future__ import annotations
