@@ -187,9 +187,13 @@ class TaskRunEngine:
             lease: Lease | None = None
             if tag_slots is not None:
                 try:
-                    lease = yield from tag_slots.take(self._awaiting_slot)
+                    lease = yield from tag_slots.take(self._awaiting_slot, self._flow_run_cancelling)
                 except ConcurrencySlotAcquisitionError as exc:
                     state = Failed(message=f"Not run: {exc}").with_result(exception=exc)
+                    self.set_state(state)
+                    return state
+                except CancelledRun as exc:
+                    state = Cancelled(message=str(exc)).with_result(exception=exc)
                     self.set_state(state)
                     return state
             run.run_count += 1

@@ -27,12 +27,14 @@ from typing import Any
 from baton_schemas.concurrency import ConcurrencyHolder, SlotsAcquired, SlotsUnavailable, tag_limit_name
 from baton_schemas.limits import NAME_MAX
 
+from .._exceptions import CancelledRun
 from .._settings import ClientSettings
 from .._transport import TransportUnavailable
 from ._slots import Lease, SlotKeeper, keeper
 
 log = logging.getLogger("baton.concurrency")
 MAX_NAMES = 100  # the most one request for slots may name
+STOP_CHECK_SECONDS = 5.0  # how long the server holds one wait before the run looks at cancellation
 
 
 class TagSlots:
@@ -44,34 +46,38 @@ class TagSlots:
         self._holder = ConcurrencyHolder(type="task_run", id=str(task_run_id))
         self._grace = grace
 
-    def take(self, waiting: Callable[[str], None]) -> Generator[Any, Any, Lease | None]:
+    def take(
+        self, waiting: Callable[[str], None], stopped: Callable[[], bool]
+    ) -> Generator[Any, Any, Lease | None]:
         """Steps that end holding the slots; `waiting(message)` is called once if they must
-        wait. Raises ConcurrencySlotAcquisitionError for slots that can never be granted."""
-        slots, names, holder = self._slots, self._names, self._holder
-        first = slots.submit(
-            slots.attempt(
-                names,
-                1,
-                "concurrency",
-                strict=False,
-                holder=holder,
-                retry_until=time.monotonic() + self._grace,
+        wait, and `stopped()` between the server's waits (True: give up, `CancelledRun`).
+        Raises ConcurrencySlotAcquisitionError for slots that can never be granted."""
+        wait = 0.0
+        while True:
+            taking = self._slots.submit(
+                self._slots.attempt(
+                    self._names,
+                    1,
+                    "concurrency",
+                    strict=False,
+                    holder=self._holder,
+                    wait_seconds=wait,
+                    retry_until=time.monotonic() + self._grace if not wait else None,
+                )
             )
-        )
-        yield first
-        try:
-            answer, lease = first.result()
-        except TransportUnavailable as exc:
-            log.warning("Tag concurrency limits not applied: the server is unreachable (%s)", exc)
-            return None
-        if isinstance(answer, SlotsAcquired):
-            return lease
-        waiting(_waiting_message(answer))
-        rest: Future[tuple[SlotsAcquired, Lease | None]] = slots.submit(
-            slots.acquire(names, 1, "concurrency", strict=False, holder=holder)
-        )
-        yield rest
-        return rest.result()[1]
+            yield taking
+            try:
+                answer, lease = taking.result()
+            except TransportUnavailable as exc:
+                log.warning("Tag concurrency limits not applied: the server is unreachable (%s)", exc)
+                return None
+            if isinstance(answer, SlotsAcquired):
+                return lease
+            if not wait:
+                waiting(_waiting_message(answer))
+            elif stopped():
+                raise CancelledRun("not started: its flow run is being cancelled")
+            wait = STOP_CHECK_SECONDS
 
     def release(self, lease: Lease) -> Future[None]:
         return self._slots.submit(self._slots.release(lease))

@@ -10,10 +10,11 @@ import uuid
 
 import pytest
 
+from baton_schemas.runs import FlowRun
 from baton_schemas.states import StateType
 
 from ..conftest import LiveServer
-from ..sdk.conftest import Api
+from ..sdk.conftest import Api, wait_for
 from .conftest import Limits, intervals, most_at_once
 
 TAGGED = """
@@ -100,3 +101,52 @@ async def test_a_tag_limit_caps_task_runs_across_processes_and_the_wait_shows(
                 assert names[names.index("AwaitingConcurrencySlot") + 1] == "Running"
                 waited.append(task_run.id)
     assert waited, "no task run waited for a slot: the limit was never met"
+
+
+WAITER = """
+    from baton import flow, task
+
+    @task(tags=["$tag"])
+    def load() -> int:
+        return 1
+
+    @flow(name="$flow")
+    def waits() -> int:
+        return load()
+
+    waits()
+"""
+
+
+@pytest.mark.timeout(90)
+async def test_a_task_waiting_for_a_tag_slot_ends_cancelled_when_its_flow_run_is_cancelled(
+    limits: Limits,
+) -> None:
+    tag = f"busy-{uuid.uuid4().hex[:8]}"
+    name = await limits.create(1, name=f"tag:{tag}")
+    taken = await limits.http.post(
+        "/concurrency_limits/acquire", json={"names": [name], "lease_seconds": 300}
+    )
+    assert taken.status_code == 200 and taken.json()["lease_id"] is not None  # the one slot, held
+    flow = f"waits-{uuid.uuid4().hex[:8]}"
+    script = limits.write(WAITER, "waiter.py", tag=tag, flow=flow)
+    env = {**limits.env, "BATON_HEARTBEAT_INTERVAL": "0.2"}
+    process = asyncio.create_task(limits.python(script, env=env))
+    api = Api(limits.http)
+
+    async def awaiting() -> FlowRun | None:
+        for run in await api.runs(flow):
+            tasks = await api.task_runs(run.id)
+            if tasks and tasks[0].state.name == "AwaitingConcurrencySlot":
+                return run
+        return None
+
+    run = await wait_for(awaiting, "the task run to wait for its slot", timeout=30)
+    assert (await limits.http.post(f"/flow_runs/{run.id}/cancel")).status_code == 200
+    finished = await process
+    assert finished.returncode == 1 and "CancelledRun" in finished.stderr
+    [task_run] = await api.task_runs(run.id)
+    states = [state.name for state in await api.task_run_states(task_run.id)]
+    assert states == ["Pending", "AwaitingConcurrencySlot", "Cancelled"]
+    assert (await api.run(run.id)).state.name == "Cancelled"
+    assert await limits.held(name) == 1  # it took no slot; the test's own is still held
