@@ -42,7 +42,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import TypeVar
 
-from baton_schemas.concurrency import ConcurrencyHolder, SlotsAcquired
+from baton_schemas.concurrency import MAX_LEASE_SECONDS, ConcurrencyHolder, SlotsAcquired
 
 from .._context import flow_run_ctx, task_run_ctx
 from .._deployments import NotConfigured
@@ -113,6 +113,8 @@ class concurrency:  # a class used as a function, as in the reference system
     ) -> None:
         if occupy < 1:
             raise ValueError(f"occupy must be at least 1, not {occupy}")
+        if not 0 < lease_duration <= MAX_LEASE_SECONDS:
+            raise ValueError(f"lease_duration must be more than 0 and at most {MAX_LEASE_SECONDS:g} seconds")
         self._request = (_names(names), occupy, timeout_seconds, lease_duration, strict)
         self._keeper: SlotKeeper | None = None
         self._lease: Lease | None = None

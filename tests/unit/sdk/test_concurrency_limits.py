@@ -45,6 +45,9 @@ def test_impossible_requests_are_refused_before_asking(no_server: None) -> None:
         concurrency([])
     with pytest.raises(ValueError, match="occupy must be at least 1"):
         rate_limit("api", occupy=0)
+    for seconds in (0, 3601):
+        with pytest.raises(ValueError, match="lease_duration must be more than 0 and at most 3600"):
+            concurrency("db", lease_duration=seconds)
 
 
 def test_only_task_runs_with_tags_and_a_server_ask_for_tag_slots() -> None:
