@@ -186,16 +186,11 @@ class TaskRunEngine:
                 return state
             lease: Lease | None = None
             if tag_slots is not None:
-                try:
-                    lease = yield from tag_slots.take(self._awaiting_slot, self._flow_run_cancelling)
-                except ConcurrencySlotAcquisitionError as exc:
-                    state = Failed(message=f"Not run: {exc}").with_result(exception=exc)
-                    self.set_state(state)
-                    return state
-                except CancelledRun as exc:
-                    state = Cancelled(message=str(exc)).with_result(exception=exc)
-                    self.set_state(state)
-                    return state
+                taken = yield from self._take_tag_slots(tag_slots)
+                if isinstance(taken, State):  # it can never run, or was cancelled while it waited
+                    self.set_state(taken)
+                    return taken
+                lease = taken
             run.run_count += 1
             self.set_state(running() if run.run_count == 1 else Retrying())
             try:
@@ -249,6 +244,16 @@ class TaskRunEngine:
         from ._concurrency._tags import tag_slots
 
         return tag_slots(self.run.tags, self.run.id, get_runtime().settings)
+
+    def _take_tag_slots(self, tag_slots: TagSlots) -> Generator[Any, Any, Lease | State | None]:
+        """Steps that take a slot of each of the run's tag limits (waiting in
+        AwaitingConcurrencySlot if one is full): the lease, or the state the run ends in."""
+        try:
+            return (yield from tag_slots.take(self._awaiting_slot, self._flow_run_cancelling))
+        except ConcurrencySlotAcquisitionError as exc:
+            return Failed(message=f"Not run: {exc}").with_result(exception=exc)
+        except CancelledRun as exc:
+            return Cancelled(message=str(exc)).with_result(exception=exc)
 
     def _awaiting_slot(self, message: str) -> None:
         self.set_state(AwaitingConcurrencySlot(message=message))
