@@ -29,7 +29,9 @@ A limit is made first, by `baton concurrency-limit create NAME --limit N` (add
   be granted: `ConcurrencySlotAcquisitionError` at once.
 
 The server is `BATON_API_URL` / `BATON_API_KEY` (or the profile); with none configured every
-call raises `NotConfigured`.
+call raises `NotConfigured`. While the server is unreachable, taking slots is retried (with a
+warning now and then) until `timeout_seconds`, then `TransportUnavailable`; without a timeout it
+waits for the server. A release that cannot be delivered leaves the lease to expire.
 """
 
 from __future__ import annotations
