@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from . import artifacts, runtime, states, variables
     from ._cache import task_input_hash
+    from ._concurrency import arate_limit, concurrency, rate_limit
     from ._context import FlowRunContext, TaskRunContext, get_run_context, tags
     from ._deployments import arun_deployment, get_client, run_deployment
     from ._events import emit_event
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
         Abort,
         BatonError,
         CancelledRun,
+        ConcurrencyLimitNotFound,
+        ConcurrencySlotAcquisitionError,
+        ConcurrencySlotTimeout,
         CrashedRun,
         FailedRun,
         FlowPauseTimeout,
@@ -62,6 +66,9 @@ _EXPORTS: dict[str, str] = {
     "run_deployment": "._deployments",
     "get_client": "._deployments",
     "emit_event": "._events",
+    "concurrency": "._concurrency",
+    "rate_limit": "._concurrency",
+    "arate_limit": "._concurrency",
     "arun_deployment": "._deployments",
     "FlowRunContext": "._context",
     "TaskRunContext": "._context",
@@ -81,6 +88,9 @@ _EXPORTS: dict[str, str] = {
     "Abort": "._exceptions",
     "BatonError": "._exceptions",
     "CancelledRun": "._exceptions",
+    "ConcurrencyLimitNotFound": "._exceptions",
+    "ConcurrencySlotAcquisitionError": "._exceptions",
+    "ConcurrencySlotTimeout": "._exceptions",
     "CrashedRun": "._exceptions",
     "FailedRun": "._exceptions",
     "MissingContextError": "._exceptions",
@@ -100,6 +110,9 @@ __all__ = [
     "BatonFuture",
     "BatonFutureList",
     "CancelledRun",
+    "ConcurrencyLimitNotFound",
+    "ConcurrencySlotAcquisitionError",
+    "ConcurrencySlotTimeout",
     "CrashedRun",
     "FailedRun",
     "Flow",
@@ -119,9 +132,11 @@ __all__ = [
     "ThreadPoolTaskRunner",
     "UpstreamTaskError",
     "allow_failure",
+    "arate_limit",
     "artifacts",
     "arun_deployment",
     "as_completed",
+    "concurrency",
     "emit_event",
     "exponential_backoff",
     "flow",
@@ -130,6 +145,7 @@ __all__ = [
     "get_run_logger",
     "pause_flow_run",
     "quote",
+    "rate_limit",
     "resume_flow_run",
     "run_deployment",
     "runtime",

@@ -68,3 +68,17 @@ class Suspend(BaseException):
 
 class RunInterrupted(BaseException):
     """Injected into a thread whose run timed out, to stop it at its next Python instruction."""
+
+
+class ConcurrencySlotAcquisitionError(BatonError):
+    """Slots of a concurrency limit could not be taken: the request can never be granted as
+    asked (more slots than the limit has; `rate_limit` on a limit without a slot decay)."""
+
+
+class ConcurrencyLimitNotFound(ConcurrencySlotAcquisitionError, LookupError):
+    """`concurrency(..., strict=True)` or `rate_limit(..., strict=True)` named a limit that does
+    not exist."""
+
+
+class ConcurrencySlotTimeout(ConcurrencySlotAcquisitionError, TimeoutError):
+    """No slots came free within `timeout_seconds`."""

@@ -26,6 +26,15 @@ from baton_schemas.access import ApiKeyInfo, AuditPage
 from baton_schemas.artifacts import Artifact, ArtifactCreate
 from baton_schemas.backfill import BackfillCreate, BackfillResult
 from baton_schemas.compat import WorkerConnection
+from baton_schemas.concurrency import (
+    AcquireSlots,
+    ConcurrencyLimit,
+    ConcurrencyLimitCreate,
+    ConcurrencyLimitUpdate,
+    RenewLease,
+    SlotsAcquired,
+    SlotsUnavailable,
+)
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import (
     Claim,
@@ -77,6 +86,7 @@ _SCHEDULES = TypeAdapter(list[DeploymentSchedule])
 _UPCOMING = TypeAdapter(list[UpcomingSlots])
 _VARIABLES = TypeAdapter(list[StoredVariable])
 _ARTIFACTS = TypeAdapter(list[Artifact])
+_LIMITS = TypeAdapter(list[ConcurrencyLimit])
 
 
 def _quote(segment: str) -> str:
@@ -150,16 +160,31 @@ class BatonClient:
         await self._http.aclose()
 
     async def _request(
-        self, method: str, path: str, *, body: bytes | None = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        accept: tuple[int, ...] = (),
     ) -> httpx.Response:
+        """The response; raises for 4xx and 5xx unless the status is one of `accept`."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(
-                method, path, content=body, params=params, headers=_JSON if body is not None else None
+                method,
+                path,
+                content=body,
+                params=params,
+                headers=_JSON if body is not None else None,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
             raise TransportUnavailable(f"{method} {self.api_url}{path}: {exc!r}") from exc
         status = response.status_code
+        if status in accept:
+            return response
         if status >= 500 or status == 429:
             raise TransportUnavailable(f"{method} {self.api_url}{path}: {status} {_detail(response)}")
         if status >= 400:
@@ -500,6 +525,60 @@ class BatonClient:
     async def delete_artifacts(self, key: str) -> None:
         await self._request("DELETE", f"/artifacts/key/{_quote(key)}")
 
+    # --- concurrency limits ----------------------------------------------------------------
+
+    async def create_concurrency_limit(self, limit: ConcurrencyLimitCreate) -> ConcurrencyLimit:
+        """409 (RequestRejected) if the name is taken."""
+        response = await self._request("POST", "/concurrency_limits", body=limit.to_json())
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        return _LIMITS.validate_json((await self._request("GET", "/concurrency_limits")).content)
+
+    async def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        """With its live leases; 404 (RequestRejected) if there is none of that name."""
+        response = await self._request("GET", f"/concurrency_limits/{_quote(name)}")
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def update_concurrency_limit(self, name: str, update: ConcurrencyLimitUpdate) -> ConcurrencyLimit:
+        response = await self._request("PATCH", f"/concurrency_limits/{_quote(name)}", body=update.to_json())
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        response = await self._request("POST", f"/concurrency_limits/{_quote(name)}/reset")
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def delete_concurrency_limit(self, name: str) -> None:
+        await self._request("DELETE", f"/concurrency_limits/{_quote(name)}")
+
+    async def acquire_slots(self, request: AcquireSlots) -> SlotsAcquired | SlotsUnavailable:
+        """Granted, or not within `request.wait_seconds` (the server holds the request that long)."""
+        response = await self._request(
+            "POST",
+            "/concurrency_limits/acquire",
+            body=request.to_json(),
+            timeout=request.wait_seconds + (self._http.timeout.read or 0) + 1,
+            accept=(423,),
+        )
+        if response.status_code == 423:
+            return SlotsUnavailable.model_validate_json(response.content)
+        return SlotsAcquired.model_validate_json(response.content)
+
+    async def renew_lease(self, lease_id: UUID, lease_seconds: float) -> bool:
+        """Whether the lease was still live (False: expired or released; its slots are gone)."""
+        try:
+            body = RenewLease(lease_seconds=lease_seconds).to_json()
+            await self._request("POST", f"/concurrency_leases/{lease_id}/renew", body=body)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def release_lease(self, lease_id: UUID) -> None:
+        """Idempotent."""
+        await self._request("DELETE", f"/concurrency_leases/{lease_id}")
+
 
 class SyncBatonClient:
     """Blocking facade of `BatonClient` for the CLI; each call runs on a private loop thread."""
@@ -696,3 +775,21 @@ class SyncBatonClient:
 
     def delete_artifacts(self, key: str) -> None:
         self._run(self._client.delete_artifacts(key))
+
+    def create_concurrency_limit(self, limit: ConcurrencyLimitCreate) -> ConcurrencyLimit:
+        return self._run(self._client.create_concurrency_limit(limit))  # type: ignore[no-any-return]
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        return self._run(self._client.read_concurrency_limits())  # type: ignore[no-any-return]
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        return self._run(self._client.read_concurrency_limit(name))  # type: ignore[no-any-return]
+
+    def update_concurrency_limit(self, name: str, update: ConcurrencyLimitUpdate) -> ConcurrencyLimit:
+        return self._run(self._client.update_concurrency_limit(name, update))  # type: ignore[no-any-return]
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        return self._run(self._client.reset_concurrency_limit(name))  # type: ignore[no-any-return]
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        self._run(self._client.delete_concurrency_limit(name))

@@ -11,6 +11,7 @@ from . import (
     _automations,
     _backfill,
     _catalog,
+    _concurrency_limits,
     _config,
     _dead_letters,
     _deploy,
@@ -59,6 +60,12 @@ app.add_typer(
 )
 app.add_typer(_variables.app, name="variable", help="Variables: named JSON values kept by the server.")
 app.add_typer(_artifacts.app, name="artifact", help="Artifacts: markdown, tables and links made by runs.")
+app.add_typer(
+    _concurrency_limits.app,
+    name="concurrency-limit",
+    help="Global concurrency limits, rate limits and task tag limits (tag:TAG): "
+    "create, ls, inspect, update, delete.",
+)
 
 
 def _print_version(value: bool) -> None:
