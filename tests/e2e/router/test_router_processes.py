@@ -324,13 +324,19 @@ async def _share(baton: Baton, routers: int) -> Counter[Key]:
     return fired
 
 
+@pytest.fixture
+def two_backends(backends: Backends) -> Iterator[tuple[Backends, Backends]]:
+    """A Baton for one router, and another for two."""
+    with separate_backends(backends, "one") as one, separate_backends(backends, "two") as two:
+        yield one, two
+
+
 @pytest.mark.timeout(900)
 async def test_two_routers_give_the_firings_of_one_over_10000_events(
-    backends: Backends, tmp_path: Path
+    two_backends: tuple[Backends, Backends], tmp_path: Path
 ) -> None:
     results = []
-    for routers in (1, 2):  # each on a Baton of its own
-        with separate_backends(backends, f"share{routers}") as separate:
-            async with open_baton(separate, tmp_path) as baton:
-                results.append(await _share(baton, routers))
+    for routers, backends in enumerate(two_backends, start=1):
+        async with open_baton(backends, tmp_path) as baton:
+            results.append(await _share(baton, routers))
     assert results[0] == results[1]
