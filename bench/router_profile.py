@@ -95,7 +95,8 @@ async def main(backends: Any, n_automations: int, n_events: int, top: int, profi
         total = len(items)
         print(
             f"{n_automations} automations, {total} events: {total / wall:.0f} events/s, "
-            f"router CPU {1000 * used / total:.3f} ms per event ({'under cProfile' if profile else 'no profiler'}), "
+            f"router CPU {1000 * used / total:.3f} ms per event "
+            f"({'under cProfile' if profile else 'no profiler'}), "
             f"{fired} firings (expected {fire}), {router.applier.batches} batches"
         )
         print(f"  {CpuMeter.per_op(before, after, total)} (server and bench client = this process)")
