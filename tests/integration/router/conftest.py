@@ -133,7 +133,7 @@ async def quiet(router: RouterService) -> None:
     """Wait until the router has taken every message and applied what it took."""
 
     async def drained() -> bool:
-        return not router.consumer._inflight
+        return not router.consumer._inflight and not router.applier.pending
 
     await eventually(drained, what="the router idle")
 
