@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import asyncpg
+import orjson
 
 from baton import _tracing
 from baton._amqp import Delivery, Link
@@ -28,6 +29,7 @@ from baton_schemas.topology import ROUTER_QUEUE
 from ..broker.consumer import AckPolicy, Consumer, DeadLetter
 from ..broker.publisher import Publisher
 from ..db.outage import database_down
+from ..events import cloudevents
 from ..events.acks import AckWindow
 from ..events.admission import Admission
 from ..events.ingest import admit_delivery_event
@@ -194,7 +196,7 @@ class RouterConsumer(Consumer):
         self.matched = 0
 
     def _match(self, message: Delivery) -> Matched | None:
-        if not self._index.candidates(message.routing_key):
+        if not self._index.candidates(message.routing_key) or not self._may_hit(message):
             return None
         try:
             event = admit_delivery_event(message, self._admission)
@@ -206,6 +208,31 @@ class RouterConsumer(Consumer):
         if not hits:
             return None
         return Matched(fields, event.id, tuple(hits), _tracing.extract(message.headers))
+
+    def _may_hit(self, message: Delivery) -> bool:
+        """Whether the event's labels can match a trigger, judged on its JSON as sent, before
+        the cost of validating it: most events a trigger names are not for it (every state
+        change is named by a "when flow X fails" trigger). Validation changes no name or label
+        (a label is a string or the event is refused), so an event found here to match nothing
+        matches nothing once valid either. True when unsure: a CloudEvent, a body that is not a
+        Baton event's shape."""
+        if cloudevents.is_amqp_cloudevent(message.properties.content_type, message.headers):
+            return True
+        try:
+            raw = orjson.loads(message.body)
+        except orjson.JSONDecodeError:
+            return True  # for the validation to say why
+        if not (
+            isinstance(raw, dict)
+            and raw.get("event") == message.routing_key
+            and isinstance(raw.get("resource"), dict)
+            and isinstance(raw.get("related", []), list)
+        ):
+            return True
+        try:
+            return bool(self._index.hits(raw))
+        except (AttributeError, TypeError):  # a label that is not a string, say
+            return True
 
     async def handle(self, message: Delivery) -> None:  # pragma: no cover - see _on_delivery
         raise NotImplementedError("the router's consumer settles through its applier")

@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from baton._amqp import Channel
+from baton._amqp import Channel, Properties
+from baton_schemas.topology import EVENTS
 from baton_server.context import ServerContext
 from baton_server.router import buckets
 from baton_server.router.service import RouterService
@@ -282,3 +283,41 @@ async def test_a_window_deleted_while_another_router_waits_for_it_is_placed_agai
         got = await asyncio.wait_for(waiting, 10)
         await waiter.rollback()
     assert key in got and got[key].count == 0
+
+
+async def test_labels_decide_before_and_after_validation_alike(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    """The router rules out an event on its labels as sent, before validating it; a CloudEvent,
+    whose labels exist only once converted, is judged after conversion."""
+    suffix = uuid.uuid4().hex[:8]
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": unique_name(),
+            "trigger": {"expect": [f"shop-{suffix}.paid"], "match": {"baton.resource.id": "/shop*"}},
+            "actions": [run_action(deployment, order_id="{{ event.resource['cloudevents.id'] }}")],
+        },
+    )
+    await publish(channel, order_event("1", name=f"shop-{suffix}.paid"))  # shop.order.1: no
+    headers = {
+        "cloudEvents:specversion": "1.0",
+        "cloudEvents:type": f"shop-{suffix}.paid",
+        "cloudEvents:source": "/shop",
+        "cloudEvents:id": f"ce-{suffix}",
+    }
+    props = Properties(content_type="application/json", headers=headers, message_id=str(uuid.uuid4()))
+    confirm = channel.publish(EVENTS, f"shop-{suffix}.paid", b'{"total": 3}', props, mandatory=True)
+    assert confirm is not None
+    await confirm
+    [fired] = await eventually(lambda: firings(ctx, automation["id"]), what="the CloudEvent fired")
+    assert fired["ok"] is True
+    await quiet(router)
+    [run] = await runs_of(ctx, deployment["id"])
+    assert run["parameters"] == {"order_id": f"ce-{suffix}"}
+    assert len(await firings(ctx, automation["id"])) == 1
