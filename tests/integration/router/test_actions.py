@@ -1,6 +1,6 @@
 """Each action kind against real objects, through the router in the test process: cancel a flow
-run (the event's, or a named one), pause and resume a deployment, a work pool and an
-automation, emit an event (that another automation reacts to); and every firing announced as
+run (the event's, or a named one), pause and resume a deployment, its schedules, a work pool, a
+work queue and an automation, emit an event (that another automation reacts to); and every firing announced as
 `baton.automation.triggered` on `baton.events`."""
 
 from __future__ import annotations
@@ -144,6 +144,92 @@ async def test_pause_and_resume_a_work_pool(
     await applied(ctx, channel, _event(f"ops-{s}.gone"))
     fired = await _one_firing(ctx, gone)
     assert fired["ok"] is False and "does not exist" in fired["actions"][0]["detail"]
+
+
+async def test_pause_and_resume_schedules_one_or_all(
+    api: httpx.AsyncClient, ctx: ServerContext, router: RouterService, channel: Channel
+) -> None:
+    s = _suffix()
+    pool = f"sched-{s}"
+    assert (await api.post("/api/work_pools", json={"name": pool})).status_code == 201
+    made = await api.post(
+        "/api/deployments",
+        json={
+            "name": "nightly",
+            "flow_name": f"etl-{s}",
+            "entrypoint": "etl.py:etl",
+            "work_pool_name": pool,
+            "schedules": [
+                {"slug": "hourly", "schedule": {"kind": "interval", "interval_seconds": 3600}},
+                {"slug": "daily", "schedule": {"kind": "interval", "interval_seconds": 86400}},
+            ],
+        },
+    )
+    assert made.status_code == 201, made.text
+    deployment = made.json()
+    await _automation(
+        api,
+        ctx,
+        f"ops-{s}.pause-one",
+        {"type": "pause-schedule", "deployment": deployment["id"], "schedule": "daily"},
+    )
+    await _automation(
+        api, ctx, f"ops-{s}.pause-all", {"type": "pause-schedule", "deployment": deployment["id"]}
+    )
+    await _automation(api, ctx, f"ops-{s}.resume-all", {"type": "resume-schedule"})  # the event's deployment
+    missing = await _automation(
+        api,
+        ctx,
+        f"ops-{s}.missing",
+        {"type": "pause-schedule", "deployment": deployment["id"], "schedule": "weekly"},
+    )
+
+    async def active() -> dict[str, bool]:
+        listed = (await api.get(f"/api/deployments/{deployment['id']}/schedules")).json()
+        return {item["slug"]: item["active"] for item in listed}
+
+    await applied(ctx, channel, _event(f"ops-{s}.pause-one"))
+    assert await active() == {"hourly": True, "daily": False}
+    await applied(ctx, channel, _event(f"ops-{s}.pause-all"))
+    assert await active() == {"hourly": False, "daily": False}
+    await applied(
+        ctx, channel, _event(f"ops-{s}.resume-all", "ops.1", f"baton.deployment.{deployment['id']}")
+    )
+    assert await active() == {"hourly": True, "daily": True}
+    await applied(ctx, channel, _event(f"ops-{s}.missing"))
+    fired = await _one_firing(ctx, missing)
+    assert fired["ok"] is False and "no schedule 'weekly'" in fired["actions"][0]["detail"]
+
+
+async def test_pause_and_resume_a_work_queue_named_or_related(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    s, pool = _suffix(), deployment["work_pool_name"]
+    made = await api.post(f"/api/work_pools/{pool}/queues", json={"name": f"q-{s}"})
+    assert made.status_code == 201, made.text
+    await _automation(
+        api, ctx, f"ops-{s}.pause", {"type": "pause-work-queue", "work_pool": pool, "work_queue": f"q-{s}"}
+    )
+    await _automation(api, ctx, f"ops-{s}.resume", {"type": "resume-work-queue"})  # the event's queue
+    bad = {"type": "pause-work-queue", "work_pool": pool, "work_queue": f"none-{s}"}
+    refused = await api.post(
+        "/api/automations", json={"name": unique_name(), "trigger": {"expect": ["x"]}, "actions": [bad]}
+    )
+    assert refused.status_code == 422 and "actions" in refused.text and "work_queue" in refused.text
+
+    async def paused() -> bool:
+        queues = (await api.get(f"/api/work_pools/{pool}/queues")).json()
+        return bool(next(q for q in queues if q["name"] == f"q-{s}")["paused"])
+
+    await applied(ctx, channel, _event(f"ops-{s}.pause"))
+    assert await paused() is True
+    related = (f"baton.work-pool.{pool}", f"baton.work-queue.{pool}.q-{s}")
+    await applied(ctx, channel, _event(f"ops-{s}.resume", "ops.1", *related))
+    assert await paused() is False
 
 
 async def test_pause_and_resume_an_automation(
