@@ -1,12 +1,15 @@
 """Each action kind against real objects, through the router in the test process: cancel a flow
 run (the event's, or a named one), pause and resume a deployment, its schedules, a work pool, a
-work queue and an automation, emit an event (that another automation reacts to); and every firing announced as
+work queue and an automation, emit an event (that another automation reacts to), call a
+webhook that fails before it works; and every firing announced as
 `baton.automation.triggered` on `baton.events`."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aio_pika
@@ -322,3 +325,61 @@ async def test_emit_event_is_seen_by_another_automation_and_firings_are_announce
     announced_second = await _announced(announcements, second["id"])
     assert announced_second["payload"]["actions"][0]["flow_run_id"] == str(run["id"])
     assert second_fired["actions"][0]["flow_run_id"] == str(run["id"])
+
+
+class _Flaky(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to the first two requests, then 204; records each request's headers."""
+
+    seen: list[dict[str, str]]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.seen.append(dict(self.headers))
+        self.send_response(503 if len(self.seen) <= 2 else 204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Flaky", (_Flaky,), {"seen": seen}))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_call_webhook_retries_a_failing_receiver_with_one_idempotency_key(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    flaky: tuple[str, list[dict[str, str]]],
+) -> None:
+    url, seen = flaky
+    s = _suffix()
+    hook = {
+        "type": "call-webhook",
+        "url": url,
+        "body": '{"e": "{{ event.event }}"}',
+        "retries": 3,
+        "timeout": 5,
+    }
+    automation = await _automation(api, ctx, f"hook-{s}.go", hook)
+    await applied(ctx, channel, _event(f"hook-{s}.go"))
+
+    async def done() -> dict[str, Any] | None:
+        [fired] = await firings(ctx, automation["id"])
+        return fired if fired["ok"] is not None else None
+
+    fired = await eventually(done, timeout=30, what="the webhook's outcome recorded")
+    assert fired is not None and fired["ok"] is True and fired["actions"][0]["detail"].endswith(": 204")
+    assert len(seen) == 3  # two 503s, then the one that worked
+    assert len({h["Idempotency-Key"] for h in seen}) == 1 and seen[0]["Idempotency-Key"].endswith(":0")
+    assert await ctx.pool.fetchval("SELECT count(*) FROM firing_calls WHERE firing_id = $1", fired["id"]) == 0
