@@ -81,6 +81,22 @@ class ResumeDeployment(_Toggle):
     deployment: str | None = None
 
 
+class PauseSchedule(_Toggle):
+    type: Literal["pause-schedule"] = "pause-schedule"
+    deployment: str | None = Field(
+        default=None, description="'flow/deployment' or an id; the event's related deployment if unset."
+    )
+    schedule: str | None = Field(
+        default=None, description="A schedule's slug or id; every schedule of the deployment if unset."
+    )
+
+
+class ResumeSchedule(_Toggle):
+    type: Literal["resume-schedule"] = "resume-schedule"
+    deployment: str | None = None
+    schedule: str | None = None
+
+
 class PauseWorkPool(_Toggle):
     type: Literal["pause-work-pool"] = "pause-work-pool"
     work_pool: str | None = Field(default=None, description="A pool's name; the event's if unset.")
@@ -89,6 +105,18 @@ class PauseWorkPool(_Toggle):
 class ResumeWorkPool(_Toggle):
     type: Literal["resume-work-pool"] = "resume-work-pool"
     work_pool: str | None = None
+
+
+class PauseWorkQueue(_Toggle):
+    type: Literal["pause-work-queue"] = "pause-work-queue"
+    work_pool: str | None = Field(default=None, description="The queue's pool; the event's if unset.")
+    work_queue: str | None = Field(default=None, description="The queue's name; the event's if unset.")
+
+
+class ResumeWorkQueue(_Toggle):
+    type: Literal["resume-work-queue"] = "resume-work-queue"
+    work_pool: str | None = None
+    work_queue: str | None = None
 
 
 class PauseAutomation(_Toggle):
@@ -126,8 +154,12 @@ Action = Annotated[
     | ResumeRun
     | PauseDeployment
     | ResumeDeployment
+    | PauseSchedule
+    | ResumeSchedule
     | PauseWorkPool
     | ResumeWorkPool
+    | PauseWorkQueue
+    | ResumeWorkQueue
     | PauseAutomation
     | ResumeAutomation
     | CallWebhook
@@ -206,11 +238,15 @@ __all__ = [
     "PauseAutomation",
     "PauseDeployment",
     "PauseRun",
+    "PauseSchedule",
     "PauseWorkPool",
+    "PauseWorkQueue",
     "ResumeAutomation",
     "ResumeDeployment",
     "ResumeRun",
+    "ResumeSchedule",
     "ResumeWorkPool",
+    "ResumeWorkQueue",
     "RunDeployment",
     "SuspendRun",
 ]

@@ -15,17 +15,21 @@ from baton_schemas.automations import (
     EmitEvent,
     PauseDeployment,
     PauseRun,
+    PauseSchedule,
     PauseWorkPool,
+    PauseWorkQueue,
     ResumeDeployment,
     ResumeRun,
+    ResumeSchedule,
     ResumeWorkPool,
+    ResumeWorkQueue,
     RunDeployment,
     SuspendRun,
 )
 from baton_schemas.deployments import Deployment
 
 from ..db.deployments import get_deployment, get_deployment_by_name
-from ..db.pools import NotFound, get_pool
+from ..db.pools import NotFound, get_pool, get_queue
 from ..db.types import Connection
 from .templating import template_errors
 
@@ -69,10 +73,18 @@ async def _target_errors(
 ) -> list[dict[str, Any]]:
     reference: str | None = None
     field = ""
-    if isinstance(action, RunDeployment | PauseDeployment | ResumeDeployment):
+    if isinstance(
+        action, RunDeployment | PauseDeployment | ResumeDeployment | PauseSchedule | ResumeSchedule
+    ):
         reference, field = action.deployment, "deployment"
         finder: Any = find_deployment
-    elif isinstance(action, PauseWorkPool | ResumeWorkPool):
+    elif isinstance(action, PauseWorkQueue | ResumeWorkQueue) and action.work_pool and action.work_queue:
+        reference, field = action.work_queue, "work_queue"
+        pool = action.work_pool
+
+        async def finder(conn: Connection, name: str) -> Any:
+            return await get_queue(conn, pool, name)
+    elif isinstance(action, PauseWorkPool | ResumeWorkPool | PauseWorkQueue | ResumeWorkQueue):
         reference, field = action.work_pool, "work_pool"
         finder = get_pool
     if reference is None:

@@ -1,5 +1,6 @@
-"""cancel-flow-run, and pausing or resuming a deployment, a work pool or an automation: each
-in the firing's transaction. A target named by the action wins; else the firing event's own."""
+"""cancel-flow-run, and pausing or resuming a deployment, its schedules, a work pool, a work
+queue or an automation: each in the firing's transaction. A target named by the action wins;
+else the firing event's own (its resource or a related one)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ from baton_schemas.automations import (
     CancelFlowRun,
     PauseAutomation,
     PauseDeployment,
+    PauseSchedule,
     PauseWorkPool,
+    PauseWorkQueue,
     ResumeAutomation,
     ResumeDeployment,
+    ResumeSchedule,
     ResumeWorkPool,
+    ResumeWorkQueue,
 )
+from baton_schemas.deployments import Deployment
+from baton_schemas.pools import WorkQueueUpdate
 from baton_schemas.states import Verdict
 
-from ...db.pools import NotFound
+from ...db import schedules
+from ...db.pools import NotFound, update_queue
 from ...db.types import Connection
 from ...events.templates import TemplateError
 from ...tracker.cancellation import cancel_flow_run
@@ -65,24 +73,71 @@ async def cancel_run(conn: Connection, firing: ActionContext, index: int, action
 
 
 Toggle = (
-    PauseDeployment | ResumeDeployment | PauseWorkPool | ResumeWorkPool | PauseAutomation | ResumeAutomation
+    PauseDeployment
+    | ResumeDeployment
+    | PauseSchedule
+    | ResumeSchedule
+    | PauseWorkPool
+    | ResumeWorkPool
+    | PauseWorkQueue
+    | ResumeWorkQueue
+    | PauseAutomation
+    | ResumeAutomation
 )
+
+
+async def _deployment(conn: Connection, firing: ActionContext, named: str | None) -> Deployment:
+    reference = named or firing.related("deployment")
+    if not reference:
+        raise ActionFailed("no deployment: the event relates to none, and the action names none")
+    try:
+        return await find_deployment(conn, reference)
+    except NotFound as exc:
+        raise ActionFailed(str(exc)) from None
+
+
+async def _schedules(conn: Connection, deployment: Deployment, named: str | None, pause: bool) -> str:
+    """Pause or resume one schedule of the deployment (`named`), or all of them."""
+    refs = [named] if named else [str(s.id) for s in await schedules.read_schedules(conn, deployment.id)]
+    try:
+        for ref in refs:
+            await schedules.set_active(conn, deployment.id, ref, not pause)
+    except NotFound as exc:
+        raise ActionFailed(str(exc)) from None
+    which = f"schedule {named}" if named else f"{len(refs)} schedule(s)"
+    return f"{which} of deployment {deployment.flow_name}/{deployment.name}"
+
+
+async def _work_queue(
+    conn: Connection, firing: ActionContext, action: PauseWorkQueue | ResumeWorkQueue, pause: bool
+) -> str:
+    pool = action.work_pool or firing.related("work-pool")
+    related = firing.related("work-queue")  # `{pool}.{queue}`
+    queue = action.work_queue or (
+        related[len(pool) + 1 :] if pool and related and related.startswith(f"{pool}.") else None
+    )
+    if not pool or not queue:
+        raise ActionFailed("no work queue: the event relates to none, and the action names none")
+    try:
+        await update_queue(conn, pool, queue, WorkQueueUpdate(paused=pause))
+    except NotFound as exc:
+        raise ActionFailed(str(exc)) from None
+    return f"work queue {queue} of pool {pool}"
 
 
 async def toggle(conn: Connection, firing: ActionContext, index: int, action: Toggle) -> Done:
     pause = action.type.startswith("pause-")
     if isinstance(action, PauseDeployment | ResumeDeployment):
-        reference = action.deployment or firing.related("deployment")
-        if not reference:
-            raise ActionFailed("no deployment: the event relates to none, and the action names none")
-        try:
-            deployment = await find_deployment(conn, reference)
-        except NotFound as exc:
-            raise ActionFailed(str(exc)) from None
+        deployment = await _deployment(conn, firing, action.deployment)
         await conn.execute(
             "UPDATE deployments SET paused = $2, updated = now() WHERE id = $1", deployment.id, pause
         )
         what = f"deployment {deployment.flow_name}/{deployment.name}"
+    elif isinstance(action, PauseSchedule | ResumeSchedule):
+        deployment = await _deployment(conn, firing, action.deployment)
+        what = await _schedules(conn, deployment, action.schedule, pause)
+    elif isinstance(action, PauseWorkQueue | ResumeWorkQueue):
+        what = await _work_queue(conn, firing, action, pause)
     elif isinstance(action, PauseWorkPool | ResumeWorkPool):
         pool = action.work_pool or firing.related("work-pool")
         if not pool:
