@@ -91,6 +91,14 @@ class PauseFlowRun(ClientModel):
     message: str | None = Field(default=None, max_length=1000)
 
 
+class SuspendFlowRun(ClientModel):
+    """`POST /api/flow_runs/{id}/suspend`: a deployment's run suspended from outside. One that
+    has not started is held; a started one's worker stops its process. Resume starts it again."""
+
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_PAUSE_SECONDS)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
 class ResumeFlowRun(ClientModel):
     """`POST /api/flow_runs/{id}/resume`."""
 

@@ -48,7 +48,7 @@ from baton_schemas.envelopes import (
 from baton_schemas.flows import Flow, FlowCreate
 from baton_schemas.logs import LogRecord
 from baton_schemas.pages import FlowRunPage, LogPage, Page, TaskRunPage
-from baton_schemas.pauses import FlowRunInput, PauseFlowRun, ResumeFlowRun
+from baton_schemas.pauses import FlowRunInput, PauseFlowRun, ResumeFlowRun, SuspendFlowRun
 from baton_schemas.pools import (
     Worker,
     WorkPool,
@@ -301,6 +301,12 @@ class BatonClient:
         """422 (RequestRejected) if the input does not fit the pause; 409 if the run is not paused."""
         body = ResumeFlowRun(run_input=run_input).to_json()
         response = await self._request("POST", f"/flow_runs/{flow_run_id}/resume", body=body)
+        return TransitionResult.model_validate_json(response.content)
+
+    async def suspend_flow_run(self, flow_run_id: UUID, *, reason: str | None = None) -> TransitionResult:
+        """409 (RequestRejected) if the run is over, paused already, or not a deployment's."""
+        body = SuspendFlowRun(reason=reason).to_json()
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/suspend", body=body)
         return TransitionResult.model_validate_json(response.content)
 
     async def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
@@ -647,6 +653,9 @@ class SyncBatonClient:
 
     def resume_flow_run(self, flow_run_id: UUID, run_input: dict[str, Any] | None = None) -> TransitionResult:
         return self._run(self._client.resume_flow_run(flow_run_id, run_input))  # type: ignore[no-any-return]
+
+    def suspend_flow_run(self, flow_run_id: UUID, *, reason: str | None = None) -> TransitionResult:
+        return self._run(self._client.suspend_flow_run(flow_run_id, reason=reason))  # type: ignore[no-any-return]
 
     def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
         return self._run(self._client.read_flow_run_input(flow_run_id, key))  # type: ignore[no-any-return]

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from baton_schemas.runs import FlowRun, TaskRun
 
 
-app = typer.Typer(no_args_is_help=True, help="Inspect, follow, cancel, retry and resume flow runs.")
+app = typer.Typer(no_args_is_help=True, help="Inspect, follow, cancel, retry, suspend and resume flow runs.")
 
 RunId = Annotated[
     str,
@@ -307,6 +307,26 @@ def delete(
             typer.confirm(f"Delete flow run {run.name!r} ({run.id})?", abort=True)
         client.delete_flow_run(run.id)
     _api.console().print(f"Deleted flow run {run.name!r} ({run.id}).")
+
+
+@app.command("suspend")
+def suspend(
+    run_ref: RunId,
+    reason: Annotated[str | None, typer.Option(help="Why, kept in the run's state message.")] = None,
+) -> None:
+    """Suspend a deployment's flow run: one not started yet is held, a running one's worker
+    stops its process. `baton flow-run resume` starts it again through a worker. Exits 1 for a
+    run that is over, paused already, or not a deployment's."""
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        result = client.suspend_flow_run(run.id, reason=reason)
+    if result.verdict.value != "ACCEPT":
+        _api.fail(f"flow run {run.name!r} was not suspended: {result.reason or result.verdict.value}")
+    state = result.state or run.state
+    _api.console().print(
+        Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state), " (suspended)"),
+        soft_wrap=True,
+    )
 
 
 @app.command("resume")

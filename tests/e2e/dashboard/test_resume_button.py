@@ -43,3 +43,23 @@ def test_resume_a_paused_run_from_its_page_with_its_input(dash: Dashboard) -> No
     ]
     assert json.loads(out.read_text()) == {"approved": True, "note": "from the page"}
     assert page.locator("#resume").count() == 0
+
+
+def test_pause_a_running_run_from_its_page_and_resume_it(dash: Dashboard) -> None:
+    """Pause on a running deployment run suspends it (its worker stops the process); Resume has
+    a worker start it again."""
+    sleepy = dash.setup.deployment("flows.py:sleepy", parameters={"seconds": 3})
+    dash.setup.start_worker()
+    dash.sign_in(dash.key("read", "run"))
+    run = dash.setup.api.run(sleepy)
+    page = dash.open(f"runs/{run['id']}", "#run-state")
+    page.wait_for_selector("#run-state [data-state=RUNNING]")
+    page.click("#suspend")
+    page.wait_for_selector("#run-state [data-state=PAUSED]")
+    state = dash.setup.api.state_of(run["id"])
+    assert (state["name"], state["message"]) == ("Suspended", "paused from the dashboard")
+    assert page.locator("#suspend").count() == 0
+    page.click("#resume")
+    page.wait_for_selector("#run-state [data-state=COMPLETED]", timeout=WAIT_MS * 2)
+    names = [s["name"] for s in dash.setup.api.states(run["id"])]
+    assert names[names.index("Suspended") :][:2] == ["Suspended", "Resuming"]

@@ -253,3 +253,29 @@ def test_cancelling_a_paused_run_has_its_worker_stop_the_waiting_process(setup: 
     worker.wait_log("Cancelling flow run", timeout=30)
     names = _names(setup, run["id"])
     assert names[names.index("Paused") :] == ["Paused", "Cancelling", "Cancelled"]
+
+
+def test_baton_flow_run_suspend_stops_a_running_process_and_resume_starts_it_again(setup: Setup) -> None:
+    marker = setup.folder / "records.txt"
+    deployment = setup.deployment(parameters={"path": str(marker), "sleep": 0.0, "first_sleep": 120.0})
+    setup.start_worker("--limit", "1")
+    run = setup.api.run(deployment)
+    setup.api.wait_state(run["id"], "RUNNING", timeout=60)
+    wait_until(lambda: setup.records(marker), timeout=30, what="the first execution")
+    [(_, first_pid, _)] = setup.records(marker)
+
+    suspended = _baton(setup, "flow-run", "suspend", run["id"], "--reason", "maintenance")
+    assert suspended.returncode == 0, suspended.stderr
+    assert suspended.stdout.strip().endswith("(suspended)")
+    state = setup.api.wait_state(run["id"], "PAUSED", timeout=60)
+    assert (state["name"], state["message"]) == ("Suspended", "maintenance")
+    wait_until(lambda: not process_alive(first_pid), timeout=30, what="the suspended run's process to end")
+    again = _baton(setup, "flow-run", "suspend", run["id"])
+    assert again.returncode == 1 and "paused" in again.stderr, again.stderr  # 409: already suspended
+
+    resumed = _baton(setup, "flow-run", "resume", run["id"])
+    assert resumed.returncode == 0, resumed.stderr
+    final = setup.api.wait_state(run["id"], timeout=60)
+    assert final["type"] == "COMPLETED", final
+    [first, second] = setup.records(marker)
+    assert first[1] != second[1]  # started again by the worker, in a new process

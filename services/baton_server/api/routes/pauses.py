@@ -7,10 +7,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, status
 
-from baton_schemas.pauses import INPUT_KEY_PATTERN, FlowRunInput, PauseFlowRun, ResumeFlowRun
+from baton_schemas.pauses import INPUT_KEY_PATTERN, FlowRunInput, PauseFlowRun, ResumeFlowRun, SuspendFlowRun
 from baton_schemas.states import TransitionResult
 
-from ...tracker.pauses import InvalidInput, NotPaused, pause_flow_run, read_input, resume_flow_run
+from ...tracker.pauses import (
+    InvalidInput,
+    NotPaused,
+    hold_flow_run,
+    pause_flow_run,
+    read_input,
+    resume_flow_run,
+)
 from ...tracker.transitions import RunNotFound
 from ..audit import not_audited
 from ..auth import ApiKey, Scope
@@ -38,6 +45,28 @@ async def pause(
         )
     except RunNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    ctx.outbox.sent_after_commit(outcome.outbox)
+    return outcome.result
+
+
+@router.post("/{run_id}/suspend", response_model=TransitionResult)
+async def suspend(run_id: UUID, body: SuspendFlowRun, conn: Conn, ctx: Ctx, _: CanRun) -> TransitionResult:
+    """Suspend a deployment's run from outside (the dashboard's Pause): one not started yet is
+    held, a started one's worker stops its process; `resume` starts it again through a worker.
+    409 for a run that is over, already paused, or not a deployment's."""
+    try:
+        outcome = await hold_flow_run(
+            conn,
+            run_id,
+            suspend=True,
+            timeout_seconds=body.timeout_seconds,
+            reason=body.reason or "suspended from the API",
+            default_lease_seconds=ctx.settings.default_lease_seconds,
+        )
+    except RunNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except NotPaused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     ctx.outbox.sent_after_commit(outcome.outbox)
     return outcome.result
 

@@ -135,6 +135,9 @@ export async function render(id) {
     if (can("run") && TERMINAL.has(run.state.type) && run.deployment_id) {
       actions.append(h("button", { class: "primary", id: "retry", onclick: () => act("retry") }, "Retry"));
     }
+    if (can("run") && run.deployment_id && ["SCHEDULED", "PENDING", "RUNNING"].includes(run.state.type)) {
+      actions.append(h("button", { id: "suspend", onclick: () => act("suspend", { reason: "paused from the dashboard" }) }, "Pause"));
+    }
     if (can("run") && run.state.type === "PAUSED") {
       actions.append(h("button", { class: "primary", id: "resume", onclick: resume }, "Resume"));
     }
