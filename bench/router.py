@@ -328,6 +328,19 @@ async def latency(backends: Any, logs: Path, api_url: str, folder: Path, n: int,
         started = [float((out / o).read_text()) - t for o, t in sent.items() if (out / o).exists()]
         print(ms(f"published over AMQP -> run created ({rate:g} events/s)", created, n))
         print(ms("published over AMQP -> flow code started on a warm process worker", started, n))
+        stages = await db.fetch(
+            """SELECT fr.parameters->>'order' AS order, s.type, extract(epoch FROM min(s.timestamp)) AS at
+               FROM states s JOIN flow_runs fr ON fr.id = s.flow_run_id
+               WHERE fr.deployment_id = $1 AND s.type IN ('PENDING', 'RUNNING')
+               GROUP BY 1, 2""",
+            uuid.UUID(deployment["id"]),
+        )
+        for stage in ("PENDING", "RUNNING"):
+            took = [
+                float(r["at"]) - sent[r["order"]] for r in stages if r["type"] == stage and r["order"] in sent
+            ]
+            if took:
+                print(f"  published -> {stage.title()}: p50 {1000 * statistics.median(took):.1f} ms")
         await proactive_delay(db, channel, api_url)
     finally:
         worker.terminate()
