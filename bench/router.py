@@ -1,9 +1,10 @@
 """Router figures: event published over AMQP -> run created, and -> flow code started on a warm
 process worker (p50, p99); one router process's events/s and CPU per event with 1,000 and with
 10,000 automations, next to the raw consume-and-ack ceiling of the same messages measured in
-the same run; how long after its window closes a proactive trigger fires; the router's RSS.
+the same run; how long after its window closes a proactive trigger fires; the router's RSS with
+10,000 automations and --live-keys (100,000) open for_each windows.
 
-Usage: .venv/bin/python bench/router.py [--events N] [--latency-events N]
+Usage: .venv/bin/python bench/router.py [--events N] [--latency-events N] [--live-keys N]
 Targets (issue 15): created p99 <= 50 ms; started p50 <= 100 ms, p99 <= 500 ms; >= 3,000
 events/s with 10,000 automations; a proactive trigger fires <= 1 s after its window closes.
 
@@ -159,8 +160,30 @@ def event_mix(n: int, automations: int) -> tuple[list[tuple[str, tuple[str, byte
     return items, fire
 
 
+async def live_windows(conn: Any, keys: int) -> None:
+    """`keys` open for_each windows, spread over the for_each automations, as a long-running
+    installation has them (order ids, hosts) before the burst."""
+    await conn.execute(
+        """WITH each AS (
+               SELECT id, row_number() OVER (ORDER BY id) - 1 AS n, count(*) OVER () AS total
+               FROM automations WHERE trigger->'for_each' IS NOT NULL
+                 AND jsonb_array_length(trigger->'for_each') > 0)
+           INSERT INTO trigger_buckets (automation_id, trigger_path, bucket_key, proactive,
+               start_at, end_at, count)
+           SELECT each.id, '', 'live-' || g, false, now(), now() + interval '1 hour', 1
+           FROM generate_series(0, $1 - 1) AS g JOIN each ON each.n = g % each.total""",
+        keys,
+    )
+
+
 async def throughput(
-    backends: Any, logs: Path, deployment_id: str, n_automations: int, n_events: int, ceiling: float
+    backends: Any,
+    logs: Path,
+    deployment_id: str,
+    n_automations: int,
+    n_events: int,
+    ceiling: float,
+    live_keys: int = 0,
 ) -> None:
     pool = await create_pool(backends.database_url, min_size=1, max_size=2)
     try:
@@ -171,6 +194,7 @@ async def throughput(
             await conn.execute("DELETE FROM router_events")
             for create in automations(n_automations, deployment_id):
                 await create_automation(conn, create)
+            await live_windows(conn, live_keys)
         items, fire = event_mix(n_events, n_automations)
         items.append(("bench.sentinel", event("bench.sentinel", {"baton.resource.id": "end"})))
         connection = await Connection.open(backends.broker_url, name="bench-router-publisher")
@@ -304,6 +328,19 @@ async def latency(backends: Any, logs: Path, api_url: str, folder: Path, n: int,
         started = [float((out / o).read_text()) - t for o, t in sent.items() if (out / o).exists()]
         print(ms(f"published over AMQP -> run created ({rate:g} events/s)", created, n))
         print(ms("published over AMQP -> flow code started on a warm process worker", started, n))
+        stages = await db.fetch(
+            """SELECT fr.parameters->>'order' AS order, s.type, extract(epoch FROM min(s.timestamp)) AS at
+               FROM states s JOIN flow_runs fr ON fr.id = s.flow_run_id
+               WHERE fr.deployment_id = $1 AND s.type IN ('PENDING', 'RUNNING')
+               GROUP BY 1, 2""",
+            uuid.UUID(deployment["id"]),
+        )
+        for stage in ("PENDING", "RUNNING"):
+            took = [
+                float(r["at"]) - sent[r["order"]] for r in stages if r["type"] == stage and r["order"] in sent
+            ]
+            if took:
+                print(f"  published -> {stage.title()}: p50 {1000 * statistics.median(took):.1f} ms")
         await proactive_delay(db, channel, api_url)
     finally:
         worker.terminate()
@@ -359,7 +396,7 @@ async def proactive_delay(db: asyncpg.Connection[Any], channel: Channel, api_url
     print(ms(f"proactive window closed -> fired (within {within:g}s, {n} keys)", delays, n))
 
 
-async def main(backends: Any, logs: Path, events: int, latency_events: int) -> None:
+async def main(backends: Any, logs: Path, events: int, latency_events: int, live_keys: int) -> None:
     print(load())
     with server_process(
         backends, logs, "api", "tracker", "scheduler", BATON_LOG_LEVEL="WARNING", BATON_AUTH_REQUIRED="false"
@@ -385,7 +422,8 @@ async def main(backends: Any, logs: Path, events: int, latency_events: int) -> N
         with server_process(backends, logs, "router", BATON_LOG_LEVEL="INFO"):
             pass  # declares the router's queue, so that the events queue up before a router runs
         for n in (1000, 10_000):
-            await throughput(backends, logs, deployment["id"], n, events, ceiling)
+            live = live_keys if n == 10_000 else 0
+            await throughput(backends, logs, deployment["id"], n, events, ceiling, live)
         conn = await asyncpg.connect(backends.database_url)
         await conn.execute("DELETE FROM automations")
         await conn.close()
@@ -398,10 +436,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--latency-events", type=int, default=200)
+    parser.add_argument(
+        "--live-keys", type=int, default=100_000, help="open for_each windows before the 10,000 run"
+    )
     args = parser.parse_args()
     with (
         test_backends() as backends,
         tempfile.TemporaryDirectory() as logs,
         asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
-        runner.run(main(backends, Path(logs), args.events, args.latency_events))
+        runner.run(main(backends, Path(logs), args.events, args.latency_events, args.live_keys))
