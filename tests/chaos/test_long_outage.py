@@ -1,0 +1,157 @@
+"""The server is down for 60 s while runs are in flight (issue 13, points 4 and 9).
+
+What the worker and the flows' engines send meanwhile is of two kinds. Final states wait on the
+durable queue, however long the tracker is away, and are applied once it is back. Requests that
+their caller resends until it gets an answer (a claim, a Running proposal) expire on the RPC
+queue once nobody waits for them any more, and are dropped: each is sent again under the same
+transition id, so `baton.dead` holds nothing that anyone must replay.
+
+Four runs, on a worker with three slots:
+- `done` runs; its flow finishes during the outage: it ends Completed;
+- `failed` runs; its flow raises during the outage: it ends Failed;
+- `pending` is claimed, its flow still importing when the server dies: its Running proposal
+  meets the outage, its body runs locally, and it ends Completed;
+- `queued` waits in the pool's queue; a slot frees during the outage and the worker's claims of
+  it fail until the server is back: it then runs once and ends Completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from ..support.backends import Backends
+from ..support.private import PrivateRabbitMQ
+from ..support.waiting import eventually
+from ._cluster import TERMINAL, Cluster, Db, cluster, dead_letters, past
+
+pytestmark = pytest.mark.chaos
+
+OUTAGE_SECONDS = 60.0
+
+FLOWS = """
+import os
+import time
+from pathlib import Path
+
+from baton import flow
+
+
+def note(path: str, what: str) -> None:
+    with open(path, "a") as f:
+        f.write(f"{os.environ['BATON_FLOW_RUN_ID']} {what} {os.getpid()}\\n")
+
+
+@flow
+def gated(path: str, gate: str, fail: bool = False) -> str:
+    note(path, "start")
+    while not Path(gate).exists():
+        time.sleep(0.05)
+    note(path, "done")
+    if fail:
+        raise RuntimeError("failed on purpose")
+    return "done"
+"""
+
+# Loading this entrypoint waits for a file: its run stays Pending (claimed, Running not proposed
+# yet) for as long as the test wants.
+SLOW_IMPORT = """
+import time
+from pathlib import Path
+
+from baton import flow
+
+from outage_flows import note
+
+HERE = Path(__file__).parent
+(HERE / "importing").touch()
+while not (HERE / "import-gate").exists():
+    time.sleep(0.05)
+
+
+@flow
+def quick(path: str) -> str:
+    note(path, "start")
+    note(path, "done")
+    return "done"
+"""
+
+
+@pytest.fixture
+def faults(backends: Backends, private_mq: PrivateRabbitMQ, tmp_path: Path) -> Iterator[Cluster]:
+    with cluster(backends, private_mq, tmp_path) as found:
+        (tmp_path / "outage_flows.py").write_text(textwrap.dedent(FLOWS))
+        (tmp_path / "slow_import.py").write_text(textwrap.dedent(SLOW_IMPORT))
+        found.start_server()
+        yield found
+
+
+@pytest.mark.timeout(300)  # a 60 s outage, two server starts and four runs, on a loaded machine
+async def test_a_long_server_outage_dead_letters_nothing_and_every_run_ends_as_its_flow_did(
+    faults: Cluster, private_mq: PrivateRabbitMQ, tmp_path: Path
+) -> None:
+    notes, gate, failing_gate = tmp_path / "notes", tmp_path / "gate", tmp_path / "failing-gate"
+    db = Db(faults.backends.database_url)
+    gated = await asyncio.to_thread(partial(faults.deployment, "outage_flows.py:gated"))
+    quick = await asyncio.to_thread(partial(faults.deployment, "slow_import.py:quick"))
+    await asyncio.to_thread(partial(faults.start_worker, "--limit", "3", BATON_HOME=str(tmp_path / "home")))
+
+    def executions(run_id: str) -> list[str]:
+        return [what for run, what in faults.notes(notes) if run == run_id]
+
+    done = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(gate))
+    failed = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(failing_gate), fail=True)
+
+    async def both_started() -> bool:
+        return executions(done) == ["start"] and executions(failed) == ["start"]
+
+    await eventually(both_started, timeout=60, what="two flows' bodies to start")
+    pending = await asyncio.to_thread(faults.run, quick, path=str(notes))
+
+    async def importing() -> bool:
+        return (tmp_path / "importing").exists()
+
+    await eventually(importing, timeout=60, what="the third run's entrypoint to be loading")
+    assert await db.state(pending) == "PENDING"
+    queued = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(gate))
+    assert await db.state(queued) == "SCHEDULED"  # the worker's three slots are taken
+
+    await asyncio.to_thread(faults.kill_server)
+    outage_ends = time.monotonic() + OUTAGE_SECONDS
+    # while nobody can hear: one flow finishes, one fails, the third starts and finishes
+    gate.touch()
+    failing_gate.touch()
+    (tmp_path / "import-gate").touch()
+
+    async def bodies_ended() -> bool:
+        return all(executions(run)[-1:] == ["done"] for run in (done, failed, pending))
+
+    await eventually(bodies_ended, timeout=OUTAGE_SECONDS, what="three flows' bodies to end")
+    await eventually(lambda: asyncio.sleep(0, past(outage_ends)), timeout=90, what="the outage")
+    await asyncio.to_thread(faults.start_server)
+
+    async def all_ended() -> bool:
+        return all([await db.state(run) in TERMINAL for run in (done, failed, pending, queued)])
+
+    try:
+        await eventually(all_ended, timeout=90, interval=0.3, what="every run to end")
+    except AssertionError as exc:
+        raise AssertionError(faults.worker_log()[-4000:]) from exc
+    ended = {run: await db.state(run) for run in (done, failed, pending, queued)}
+    assert ended == {done: "COMPLETED", failed: "FAILED", pending: "COMPLETED", queued: "COMPLETED"}, [
+        await db.history(run) for run in ended
+    ]
+    for run in ended:
+        assert "Crashed" not in await db.history(run), (run, await db.history(run))
+        assert executions(run) == ["start", "done"], (run, executions(run))
+    assert await asyncio.to_thread(dead_letters, private_mq, faults.backends.vhost) == 0, (
+        await asyncio.to_thread(
+            private_mq.ctl, "list_queues", "-p", faults.backends.vhost, "name", "messages"
+        )
+    )
