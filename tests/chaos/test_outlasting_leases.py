@@ -20,9 +20,11 @@ from baton_schemas import utcnow
 from ..support.backends import Backends
 from ..support.private import PrivateRabbitMQ
 from ..support.waiting import eventually
-from ._cluster import LEASE_SECONDS, TERMINAL, Cluster, Db, cluster, past
+from ._cluster import LEASE_SECONDS, TERMINAL, Cluster, Db, cluster, dead_letters, past
 
 pytestmark = pytest.mark.chaos
+
+FROZEN_LEASES = 5
 
 
 @pytest.fixture
@@ -74,6 +76,37 @@ async def test_a_run_that_finished_while_the_server_was_down_is_completed(
     assert await _ended(db, run_id) == "COMPLETED", await db.history(run_id)
     assert "Crashed" not in await db.history(run_id)
     assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done"]
+
+
+async def test_a_run_that_finished_while_rabbitmq_was_frozen_is_completed(
+    faults: Cluster, private_mq: PrivateRabbitMQ, tmp_path: Path
+) -> None:
+    """RabbitMQ frozen (SIGSTOP: its sockets stay open, nothing answers) for five leases: the
+    tracker hears no heartbeats, and its own round trips to the broker fail, so it reaps none."""
+    notes, gate = tmp_path / "notes", tmp_path / "gate"
+    run_id, db = await _started(faults, notes, gate)
+
+    await asyncio.to_thread(private_mq.pause)
+    try:
+        until = time.monotonic() + FROZEN_LEASES * LEASE_SECONDS
+        gate.touch()  # the flow finishes while nothing can be heard
+
+        async def finished() -> bool:
+            return (run_id, "done") in faults.notes(notes)
+
+        await eventually(finished, what="the flow's body to finish")
+        await eventually(
+            lambda: db.lease_lapsed(run_id, LEASE_SECONDS), timeout=30, what="the lease to lapse"
+        )
+        await eventually(lambda: asyncio.sleep(0, past(until)), timeout=60, what="the freeze")
+    finally:
+        await asyncio.to_thread(private_mq.resume)
+
+    assert await _ended(db, run_id) == "COMPLETED", (await db.history(run_id), faults.worker_log()[-3000:])
+    assert "Crashed" not in await db.history(run_id)
+    assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done"]
+    # what expired on the RPC queue while the broker was frozen was dropped, not parked
+    assert await asyncio.to_thread(dead_letters, private_mq, faults.backends.vhost) == 0
 
 
 async def test_a_paused_worker_does_not_make_its_running_flow_look_dead(
