@@ -1,33 +1,39 @@
-"""The server is down for 60 s while runs are in flight (issue 13, points 4 and 9).
+"""The server, or its PostgreSQL, is down for 60 s while runs are in flight (issue 13, points 2,
+4 and 9). The same test body runs against both faults.
 
 What the worker and the flows' engines send meanwhile is of two kinds. Final states wait on the
 durable queue, however long the tracker is away, and are applied once it is back. Requests that
 their caller resends until it gets an answer (a claim, a Running proposal) expire on the RPC
 queue once nobody waits for them any more, and are dropped: each is sent again under the same
-transition id, so `baton.dead` holds nothing that anyone must replay.
+transition id, so `baton.dead` holds nothing that anyone must replay. (With the database down the
+tracker's consumers pause: nothing is taken from its queues, so nothing is refused into
+`baton.dead` either.)
 
 Four runs, on a worker with three slots:
 - `done` runs; its flow finishes during the outage: it ends Completed;
 - `failed` runs; its flow raises during the outage: it ends Failed;
-- `pending` is claimed, its flow still importing when the server dies: its Running proposal
+- `pending` is claimed, its flow still importing when the fault begins: its Running proposal
   meets the outage, its body runs locally, and it ends Completed;
 - `queued` waits in the pool's queue; a slot frees during the outage and the worker's claims of
-  it fail until the server is back: it then runs once and ends Completed.
+  it go unanswered until the outage ends: it then runs once and ends Completed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
 
 from ..support.backends import Backends
-from ..support.private import PrivateRabbitMQ
+from ..support.private import PrivateRabbitMQ, private_postgres
 from ..support.waiting import eventually
 from ._cluster import TERMINAL, Cluster, Db, cluster, dead_letters, past
 
@@ -83,19 +89,40 @@ def quick(path: str) -> str:
 """
 
 
-@pytest.fixture
-def faults(backends: Backends, private_mq: PrivateRabbitMQ, tmp_path: Path) -> Iterator[Cluster]:
-    with cluster(backends, private_mq, tmp_path) as found:
+@dataclass
+class Outage:
+    """A fault that lasts while Baton's processes go on: `begin()`, then `end()`."""
+
+    begin: Callable[[], object]
+    end: Callable[[], object]
+
+
+@pytest.fixture(params=["server", "database"])
+def outage(
+    request: pytest.FixtureRequest, backends: Backends, private_mq: PrivateRabbitMQ, tmp_path: Path
+) -> Iterator[tuple[Cluster, Outage]]:
+    """A cluster and its fault: the server killed (-9) and started again, or the PostgreSQL
+    cluster the cluster's database lives on (a private one) stopped and started again."""
+    with contextlib.ExitStack() as stack:
+        on = backends
+        if request.param == "database":
+            pg = stack.enter_context(private_postgres())
+            on = dataclasses.replace(backends, database_url=pg.url())
+        found = stack.enter_context(cluster(on, private_mq, tmp_path))
         (tmp_path / "outage_flows.py").write_text(textwrap.dedent(FLOWS))
         (tmp_path / "slow_import.py").write_text(textwrap.dedent(SLOW_IMPORT))
         found.start_server()
-        yield found
+        if request.param == "database":
+            yield found, Outage(pg.stop, pg.start)
+        else:
+            yield found, Outage(found.kill_server, found.start_server)
 
 
 @pytest.mark.timeout(300)  # a 60 s outage, two server starts and four runs, on a loaded machine
-async def test_a_long_server_outage_dead_letters_nothing_and_every_run_ends_as_its_flow_did(
-    faults: Cluster, private_mq: PrivateRabbitMQ, tmp_path: Path
+async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow_did(
+    outage: tuple[Cluster, Outage], private_mq: PrivateRabbitMQ, tmp_path: Path
 ) -> None:
+    faults, fault = outage
     notes, gate, failing_gate = tmp_path / "notes", tmp_path / "gate", tmp_path / "failing-gate"
     db = Db(faults.backends.database_url)
     gated = await asyncio.to_thread(partial(faults.deployment, "outage_flows.py:gated"))
@@ -122,7 +149,7 @@ async def test_a_long_server_outage_dead_letters_nothing_and_every_run_ends_as_i
     queued = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(gate))
     assert await db.state(queued) == "SCHEDULED"  # the worker's three slots are taken
 
-    await asyncio.to_thread(faults.kill_server)
+    await asyncio.to_thread(fault.begin)
     outage_ends = time.monotonic() + OUTAGE_SECONDS
     # while nobody can hear: one flow finishes, one fails, the third starts and finishes
     gate.touch()
@@ -134,7 +161,7 @@ async def test_a_long_server_outage_dead_letters_nothing_and_every_run_ends_as_i
 
     await eventually(bodies_ended, timeout=OUTAGE_SECONDS, what="three flows' bodies to end")
     await eventually(lambda: asyncio.sleep(0, past(outage_ends)), timeout=90, what="the outage")
-    await asyncio.to_thread(faults.start_server)
+    await asyncio.to_thread(fault.end)
 
     async def all_ended() -> bool:
         return all([await db.state(run) in TERMINAL for run in (done, failed, pending, queued)])
