@@ -108,7 +108,7 @@ def tracker_queue_arguments() -> dict[str, Any]:
 
 def tracker_rpc_queue_arguments() -> dict[str, Any]:
     """A message TTL and no dead-letter exchange: an expired request is dropped."""
-    return {"x-message-ttl": RPC_MESSAGE_TTL_MS, "x-dead-letter-exchange": DEAD}
+    return {"x-message-ttl": RPC_MESSAGE_TTL_MS}
 
 
 def pool_queue_arguments() -> dict[str, Any]:
