@@ -14,8 +14,9 @@ Four runs, on a worker with three slots:
 - `failed` runs; its flow raises during the outage: it ends Failed;
 - `pending` is claimed, its flow still importing when the fault begins: its Running proposal
   meets the outage, its body runs locally, and it ends Completed;
-- `queued` waits in the pool's queue; a slot frees during the outage and the worker's claims of
-  it go unanswered until the outage ends: it then runs once and ends Completed.
+- `queued` waits in the pool's queue; a slot frees during the outage and the worker's claim of
+  it goes unanswered until the outage ends (the worker holds the delivery meanwhile, rather than
+  spend the pool queue's delivery limit on returns): it then runs once and ends Completed.
 """
 
 from __future__ import annotations
@@ -127,7 +128,17 @@ async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow
     db = Db(faults.backends.database_url)
     gated = await asyncio.to_thread(partial(faults.deployment, "outage_flows.py:gated"))
     quick = await asyncio.to_thread(partial(faults.deployment, "slow_import.py:quick"))
-    await asyncio.to_thread(partial(faults.start_worker, "--limit", "3", BATON_HOME=str(tmp_path / "home")))
+    # a claim retried for 1 s before it went back to the queue would spend the pool queue's
+    # delivery limit (10) in this outage, as one retried for 30 s (the default) would in a 10
+    # minute one: an unanswered claim holds its delivery instead
+    worker = partial(
+        faults.start_worker,
+        "--limit",
+        "3",
+        BATON_HOME=str(tmp_path / "home"),
+        BATON_WORKER_CLAIM_RETRY_SECONDS="1",
+    )
+    await asyncio.to_thread(worker)
 
     def executions(run_id: str) -> list[str]:
         return [what for run, what in faults.notes(notes) if run == run_id]
