@@ -9,14 +9,17 @@ transition id, so `baton.dead` holds nothing that anyone must replay. (With the 
 tracker's consumers pause: nothing is taken from its queues, so nothing is refused into
 `baton.dead` either.)
 
-Four runs, on a worker with three slots:
+Five runs, on a worker with four slots:
 - `done` runs; its flow finishes during the outage: it ends Completed;
 - `failed` runs; its flow raises during the outage: it ends Failed;
+- `died` runs; its process dies (exit 3, no report) during the outage: the worker's Crashed
+  waits on the durable queue, and the run ends Crashed, its true end;
 - `pending` is claimed, its flow still importing when the fault begins: its Running proposal
   meets the outage, its body runs locally, and it ends Completed;
-- `queued` waits in the pool's queue; a slot frees during the outage and the worker's claim of
-  it goes unanswered until the outage ends (the worker holds the delivery meanwhile, rather than
-  spend the pool queue's delivery limit on returns): it then runs once and ends Completed.
+- `queued` waits in the pool's queue. The slot `died` frees is given to it during the outage,
+  and the worker's claim goes unanswered until the outage ends: the worker holds the delivery
+  meanwhile, rather than spend the pool queue's delivery limit on returns. It then runs once
+  and ends Completed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import contextlib
 import dataclasses
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -56,13 +59,15 @@ def note(path: str, what: str) -> None:
 
 
 @flow
-def gated(path: str, gate: str, fail: bool = False) -> str:
+def gated(path: str, gate: str, fail: bool = False, die: bool = False) -> str:
     note(path, "start")
     while not Path(gate).exists():
         time.sleep(0.05)
     note(path, "done")
     if fail:
         raise RuntimeError("failed on purpose")
+    if die:
+        os._exit(3)
     return "done"
 """
 
@@ -128,14 +133,15 @@ async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow
     db = Db(faults.backends.database_url)
     gated = await asyncio.to_thread(partial(faults.deployment, "outage_flows.py:gated"))
     quick = await asyncio.to_thread(partial(faults.deployment, "slow_import.py:quick"))
-    # a claim retried for 1 s before it went back to the queue would spend the pool queue's
-    # delivery limit (10) in this outage, as one retried for 30 s (the default) would in a 10
-    # minute one: an unanswered claim holds its delivery instead
+    # requests that time out after 2 s, and a claim given up after 1 s, would send the dispatch
+    # back to its queue every 3 s and spend the pool queue's delivery limit (10) in this outage,
+    # as the defaults (10 s, 30 s) would in a 5-minute one: an unanswered claim holds its delivery
     worker = partial(
         faults.start_worker,
         "--limit",
-        "3",
+        "4",
         BATON_HOME=str(tmp_path / "home"),
+        BATON_REQUEST_TIMEOUT="2",
         BATON_WORKER_CLAIM_RETRY_SECONDS="1",
     )
     await asyncio.to_thread(worker)
@@ -143,51 +149,78 @@ async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow
     def executions(run_id: str) -> list[str]:
         return [what for run, what in faults.notes(notes) if run == run_id]
 
-    done = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(gate))
-    failed = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(failing_gate), fail=True)
+    def start(**parameters: object) -> Awaitable[str]:
+        return asyncio.to_thread(faults.run, gated, path=str(notes), **parameters)
 
-    async def both_started() -> bool:
-        return executions(done) == ["start"] and executions(failed) == ["start"]
+    done = await start(gate=str(gate))
+    failed = await start(gate=str(failing_gate), fail=True)
+    died = await start(gate=str(failing_gate), die=True)
 
-    await eventually(both_started, timeout=60, what="two flows' bodies to start")
+    async def started() -> bool:
+        return all(executions(run) == ["start"] for run in (done, failed, died))
+
+    await eventually(started, timeout=60, what="three flows' bodies to start")
     pending = await asyncio.to_thread(faults.run, quick, path=str(notes))
 
     async def importing() -> bool:
         return (tmp_path / "importing").exists()
 
-    await eventually(importing, timeout=60, what="the third run's entrypoint to be loading")
+    await eventually(importing, timeout=60, what="the fourth run's entrypoint to be loading")
     assert await db.state(pending) == "PENDING"
-    queued = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(gate))
-    assert await db.state(queued) == "SCHEDULED"  # the worker's three slots are taken
+    queued = await start(gate=str(gate))
+    assert await db.state(queued) == "SCHEDULED"  # the worker's four slots are taken
 
     await asyncio.to_thread(fault.begin)
     outage_ends = time.monotonic() + OUTAGE_SECONDS
-    # while nobody can hear: one flow finishes, one fails, the third starts and finishes
+    # while nobody can hear: a flow finishes, one fails, one dies, one starts and finishes
     gate.touch()
     failing_gate.touch()
     (tmp_path / "import-gate").touch()
 
     async def bodies_ended() -> bool:
-        return all(executions(run)[-1:] == ["done"] for run in (done, failed, pending))
+        return all(executions(run)[-1:] == ["done"] for run in (done, failed, died, pending))
 
-    await eventually(bodies_ended, timeout=OUTAGE_SECONDS, what="three flows' bodies to end")
+    async def held() -> bool:
+        """The worker has the queued run's dispatch (unacknowledged), claiming it."""
+        listing = await asyncio.to_thread(
+            private_mq.ctl,
+            "list_queues",
+            "-p",
+            faults.backends.vhost,
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        )
+        return [line.split()[1:] for line in listing.splitlines() if faults.pool in line] == [["0", "1"]]
+
+    await eventually(bodies_ended, timeout=OUTAGE_SECONDS, what="four flows' bodies to end")
+    await eventually(held, timeout=OUTAGE_SECONDS, interval=0.5, what="the worker claiming the queued run")
     await eventually(lambda: asyncio.sleep(0, past(outage_ends)), timeout=90, what="the outage")
+    assert await held(), "the claim held its delivery through the outage"
     await asyncio.to_thread(fault.end)
 
+    runs = (done, failed, died, pending, queued)
+
     async def all_ended() -> bool:
-        return all([await db.state(run) in TERMINAL for run in (done, failed, pending, queued)])
+        return all([await db.state(run) in TERMINAL for run in runs])
 
     try:
         await eventually(all_ended, timeout=90, interval=0.3, what="every run to end")
     except AssertionError as exc:
         raise AssertionError(faults.worker_log()[-4000:]) from exc
-    ended = {run: await db.state(run) for run in (done, failed, pending, queued)}
-    assert ended == {done: "COMPLETED", failed: "FAILED", pending: "COMPLETED", queued: "COMPLETED"}, [
-        await db.history(run) for run in ended
-    ]
-    for run in ended:
-        assert "Crashed" not in await db.history(run), (run, await db.history(run))
+    ended = {run: await db.state(run) for run in runs}
+    histories = [await db.history(run) for run in runs]
+    assert ended == {
+        done: "COMPLETED",
+        failed: "FAILED",
+        died: "CRASHED",
+        pending: "COMPLETED",
+        queued: "COMPLETED",
+    }, histories
+    for run, history in zip(runs, histories, strict=True):
         assert executions(run) == ["start", "done"], (run, executions(run))
+        if run != died:
+            assert "Crashed" not in history, (run, history)
     assert await asyncio.to_thread(dead_letters, private_mq, faults.backends.vhost) == 0, (
         await asyncio.to_thread(
             private_mq.ctl, "list_queues", "-p", faults.backends.vhost, "name", "messages"
