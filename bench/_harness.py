@@ -35,10 +35,11 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def server(**env: str) -> Iterator[RunningServer]:
+def server(*services: str, **env: str) -> Iterator[RunningServer]:
+    """`baton server start` (every service, or `services`) on a database and vhost of its own."""
     with test_backends() as backends, tempfile.TemporaryDirectory() as logs:
         environment: dict[str, Any] = {"BATON_LOG_LEVEL": "WARNING", **env}
-        with server_process(backends, Path(logs), **environment) as process:
+        with server_process(backends, Path(logs), *services, **environment) as process:
             yield RunningServer(backends, process, Path(logs))
 
 

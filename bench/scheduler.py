@@ -232,7 +232,7 @@ async def scale(backends: Backends, logs: Path, schedules: int) -> None:
             made = await conn.fetchval("SELECT count(*) FROM flow_runs")
             dupes = await conn.fetchval("SELECT count(*) - count(DISTINCT idempotency_key) FROM flow_runs")
             await asyncio.sleep(5)  # the outbox drained, memory settled
-            rss = proc.rss_mb()
+            rss, peak = proc.rss_mb(), proc.rss_mb("VmHWM")
         startup = ready - meter_started
     finally:
         await conn.close()
@@ -250,7 +250,7 @@ async def scale(backends: Backends, logs: Path, schedules: int) -> None:
         f"({1000 * cpu / max(made, 1):.3f} ms per run, with its outbox)"
     )
     print(f"  {CpuMeter.per_op(before, after, max(made, 1))}")
-    print(f"  scheduler RSS after the fill: {rss:.0f} MB (target <= 150 MB)")
+    print(f"  scheduler RSS after the fill: {rss:.0f} MB, peak {peak:.0f} MB (target <= 150 MB)")
     await steady_pass(backends.database_url, backends.broker_url, schedules)
     print(f"  load: {load()}")
 

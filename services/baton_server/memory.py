@@ -69,7 +69,7 @@ class MemoryReleaser:
     """Trims the heap when RSS is `growth_mb` above its floor; looks every `interval` seconds.
     The trim runs in a thread: the event loop goes on meanwhile."""
 
-    def __init__(self, *, interval: float = 10.0, growth_mb: int = 16) -> None:
+    def __init__(self, *, interval: float = 2.0, growth_mb: int = 16) -> None:
         self._interval = interval
         self._growth = growth_mb * 2**20
         self._task: asyncio.Task[None] | None = None

@@ -4,25 +4,19 @@ in one process (or one of them alone)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import importlib
 import logging
 import signal
 from typing import Protocol
 
-import uvicorn
 from prometheus_client import start_http_server
 
 from baton import _tracing
 
-from .api.app import create_app, end_streams
 from .context import ServerContext
-from .events.service import EventsService
 from .gc_tuning import tune_for_server
 from .memory import MemoryReleaser
-from .router.service import RouterService
-from .scheduler.service import SchedulerService
 from .settings import ServerSettings
-from .tracker.service import TrackerService
 
 log = logging.getLogger("baton.server")
 
@@ -36,67 +30,25 @@ class Service(Protocol):
     async def stop(self) -> None: ...
 
 
-class ApiService:
-    name = "api"
-
-    def __init__(self, ctx: ServerContext) -> None:
-        settings = ctx.settings
-        self._app = create_app(settings, ctx)
-        config = uvicorn.Config(
-            self._app,
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level=settings.log_level.lower(),
-            log_config=None,  # uvicorn's records go through the process's one format
-            access_log=False,
-            lifespan="on",
-            # requests still running (calls stuck behind an overloaded database) get this long
-            # to finish at shutdown, then are cancelled; streams end at once (end_streams)
-            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-        )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
-        self._task: asyncio.Task[None] | None = None
-        self._grace = settings.shutdown_grace_seconds
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="api")
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()  # raises why it could not start (port in use, ...)
-                raise RuntimeError("the API stopped while starting")
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        end_streams(self._app)
-        self._server.should_exit = True
-        if self._task is None:
-            return
-        # uvicorn cancels what outlives its graceful timeout; this bounds the rest (lifespan)
-        done, _ = await asyncio.wait({self._task}, timeout=2 * self._grace + 5)
-        if not done:
-            log.warning("the API did not stop within %.0f s: stopping it now", 2 * self._grace + 5)
-            self._server.force_exit = True
-            self._task.cancel()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await self._task
+# Each service's class, imported only by a process that runs it: a scheduler or router replica
+# does not carry the API's FastAPI, Jinja2 and dashboard (about 20 MB of its RSS).
+_CLASSES = {
+    "api": "baton_server.api.service:ApiService",
+    "tracker": "baton_server.tracker.service:TrackerService",
+    "scheduler": "baton_server.scheduler.service:SchedulerService",
+    "events": "baton_server.events.service:EventsService",
+    "router": "baton_server.router.service:RouterService",
+}
+assert tuple(_CLASSES) == SERVICES
 
 
 def build_services(ctx: ServerContext, names: tuple[str, ...]) -> list[Service]:
     services: list[Service] = []
     for name in names:
-        if name == "api":
-            services.append(ApiService(ctx))
-        elif name == "tracker":
-            services.append(TrackerService(ctx))
-        elif name == "scheduler":
-            services.append(SchedulerService(ctx))
-        elif name == "events":
-            services.append(EventsService(ctx))
-        elif name == "router":
-            services.append(RouterService(ctx))
-        else:
+        if name not in _CLASSES:
             raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICES)}")
+        module, _, cls = _CLASSES[name].partition(":")
+        services.append(getattr(importlib.import_module(module), cls)(ctx))
     return services
 
 

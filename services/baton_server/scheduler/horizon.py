@@ -251,18 +251,21 @@ def schedules_of(deployment: Mapping[str, Any]) -> dict[str, tuple[int, Mapping[
     }
 
 
-_PARSED: dict[str, DeploymentSchedule] = {}
-_PARSED_MAX = 50_000
+_PARSED: dict[str, DeploymentSchedule] = {}  # least recently used first
+_PARSED_MAX = 1_000
 
 
 def _parsed(key: str, entry: Mapping[str, Any]) -> DeploymentSchedule:
-    """A stored schedule as its model, parsed once per fingerprint (its cron string or rule is
-    checked on every parse)."""
-    found = _PARSED.get(key)
+    """A stored schedule as its model, parsed once per fingerprint while it is among the most
+    recently used (about 40 us to parse). The bound is memory: every model held costs about
+    2 KB, scattered through the heap a fill grows; 10,000 of them kept the scheduler's RSS 20 MB
+    higher for good, for 5% of a first fill's CPU."""
+    found = _PARSED.pop(key, None)
     if found is None:
         if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        found = _PARSED[key] = DeploymentSchedule.model_validate(entry)
+            del _PARSED[next(iter(_PARSED))]
+        found = DeploymentSchedule.model_validate(entry)
+    _PARSED[key] = found
     return found
 
 
