@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
 import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -93,6 +94,18 @@ def quick(path: str) -> str:
     note(path, "done")
     return "done"
 """
+
+
+HELD, READY = ["0", "1"], ["1", "0"]  # one dispatch: with a worker, or waiting in its queue
+
+
+async def _pool_queue(mq: PrivateRabbitMQ, found: Cluster) -> list[str] | None:
+    """The cluster's pool queue's messages: [ready, unacknowledged]."""
+    listing = await asyncio.to_thread(
+        mq.ctl, "list_queues", "-p", found.backends.vhost, "name", "messages_ready", "messages_unacknowledged"
+    )
+    counts = [line.split()[1:] for line in listing.splitlines() if found.pool in line]
+    return counts[0] if len(counts) == 1 else None
 
 
 @dataclass
@@ -182,16 +195,7 @@ async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow
 
     async def held() -> bool:
         """The worker has the queued run's dispatch (unacknowledged), claiming it."""
-        listing = await asyncio.to_thread(
-            private_mq.ctl,
-            "list_queues",
-            "-p",
-            faults.backends.vhost,
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        )
-        return [line.split()[1:] for line in listing.splitlines() if faults.pool in line] == [["0", "1"]]
+        return await _pool_queue(private_mq, faults) == HELD
 
     await eventually(bodies_ended, timeout=OUTAGE_SECONDS, what="four flows' bodies to end")
     await eventually(held, timeout=OUTAGE_SECONDS, interval=0.5, what="the worker claiming the queued run")
@@ -226,3 +230,72 @@ async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow
             private_mq.ctl, "list_queues", "-p", faults.backends.vhost, "name", "messages"
         )
     )
+
+
+@pytest.fixture
+def faults(backends: Backends, private_mq: PrivateRabbitMQ, tmp_path: Path) -> Iterator[Cluster]:
+    with cluster(backends, private_mq, tmp_path) as found:
+        (tmp_path / "outage_flows.py").write_text(textwrap.dedent(FLOWS))
+        found.start_server()
+        yield found
+
+
+@pytest.mark.timeout(240)  # a cluster, two server and two worker starts, on a loaded machine
+async def test_a_worker_stopped_while_its_claim_is_unanswered_gives_the_dispatch_back(
+    faults: Cluster, private_mq: PrivateRabbitMQ, tmp_path: Path
+) -> None:
+    """The server is down and the worker holds a dispatch whose claim nobody answers. Told to
+    stop, it exits and the dispatch is back in its queue, neither lost nor parked: a worker
+    started once the server is back runs it, once."""
+    notes, gate = tmp_path / "notes", tmp_path / "gate"
+    db = Db(faults.backends.database_url)
+    gated = await asyncio.to_thread(partial(faults.deployment, "outage_flows.py:gated"))
+    env = {"BATON_HOME": str(tmp_path / "home"), "BATON_REQUEST_TIMEOUT": "2"}
+    worker = await asyncio.to_thread(
+        partial(
+            faults.start_worker,
+            "--limit",
+            "1",
+            "--drain-seconds",
+            "1",
+            BATON_WORKER_CLAIM_RETRY_SECONDS="1",
+            **env,
+        )
+    )
+
+    def executions(run_id: str) -> list[str]:
+        return [what for run, what in faults.notes(notes) if run == run_id]
+
+    dying = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(gate), die=True)
+
+    async def started() -> bool:
+        return executions(dying) == ["start"]
+
+    await eventually(started, timeout=60, what="the first flow's body to start")
+    queued = await asyncio.to_thread(faults.run, gated, path=str(notes), gate=str(gate))
+    assert await db.state(queued) == "SCHEDULED"  # the worker's one slot is taken
+
+    await asyncio.to_thread(faults.kill_server)
+    gate.touch()  # the first run's process dies: its slot goes to the queued run, whose claim waits
+
+    async def held() -> bool:
+        return await _pool_queue(private_mq, faults) == HELD
+
+    await eventually(held, timeout=60, interval=0.5, what="the worker claiming the queued run")
+    worker.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 60) == 0, faults.worker_log()[-3000:]
+    assert await _pool_queue(private_mq, faults) == READY
+
+    await asyncio.to_thread(faults.start_server)
+    await asyncio.to_thread(partial(faults.start_worker, **env))
+
+    async def ended() -> bool:
+        return all([await db.state(run) in TERMINAL for run in (dying, queued)])
+
+    await eventually(ended, timeout=90, interval=0.3, what="both runs to end")
+    assert [await db.state(dying), await db.state(queued)] == ["CRASHED", "COMPLETED"], [
+        await db.history(dying),
+        await db.history(queued),
+    ]
+    assert executions(queued) == ["start", "done"]
+    assert await asyncio.to_thread(dead_letters, private_mq, faults.backends.vhost) == 0
