@@ -284,7 +284,11 @@ async def test_a_worker_stopped_while_its_claim_is_unanswered_gives_the_dispatch
     await eventually(held, timeout=60, interval=0.5, what="the worker claiming the queued run")
     worker.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(worker.wait, 60) == 0, faults.worker_log()[-3000:]
-    assert await _pool_queue(private_mq, faults) == READY
+
+    async def given_back() -> bool:  # the broker requeues it once it has seen the worker go
+        return await _pool_queue(private_mq, faults) == READY
+
+    await eventually(given_back, timeout=30, interval=0.3, what="the dispatch back in its queue")
 
     await asyncio.to_thread(faults.start_server)
     await asyncio.to_thread(partial(faults.start_worker, **env))
