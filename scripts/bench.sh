@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
-for script in bench/amqp_ceiling.py bench/tracker.py bench/events.py bench/sdk_overhead.py bench/sdk_server.py bench/worker.py bench/scheduler.py; do
+for script in bench/amqp_ceiling.py bench/tracker.py bench/events.py bench/sdk_overhead.py bench/sdk_server.py bench/worker.py bench/scheduler.py bench/dashboard.py; do
   echo "=== $script"
   .venv/bin/python "$script"
   echo

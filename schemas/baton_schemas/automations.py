@@ -33,10 +33,35 @@ class RunDeployment(ClientModel):
     delay: Duration = Field(default=0, description="Schedule the run this long after the firing.")
 
 
-class CancelFlowRun(ClientModel):
-    type: Literal["cancel-flow-run"] = "cancel-flow-run"
+class _RunTarget(ClientModel):
     flow_run: str | None = Field(
         default=None, description="A run's id (templated); the event's flow run if unset."
+    )
+
+
+class CancelFlowRun(_RunTarget):
+    type: Literal["cancel-flow-run"] = "cancel-flow-run"
+
+
+class PauseRun(_RunTarget):
+    """Hold a run that has not started (Paused): it is not dispatched until resumed. A running
+    flow pauses itself (`pause_flow_run`); suspend-run stops one from outside."""
+
+    type: Literal["pause-run"] = "pause-run"
+    timeout: Duration = Field(default=3600, description="Fail the run if not resumed by then (0: never).")
+
+
+class SuspendRun(_RunTarget):
+    """Suspend a run: one that has started has its process stopped; resumed, it is started again."""
+
+    type: Literal["suspend-run"] = "suspend-run"
+    timeout: Duration = Field(default=3600, description="Fail the run if not resumed by then (0: never).")
+
+
+class ResumeRun(_RunTarget):
+    type: Literal["resume-run"] = "resume-run"
+    run_input: dict[str, Any] | None = Field(
+        default=None, description="The input the pause waits for (templated), checked against its schema."
     )
 
 
@@ -56,6 +81,22 @@ class ResumeDeployment(_Toggle):
     deployment: str | None = None
 
 
+class PauseSchedule(_Toggle):
+    type: Literal["pause-schedule"] = "pause-schedule"
+    deployment: str | None = Field(
+        default=None, description="'flow/deployment' or an id; the event's related deployment if unset."
+    )
+    schedule: str | None = Field(
+        default=None, description="A schedule's slug or id; every schedule of the deployment if unset."
+    )
+
+
+class ResumeSchedule(_Toggle):
+    type: Literal["resume-schedule"] = "resume-schedule"
+    deployment: str | None = None
+    schedule: str | None = None
+
+
 class PauseWorkPool(_Toggle):
     type: Literal["pause-work-pool"] = "pause-work-pool"
     work_pool: str | None = Field(default=None, description="A pool's name; the event's if unset.")
@@ -64,6 +105,18 @@ class PauseWorkPool(_Toggle):
 class ResumeWorkPool(_Toggle):
     type: Literal["resume-work-pool"] = "resume-work-pool"
     work_pool: str | None = None
+
+
+class PauseWorkQueue(_Toggle):
+    type: Literal["pause-work-queue"] = "pause-work-queue"
+    work_pool: str | None = Field(default=None, description="The queue's pool; the event's if unset.")
+    work_queue: str | None = Field(default=None, description="The queue's name; the event's if unset.")
+
+
+class ResumeWorkQueue(_Toggle):
+    type: Literal["resume-work-queue"] = "resume-work-queue"
+    work_pool: str | None = None
+    work_queue: str | None = None
 
 
 class PauseAutomation(_Toggle):
@@ -96,10 +149,17 @@ class EmitEvent(ClientModel):
 Action = Annotated[
     RunDeployment
     | CancelFlowRun
+    | PauseRun
+    | SuspendRun
+    | ResumeRun
     | PauseDeployment
     | ResumeDeployment
+    | PauseSchedule
+    | ResumeSchedule
     | PauseWorkPool
     | ResumeWorkPool
+    | PauseWorkQueue
+    | ResumeWorkQueue
     | PauseAutomation
     | ResumeAutomation
     | CallWebhook
@@ -177,9 +237,16 @@ __all__ = [
     "FiringPage",
     "PauseAutomation",
     "PauseDeployment",
+    "PauseRun",
+    "PauseSchedule",
     "PauseWorkPool",
+    "PauseWorkQueue",
     "ResumeAutomation",
     "ResumeDeployment",
+    "ResumeRun",
+    "ResumeSchedule",
     "ResumeWorkPool",
+    "ResumeWorkQueue",
     "RunDeployment",
+    "SuspendRun",
 ]

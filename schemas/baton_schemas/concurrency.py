@@ -95,6 +95,7 @@ class SlotsAcquired(BatonModel):
 
     lease_id: UUID | None = None
     limits: list[str] = Field(default_factory=list, description="The active limits the slots were taken of.")
+    missing: list[str] = Field(default_factory=list, description="Names asked for that have no limit.")
     expires: datetime | None = None
 
 

@@ -222,6 +222,7 @@ class FlowRunDispatch(Envelope):
 class ControlKind(StrEnum):
     CANCEL = "cancel"
     PAUSE = "pause"
+    SUSPEND = "suspend"  # the run is Suspended: stop its process, report nothing after
 
 
 class ControlMessage(Envelope):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from . import artifacts, runtime, states, variables
     from ._cache import task_input_hash
+    from ._concurrency import arate_limit, concurrency, rate_limit
     from ._context import FlowRunContext, TaskRunContext, get_run_context, tags
     from ._deployments import arun_deployment, get_client, run_deployment
     from ._events import emit_event
@@ -31,8 +32,12 @@ if TYPE_CHECKING:
         Abort,
         BatonError,
         CancelledRun,
+        ConcurrencyLimitNotFound,
+        ConcurrencySlotAcquisitionError,
+        ConcurrencySlotTimeout,
         CrashedRun,
         FailedRun,
+        FlowPauseTimeout,
         MissingContextError,
         ParameterValidationError,
         RunTimeoutError,
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
     from ._futures import BatonFuture, BatonFutureList, as_completed, unmapped, wait
     from ._inputs import allow_failure, quote
     from ._logging import get_run_logger
+    from ._pauses import RunInput, pause_flow_run, resume_flow_run, suspend_flow_run
     from ._results import JSONSerializer, LocalResultStore, PickleSerializer
     from ._retries import exponential_backoff
     from ._task_runners import ThreadPoolTaskRunner
@@ -60,6 +66,9 @@ _EXPORTS: dict[str, str] = {
     "run_deployment": "._deployments",
     "get_client": "._deployments",
     "emit_event": "._events",
+    "concurrency": "._concurrency",
+    "rate_limit": "._concurrency",
+    "arate_limit": "._concurrency",
     "arun_deployment": "._deployments",
     "FlowRunContext": "._context",
     "TaskRunContext": "._context",
@@ -79,12 +88,20 @@ _EXPORTS: dict[str, str] = {
     "Abort": "._exceptions",
     "BatonError": "._exceptions",
     "CancelledRun": "._exceptions",
+    "ConcurrencyLimitNotFound": "._exceptions",
+    "ConcurrencySlotAcquisitionError": "._exceptions",
+    "ConcurrencySlotTimeout": "._exceptions",
     "CrashedRun": "._exceptions",
     "FailedRun": "._exceptions",
     "MissingContextError": "._exceptions",
     "ParameterValidationError": "._exceptions",
     "RunTimeoutError": "._exceptions",
     "UpstreamTaskError": "._exceptions",
+    "FlowPauseTimeout": "._exceptions",
+    "RunInput": "._pauses",
+    "pause_flow_run": "._pauses",
+    "resume_flow_run": "._pauses",
+    "suspend_flow_run": "._pauses",
 }
 
 __all__ = [
@@ -93,15 +110,20 @@ __all__ = [
     "BatonFuture",
     "BatonFutureList",
     "CancelledRun",
+    "ConcurrencyLimitNotFound",
+    "ConcurrencySlotAcquisitionError",
+    "ConcurrencySlotTimeout",
     "CrashedRun",
     "FailedRun",
     "Flow",
+    "FlowPauseTimeout",
     "FlowRunContext",
     "JSONSerializer",
     "LocalResultStore",
     "MissingContextError",
     "ParameterValidationError",
     "PickleSerializer",
+    "RunInput",
     "RunTimeoutError",
     "State",
     "StateType",
@@ -110,19 +132,25 @@ __all__ = [
     "ThreadPoolTaskRunner",
     "UpstreamTaskError",
     "allow_failure",
+    "arate_limit",
     "artifacts",
     "arun_deployment",
     "as_completed",
+    "concurrency",
     "emit_event",
     "exponential_backoff",
     "flow",
     "get_client",
     "get_run_context",
     "get_run_logger",
+    "pause_flow_run",
     "quote",
+    "rate_limit",
+    "resume_flow_run",
     "run_deployment",
     "runtime",
     "states",
+    "suspend_flow_run",
     "tags",
     "task",
     "task_input_hash",

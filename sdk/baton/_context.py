@@ -42,6 +42,7 @@ class FlowRunContext:
     serializer: Serializer
     log_prints: bool
     persist_results: bool = False
+    claim_id: UUID | None = None  # a worker's claim of the run, which its proposals carry
     futures: list[BatonFuture[Any]] = field(default_factory=list)
     # id(value) -> (value, task run id): links values returned by tasks to their task run, so
     # passing one into another task records the edge. The value is kept alive on purpose.

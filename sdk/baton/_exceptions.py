@@ -52,5 +52,33 @@ class Abort(BatonError):
     """The orchestrator told the engine to stop this run (claimed elsewhere, cancelled, gone)."""
 
 
+class FlowPauseTimeout(BatonError, TimeoutError):
+    """The run was paused and not resumed before its timeout: the run has Failed."""
+
+
+class Suspend(BaseException):
+    """Raised through the flow once its run is Suspended (`suspend_flow_run`): the engine ends
+    the run's process there, and a worker starts it again on resume. Not an Exception, so that
+    a flow's `except Exception` does not swallow it."""
+
+    def __init__(self, state: Any) -> None:
+        super().__init__(getattr(state, "message", None) or "suspended")
+        self.state = state
+
+
 class RunInterrupted(BaseException):
     """Injected into a thread whose run timed out, to stop it at its next Python instruction."""
+
+
+class ConcurrencySlotAcquisitionError(BatonError):
+    """Slots of a concurrency limit could not be taken: the request can never be granted as
+    asked (more slots than the limit has; `rate_limit` on a limit without a slot decay)."""
+
+
+class ConcurrencyLimitNotFound(ConcurrencySlotAcquisitionError, LookupError):
+    """`concurrency(..., strict=True)` or `rate_limit(..., strict=True)` named a limit that does
+    not exist."""
+
+
+class ConcurrencySlotTimeout(ConcurrencySlotAcquisitionError, TimeoutError):
+    """No slots came free within `timeout_seconds`."""

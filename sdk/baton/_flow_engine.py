@@ -47,7 +47,7 @@ from . import _tracing
 from ._context import FlowRunContext, flow_run_ctx, flow_run_tags, task_run_ctx, with_current_tags
 from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
-from ._exceptions import Abort, CancelledRun
+from ._exceptions import Abort, CancelledRun, Suspend
 from ._final_state import adopt_returned_state, futures_to_states, mark, state_from_return
 from ._hooks import run_hooks
 from ._logging import flow_run_logger, format_state, patch_print, run_extra
@@ -133,6 +133,7 @@ class FlowRunEngine:
             serializer=serializer,
             log_prints=flow.log_prints,
             persist_results=persist_results,
+            claim_id=self.claim_id,
         )
         if flow.log_prints:
             patch_print()
@@ -307,6 +308,8 @@ class FlowRunEngine:
             outcome: Outcome = yield Call(
                 flow.fn, self.bound.args, self.bound.kwargs, flow.timeout_seconds, f"Flow run {record.name!r}"
             )
+            if isinstance(outcome.exc, Suspend):
+                return (yield from self._end_suspended(outcome.exc.state))
             state = yield from self._state_from(outcome)
             if state.type is StateType.CRASHED:
                 self._cancel_futures()
@@ -391,6 +394,14 @@ class FlowRunEngine:
         final = adopt_returned_state(server) if server is not None and server.is_terminal else state
         self._commit(final)
         return final
+
+    def _end_suspended(self, suspended: State) -> Generator[Any, Any, State]:
+        """`suspend_flow_run` made the run Suspended: this process ends; a worker starts the run
+        again once it is resumed. Task runs that have not started will run then."""
+        self._cancel_futures()
+        yield from self._await(self.reporter.flush(FLUSH_BEFORE_END_SECONDS))
+        self._commit(suspended)
+        return suspended
 
     def _cancel_futures(self) -> None:
         """The attempt ended early: task runs that have not started never will."""

@@ -15,6 +15,7 @@ from uuid import uuid4
 
 from baton_schemas.runs import TaskInput, TaskInputType
 from baton_schemas.states import (
+    AwaitingConcurrencySlot,
     AwaitingRetry,
     Cached,
     Cancelled,
@@ -34,6 +35,7 @@ from ._definitions import render_run_name
 from ._drivers import Call, Outcome, drive_async, drive_sync
 from ._exceptions import (
     CancelledRun,
+    ConcurrencySlotAcquisitionError,
     RunInterrupted,
     UpstreamTaskError,
 )
@@ -49,6 +51,8 @@ from ._retries import delay_for_retry
 from ._runtime import get_runtime
 
 if TYPE_CHECKING:
+    from ._concurrency._slots import Lease
+    from ._concurrency._tags import TagSlots
     from ._definitions import TaskDefinition
     from ._protocols import Reporter
 
@@ -173,17 +177,36 @@ class TaskRunEngine:
                 self.set_state(hit)
                 return hit
 
+        tag_slots = self._tag_slots()
         while True:
             if self._flow_run_cancelling():
                 state = Cancelled(message="not started: its flow run is being cancelled")
                 state.with_result(exception=CancelledRun(state.message or ""))
                 self.set_state(state)
                 return state
+            lease: Lease | None = None
+            if tag_slots is not None:
+                taken = yield from self._take_tag_slots(tag_slots)
+                if isinstance(taken, State):  # it can never run, or was cancelled while it waited
+                    self.set_state(taken)
+                    return taken
+                lease = taken
             run.run_count += 1
             self.set_state(running() if run.run_count == 1 else Retrying())
-            outcome: Outcome = yield Call(
-                task.fn, self.bound.args, self.bound.kwargs, task.timeout_seconds, f"Task run {run.name!r}"
-            )
+            try:
+                outcome: Outcome = yield Call(
+                    task.fn,
+                    self.bound.args,
+                    self.bound.kwargs,
+                    task.timeout_seconds,
+                    f"Task run {run.name!r}",
+                )
+            except BaseException:
+                if lease is not None and tag_slots is not None:
+                    tag_slots.release(lease)  # not waited for: the run is being torn down
+                raise
+            if lease is not None and tag_slots is not None:
+                yield tag_slots.release(lease)
             state = self._state_from(outcome)
             raised = outcome.exc
             if raised is not None and not isinstance(raised, Exception):  # crashed, or interrupted
@@ -213,6 +236,27 @@ class TaskRunEngine:
                 )
             self.set_state(state)
             return state
+
+    def _tag_slots(self) -> TagSlots | None:
+        """The run's tag concurrency limits, if it has tags and a server to ask."""
+        if not self.run.tags:
+            return None
+        from ._concurrency._tags import tag_slots
+
+        return tag_slots(self.run.tags, self.run.id, get_runtime().settings)
+
+    def _take_tag_slots(self, tag_slots: TagSlots) -> Generator[Any, Any, Lease | State | None]:
+        """Steps that take a slot of each of the run's tag limits (waiting in
+        AwaitingConcurrencySlot if one is full): the lease, or the state the run ends in."""
+        try:
+            return (yield from tag_slots.take(self._awaiting_slot, self._flow_run_cancelling))
+        except ConcurrencySlotAcquisitionError as exc:
+            return Failed(message=f"Not run: {exc}").with_result(exception=exc)
+        except CancelledRun as exc:
+            return Cancelled(message=str(exc)).with_result(exception=exc)
+
+    def _awaiting_slot(self, message: str) -> None:
+        self.set_state(AwaitingConcurrencySlot(message=message))
 
     def _wait_for_upstream(self) -> Generator[Any, Any, None]:
         for item in self.wait_for or ():

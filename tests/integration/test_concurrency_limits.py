@@ -79,10 +79,13 @@ async def test_slots_are_held_by_leases_and_released(api: httpx.AsyncClient) -> 
 
 
 async def test_a_missing_or_inactive_limit_lets_everything_through(api: httpx.AsyncClient) -> None:
-    passed = await _acquire(api, _name("nobody"))
-    assert passed.status_code == 200 and passed.json() == {"lease_id": None, "limits": [], "expires": None}
+    nobody = _name("nobody")
+    passed = await _acquire(api, nobody)
+    assert passed.status_code == 200
+    assert passed.json() == {"lease_id": None, "limits": [], "missing": [nobody], "expires": None}
     name = await _create(api, 0, active=False)
-    assert (await _acquire(api, name)).json()["lease_id"] is None
+    inactive = (await _acquire(api, name)).json()
+    assert inactive["lease_id"] is None and inactive["missing"] == []  # it exists: no warning
 
 
 async def test_an_expired_lease_frees_its_slots_and_cannot_be_renewed(api: httpx.AsyncClient) -> None:

@@ -60,6 +60,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton._entrypoints",
             "baton._deployments",
             "baton._events",
+            "baton._concurrency",
         ),
     ),
     ("deployments", ("baton._deploy",)),
@@ -74,6 +75,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "baton.cache_policies",
             "baton.variables",
             "baton.artifacts",
+            "baton._pauses",
         ),
     ),
     ("CLI", ("baton.cli",)),
@@ -92,6 +94,8 @@ LAZY_IMPORTS: dict[str, set[str]] = {
         "baton._worker._serve",
     },
     "baton._tasks": {"baton._task_engine"},
+    # tag concurrency limits (and so httpx) only for a task run with tags and a server to ask
+    "baton._task_engine": {"baton._concurrency._tags"},
     "baton._futures": {"baton_schemas.states", "asyncio"},
     "baton._records": {"baton_schemas.runs"},
     "baton._validation": {"pydantic"},
@@ -136,7 +140,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._schedules": {"baton._deployments"},
     "baton.cli._events": {"baton._events._client", "baton._settings"},
     "baton.cli._automations": {"baton._events._automations", "baton._settings", "yaml"},
-    "baton.cli._flow_runs": {"baton_schemas.states", "orjson"},
+    "baton.cli._flow_runs": {"baton_schemas.pauses", "baton_schemas.states", "orjson"},
     "baton.cli._server": {
         "asyncpg",
         "baton._transport._installation",
@@ -149,6 +153,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
         "baton_server.settings",
     },
     "baton.cli._variables": {"baton_schemas.variables"},
+    "baton.cli._concurrency_limits": {"baton_schemas.concurrency"},
     "baton.cli._artifacts": {"rich.markdown"},
     "baton.cli._work_pools": {"baton_schemas.job_templates", "baton_schemas.pools", "pydantic"},
     "baton.cli._workers": {

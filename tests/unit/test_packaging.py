@@ -1,4 +1,5 @@
-"""The wheel holds exactly Baton's three import names, and the committed schemas are current."""
+"""The wheel holds exactly Baton's three import names, with the dashboard's assets, and the
+committed schemas are current."""
 
 from __future__ import annotations
 
@@ -7,18 +8,28 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+from packaging.requirements import Requirement
+
 from baton_schemas.export import rendered
+from baton_server.api.dashboard.pages import SWAGGER, static_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_wheel_top_level_names(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("*.whl")
+    (found,) = out.glob("*.whl")
+    return found
+
+
+def test_wheel_top_level_names(wheel: Path) -> None:
     names = {
         name.split("/")[0]
         for name in zipfile.ZipFile(wheel).namelist()
@@ -28,6 +39,27 @@ def test_wheel_top_level_names(tmp_path: Path) -> None:
     files = zipfile.ZipFile(wheel).namelist()
     assert any(f.startswith("baton_server/db/migrations/") and f.endswith(".sql") for f in files)
     assert "baton/py.typed" in files
+
+
+def test_wheel_ships_the_dashboard_and_its_api_docs_assets(wheel: Path) -> None:
+    files = set(zipfile.ZipFile(wheel).namelist())
+    shipped = static_files()
+    assert {"index.html", "login.html", "app.css", "js/app.js", "js/pages/run.js"} <= set(shipped)
+    missing = [f for f in shipped if f"baton_server/api/dashboard/static/{f}" not in files]
+    assert not missing, f"dashboard assets not in the wheel: {missing}"
+    # the docs page's Swagger UI comes from fastapi-offline's wheel, a requirement of the
+    # server extra: installing `baton[server]` brings it, and nothing is fetched at run time
+    metadata = next(f for f in files if f.endswith(".dist-info/METADATA"))
+    required = [
+        Requirement(line.split(":", 1)[1].strip())
+        for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    offline = [r for r in required if r.name == "fastapi-offline"]
+    assert offline and offline[0].marker is not None
+    assert offline[0].marker.evaluate({"extra": "server"})
+    assert not offline[0].marker.evaluate({"extra": ""})
+    assert {"swagger-ui-bundle.js", "swagger-ui.css"} <= {p.name for p in SWAGGER.iterdir()}
 
 
 def test_committed_schemas_are_up_to_date() -> None:

@@ -26,6 +26,15 @@ from baton_schemas.access import ApiKeyInfo, AuditPage
 from baton_schemas.artifacts import Artifact, ArtifactCreate
 from baton_schemas.backfill import BackfillCreate, BackfillResult
 from baton_schemas.compat import WorkerConnection
+from baton_schemas.concurrency import (
+    AcquireSlots,
+    ConcurrencyLimit,
+    ConcurrencyLimitCreate,
+    ConcurrencyLimitUpdate,
+    RenewLease,
+    SlotsAcquired,
+    SlotsUnavailable,
+)
 from baton_schemas.deployments import Deployment, DeploymentCreate, DeploymentRunCreate
 from baton_schemas.envelopes import (
     Claim,
@@ -39,6 +48,7 @@ from baton_schemas.envelopes import (
 from baton_schemas.flows import Flow, FlowCreate
 from baton_schemas.logs import LogRecord
 from baton_schemas.pages import FlowRunPage, LogPage, Page, TaskRunPage
+from baton_schemas.pauses import FlowRunInput, PauseFlowRun, ResumeFlowRun, SuspendFlowRun
 from baton_schemas.pools import (
     Worker,
     WorkPool,
@@ -57,6 +67,7 @@ from .._loop_thread import LoopThread
 from ._errors import RequestRejected, TransportUnavailable
 
 P = TypeVar("P", bound=Page[Any])
+M = TypeVar("M", bound=BaseModel)
 
 _JSON = {"content-type": "application/json"}
 _SEND_PATHS: dict[type[BaseModel], str] = {
@@ -75,6 +86,7 @@ _SCHEDULES = TypeAdapter(list[DeploymentSchedule])
 _UPCOMING = TypeAdapter(list[UpcomingSlots])
 _VARIABLES = TypeAdapter(list[StoredVariable])
 _ARTIFACTS = TypeAdapter(list[Artifact])
+_LIMITS = TypeAdapter(list[ConcurrencyLimit])
 
 
 def _quote(segment: str) -> str:
@@ -148,16 +160,31 @@ class BatonClient:
         await self._http.aclose()
 
     async def _request(
-        self, method: str, path: str, *, body: bytes | None = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        accept: tuple[int, ...] = (),
     ) -> httpx.Response:
+        """The response; raises for 4xx and 5xx unless the status is one of `accept`."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(
-                method, path, content=body, params=params, headers=_JSON if body is not None else None
+                method,
+                path,
+                content=body,
+                params=params,
+                headers=_JSON if body is not None else None,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
             raise TransportUnavailable(f"{method} {self.api_url}{path}: {exc!r}") from exc
         status = response.status_code
+        if status in accept:
+            return response
         if status >= 500 or status == 429:
             raise TransportUnavailable(f"{method} {self.api_url}{path}: {status} {_detail(response)}")
         if status >= 400:
@@ -166,6 +193,16 @@ class BatonClient:
 
     async def _page(self, path: str, page: type[P], params: dict[str, Any]) -> P:
         return page.model_validate_json((await self._request("GET", path, params=params)).content)
+
+    async def _read_or_none(self, path: str, model: type[M]) -> M | None:
+        """GET one thing; None if there is none (404)."""
+        try:
+            response = await self._request("GET", path)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return model.model_validate_json(response.content)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -253,6 +290,28 @@ class BatonClient:
 
     async def delete_flow_run(self, flow_run_id: UUID) -> None:
         await self._request("DELETE", f"/flow_runs/{flow_run_id}")
+
+    async def pause_flow_run(self, flow_run_id: UUID, request: PauseFlowRun) -> TransitionResult:
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/pause", body=request.to_json())
+        return TransitionResult.model_validate_json(response.content)
+
+    async def resume_flow_run(
+        self, flow_run_id: UUID, run_input: dict[str, Any] | None = None
+    ) -> TransitionResult:
+        """422 (RequestRejected) if the input does not fit the pause; 409 if the run is not paused."""
+        body = ResumeFlowRun(run_input=run_input).to_json()
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/resume", body=body)
+        return TransitionResult.model_validate_json(response.content)
+
+    async def suspend_flow_run(self, flow_run_id: UUID, *, reason: str | None = None) -> TransitionResult:
+        """409 (RequestRejected) if the run is over, paused already, or not a deployment's."""
+        body = SuspendFlowRun(reason=reason).to_json()
+        response = await self._request("POST", f"/flow_runs/{flow_run_id}/suspend", body=body)
+        return TransitionResult.model_validate_json(response.content)
+
+    async def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
+        """What the run's pause `key` was resumed with; None if it has not been."""
+        return await self._read_or_none(f"/flow_runs/{flow_run_id}/inputs/{_quote(key)}", FlowRunInput)
 
     async def read_task_runs(
         self, flow_run_id: UUID, *, cursor: str | None = None, limit: int | None = None
@@ -429,13 +488,7 @@ class BatonClient:
 
     async def read_variable(self, name: str) -> StoredVariable | None:
         """The variable, or None if there is none of that name."""
-        try:
-            response = await self._request("GET", f"/variables/{_quote(name)}")
-        except RequestRejected as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return StoredVariable.model_validate_json(response.content)
+        return await self._read_or_none(f"/variables/{_quote(name)}", StoredVariable)
 
     async def read_variables(
         self, *, tag: list[str] | None = None, prefix: str | None = None, limit: int | None = None
@@ -477,6 +530,60 @@ class BatonClient:
 
     async def delete_artifacts(self, key: str) -> None:
         await self._request("DELETE", f"/artifacts/key/{_quote(key)}")
+
+    # --- concurrency limits ----------------------------------------------------------------
+
+    async def create_concurrency_limit(self, limit: ConcurrencyLimitCreate) -> ConcurrencyLimit:
+        """409 (RequestRejected) if the name is taken."""
+        response = await self._request("POST", "/concurrency_limits", body=limit.to_json())
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        return _LIMITS.validate_json((await self._request("GET", "/concurrency_limits")).content)
+
+    async def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        """With its live leases; 404 (RequestRejected) if there is none of that name."""
+        response = await self._request("GET", f"/concurrency_limits/{_quote(name)}")
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def update_concurrency_limit(self, name: str, update: ConcurrencyLimitUpdate) -> ConcurrencyLimit:
+        response = await self._request("PATCH", f"/concurrency_limits/{_quote(name)}", body=update.to_json())
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        response = await self._request("POST", f"/concurrency_limits/{_quote(name)}/reset")
+        return ConcurrencyLimit.model_validate_json(response.content)
+
+    async def delete_concurrency_limit(self, name: str) -> None:
+        await self._request("DELETE", f"/concurrency_limits/{_quote(name)}")
+
+    async def acquire_slots(self, request: AcquireSlots) -> SlotsAcquired | SlotsUnavailable:
+        """Granted, or not within `request.wait_seconds` (the server holds the request that long)."""
+        response = await self._request(
+            "POST",
+            "/concurrency_limits/acquire",
+            body=request.to_json(),
+            timeout=request.wait_seconds + (self._http.timeout.read or 0) + 1,
+            accept=(423,),
+        )
+        if response.status_code == 423:
+            return SlotsUnavailable.model_validate_json(response.content)
+        return SlotsAcquired.model_validate_json(response.content)
+
+    async def renew_lease(self, lease_id: UUID, lease_seconds: float) -> bool:
+        """Whether the lease was still live (False: expired or released; its slots are gone)."""
+        try:
+            body = RenewLease(lease_seconds=lease_seconds).to_json()
+            await self._request("POST", f"/concurrency_leases/{lease_id}/renew", body=body)
+        except RequestRejected as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def release_lease(self, lease_id: UUID) -> None:
+        """Idempotent."""
+        await self._request("DELETE", f"/concurrency_leases/{lease_id}")
 
 
 class SyncBatonClient:
@@ -540,6 +647,18 @@ class SyncBatonClient:
 
     def delete_flow_run(self, flow_run_id: UUID) -> None:
         self._run(self._client.delete_flow_run(flow_run_id))
+
+    def pause_flow_run(self, flow_run_id: UUID, request: PauseFlowRun) -> TransitionResult:
+        return self._run(self._client.pause_flow_run(flow_run_id, request))  # type: ignore[no-any-return]
+
+    def resume_flow_run(self, flow_run_id: UUID, run_input: dict[str, Any] | None = None) -> TransitionResult:
+        return self._run(self._client.resume_flow_run(flow_run_id, run_input))  # type: ignore[no-any-return]
+
+    def suspend_flow_run(self, flow_run_id: UUID, *, reason: str | None = None) -> TransitionResult:
+        return self._run(self._client.suspend_flow_run(flow_run_id, reason=reason))  # type: ignore[no-any-return]
+
+    def read_flow_run_input(self, flow_run_id: UUID, key: str) -> FlowRunInput | None:
+        return self._run(self._client.read_flow_run_input(flow_run_id, key))  # type: ignore[no-any-return]
 
     def read_task_run(self, task_run_id: UUID) -> TaskRun:
         return self._run(self._client.read_task_run(task_run_id))  # type: ignore[no-any-return]
@@ -665,3 +784,21 @@ class SyncBatonClient:
 
     def delete_artifacts(self, key: str) -> None:
         self._run(self._client.delete_artifacts(key))
+
+    def create_concurrency_limit(self, limit: ConcurrencyLimitCreate) -> ConcurrencyLimit:
+        return self._run(self._client.create_concurrency_limit(limit))  # type: ignore[no-any-return]
+
+    def read_concurrency_limits(self) -> list[ConcurrencyLimit]:
+        return self._run(self._client.read_concurrency_limits())  # type: ignore[no-any-return]
+
+    def read_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        return self._run(self._client.read_concurrency_limit(name))  # type: ignore[no-any-return]
+
+    def update_concurrency_limit(self, name: str, update: ConcurrencyLimitUpdate) -> ConcurrencyLimit:
+        return self._run(self._client.update_concurrency_limit(name, update))  # type: ignore[no-any-return]
+
+    def reset_concurrency_limit(self, name: str) -> ConcurrencyLimit:
+        return self._run(self._client.reset_concurrency_limit(name))  # type: ignore[no-any-return]
+
+    def delete_concurrency_limit(self, name: str) -> None:
+        self._run(self._client.delete_concurrency_limit(name))

@@ -8,8 +8,8 @@ run's log only with `log_prints=True`, as in a local run). Baton's own console o
 a descriptor of its own (`BATON_CONSOLE_FD`).
 
 The exit code tells the worker what is left to do:
-- `EXIT_REPORTED` (0): the server has the run's outcome (a final state, or a retry it
-  dispatches again);
+- `EXIT_REPORTED` (0): the server has the run's outcome (a final state, a retry it
+  dispatches again, or a suspension: it is dispatched again once resumed);
 - `EXIT_ABORTED` (3): the server said the run is no longer ours; nothing to report;
 - anything else: the worker ends the run Crashed, with the code in the message.
 """
@@ -249,7 +249,7 @@ def run(job: RunJob, console_fd: int | None = None, relay_fd: int | None = None)
         return EXIT_UNREPORTED
     final: State = outcome
     runtime.close()
-    settled = final.is_terminal or final.is_scheduled()
+    settled = final.is_terminal or final.is_scheduled() or final.is_paused()  # paused: Suspended
     return EXIT_REPORTED if settled and _delivered(runtime) else EXIT_UNREPORTED
 
 

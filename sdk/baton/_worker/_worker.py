@@ -99,6 +99,7 @@ class ActiveRun:
     claimed_version: int
     process: RunProcess | None = None
     cancel_reason: str | None = None
+    suspended: bool = False  # the server suspended the run: stop its process, report nothing
     shutdown: bool = False
     stopping: asyncio.Task[None] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
@@ -762,7 +763,7 @@ class Worker:
                 return
             logger.info("Flow run %s started (pid %d)", run.label, run.process.pid, extra=run_ids(run.id))
             RUN_START_SECONDS.observe(max(0.0, time.time() - run.dispatch.scheduled_time.timestamp()))
-            if run.cancel_reason is not None or run.shutdown:
+            if run.cancel_reason is not None or run.shutdown or run.suspended:
                 self._stop_process(run)
             code = await self._supervise(run, run.process, config.stream_output)
             try:  # what the process asked for before it ended lands before anything we say
@@ -773,7 +774,9 @@ class Worker:
                     "Flow run %s: requests of its process left unanswered", run.label, extra=run_ids(run.id)
                 )
             logger.info("Flow run %s process %s", run.label, _exit_text(code), extra=run_ids(run.id))
-            if run.cancel_reason is not None:
+            if run.suspended:  # Suspended already; resumed, it is dispatched again
+                PROCESS_EXITS.labels("suspended").inc()
+            elif run.cancel_reason is not None:
                 PROCESS_EXITS.labels("cancelled").inc()
                 await self._end_with_hooks(run, Cancelled(message=run.cancel_reason), config)
             elif run.shutdown:
@@ -854,6 +857,9 @@ class Worker:
         except ValidationError as exc:
             logger.warning("Ignoring an unreadable control message: %s", exc)
             return
+        if control.kind is ControlKind.SUSPEND:
+            self._suspend(control)
+            return
         if control.kind is not ControlKind.CANCEL:
             logger.info("Ignoring control %s for flow run %s", control.kind.value, control.flow_run_id)
             return
@@ -866,6 +872,15 @@ class Worker:
             run.cancel_reason = reason
             if run.process is not None:
                 self._stop_process(run)
+
+    def _suspend(self, control: ControlMessage) -> None:
+        run = self.runs.get(control.flow_run_id)
+        if run is None or run.suspended:
+            return
+        logger.info("Suspending flow run %s: %s", run.label, control.reason or "", extra=run_ids(run.id))
+        run.suspended = True
+        if run.process is not None:
+            self._stop_process(run)
 
     async def _heartbeat(self) -> None:
         if self.tracker is None:

@@ -11,6 +11,7 @@ from . import (
     _automations,
     _backfill,
     _catalog,
+    _concurrency_limits,
     _config,
     _dead_letters,
     _deploy,
@@ -36,7 +37,7 @@ app = typer.Typer(
 app.add_typer(_server.app, name="server")
 app.add_typer(_server.api_key_app, name="api-key")
 app.add_typer(_server.schemas_app, name="schemas")
-app.add_typer(_flow_runs.app, name="flow-run", help="Inspect, follow and cancel flow runs.")
+app.add_typer(_flow_runs.app, name="flow-run", help="Inspect, follow, cancel, retry and resume flow runs.")
 app.add_typer(_work_pools.app, name="work-pool", help="Work pools and their queues.")
 app.add_typer(_deployments.app, name="deployment", help="Deployments: list, inspect, run.")
 app.add_typer(_workers.app, name="worker", help="Workers: start one, list them.")
@@ -59,6 +60,12 @@ app.add_typer(
 )
 app.add_typer(_variables.app, name="variable", help="Variables: named JSON values kept by the server.")
 app.add_typer(_artifacts.app, name="artifact", help="Artifacts: markdown, tables and links made by runs.")
+app.add_typer(
+    _concurrency_limits.app,
+    name="concurrency-limit",
+    help="Global concurrency limits, rate limits and task tag limits (tag:TAG): "
+    "create, ls, inspect, update, delete.",
+)
 
 
 def _print_version(value: bool) -> None:

@@ -55,7 +55,7 @@ def fail(message: str) -> NoReturn:
 
 
 WRAPPED = ("Name", "Message", "Description", "Detail", "Reason", "Flow")
-RIGHT = ("#", "Runs", "Duration", "Priority", "Limit", "Slots", "Running")
+RIGHT = ("#", "Runs", "Duration", "Priority", "Limit", "Slots", "Running", "Decay", "Denied")
 
 
 def duration(value: float) -> str:

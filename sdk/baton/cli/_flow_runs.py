@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from baton_schemas.runs import FlowRun, TaskRun
 
 
-app = typer.Typer(no_args_is_help=True, help="Inspect, follow and cancel flow runs.")
+app = typer.Typer(no_args_is_help=True, help="Inspect, follow, cancel, retry, suspend and resume flow runs.")
 
 RunId = Annotated[
     str,
@@ -136,13 +136,30 @@ def list_runs(
     console.print(table)
 
 
+def _pause_text(key: str, timeout: datetime | None, schema: dict[str, Any] | None) -> str:
+    """`pause-1, waits for approved (required), note; times out 2026-12-04 21:00:00`."""
+    if schema is None:
+        waits = "waits for no input"
+    else:
+        required = set(schema.get("required") or ())
+        fields = [
+            f"{name} (required)" if name in required else name for name in schema.get("properties") or {}
+        ]
+        waits = f"waits for {', '.join(fields) or 'input'}"
+    return f"{key}, {waits}; " + (f"times out {_when(timeout)}" if timeout else "no timeout")
+
+
 @app.command("inspect")
 def inspect_run(run_ref: RunId) -> None:
     """A flow run: state, parameters, times, state history, task runs."""
+    from baton_schemas.pauses import pause_details, schema_key
+
     with _api.client() as client:
         run = _api.find_flow_run(client, run_ref)
         history = client.read_flow_run_states(run.id)
         task_runs = _api.all_task_runs(client, run.id)
+        pause = pause_details(run.state)
+        schema = client.read_flow_run_input(run.id, schema_key(pause.key)) if pause else None
     console = _api.console()
     header = Text.assemble((run.name, "bold"), f"  ({run.id})")
     console.print(header)
@@ -166,6 +183,8 @@ def inspect_run(run_ref: RunId) -> None:
         facts.append(("Deployment", str(run.deployment_id)))
     if run.worker_id:
         facts.append(("Worker", run.worker_id))
+    if pause is not None:
+        facts.append(("Pause", _pause_text(pause.key, pause.timeout, schema.value if schema else None)))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -288,3 +307,57 @@ def delete(
             typer.confirm(f"Delete flow run {run.name!r} ({run.id})?", abort=True)
         client.delete_flow_run(run.id)
     _api.console().print(f"Deleted flow run {run.name!r} ({run.id}).")
+
+
+@app.command("suspend")
+def suspend(
+    run_ref: RunId,
+    reason: Annotated[str | None, typer.Option(help="Why, kept in the run's state message.")] = None,
+) -> None:
+    """Suspend a deployment's flow run: one not started yet is held, a running one's worker
+    stops its process. `baton flow-run resume` starts it again through a worker. Exits 1 for a
+    run that is over, paused already, or not a deployment's."""
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        result = client.suspend_flow_run(run.id, reason=reason)
+    if result.verdict.value != "ACCEPT":
+        _api.fail(f"flow run {run.name!r} was not suspended: {result.reason or result.verdict.value}")
+    state = result.state or run.state
+    _api.console().print(
+        Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state), " (suspended)"),
+        soft_wrap=True,
+    )
+
+
+@app.command("resume")
+def resume(
+    run_ref: RunId,
+    run_input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            metavar="JSON",
+            help="The input the pause waits for, as a JSON object: '{\"approved\": true}'.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Resume a paused flow run. A run whose process waits goes on; a suspended one is started
+    again by a worker. Exits 1 for a run that is not paused, or input that does not fit."""
+    import orjson
+
+    value: Any = None
+    if run_input is not None:
+        try:
+            value = orjson.loads(run_input)
+        except orjson.JSONDecodeError as exc:
+            _api.fail(f"--input is not JSON: {exc}")
+        if not isinstance(value, dict):
+            _api.fail("--input must be a JSON object, such as '{\"approved\": true}'")
+    with _api.client() as client:
+        run = _api.find_flow_run(client, run_ref)
+        result = client.resume_flow_run(run.id, value)
+    state = result.state or run.state
+    _api.console().print(
+        Text.assemble(f"Flow run {run.name!r} ({run.id}): ", _state_text(state), " (resumed)"), soft_wrap=True
+    )

@@ -45,6 +45,7 @@ from .routes import (
     flows,
     health,
     logs,
+    pauses,
     task_runs,
     variables,
     webhooks,
@@ -144,6 +145,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.include_router(variables.router, prefix="/api")
     app.include_router(artifacts.router, prefix="/api")
     app.include_router(concurrency.router, prefix="/api")
+    app.include_router(pauses.router, prefix="/api")
     app.include_router(dashboard_data.router)
     dashboard_pages.install(app)
     return app

@@ -104,6 +104,8 @@ class Outbox:
         # Rows waiting for an older row of their key that another process has yet to send.
         self._held: set[int] = set()
         self._held_waiting = asyncio.Event()
+        # The rows the sweeper is publishing now.
+        self._sweeping: set[int] = set()
         # Rows the broker confirmed, deleted a few at a time rather than one statement each.
         self._sent: list[int] = []
         self._sent_waiting = asyncio.Event()
@@ -141,6 +143,8 @@ class Outbox:
             self._enter_backlog()
             return
         for row in rows:
+            if row.id in self._sweeping:
+                continue  # the sweeper read it between its commit and now: it is sending it
             if not self._mine.issuperset(row.after):
                 # an older change of the same run is another process's to send: wait for it
                 self._held.add(row.id)
@@ -150,11 +154,12 @@ class Outbox:
             self._queue.put_nowait(_compact(row))
 
     def _enter_backlog(self) -> None:
-        """Leave every queued row to the sweeper, which sends the table in id order."""
+        """Leave every queued row to the sweeper, which sends the table in id order. The batch
+        the publishing task holds stays its own until it knows which went out: the sweeper
+        sending those too published 500 messages twice in a burst of 60,000."""
         self._backlog.set()
         while not self._queue.empty():
-            self._queue.get_nowait()
-        self._mine.clear()
+            self._mine.discard(self._queue.get_nowait().id)
 
     def start(self) -> None:
         self._tasks = [
@@ -269,6 +274,7 @@ class Outbox:
                 done = exc.done
             except BaseException:
                 # which of them went out is unknown: the sweeper sends them all again, in order
+                self._mine.difference_update(row.id for row in rows)
                 self._enter_backlog()
                 raise
             self._sent.extend(done)
@@ -329,11 +335,13 @@ class Outbox:
         sent = 0
         backlog = self._backlog.is_set()
         self._held_waiting.clear()
-        # rows that must wait for an older row of their key, and this process's own: queued or
-        # on their way (a row older than the sweep age is often still in the queue during a
-        # burst; sending it from here too would send it twice), or sent and not yet deleted
-        blocked: list[int] = [*self._sent, *self._mine]
+        # rows that must wait for an older row of their key (this sweep's), and this process's
+        # own: queued or on their way (a row older than the sweep age is often still in the
+        # queue during a burst; sending it from here too would send it twice), or sent and not
+        # yet deleted. Read again for every batch: a long sweep's rows become "mine" meanwhile.
+        waiting: list[int] = []
         while True:
+            blocked = [*waiting, *self._sent, *self._mine]
             async with self._pool.acquire() as conn, conn.transaction():
                 records = await conn.fetch(
                     """SELECT id, exchange, routing_key, message_id, body, mandatory, ordering_key,
@@ -353,9 +361,10 @@ class Outbox:
                     break
                 rows = await _unblocked(conn, [_row(r) for r in records])
                 sending = {r.id for r in rows}
-                blocked.extend(r["id"] for r in records if r["id"] not in sending)
+                waiting.extend(r["id"] for r in records if r["id"] not in sending)
                 failure: OutboxPublishFailed | None = None
                 if rows:
+                    self._sweeping = sending  # committed meanwhile by a writer of this process
                     try:
                         done = await self._publish(rows)
                     except OutboxPublishFailed as exc:  # the ones that went out are done with
@@ -363,6 +372,7 @@ class Outbox:
                     await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", done)
                     self._held.difference_update(done)
                     sent += len(done)
+                self._sweeping = set()
             if failure is not None:
                 raise failure
         if self._held:  # another process's sweeper may have sent some of ours

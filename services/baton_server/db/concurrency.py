@@ -211,15 +211,16 @@ class Attempt:
     lease_id: uuid.UUID | None = None
     expires: datetime | None = None
     limits: list[str] = field(default_factory=list)  # the active limits asked for
+    missing: list[str] = field(default_factory=list)  # names asked for that have no limit
     full: list[str] = field(default_factory=list)  # those without room
     retry_after: float | None = None  # when room is known to come at the latest, if it is
 
 
-def _check(request: AcquireSlots, rows: Sequence[asyncpg.Record]) -> None:
-    if request.strict:
-        missing = sorted(set(request.names) - {row["name"] for row in rows})
-        if missing:
-            raise NotFound(f"no concurrency limit named {', '.join(map(repr, missing))}")
+def _check(request: AcquireSlots, rows: Sequence[asyncpg.Record]) -> list[str]:
+    """The names with no limit (an error if the request is strict)."""
+    missing = sorted(set(request.names) - {row["name"] for row in rows})
+    if missing and request.strict:
+        raise NotFound(f"no concurrency limit named {', '.join(map(repr, missing))}")
     for row in rows:
         if not row["active"]:
             continue
@@ -232,6 +233,7 @@ def _check(request: AcquireSlots, rows: Sequence[asyncpg.Record]) -> None:
                 f"{row['name']!r} is not a rate limit: give it a slot decay "
                 "(`baton concurrency-limit update NAME --slot-decay-per-second R`)"
             )
+    return missing
 
 
 async def try_acquire(conn: Connection, request: AcquireSlots, *, count_denied: bool = True) -> Attempt:
@@ -242,10 +244,10 @@ async def try_acquire(conn: Connection, request: AcquireSlots, *, count_denied: 
                ORDER BY id FOR NO KEY UPDATE""",
             request.names,
         )
-        _check(request, rows)
+        missing = _check(request, rows)
         active = [row for row in rows if row["active"]]
         if not active:
-            return Attempt(acquired=True)
+            return Attempt(acquired=True, missing=missing)
         counts = {c["id"]: c for c in await conn.fetch(_HELD, [row["id"] for row in active])}
         now: datetime = next(iter(counts.values()))["now"]
         full, waits = [], []
@@ -284,7 +286,7 @@ async def try_acquire(conn: Connection, request: AcquireSlots, *, count_denied: 
                     _decayed(row, now) + request.slots,
                     now,
                 )
-            return Attempt(acquired=True, limits=names)
+            return Attempt(acquired=True, limits=names, missing=missing)
         lease_id = uuid.uuid4()
         holder = request.holder.model_dump(mode="json") if request.holder is not None else None
         expires = await conn.fetchval(
@@ -301,7 +303,7 @@ async def try_acquire(conn: Connection, request: AcquireSlots, *, count_denied: 
             orjson.Fragment(orjson.dumps(holder)) if holder is not None else None,
             ids,
         )
-        return Attempt(acquired=True, lease_id=lease_id, expires=expires, limits=names)
+        return Attempt(acquired=True, lease_id=lease_id, expires=expires, limits=names, missing=missing)
 
 
 async def renew_lease(conn: Connection, lease_id: uuid.UUID, lease_seconds: float) -> datetime | None:

@@ -19,14 +19,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from baton import _tracing
 from baton_schemas.triggers import EventTrigger
 
 from ..db.types import Connection
 from . import buckets
 from .buckets import BucketKey
 from .compiled import CompiledAutomation, parent_of
-from .firing import Fired, FiringSettings, fire_automation
+from .firing import Fired, FiringSettings, fire_all
 from .index import Hit
 from .windows import (
     EMPTY,
@@ -147,16 +146,9 @@ async def apply_events(
                     fired.append((fire, occurred(matched.event)))
         roots = await _climb(conn, registry, windows, fired)
         await buckets.write(conn, windows)
+        # the runs a firing creates join the trace of the event that fired it
         traced = {str(m.event_id): m.traceparent for m in items if m.traceparent}
-        for automation, fire in roots:
-            parent = traced.get(fire.cause)
-            if parent is None:
-                await fire_automation(conn, automation, fire, settings, now, done)
-                continue
-            # the runs it creates join the trace of the event that fired it
-            attributes = {"baton.automation.id": automation.id, "baton.automation.name": automation.name}
-            with _tracing.span("fire automation", parent=parent, attributes=attributes):
-                await fire_automation(conn, automation, fire, settings, now, done)
+        await fire_all(conn, roots, settings, now, done, traced=traced)
     return done
 
 
@@ -193,6 +185,5 @@ async def judge_due(
                 fired.append((fire, end))
         roots = await _climb(conn, registry, windows, fired)
         await buckets.write(conn, windows)
-        for automation, fire in roots:
-            await fire_automation(conn, automation, fire, settings, now, done)
+        await fire_all(conn, roots, settings, now, done)
     return done, len(windows)

@@ -10,12 +10,14 @@ by action 1 of a firing has the idempotency key `trigger:{automation}:{firing ke
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from baton import _tracing
 from baton_schemas.automations import ActionOutcome, FiringKind
 from baton_schemas.events import MAX_RELATED, RESOURCE_ID, RESOURCE_NAME, RESOURCE_ROLE
 from baton_schemas.topology import EVENTS
@@ -107,32 +109,62 @@ def _triggered_event(
     return OutboxMessage(EVENTS, name, event_id, body, True)
 
 
-async def fire_automation(
+_CLAIM = """
+    INSERT INTO firings (id, automation_id, automation_name, kind, key, trigger_path, bucket_key,
+        event_ids)
+    SELECT i, a, n, k, ky, p, b, e::uuid[]
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[]) AS t(i, a, n, k, ky, p, b, e)
+    ORDER BY ky
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id"""
+
+_RECORD = """
+    UPDATE firings f SET ok = t.ok, actions = t.actions::jsonb
+    FROM unnest($1::uuid[], $2::bool[], $3::text[]) AS t(id, ok, actions)
+    WHERE f.id = t.id"""
+
+Root = tuple[CompiledAutomation, Fire]
+
+
+async def _claim(conn: Connection, roots: list[Root]) -> list[tuple[CompiledAutomation, Fire, uuid.UUID]]:
+    """One row per firing, in one statement; those whose key was taken before are left out."""
+    unique = list({fire.key: (automation, fire) for automation, fire in reversed(roots)}.values())[::-1]
+    ids = [uuid.uuid4() for _ in unique]
+    taken = {
+        r["id"]
+        for r in await conn.fetch(
+            _CLAIM,
+            ids,
+            [a.id for a, _ in unique],
+            [a.name for a, _ in unique],
+            [f.kind.value for _, f in unique],
+            [f.key for _, f in unique],
+            [f.path for _, f in unique],
+            [f.bucket_key for _, f in unique],
+            ["{" + ",".join(str(e["id"]) for e in f.events) + "}" for _, f in unique],
+        )
+    }
+    return [(a, f, i) for (a, f), i in zip(unique, ids, strict=True) if i in taken]
+
+
+def _overall(outcomes: list[ActionOutcome]) -> bool | None:
+    """False if an action failed; None while one has yet to run (a webhook); else True."""
+    if any(o.ok is False for o in outcomes):
+        return False
+    return None if any(o.ok is None for o in outcomes) else True
+
+
+async def _perform(
     conn: Connection,
     automation: CompiledAutomation,
     fire: Fire,
+    firing_id: uuid.UUID,
     settings: FiringSettings,
     now: datetime,
     into: Fired,
-) -> None:
-    """Record the firing and perform its actions, inside the caller's transaction."""
-    firing_id = uuid.uuid4()
-    taken = await conn.fetchval(
-        """INSERT INTO firings (id, automation_id, automation_name, kind, key, trigger_path,
-               bucket_key, event_ids)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8::uuid[])
-           ON CONFLICT (key) DO NOTHING RETURNING id""",
-        firing_id,
-        automation.id,
-        automation.name,
-        fire.kind.value,
-        fire.key,
-        fire.path,
-        fire.bucket_key,
-        [str(e["id"]) for e in fire.events],
-    )
-    if taken is None:
-        return  # fired before: nothing more
+    deployments: dict[str, Any],
+) -> list[ActionOutcome]:
     actions = (
         [*automation.actions_on_trigger, *automation.actions]
         if fire.kind is FiringKind.TRIGGERED
@@ -154,6 +186,7 @@ async def fire_automation(
         settings.limits,
         settings.dispatch_within,
         settings.default_lease_seconds,
+        deployments,
     )
     outcomes = []
     for index, action in enumerate(actions):
@@ -162,17 +195,46 @@ async def fire_automation(
         into.outbox += done.outbox
         if done.call is not None:
             into.calls.append(done.call)
-    ok = (
-        None
-        if any(o.ok is None for o in outcomes) and all(o.ok is not False for o in outcomes)
-        else all(o.ok is not False for o in outcomes)
-    )
+    return outcomes
+
+
+async def fire_all(
+    conn: Connection,
+    roots: list[Root],
+    settings: FiringSettings,
+    now: datetime,
+    into: Fired,
+    *,
+    traced: Mapping[str, str] | None = None,
+) -> None:
+    """Record the firings and perform their actions, inside the caller's transaction: the
+    firings' rows in one statement (a key taken before: that firing is not made again), each
+    firing's actions in turn, then every outcome and `baton.automation.triggered` (or
+    `resolved`) event in one statement each. `traced`: the trace of each causing event, which
+    the runs a firing makes join."""
+    if not roots:
+        return
+    deployments: dict[str, Any] = {}  # looked up once per batch
+    records: list[tuple[uuid.UUID, bool | None, list[ActionOutcome]]] = []
+    messages = []
+    for automation, fire, firing_id in await _claim(conn, roots):
+        parent = (traced or {}).get(fire.cause)
+        if parent is None:
+            outcomes = await _perform(conn, automation, fire, firing_id, settings, now, into, deployments)
+        else:
+            attributes = {"baton.automation.id": automation.id, "baton.automation.name": automation.name}
+            with _tracing.span("fire automation", parent=parent, attributes=attributes):
+                outcomes = await _perform(conn, automation, fire, firing_id, settings, now, into, deployments)
+        records.append((firing_id, _overall(outcomes), outcomes))
+        messages.append(_triggered_event(automation, fire, firing_id, outcomes, now))
+        into.firings += 1
+        into.outcomes += outcomes
+    if not records:
+        return
     await conn.execute(
-        "UPDATE firings SET ok = $2, actions = $3 WHERE id = $1",
-        firing_id,
-        ok,
-        [o.model_dump(mode="json") for o in outcomes],
+        _RECORD,
+        [r[0] for r in records],
+        [r[1] for r in records],
+        [orjson.dumps([o.model_dump(mode="json") for o in r[2]]).decode() for r in records],
     )
-    into.outbox += await Outbox.add(conn, [_triggered_event(automation, fire, firing_id, outcomes, now)])
-    into.firings += 1
-    into.outcomes += outcomes
+    into.outbox += await Outbox.add(conn, messages)

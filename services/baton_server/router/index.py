@@ -26,6 +26,7 @@ from baton_schemas.matching import LabelFilter, Pattern, PatternKind, compile_pa
 from baton_schemas.triggers import CompoundTrigger, EventTrigger, Posture, SequenceTrigger, Trigger
 
 ANY_NAME = "*"
+_CACHED_NAMES = 10_000  # event names whose candidates are remembered (until the index changes)
 
 
 def label_filter(labels: Mapping[str, str | list[str]]) -> LabelFilter:
@@ -121,6 +122,7 @@ class NameIndex:
         self._exact: dict[str, list[Leaf]] = {}
         self._root = _Node()
         self._filed: dict[UUID, list[tuple[Pattern, Leaf]]] = {}
+        self._cache: dict[str, list[Leaf]] = {}
         self.tested = 0  # candidates whose labels were checked (for the benchmark)
 
     def __len__(self) -> int:
@@ -128,6 +130,7 @@ class NameIndex:
 
     def add(self, automation_id: UUID, leaves: Iterable[Leaf]) -> None:
         self.remove(automation_id)
+        self._cache.clear()
         filed = []
         for leaf in leaves:
             patterns = {p.text: p for p in (*leaf.expect, *leaf.after)} or {
@@ -143,6 +146,7 @@ class NameIndex:
             self._filed[automation_id] = filed
 
     def remove(self, automation_id: UUID) -> None:
+        self._cache.clear()
         for pattern, leaf in self._filed.pop(automation_id, ()):
             if pattern.kind is PatternKind.EXACT:
                 leaves = self._exact.get(pattern.text, [])
@@ -166,7 +170,16 @@ class NameIndex:
         return node
 
     def candidates(self, name: str) -> list[Leaf]:
-        """Every leaf with a name pattern matching `name`, each once."""
+        """Every leaf with a name pattern matching `name`, each once (not to be changed: the
+        same list is handed out for the same name until the index changes)."""
+        cached = self._cache.get(name)
+        if cached is None:
+            if len(self._cache) >= _CACHED_NAMES:
+                self._cache.clear()
+            cached = self._cache[name] = self._walk(name)
+        return cached
+
+    def _walk(self, name: str) -> list[Leaf]:
         found: dict[int, Leaf] = {}
         for leaf in self._exact.get(name, ()):
             found[id(leaf)] = leaf

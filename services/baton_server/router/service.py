@@ -283,7 +283,11 @@ class RouterService:
 
     async def _call(self, call: dict[str, Any]) -> None:
         async with self._calls:
-            ok, detail = await make_call(self._http, call)
+            try:
+                ok, detail = await make_call(self._http, call)
+            except Exception as exc:  # a bug: recorded as failed rather than left to the sweep
+                log.exception("router: a webhook call failed")
+                ok, detail = False, f"the call failed: {exc!r}"
         if not ok:
             ROUTER_FAILURES.labels("call-webhook").inc()
         try:

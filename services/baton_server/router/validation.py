@@ -14,15 +14,22 @@ from baton_schemas.automations import (
     CancelFlowRun,
     EmitEvent,
     PauseDeployment,
+    PauseRun,
+    PauseSchedule,
     PauseWorkPool,
+    PauseWorkQueue,
     ResumeDeployment,
+    ResumeRun,
+    ResumeSchedule,
     ResumeWorkPool,
+    ResumeWorkQueue,
     RunDeployment,
+    SuspendRun,
 )
 from baton_schemas.deployments import Deployment
 
 from ..db.deployments import get_deployment, get_deployment_by_name
-from ..db.pools import NotFound, get_pool
+from ..db.pools import NotFound, get_pool, get_queue
 from ..db.types import Connection
 from .templating import template_errors
 
@@ -50,8 +57,10 @@ async def find_deployment(conn: Connection, reference: str) -> Deployment:
 def _templated(action: Action) -> dict[str, Any]:
     if isinstance(action, RunDeployment):
         return {"parameters": action.parameters}
-    if isinstance(action, CancelFlowRun):
+    if isinstance(action, CancelFlowRun | PauseRun | SuspendRun):
         return {"flow_run": action.flow_run}
+    if isinstance(action, ResumeRun):
+        return {"flow_run": action.flow_run, "run_input": action.run_input}
     if isinstance(action, CallWebhook):
         return {"url": action.url, "body": action.body, "headers": action.headers}
     if isinstance(action, EmitEvent):
@@ -64,10 +73,18 @@ async def _target_errors(
 ) -> list[dict[str, Any]]:
     reference: str | None = None
     field = ""
-    if isinstance(action, RunDeployment | PauseDeployment | ResumeDeployment):
+    if isinstance(
+        action, RunDeployment | PauseDeployment | ResumeDeployment | PauseSchedule | ResumeSchedule
+    ):
         reference, field = action.deployment, "deployment"
         finder: Any = find_deployment
-    elif isinstance(action, PauseWorkPool | ResumeWorkPool):
+    elif isinstance(action, PauseWorkQueue | ResumeWorkQueue) and action.work_pool and action.work_queue:
+        reference, field = action.work_queue, "work_queue"
+        pool = action.work_pool
+
+        async def finder(conn: Connection, name: str) -> Any:
+            return await get_queue(conn, pool, name)
+    elif isinstance(action, PauseWorkPool | ResumeWorkPool | PauseWorkQueue | ResumeWorkQueue):
         reference, field = action.work_pool, "work_pool"
         finder = get_pool
     if reference is None:

@@ -11,8 +11,10 @@ Windows count by each event's `occurred`:
   follows the previous one). Expected events that occurred inside it count; `threshold` of them
   close it quietly. If fewer arrived, it fires once the window is over plus the late-arrival
   allowance, and the next expected event resolves it.
-- Compound and sequence: a child's firing is recorded at its time; the parent fires when enough
-  children (in order, for a sequence) fired within its window.
+- Compound: a child's firing is recorded at its time; the parent fires when enough children
+  fired within its window.
+- Sequence: the latest firing of each step is kept with its time; the parent fires when those
+  occurred in order (by `occurred`, not by arrival) within its window.
 """
 
 from __future__ import annotations
@@ -208,22 +210,16 @@ def child_fired(
     parent: Fire,
 ) -> Fire | None:
     """A child trigger fired at `at`: a Fire of the parent if that completes it."""
+    if isinstance(trigger, SequenceTrigger):
+        return _step(window, trigger, child, child_fire, at, parent)
     if window.open and at >= window.end:
         window.clear()
-    if isinstance(trigger, SequenceTrigger):
-        expected_next = len(window.children)
-        if child == 0 and expected_next != 0 and child != expected_next:
-            window.clear()  # a new first step starts the sequence again
-            expected_next = 0
-        if child != expected_next:
-            return None  # out of order: ignored
     if not window.open:
         window.begin(at, trigger.within)
     window.children[str(child)] = {"at": at.isoformat(), "event": child_fire.event}
     if child_fire.event is not None:
         window.keep(child_fire.event)
-    needed = len(trigger.triggers) if isinstance(trigger, SequenceTrigger) else trigger.needed()
-    if len(window.children) < needed:
+    if len(window.children) < trigger.needed():
         return None
     fired = Fire(
         parent.automation_id,
@@ -233,5 +229,30 @@ def child_fired(
         tuple(window.events),
         child_fire.cause,
     )
+    window.clear()
+    return fired
+
+
+def _step(
+    window: Window, trigger: SequenceTrigger, child: int, child_fire: Fire, at: datetime, parent: Fire
+) -> Fire | None:
+    """A sequence keeps the latest firing of each step, with when it occurred (and, to break
+    ties, in what order it was counted), and fires when the steps' latest firings occurred in
+    order within its window. Judged by occurrence, not by arrival: routers that count steps
+    in another order (two batches at once, two replicas) reach the same answer."""
+    if not window.open:
+        window.start, window.end = at, NO_END  # kept while steps wait for the others
+    window.count += 1
+    window.children[str(child)] = {"at": at.isoformat(), "n": window.count, "event": child_fire.event}
+    steps = [window.children.get(str(i)) for i in range(len(trigger.triggers))]
+    if any(s is None for s in steps):
+        return None
+    times = [(datetime.fromisoformat(s["at"]), s["n"]) for s in steps if s is not None]
+    if times != sorted(times):
+        return None  # out of order: a later first step, or a step before the one it follows
+    if trigger.within and times[-1][0] - times[0][0] > timedelta(seconds=trigger.within):
+        return None
+    events = tuple(s["event"] for s in steps if s is not None and s["event"] is not None)
+    fired = Fire(parent.automation_id, parent.path, parent.bucket_key, times[0][0], events, child_fire.cause)
     window.clear()
     return fired

@@ -21,10 +21,16 @@ async def cancel_flow_run(
     conn: Connection, run_id: uuid.UUID, *, default_lease_seconds: float, reason: str = "cancelled by a user"
 ) -> Outcome:
     async with conn.transaction():
-        state_type = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", run_id)
-        if state_type is None:
+        row = await conn.fetchrow(
+            "SELECT state_type, lease_expires_at IS NOT NULL AS owned FROM flow_runs WHERE id = $1", run_id
+        )
+        if row is None:
             raise RunNotFound(f"flow run {run_id} does not exist")
-        target = Cancelling(message=reason) if state_type in _STARTED else Cancelled(message=reason)
+        # a Paused run whose process waits has an owner too, who stops that process
+        started = row["state_type"] in _STARTED or (
+            row["state_type"] == StateType.PAUSED.value and row["owned"]
+        )
+        target = Cancelling(message=reason) if started else Cancelled(message=reason)
         outcome = await propose_flow_run_state(
             conn,
             ProposeState(flow_run_id=run_id, state=target),

@@ -271,7 +271,9 @@ async def extend_leases(conn: Connection, heartbeat: Heartbeat) -> int:
         """UPDATE flow_runs
            SET lease_expires_at = now() + make_interval(secs => COALESCE(lease_seconds, $2))
            WHERE id = ANY($1::uuid[])
-             AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')
+             AND (state_type IN ('PENDING', 'RUNNING', 'CANCELLING')
+                  -- paused with its process waiting (a Suspended run holds no lease)
+                  OR (state_type = 'PAUSED' AND lease_expires_at IS NOT NULL))
              AND ($3::text IS NULL OR worker_id IS NULL OR worker_id = $3)""",
         heartbeat.flow_run_ids,
         heartbeat.lease_seconds,

@@ -1,5 +1,7 @@
-"""The reaper: a run whose lease expired has lost its owner. It is marked Crashed (then the retry
-policy decides), or Cancelled if it was being cancelled. Replicas share the scan with SKIP LOCKED.
+"""The reaper: a run whose lease expired has lost its owner (a Paused one too, while its process
+waits to be resumed; a Suspended run has no lease). It is marked Crashed (then the retry policy
+decides), or Cancelled if it was being cancelled. Replicas share the scan with SKIP LOCKED. Each
+pass also fails the paused runs whose pause timed out (`pause_timeouts`).
 
 A lease missed while this process could not hear heartbeats is no evidence of a crash: the
 heartbeats may be waiting in the broker, or an owner may have had no broker to send them on.
@@ -25,6 +27,7 @@ from baton_schemas.envelopes import ProposeState
 from baton_schemas.states import Crashed, StateType
 
 from ..broker.outbox import Outbox
+from .pause_timeouts import fail_expired_pauses
 from .transitions import propose_flow_run_state
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ Probe = Callable[[], Awaitable[None]]
 _EXPIRED = """
     SELECT id, lease_expires_at, worker_id, claim_id FROM flow_runs
     WHERE lease_expires_at < now()
-      AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING')
+      AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')
       AND now() > $1::timestamptz + make_interval(secs => COALESCE(lease_seconds, $2))
     ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"""
 
@@ -90,6 +93,7 @@ class Reaper:
                         self.regained("the database")
                     else:
                         await self.reap()
+                        await self.expire_pauses()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -142,6 +146,16 @@ class Reaper:
             log.warning("flow run %s: %s -> %s", row["id"], message, outcome.result.state)
             reaped += 1
         return reaped
+
+    async def expire_pauses(self) -> int:
+        """Fail the paused runs past their pause's timeout. Returns how many."""
+        async with self._pool.acquire() as conn:
+            outcomes = await fail_expired_pauses(
+                conn, default_lease_seconds=self._default_lease, now=utcnow()
+            )
+        for outcome in outcomes:
+            self._outbox.sent_after_commit(outcome.outbox)
+        return len(outcomes)
 
     @staticmethod
     async def _mark(conn: Any, row: Any, ended: StateType, version: int) -> None:

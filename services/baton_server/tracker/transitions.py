@@ -33,6 +33,7 @@ import orjson
 
 from baton_schemas import utcnow
 from baton_schemas.envelopes import Claim, ProposeState
+from baton_schemas.pauses import keeps_owner
 from baton_schemas.states import State, StateType, TransitionResult, Verdict
 
 from ..broker.messages import flow_run_change_message, serialise_state
@@ -45,8 +46,18 @@ from ..metrics import TRANSITION_SECONDS, TRANSITIONS
 from .rules import Decision, Limit, Proposal, RunSnapshot, decide
 from .write_batch import WRITE, WriteBatch
 
-# States in which a run has an owner, a lease and therefore the reaper's attention.
+# States in which a run has an owner, a lease and therefore the reaper's attention; so has a
+# Paused run whose process waits for it to be resumed (not a Suspended one: its process ended).
 OWNED_TYPES = frozenset({StateType.PENDING, StateType.RUNNING, StateType.CANCELLING})
+
+
+def _owned(state: State) -> bool:
+    return state.type in OWNED_TYPES or keeps_owner(state)
+
+
+def _starts_attempt(state: State, previous: State) -> bool:
+    """Running counts an attempt, except a paused run's resuming: the same attempt goes on."""
+    return state.type is StateType.RUNNING and previous.type is not StateType.PAUSED
 
 
 class RunNotFound(LookupError):
@@ -111,7 +122,7 @@ async def _write(
     now = utcnow()
     worker_id, claim_id, lease = row["worker_id"], row["claim_id"], None
     lease_seconds = row["lease_seconds"]
-    if state.type in OWNED_TYPES:
+    if _owned(state):
         if claim is not None:
             lease_seconds = claim.lease_seconds
         lease = now + timedelta(seconds=lease_seconds or default_lease)
@@ -130,7 +141,7 @@ async def _write(
         state.name,
         version,
         state.scheduled_time if state.type is StateType.SCHEDULED else None,
-        1 if state.type is StateType.RUNNING else 0,
+        1 if _starts_attempt(state, previous) else 0,
         state.timestamp,
         state.timestamp if state.is_terminal else None,
         worker_id,
@@ -155,7 +166,7 @@ async def _write(
         "state_type": state.type.value,
         "state_name": state.name,
         "state_version": version,
-        "run_count": row["run_count"] + (1 if state.type is StateType.RUNNING else 0),
+        "run_count": row["run_count"] + (1 if _starts_attempt(state, previous) else 0),
         "worker_id": worker_id,
         "claim_id": claim_id,
         "lease_seconds": lease_seconds,

@@ -17,11 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from baton._amqp import Connection, Properties
+from baton._loop_thread import LoopThread
 
 from ...support.processes import ROOT
 from ..conftest import LiveServer
-from ..worker.conftest import Setup, db, setup  # noqa: F401  (fixtures)
+from ..worker.conftest import Db, Setup, db, setup, wait_until  # noqa: F401  (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -134,24 +137,58 @@ class Dashboard:
         self.page.wait_for_selector(ready, timeout=WAIT_MS)
         return self.page
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, page: Page | None = None) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        (page or self.page).screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     def fetch(
-        self, method: str, path: str, *, csrf: bool = True, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        csrf: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """A call from the page's own JavaScript, with its cookie (and its CSRF token)."""
         return self.page.evaluate(
-            """async ([method, path, csrf, extra]) => {
+            """async ([method, path, body, csrf, extra]) => {
                  const session = await (await fetch("/api/ui/session")).json();
                  const headers = {"content-type": "application/json", ...extra};
                  if (csrf && session.csrf) headers["x-csrf-token"] = session.csrf;
-                 const r = await fetch(path, {method, headers, body: method === "GET" ? undefined : "{}"});
+                 const sent = method === "GET" ? undefined : JSON.stringify(body === null ? {} : body);
+                 const r = await fetch(path, {method, headers, body: sent});
                  return {status: r.status, body: await r.text()};
                }""",
-            [method, path, csrf, headers or {}],
+            [method, path, body, csrf, headers or {}],
         )
+
+    def pool(self) -> str:
+        """A second pool of this test's, that no worker serves: its runs stay Scheduled."""
+        name = f"idle-{self.setup.suffix}"
+        self.setup.api.post("/work_pools", {"name": name})
+        return name
+
+    def automation(
+        self, name: str, event: str, deployment: dict[str, Any], **parameters: Any
+    ) -> dict[str, Any]:
+        """An automation that runs `deployment` on each `event`, once every router has it."""
+        created = self.setup.api.post(
+            "/automations",
+            {
+                "name": name,
+                "trigger": {"expect": [event]},
+                "actions": [
+                    {
+                        "type": "run-deployment",
+                        "deployment": deployment["id"],
+                        "parameters": parameters,
+                    }
+                ],
+            },
+        )
+        in_every_router(self.setup.db, created["revision"])
+        return created
 
 
 @pytest.fixture
@@ -164,6 +201,7 @@ def dash(
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)  # a loaded machine is slow, not wrong
     try:
         yield Dashboard(live_server, context, page, setup)
     finally:
@@ -176,3 +214,41 @@ def unique(prefix: str) -> str:
 
 def http(server: LiveServer, key: str) -> httpx.Client:
     return httpx.Client(base_url=server.api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def in_every_router(database: Db, revision: int) -> None:
+    """Wait until every running router has loaded this automation revision."""
+
+    def behind() -> bool:
+        late = database.fetchval(
+            """SELECT count(*) FROM router_replicas
+               WHERE heartbeat > now() - interval '10 seconds' AND revision < $1""",
+            revision,
+        )
+        return int(late) == 0
+
+    wait_until(behind, timeout=15, what=f"every router at revision {revision}")
+
+
+def amqp_publish(
+    server: LiveServer, exchange: str, routing_key: str, body: bytes, properties: Properties
+) -> None:
+    """Publish one message straight to RabbitMQ (confirmed), as an outside system does.
+
+    On a loop thread of its own: the test's thread belongs to Playwright's sync driver."""
+
+    async def publish() -> None:
+        connection = await Connection.open(server.backends.broker_url, name="e2e-dashboard")
+        try:
+            channel = await connection.channel(confirms=True)
+            confirm = channel.publish(exchange, routing_key, body, properties, mandatory=True)
+            assert confirm is not None
+            await confirm
+        finally:
+            await connection.close()
+
+    thread = LoopThread("e2e-amqp")
+    try:
+        thread.submit(publish()).result(30)
+    finally:
+        thread.stop()

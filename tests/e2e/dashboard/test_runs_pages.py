@@ -44,8 +44,7 @@ def test_a_run_appears_live_and_its_page_shows_graph_logs_and_subflow(dash: Dash
     dash.shot("run-page")
 
     page.click("#relatives [data-child] a")  # the subflow's own page names its parent
-    page.wait_for_selector("#relatives")
-    assert "parent" in page.inner_text("#relatives")
+    expect(page.locator("#relatives")).to_contain_text(f"parent: pipeline / {run['name']}")
 
 
 def test_cancel_a_running_run_and_retry_a_failed_one(dash: Dashboard) -> None:

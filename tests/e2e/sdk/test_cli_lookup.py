@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from baton_schemas.states import Completed, Running, TimedOut
 
 from ...support.processes import BATON
+from ...support.waiting import eventually
 from ..conftest import LiveServer
 from .conftest import Api, Finished, run_process, unique_name
 
@@ -209,3 +211,29 @@ async def test_hints_name_the_pool_and_the_api_path(
         env, tmp_path, "config", "set", f"BATON_API_URL={live_server.api_url[: -len('/api')]}"
     )
     assert "does not end in /api" in no_api.check().stderr
+
+
+async def test_watching_a_run_whose_pool_has_no_worker_online_says_so(
+    api: Api, env: dict[str, str], tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    pool, flow_name = f"idle-{suffix}", f"unwatched-{suffix}"
+    (await api.http.post("/work_pools", json={"name": pool})).raise_for_status()
+    body = {"name": "d", "flow_name": flow_name, "entrypoint": "f.py:f", "work_pool_name": pool}
+    deployment = await api.http.post("/deployments", json=body)
+    deployment.raise_for_status()
+    watching = asyncio.create_task(baton(env, tmp_path, "deployment", "run", f"{flow_name}/d", "--watch"))
+
+    async def made() -> list[dict[str, Any]]:
+        found = await api.http.get("/flow_runs", params={"deployment_id": deployment.json()["id"]})
+        return list(found.json()["items"])
+
+    runs = await eventually(made, what="the watched run created")
+    # nobody will run it: cancel it, which ends the watch
+    await baton(env, tmp_path, "flow-run", "cancel", runs[0]["id"])
+    done = await watching
+    assert "Cancelled" in done.stdout, done.stdout
+    assert (
+        f"note: no worker of pool {pool!r} is online: the run waits until one starts "
+        f"(baton worker start --pool {pool})"
+    ) in " ".join(done.stderr.split())

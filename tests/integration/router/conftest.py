@@ -119,3 +119,36 @@ def order_event(order: str, total: float = 18.5, name: str = "order.created", **
         "resource": {"baton.resource.id": f"shop.order.{order}", **extra},
         "payload": {"total": total},
     }
+
+
+def run_action(deployment: dict[str, Any], **parameters: Any) -> dict[str, Any]:
+    return {"type": "run-deployment", "deployment": deployment["id"], "parameters": parameters}
+
+
+def unique_name() -> str:
+    return f"auto-{uuid.uuid4().hex[:8]}"
+
+
+async def quiet(router: RouterService) -> None:
+    """Wait until the router has taken every message and applied what it took."""
+
+    async def drained() -> bool:
+        return not router.consumer._inflight and not router.applier.pending
+
+    await eventually(drained, what="the router idle")
+
+
+async def applied(ctx: ServerContext, channel: Channel, *events: dict[str, Any]) -> None:
+    """Publish events that some automation names, one after another, and wait until the router
+    has committed their effects (each event's id is recorded in the transaction that counts it)."""
+    for event in events:
+        await publish(channel, event)
+    ids = [uuid.UUID(e["id"]) for e in events]
+
+    async def recorded() -> bool:
+        found = await ctx.pool.fetchval(
+            "SELECT count(*) FROM router_events WHERE event_id = ANY($1::uuid[])", ids
+        )
+        return bool(found == len(ids))
+
+    await eventually(recorded, what=f"the router applied {len(ids)} events")

@@ -9,30 +9,23 @@ from typing import Any
 
 import httpx
 
-from baton._amqp import Channel
+from baton._amqp import Channel, Properties
+from baton_schemas.topology import EVENTS
 from baton_server.context import ServerContext
 from baton_server.router import buckets
 from baton_server.router.service import RouterService
 
 from ...support.waiting import eventually
-from .conftest import create_automation, firings, order_event, publish, runs_of
-
-
-def _run_action(deployment: dict[str, Any], **parameters: Any) -> dict[str, Any]:
-    return {"type": "run-deployment", "deployment": deployment["id"], "parameters": parameters}
-
-
-def _name() -> str:
-    return f"auto-{uuid.uuid4().hex[:8]}"
-
-
-async def _quiet(router: RouterService) -> None:
-    """Wait until the router has taken every message and applied what it took."""
-
-    async def drained() -> bool:
-        return not router.consumer._inflight
-
-    await eventually(drained, what="the router idle")
+from .conftest import (
+    create_automation,
+    firings,
+    order_event,
+    publish,
+    quiet,
+    run_action,
+    runs_of,
+    unique_name,
+)
 
 
 async def test_an_amqp_event_starts_a_run_with_templated_typed_parameters(
@@ -46,10 +39,10 @@ async def test_an_amqp_event_starts_a_run_with_templated_typed_parameters(
         api,
         ctx,
         {
-            "name": _name(),
+            "name": unique_name(),
             "trigger": {"expect": ["order.created"], "match": {"baton.resource.id": "shop.order.*"}},
             "actions": [
-                _run_action(
+                run_action(
                     deployment,
                     order_id="{{ event.resource['baton.resource.id'].split('.')[-1] }}",
                     total="{{ event.payload.total }}",
@@ -79,25 +72,25 @@ async def test_reactive_threshold_within_the_window_and_for_each_keys(
         api,
         ctx,
         {
-            "name": _name(),
+            "name": unique_name(),
             "trigger": {
                 "expect": ["order.paid"],
                 "for_each": ["baton.resource.id"],
                 "threshold": 3,
                 "within": "1h",
             },
-            "actions": [_run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }}")],
+            "actions": [run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }}")],
         },
     )
     for _ in range(2):
         await publish(channel, order_event("a", name="order.paid"))
         await publish(channel, order_event("b", name="order.paid"))
-    await _quiet(router)
+    await quiet(router)
     assert await firings(ctx, automation["id"]) == []  # two each: under the threshold
     await publish(channel, order_event("a", name="order.paid"))
     [fired] = await eventually(lambda: firings(ctx, automation["id"]), what="a firing for key a")
     assert fired["bucket_key"] == "shop.order.a" and len(fired["event_ids"]) == 3
-    await _quiet(router)
+    await quiet(router)
     [run] = await runs_of(ctx, deployment["id"])
     assert run["parameters"] == {"order_id": "shop.order.a"}
 
@@ -113,23 +106,23 @@ async def test_redelivered_copies_fire_once_and_count_once(
         api,
         ctx,
         {
-            "name": _name(),
+            "name": unique_name(),
             "trigger": {"expect": ["order.refunded"], "threshold": 2, "within": "1h"},
-            "actions": [_run_action(deployment, order_id="r"), _run_action(deployment, order_id="s")],
+            "actions": [run_action(deployment, order_id="r"), run_action(deployment, order_id="s")],
         },
     )
     event = order_event("1", name="order.refunded")
     event["id"] = str(uuid.uuid4())
     for _ in range(3):  # one event, three copies: counts once, under the threshold
         await publish(channel, dict(event))
-    await _quiet(router)
+    await quiet(router)
     assert await firings(ctx, automation["id"]) == []
     second = order_event("2", name="order.refunded")
     second["id"] = str(uuid.uuid4())
     for _ in range(3):
         await publish(channel, dict(second))
     await eventually(lambda: firings(ctx, automation["id"]), what="the firing")
-    await _quiet(router)
+    await quiet(router)
     assert len(await firings(ctx, automation["id"])) == 1
     runs = await runs_of(ctx, deployment["id"])
     assert sorted(r["parameters"]["order_id"] for r in runs) == ["r", "s"]  # two actions, once each
@@ -146,7 +139,7 @@ async def test_proactive_fires_on_silence_and_stays_quiet_when_the_event_comes(
         api,
         ctx,
         {
-            "name": _name(),
+            "name": unique_name(),
             "trigger": {
                 "posture": "Proactive",
                 "after": ["etl.started"],
@@ -154,9 +147,7 @@ async def test_proactive_fires_on_silence_and_stays_quiet_when_the_event_comes(
                 "for_each": ["baton.resource.id"],
                 "within": "5s",
             },
-            "actions": [
-                _run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }} is late")
-            ],
+            "actions": [run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }} is late")],
         },
     )
     await publish(channel, {"event": "etl.started", "resource": {"baton.resource.id": "etl.quiet"}})
@@ -190,9 +181,9 @@ async def test_invalid_rendered_parameters_record_a_failed_firing_and_no_run(
         api,
         ctx,
         {
-            "name": _name(),
+            "name": unique_name(),
             "trigger": {"expect": ["order.voided"]},
-            "actions": [_run_action(deployment, order_id="{{ event.payload.total }}")],  # a number
+            "actions": [run_action(deployment, order_id="{{ event.payload.total }}")],  # a number
         },
     )
     await publish(channel, order_event("v", name="order.voided"))
@@ -204,9 +195,9 @@ async def test_invalid_rendered_parameters_record_a_failed_firing_and_no_run(
         api,
         ctx,
         {
-            "name": _name(),
+            "name": unique_name(),
             "trigger": {"expect": ["order.escaped"]},
-            "actions": [_run_action(deployment, order_id="{{ ''.__class__.__mro__ }}")],
+            "actions": [run_action(deployment, order_id="{{ ''.__class__.__mro__ }}")],
         },
     )
     await publish(channel, order_event("e", name="order.escaped"))
@@ -228,9 +219,9 @@ async def test_two_routers_fire_once(
             api,
             ctx,
             {
-                "name": _name(),
+                "name": unique_name(),
                 "trigger": {"expect": ["order.shipped"], "for_each": ["baton.resource.id"], "threshold": 5},
-                "actions": [_run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }}")],
+                "actions": [run_action(deployment, order_id="{{ event.resource['baton.resource.id'] }}")],
             },
         )
         events = [order_event(str(n % 10), name="order.shipped") for n in range(200)]
@@ -243,8 +234,8 @@ async def test_two_routers_fire_once(
 
         # a bound, not a speed target: 400 deliveries over two routers on a loaded CI machine
         await eventually(all_fired, timeout=90, what="40 firings")
-        await _quiet(router)
-        await _quiet(second)
+        await quiet(router)
+        await quiet(second)
         assert len(await firings(ctx, automation["id"])) == 40  # 20 per key, 5 each: 4 per key
         runs = await runs_of(ctx, deployment["id"])
         assert len(runs) == 40 and len({r["idempotency_key"] for r in runs}) == 40
@@ -262,9 +253,9 @@ async def test_a_window_deleted_while_another_router_waits_for_it_is_placed_agai
         api,
         ctx,
         {
-            "name": _name(),
+            "name": unique_name(),
             "trigger": {"expect": ["order.shipped"], "threshold": 2},
-            "actions": [_run_action(deployment, order_id="x")],
+            "actions": [run_action(deployment, order_id="x")],
         },
     )
     key = (uuid.UUID(automation["id"]), "", "")
@@ -292,3 +283,41 @@ async def test_a_window_deleted_while_another_router_waits_for_it_is_placed_agai
         got = await asyncio.wait_for(waiting, 10)
         await waiter.rollback()
     assert key in got and got[key].count == 0
+
+
+async def test_labels_decide_before_and_after_validation_alike(
+    api: httpx.AsyncClient,
+    ctx: ServerContext,
+    router: RouterService,
+    channel: Channel,
+    deployment: dict[str, Any],
+) -> None:
+    """The router rules out an event on its labels as sent, before validating it; a CloudEvent,
+    whose labels exist only once converted, is judged after conversion."""
+    suffix = uuid.uuid4().hex[:8]
+    automation = await create_automation(
+        api,
+        ctx,
+        {
+            "name": unique_name(),
+            "trigger": {"expect": [f"shop-{suffix}.paid"], "match": {"baton.resource.id": "/shop*"}},
+            "actions": [run_action(deployment, order_id="{{ event.resource['cloudevents.id'] }}")],
+        },
+    )
+    await publish(channel, order_event("1", name=f"shop-{suffix}.paid"))  # shop.order.1: no
+    headers = {
+        "cloudEvents:specversion": "1.0",
+        "cloudEvents:type": f"shop-{suffix}.paid",
+        "cloudEvents:source": "/shop",
+        "cloudEvents:id": f"ce-{suffix}",
+    }
+    props = Properties(content_type="application/json", headers=headers, message_id=str(uuid.uuid4()))
+    confirm = channel.publish(EVENTS, f"shop-{suffix}.paid", b'{"total": 3}', props, mandatory=True)
+    assert confirm is not None
+    await confirm
+    [fired] = await eventually(lambda: firings(ctx, automation["id"]), what="the CloudEvent fired")
+    assert fired["ok"] is True
+    await quiet(router)
+    [run] = await runs_of(ctx, deployment["id"])
+    assert run["parameters"] == {"order_id": f"ce-{suffix}"}
+    assert len(await firings(ctx, automation["id"])) == 1

@@ -96,3 +96,27 @@ def test_sequence_in_order_fires_out_of_order_does_not() -> None:
     assert child_fired(window, trigger, 1, _child(1), T0, BASE) is None  # b before a
     assert child_fired(window, trigger, 0, _child(0), T0, BASE) is None
     assert child_fired(window, trigger, 1, _child(1), T0, BASE) is not None
+
+
+def test_sequence_judges_by_occurrence_not_arrival() -> None:
+    """Two routers (or two batches) may count the steps in another order than they occurred."""
+    trigger = SequenceTrigger.model_validate(
+        {"within": 60, "triggers": [{"expect": ["a"]}, {"expect": ["b"]}, {"expect": ["c"]}]}
+    )
+    at = [T0 + timedelta(seconds=s) for s in (1, 2, 3)]
+    window = Window(proactive=False)
+    assert child_fired(window, trigger, 2, _child(2), at[2], BASE) is None  # c arrives first
+    assert child_fired(window, trigger, 0, _child(0), at[0], BASE) is None
+    fired = child_fired(window, trigger, 1, _child(1), at[1], BASE)
+    assert fired is not None and fired.window_start == at[0] and not window.open
+    # steps that occurred out of order, or too far apart, do not fire
+    window = Window(proactive=False)
+    assert child_fired(window, trigger, 1, _child(1), at[0], BASE) is None
+    assert child_fired(window, trigger, 0, _child(0), at[1], BASE) is None
+    assert child_fired(window, trigger, 2, _child(2), at[2], BASE) is None  # b occurred before a
+    later_b = T0 + timedelta(seconds=2.5)
+    assert child_fired(window, trigger, 1, _child(1), later_b, BASE) is not None  # a later b: in order
+    window = Window(proactive=False)
+    assert child_fired(window, trigger, 0, _child(0), T0, BASE) is None
+    assert child_fired(window, trigger, 1, _child(1), T0 + timedelta(seconds=30), BASE) is None
+    assert child_fired(window, trigger, 2, _child(2), T0 + timedelta(seconds=61), BASE) is None  # too late

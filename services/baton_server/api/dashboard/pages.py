@@ -137,6 +137,12 @@ async def docs(request: Request) -> HTMLResponse:
     return page
 
 
+@router.get("/docs")
+async def docs_elsewhere() -> Response:
+    """FastAPI's usual place for its docs: Baton's live under /api."""
+    return RedirectResponse("/api/docs", status_code=307)
+
+
 @router.get("/api/docs/oauth2-redirect")
 async def docs_redirect() -> HTMLResponse:
     return get_swagger_ui_oauth2_redirect_html()

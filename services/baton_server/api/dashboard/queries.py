@@ -1,6 +1,8 @@
 """The SQL of the dashboard's read models. Each query is served by an index, for a store of
 100,000s of runs and millions of task runs: tests/integration/test_dashboard_queries.py runs
-EXPLAIN on each with sequential scans disabled and refuses a plan that still scans a table."""
+EXPLAIN on each (and on the REST lists the pages page through) over tens of thousands of rows,
+refusing a list whose plan scans flow_runs, task_runs or events, and a count that has no index
+to use when sequential scans are made costly."""
 
 from __future__ import annotations
 

@@ -119,7 +119,12 @@ async def acquire_slots(body: AcquireSlots, request: Request, ctx: Ctx, _: Takes
     while True:
         attempt = await _attempt(ctx, body, first)
         if attempt.acquired:
-            return SlotsAcquired(lease_id=attempt.lease_id, limits=attempt.limits, expires=attempt.expires)
+            return SlotsAcquired(
+                lease_id=attempt.lease_id,
+                limits=attempt.limits,
+                missing=attempt.missing,
+                expires=attempt.expires,
+            )
         first = False
         remaining = deadline - time.monotonic()
         if remaining <= 0:

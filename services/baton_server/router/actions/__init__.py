@@ -11,13 +11,17 @@ from baton_schemas.automations import (
     CallWebhook,
     CancelFlowRun,
     EmitEvent,
+    PauseRun,
+    ResumeRun,
     RunDeployment,
+    SuspendRun,
 )
 
 from ...db.types import Connection
 from ._base import ActionContext, ActionFailed, Done
 from .control import cancel_run, toggle
 from .emit import emit_event
+from .pauses import hold_run, resume_run
 from .run_deployment import run_deployment
 from .webhook import prepare_call
 
@@ -29,6 +33,10 @@ async def _dispatch(conn: Connection, firing: ActionContext, index: int, action:
         return await run_deployment(conn, firing, index, action)
     if isinstance(action, CancelFlowRun):
         return await cancel_run(conn, firing, index, action)
+    if isinstance(action, PauseRun | SuspendRun):
+        return await hold_run(conn, firing, index, action)
+    if isinstance(action, ResumeRun):
+        return await resume_run(conn, firing, index, action)
     if isinstance(action, CallWebhook):
         return await prepare_call(conn, firing, index, action)
     if isinstance(action, EmitEvent):

@@ -30,6 +30,8 @@ class ActionContext:
     limits: RenderLimits
     dispatch_within: float
     default_lease_seconds: float
+    # deployments the batch's run-deployment actions looked up, by reference (read once per batch)
+    deployments: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -21,10 +21,13 @@ from ._base import ActionContext, ActionFailed, Done
 
 
 async def run_deployment(conn: Connection, firing: ActionContext, index: int, action: RunDeployment) -> Done:
-    try:
-        deployment = await find_deployment(conn, action.deployment)
-    except NotFound as exc:
-        raise ActionFailed(str(exc)) from None
+    deployment = firing.deployments.get(action.deployment)
+    if deployment is None:
+        try:
+            deployment = await find_deployment(conn, action.deployment)
+        except NotFound as exc:
+            raise ActionFailed(str(exc)) from None
+        firing.deployments[action.deployment] = deployment
     try:
         parameters = await render_value(action.parameters, firing.context, firing.limits)
     except TemplateError as exc:

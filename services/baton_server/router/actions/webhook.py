@@ -75,7 +75,7 @@ async def make_call(http: httpx.AsyncClient, request: dict[str, Any]) -> tuple[b
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(1 + request["retries"]),
-            wait=wait_exponential_jitter(initial=0.2, max=MAX_BACKOFF_SECONDS),
+            wait=wait_exponential_jitter(multiplier=0.2, max=MAX_BACKOFF_SECONDS),
             retry=retry_if_exception(_retryable),
             reraise=True,
         ):

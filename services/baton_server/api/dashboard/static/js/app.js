@@ -3,14 +3,17 @@
 import { loadSession } from "./api.js";
 import { say } from "./dom.js";
 
+// Each route matches the path before "?"; a page gets its path's parts (decoded) and then the
+// query string as it stands (still encoded, for URLSearchParams: decoding it first would turn
+// "+00:00" into " 00:00" and an encoded "&" into a separator).
 const ROUTES = [
   [/^#\/runs\/([0-9a-f-]{36})$/, "run", "runs"],
-  [/^#\/runs(?:\?(.*))?$/, "runs", "runs"],
+  [/^#\/runs$/, "runs", "runs"],
   [/^#\/deployments\/([0-9a-f-]{36})$/, "deployment", "deployments"],
   [/^#\/deployments$/, "deployments", "deployments"],
   [/^#\/work-pools$/, "pools", "work-pools"],
-  [/^#\/events\/([0-9a-f-]{36})\?(.*)$/, "event", "events"],
-  [/^#\/events(?:\?(.*))?$/, "events", "events"],
+  [/^#\/events\/([0-9a-f-]{36})$/, "event", "events"],
+  [/^#\/events$/, "events", "events"],
   [/^#\/automations\/(.+)$/, "automation", "automations"],
   [/^#\/automations$/, "automations", "automations"],
   [/^#\/dead-letters$/, "dead_letters", "dead-letters"],
@@ -19,15 +22,24 @@ const ROUTES = [
 let cleanup = null;
 let generation = 0;
 
+// The page a hash shows, its nav entry, and its arguments; null for an unknown hash.
+function match(hash) {
+  const split = hash.indexOf("?");
+  const path = split < 0 ? hash : hash.slice(0, split);
+  const found = ROUTES.find(([pattern]) => pattern.test(path));
+  if (!found) return null;
+  const [pattern, page, nav] = found;
+  const args = [...path.match(pattern).slice(1).map((a) => decodeURIComponent(a)), split < 0 ? "" : hash.slice(split + 1)];
+  return { page, nav, args };
+}
+
 async function route() {
-  const hash = location.hash || "#/runs";
-  const found = ROUTES.find(([pattern]) => pattern.test(hash));
+  const found = match(location.hash || "#/runs");
   if (!found) {
     location.hash = "#/runs";
     return;
   }
-  const [pattern, page, nav] = found;
-  const args = hash.match(pattern).slice(1).map((a) => (a === undefined ? "" : decodeURIComponent(a)));
+  const { page, nav, args } = found;
   if (cleanup) cleanup();
   cleanup = null;
   say("");
@@ -44,6 +56,8 @@ async function route() {
 }
 
 async function start() {
+  const first = match(location.hash || "#/runs");
+  if (first) import(`./pages/${first.page}.js`).catch(() => {}); // fetched while the session is read
   const session = await loadSession();
   const who = document.getElementById("who");
   if (session.auth) {

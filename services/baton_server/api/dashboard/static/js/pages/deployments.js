@@ -46,6 +46,7 @@ export async function render() {
   }
   await draw();
   const again = throttle(() => draw().catch(() => {}), 2000);
-  const source = stream("/events/stream", { name: ["baton.deployment.*", "baton.flow-run.Late"] }, { onState: live.set, onEvent: again });
+  // every run's change: a run leaving Late (taken at last, cancelled) lowers its Late count
+  const source = stream("/events/stream", { name: ["baton.deployment.*", "baton.flow-run.*"] }, { onState: live.set, onEvent: again });
   return () => source.close();
 }

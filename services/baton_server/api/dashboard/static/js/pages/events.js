@@ -36,12 +36,14 @@ export async function render(search = "") {
   const wanted = { name: filters.name, resource: filters.resource };
   const page = await get("/events", { ...wanted, limit: 100 });
   const seen = new Set(page.items.map((e) => e.id));
-  body.replaceChildren(...page.items.map(row));
+  const empty = h("tr", { class: "empty" }, h("td", { colspan: 3, class: "muted" }, "No events match yet: new ones appear here as they are stored."));
+  body.replaceChildren(...(page.items.length ? page.items.map(row) : [empty]));
   const source = stream("/events/stream", wanted, {
     onState: live.set,
     onEvent(event) {
       if (seen.has(event.id)) return;
       seen.add(event.id);
+      empty.remove();
       body.prepend(row(event));
       while (body.children.length > 500) body.lastChild.remove();
     },

@@ -1,5 +1,5 @@
 // A run's page: its state timeline, task runs as a graph (edges from their inputs, subflows
-// linked), live logs, parameters, result, parent and child runs; cancel and retry.
+// linked), live logs, parameters, result, parent and child runs; cancel, retry and resume.
 import { can, get, post, stream } from "../api.js";
 import { TERMINAL, duration, h, json, liveBadge, mount, say, stateBadge, svg, throttle, when } from "../dom.js";
 
@@ -76,8 +76,12 @@ function relatives(graph) {
   return items.length ? h("ul", { id: "relatives" }, items) : h("p", { class: "muted" }, "No parent or child runs.");
 }
 
+function read(id) {
+  return Promise.all([get(`/flow_runs/${id}`), get(`/flow_runs/${id}/states`), get(`/ui/flow_runs/${id}/graph`)]);
+}
+
 export async function render(id) {
-  let run = await get(`/flow_runs/${id}`);
+  let [run, states, graph] = await read(id); // at once: the page's first draw waits for all three
   const live = liveBadge();
   const badge = h("span", { id: "run-state" }, stateBadge(run.state));
   const actions = h("div", { class: "actions", id: "run-actions" });
@@ -131,28 +135,54 @@ export async function render(id) {
     if (can("run") && TERMINAL.has(run.state.type) && run.deployment_id) {
       actions.append(h("button", { class: "primary", id: "retry", onclick: () => act("retry") }, "Retry"));
     }
+    if (can("run") && run.deployment_id && ["SCHEDULED", "PENDING", "RUNNING"].includes(run.state.type)) {
+      actions.append(h("button", { id: "suspend", onclick: () => act("suspend", { reason: "paused from the dashboard" }) }, "Pause"));
+    }
+    if (can("run") && run.state.type === "PAUSED") {
+      actions.append(h("button", { class: "primary", id: "resume", onclick: resume }, "Resume"));
+    }
   }
-  async function act(what) {
+  // A pause that waits for input asks for it (JSON); the server checks it against the pause's schema.
+  async function resume() {
+    const pause = run.state.data && run.state.data.pause;
+    const schema = pause ? await get(`/flow_runs/${id}/inputs/${encodeURIComponent(pause.key)}-schema`).catch(() => null) : null;
+    let body = {};
+    if (schema) {
+      const fields = Object.keys(schema.value.properties || {}).join(", ");
+      const text = prompt(`Input for ${pause.key} (a JSON object: ${fields})`, "{}");
+      if (text === null) return;
+      try {
+        body = { run_input: JSON.parse(text) };
+      } catch (error) {
+        say(`resume refused: the input is not JSON (${error.message})`);
+        return;
+      }
+    }
+    await act("resume", body);
+  }
+  async function act(what, body) {
     try {
-      const result = await post(`/flow_runs/${id}/${what}`);
+      const result = await post(`/flow_runs/${id}/${what}`, body);
       say(`${what}: ${result.verdict}${result.reason ? ` (${result.reason})` : ""}`, result.verdict === "ACCEPT");
       await refresh();
     } catch (error) {
       say(`${what} refused: ${error.message}`);
     }
   }
-  async function refresh() {
-    const [fresh, states, graph] = await Promise.all([get(`/flow_runs/${id}`), get(`/flow_runs/${id}/states`), get(`/ui/flow_runs/${id}/graph`)]);
-    run = fresh;
+  function draw() {
     drawRun();
     timelineSlot.replaceChildren(timeline(states));
     graphSlot.replaceChildren(graphView(graph));
     relativesSlot.replaceChildren(relatives(graph));
   }
-  await refresh();
+  async function refresh() {
+    [run, states, graph] = await read(id);
+    draw();
+  }
+  draw();
 
   const again = throttle(() => refresh().catch(() => {}), 700);
-  const states = stream("/events/stream", { resource: `baton.resource.id=baton.flow-run.${id}` }, { onState: live.set, onEvent: again });
+  const changes = stream("/events/stream", { resource: `baton.resource.id=baton.flow-run.${id}` }, { onState: live.set, onEvent: again });
   let logStream = null;
   const follow = () => {
     logStream = stream("/logs/stream", { flow_run_id: id }, {
@@ -167,7 +197,7 @@ export async function render(id) {
   };
   follow();
   return () => {
-    states.close();
+    changes.close();
     if (logStream) logStream.close();
   };
 }

@@ -62,18 +62,17 @@ function row(run) {
 
 export async function render(search = "") {
   const filters = filtersFrom(search);
-  const deployments = await get("/deployments").catch(() => []);
+  // the deployment filter's choices arrive beside the first page, not before it
+  const choices = h("select", { name: "deployment_id" }, h("option", { value: "" }, "any"));
+  get("/deployments")
+    .then((deployments) => choices.append(...deployments.map((d) => h("option", { value: d.id, selected: d.id === filters.deployment_id }, `${d.flow_name}/${d.name}`))))
+    .catch(() => {});
   const form = h(
     "form",
     { class: "filters", id: "run-filters" },
     h("label", {}, "State", h("select", { name: "state", multiple: true, size: 3 }, STATES.map((s) => h("option", { value: s, selected: filters.state.includes(s) }, s)))),
     h("label", {}, "Flow", h("input", { name: "flow_name", value: filters.flow_name, placeholder: "flow name" })),
-    h(
-      "label",
-      {},
-      "Deployment",
-      h("select", { name: "deployment_id" }, h("option", { value: "" }, "any"), deployments.map((d) => h("option", { value: d.id, selected: d.id === filters.deployment_id }, `${d.flow_name}/${d.name}`))),
-    ),
+    h("label", {}, "Deployment", choices),
     h("label", {}, "Tags", h("input", { name: "tag", value: filters.tag, placeholder: "a,b" })),
     h("label", {}, "Created", h("select", { name: "window" }, Object.keys(WINDOWS).map((w) => h("option", { value: w, selected: w === filters.window }, w === "all" ? "any time" : `last ${w}`)))),
     h("button", { type: "submit", class: "primary" }, "Filter"),
