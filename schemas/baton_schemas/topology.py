@@ -54,9 +54,12 @@ EXCHANGES: dict[str, ExchangeType] = {
 
 TRACKER_QUEUE = "baton.tracker"
 TRACKER_ROUTING_KEY = "tracker"
-# RPCs (proposals, run creation) wait on their own queue: the caller retries a lost one with the
-# same id, so it needs no replicated durability, and one older than any caller's timeout is
-# dead-lettered rather than answered to nobody.
+# RPCs (proposals that are not final, run creation) wait on their own queue: the caller resends
+# an unanswered one with the same id until it has an answer, so it needs no replicated
+# durability. One older than its caller's timeout (its `expiration`) or than any caller's (the
+# queue's TTL) is dropped, not dead-lettered: nobody waits for it, and its resent copy carries
+# it on. Parking it would fill `baton.dead` with requests nobody must replay during any outage.
+# Final states never come here: they wait on the durable `baton.tracker` queue.
 TRACKER_RPC_QUEUE = "baton.tracker.rpc"
 TRACKER_RPC_ROUTING_KEY = "rpc"
 RPC_MESSAGE_TTL_MS = 60_000
@@ -104,7 +107,8 @@ def tracker_queue_arguments() -> dict[str, Any]:
 
 
 def tracker_rpc_queue_arguments() -> dict[str, Any]:
-    return {"x-message-ttl": RPC_MESSAGE_TTL_MS, "x-dead-letter-exchange": DEAD}
+    """A message TTL and no dead-letter exchange: an expired request is dropped."""
+    return {"x-message-ttl": RPC_MESSAGE_TTL_MS}
 
 
 def pool_queue_arguments() -> dict[str, Any]:

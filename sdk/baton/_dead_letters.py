@@ -2,7 +2,7 @@
 they came from, or drop them. Talks to the broker directly, so it works with the server down.
 
 Baton's own consumers park a message with `x-baton-dead-reason` and `x-baton-original-*`
-headers; the broker's dead-lettering (a delivery limit reached, an RPC expired) leaves `x-death`.
+headers; the broker's dead-lettering (a delivery limit reached) leaves `x-death`.
 Both are understood. Browsing takes messages without acknowledging them and gives them back, so
 `ls` changes nothing; `replay` and `drop` acknowledge only the messages they were asked for.
 """

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import httpx
@@ -74,9 +74,7 @@ class Cluster:
         return done.stdout.strip()
 
     def start_server(self) -> ServerProcess:
-        started = server_process(
-            self.backends, self.folder, port=self.port, **cast(dict[str, Any], SERVER_ENV)
-        )
+        started = server_process(self.backends, self.folder, port=self.port, env=self.server_env)
         self.server = self._stack.enter_context(started)
         self.port = self.server.port
         return self.server

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from baton_schemas import utcnow
@@ -20,9 +21,11 @@ from baton_schemas import utcnow
 from ..support.backends import Backends
 from ..support.private import PrivateRabbitMQ
 from ..support.waiting import eventually
-from ._cluster import LEASE_SECONDS, TERMINAL, Cluster, Db, cluster, past
+from ._cluster import LEASE_SECONDS, TERMINAL, Cluster, Db, cluster, dead_letters, past
 
 pytestmark = pytest.mark.chaos
+
+FROZEN_LEASES = 5
 
 
 @pytest.fixture
@@ -74,6 +77,55 @@ async def test_a_run_that_finished_while_the_server_was_down_is_completed(
     assert await _ended(db, run_id) == "COMPLETED", await db.history(run_id)
     assert "Crashed" not in await db.history(run_id)
     assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done"]
+
+
+@pytest.fixture
+def quick_to_notice(backends: Backends, private_mq: PrivateRabbitMQ, tmp_path: Path) -> Iterator[Cluster]:
+    """A server whose AMQP heartbeat is 2 s: a frozen broker is noticed within seconds."""
+    with cluster(backends, private_mq, tmp_path) as found:
+        found.server_env["BATON_BROKER_URL"] = f"{found.backends.broker_url}?heartbeat=2"
+        found.start_server()
+        yield found
+
+
+async def test_a_run_that_finished_while_rabbitmq_was_frozen_is_completed(
+    quick_to_notice: Cluster, private_mq: PrivateRabbitMQ, tmp_path: Path
+) -> None:
+    """RabbitMQ frozen (SIGSTOP: its sockets stay open, nothing answers) for five leases: the
+    tracker hears no heartbeats, and its own round trips to the broker fail, so it reaps none.
+    `/ready` says the broker is away once the server's connection has given up on it."""
+    faults, notes, gate = quick_to_notice, tmp_path / "notes", tmp_path / "gate"
+    run_id, db = await _started(faults, notes, gate)
+
+    await asyncio.to_thread(private_mq.pause)
+    try:
+        until = time.monotonic() + FROZEN_LEASES * LEASE_SECONDS
+        gate.touch()  # the flow finishes while nothing can be heard
+
+        async def ready_says_so() -> dict[str, str] | None:
+            async with httpx.AsyncClient(timeout=5) as http:
+                answer = await http.get(faults.api_url.removesuffix("/api") + "/ready")
+            return answer.json() if answer.status_code == 503 else None
+
+        checks = await eventually(ready_says_so, timeout=12, what="/ready reporting the frozen broker")
+        assert checks is not None and checks["rabbitmq"].startswith("unavailable"), checks
+
+        async def finished() -> bool:
+            return (run_id, "done") in faults.notes(notes)
+
+        await eventually(finished, what="the flow's body to finish")
+        await eventually(
+            lambda: db.lease_lapsed(run_id, LEASE_SECONDS), timeout=30, what="the lease to lapse"
+        )
+        await eventually(lambda: asyncio.sleep(0, past(until)), timeout=60, what="the freeze")
+    finally:
+        await asyncio.to_thread(private_mq.resume)
+
+    assert await _ended(db, run_id) == "COMPLETED", (await db.history(run_id), faults.worker_log()[-3000:])
+    assert "Crashed" not in await db.history(run_id)
+    assert [what for run, what in faults.notes(notes) if run == run_id] == ["start", "done"]
+    # what expired on the RPC queue while the broker was frozen was dropped, not parked
+    assert await asyncio.to_thread(dead_letters, private_mq, faults.backends.vhost) == 0
 
 
 async def test_a_paused_worker_does_not_make_its_running_flow_look_dead(

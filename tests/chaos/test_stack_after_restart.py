@@ -145,3 +145,32 @@ async def test_pool_queues_come_back_and_runs_flow_after_a_broker_restart(
             finally:
                 await asyncio.to_thread(private_mq.unblock_publishers)
             await eventually(ready, timeout=30, what="/ready once unblocked")
+
+
+async def test_ready_reports_a_broker_killed_with_sigkill(
+    chaos_backends: Backends, private_mq: PrivateRabbitMQ, tmp_path: Path
+) -> None:
+    """kill -9 of the node: no connection.close, the sockets are just reset. `/ready` says the
+    broker is away until it is back, then serves again."""
+    with server_process(chaos_backends, tmp_path) as server:
+        ready_url = server.api_url.removesuffix("/api") + "/ready"
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(ready_url)).status_code == 200
+
+            async def ready_says_so() -> dict[str, str] | None:
+                answer = await http.get(ready_url)
+                return answer.json() if answer.status_code == 503 else None
+
+            await asyncio.to_thread(private_mq.kill)
+            try:
+                checks = await eventually(
+                    ready_says_so, timeout=30, what="/ready reporting the killed broker"
+                )
+                assert checks is not None and checks["rabbitmq"].startswith("unavailable"), checks
+            finally:
+                await asyncio.to_thread(private_mq.boot)
+
+            async def ready() -> bool:
+                return (await http.get(ready_url)).status_code == 200
+
+            await eventually(ready, timeout=60, what="/ready once the broker is back")

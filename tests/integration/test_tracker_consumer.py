@@ -12,9 +12,10 @@ import pytest
 
 from baton_schemas import utcnow
 from baton_schemas.envelopes import Claim, DeadLetterHeaders, Heartbeat, Logs
+from baton_schemas.events import Event
 from baton_schemas.logs import LogRecord
 from baton_schemas.states import Completed, Pending, Running, StateType, Verdict
-from baton_schemas.topology import DEAD_QUEUE, TRACKER, TRACKER_ROUTING_KEY
+from baton_schemas.topology import DEAD_QUEUE, EVENTS, TRACKER, TRACKER_ROUTING_KEY
 from baton_server.context import ServerContext
 from baton_server.tracker.cancellation import cancel_flow_run
 from baton_server.tracker.service import TrackerService
@@ -155,9 +156,32 @@ async def _when(probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool]) 
     return value if accept(value) else None
 
 
+async def _state_events(
+    queue: aio_pika.abc.AbstractQueue, run_id: uuid.UUID, names: list[str], count: int
+) -> list[str] | None:
+    """Read what has arrived; the event names of `run_id`'s state changes once `count` have."""
+    while (message := await queue.get(fail=False)) is not None:
+        await message.ack()
+        event = Event.model_validate_json(message.body)
+        if event.resource.get("baton.resource.id") == f"baton.flow-run.{run_id}":
+            names.append(event.event)
+    return names if len(names) >= count else None
+
+
 async def test_a_late_final_state_of_the_reaped_claim_wins_and_supersedes_the_retry(
-    ctx: ServerContext, tracker: TrackerService
+    ctx: ServerContext, tracker: TrackerService, backends: Backends
 ) -> None:
+    connection = await aio_pika.connect(backends.broker_url)
+    channel = await connection.channel()
+    events = await channel.declare_queue(exclusive=True)
+    await events.bind(EVENTS, "baton.flow-run.#")
+    try:
+        await _late_final_state_wins(ctx, events)
+    finally:
+        await connection.close()
+
+
+async def _late_final_state_wins(ctx: ServerContext, events: aio_pika.abc.AbstractQueue) -> None:
     run = await new_run(ctx, retries=1)
     claim_id = uuid.uuid4()
     await propose(
@@ -176,6 +200,16 @@ async def test_a_late_final_state_of_the_reaped_claim_wins_and_supersedes_the_re
     late = await propose(ctx, run.id, Completed(), claim_id=claim_id)
     assert late.verdict is Verdict.ACCEPT
     assert await history() == ["Scheduled", "Pending", "Running", "Crashed", "AwaitingRetry", "Completed"]
+    # the reaper's Crashed was published, and the Completed follows it
+    names: list[str] = []
+    published = await eventually(
+        lambda: _state_events(events, run.id, names, 5), what="the run's state events"
+    )
+    assert published is not None and published[-3:] == [
+        "baton.flow-run.Crashed",
+        "baton.flow-run.AwaitingRetry",
+        "baton.flow-run.Completed",
+    ], published
     # the superseded retry's claim is turned away
     claim = await propose(ctx, run.id, Pending(), claim=Claim(worker_id="w-next", lease_seconds=5))
     assert claim.verdict is Verdict.ABORT

@@ -39,13 +39,14 @@ def test_names_built_from_ids() -> None:
     assert key == "flow-run.failed.etl-daily"
 
 
-def test_queue_arguments_dead_letter_to_baton_dead() -> None:
+def test_queue_arguments_dead_letter_to_baton_dead_except_expired_rpcs() -> None:
     assert topology.pool_queue_arguments() == {
         "x-queue-type": "quorum",
         "x-delivery-limit": topology.POOL_DELIVERY_LIMIT,
         "x-dead-letter-exchange": "baton.dead",
     }
-    assert topology.tracker_rpc_queue_arguments()["x-dead-letter-exchange"] == "baton.dead"
+    # an RPC nobody waits for any more is dropped: its caller resends it under the same id
+    assert topology.tracker_rpc_queue_arguments() == {"x-message-ttl": topology.RPC_MESSAGE_TTL_MS}
     assert topology.pool_queue_arguments() is not topology.pool_queue_arguments()  # callers may edit
 
 

@@ -14,6 +14,9 @@ class ConnectionClosed(AmqpError):
 class ChannelClosed(AmqpError):
     """The broker closed the channel, or it was closed by us."""
 
+    # the reply code of a declaration that differs from what exists (other queue arguments)
+    PRECONDITION_FAILED = 406
+
     def __init__(self, code: int, text: str) -> None:
         super().__init__(f"{code} {text}")
         self.code = code

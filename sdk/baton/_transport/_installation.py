@@ -14,7 +14,6 @@ from baton_schemas.topology import INSTALLATION_QUEUE, installation_queue_argume
 
 from .._amqp import ChannelClosed, Connection
 
-_PRECONDITION_FAILED = 406
 # RabbitMQ's reply text is at most 255 bytes: with a long vhost name the id may be cut off
 _CURRENT = re.compile(r"current is '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'")
 _INEQUIVALENT = "inequivalent arg 'x-dead-letter-routing-key'"
@@ -42,7 +41,7 @@ async def stamp_vhost(connection: Connection, installation_id: UUID, *, what: st
             INSTALLATION_QUEUE, durable=True, arguments=installation_queue_arguments(installation_id)
         )
     except ChannelClosed as exc:
-        if exc.code != _PRECONDITION_FAILED or _INEQUIVALENT not in exc.text:
+        if exc.code != ChannelClosed.PRECONDITION_FAILED or _INEQUIVALENT not in exc.text:
             raise
         found = _CURRENT.search(exc.text)
         raise OtherInstallation(found.group(1) if found else None, installation_id, what) from None

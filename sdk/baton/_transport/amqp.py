@@ -216,7 +216,7 @@ class AmqpTracker:
         With runs to report it asks for an answer, so a flow run started without a worker stops
         at its next task when cancelled (a worker also hears of it on `baton.control`). It goes
         on the fire-and-forget queue all the same: while the tracker is away heartbeats wait
-        there, rather than expire on the RPC queue into `baton.dead`."""
+        there and are applied once it is back, rather than expire unapplied on the RPC queue."""
         if not message.flow_run_ids:
             await self.send(message)
             return []

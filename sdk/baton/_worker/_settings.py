@@ -40,7 +40,13 @@ class WorkerSettings(BaseSettings):
         default=15.0, gt=0, description="How often the pool's queues (new ones, priorities) are read again."
     )
     claim_retry_seconds: float = Field(
-        default=30.0, gt=0, description="How long a claim is retried while the server is unreachable."
+        default=30.0,
+        gt=0,
+        description=(
+            "How long the worker retries reporting an end it decided itself (a run's process "
+            "died or was cancelled) while the server is unreachable; the report also waits on "
+            "the durable queue. A claim is retried until it is answered or the worker stops."
+        ),
     )
     api_wait_max_seconds: float = Field(
         default=10.0, gt=0, description="At start, the longest pause between tries to reach the API."

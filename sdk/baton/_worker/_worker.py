@@ -491,14 +491,13 @@ class Worker:
             try:
                 await self._listen(run_id)
                 run = await self._claim_run(dispatch)
-            except TransportUnavailable as exc:
+            except TransportUnavailable as exc:  # unanswered until this worker stopped
                 logger.warning(
                     "Server unreachable: flow run %s goes back to the queue (%s)",
                     run_id,
                     exc,
                     extra=run_ids(run_id),
                 )
-                await asyncio.sleep(1.0)
                 requeue = True
             except RequestRejected as exc:
                 logger.warning(
@@ -588,7 +587,13 @@ class Worker:
             waiter.set_result(None)
 
     async def _claim_run(self, dispatch: FlowRunDispatch) -> ActiveRun | None:
-        """Scheduled -> Pending under a claim; the run if it is ours now, else None."""
+        """Scheduled -> Pending under a claim; the run if it is ours now, else None.
+
+        A claim the tracker does not answer is sent again (same transition id) until it is
+        answered or this worker stops, and its delivery is held meanwhile. Given back to the
+        queue instead, it would come straight back to a worker no better able to claim it, and
+        each return spends one of the pool queue's deliveries: a long outage would park it in
+        `baton.dead`."""
         run_id = dispatch.flow_run_id
         while True:
             proposal = ProposeState(
@@ -596,7 +601,7 @@ class Worker:
                 state=Pending(message=f"claimed by worker {self.name!r}"),
                 claim=Claim(worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds),
             )
-            result = await self._propose(proposal, self.settings.claim_retry_seconds)
+            result = await self._propose(proposal, None)
             CLAIMS.labels(result.verdict.value).inc()
             if result.verdict is Verdict.ACCEPT:
                 label = dispatch.deployment_name or dispatch.flow_name
@@ -627,19 +632,23 @@ class Worker:
             delay = float(result.delay_seconds or 0) - CLAIM_LEAD_SECONDS
             await asyncio.sleep(min(max(delay, 0.01), MAX_SCHEDULE_WAIT_SECONDS))
 
-    async def _propose(self, proposal: ProposeState, within: float) -> TransitionResult:
-        """An RPC to the tracker, retried (same transition id: safe) while it is unreachable."""
+    async def _propose(self, proposal: ProposeState, within: float | None) -> TransitionResult:
+        """An RPC to the tracker, retried (same transition id: safe) while it is unreachable:
+        for `within` seconds, or (None) until this worker stops."""
         assert self.tracker is not None
         tracker = self.tracker
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TransportUnavailable),
             wait=wait_random_exponential(multiplier=0.2, max=5.0),
-            stop=stop_after_delay(within),
+            stop=stop_after_delay(within) if within is not None else self._stopped,
             reraise=True,
         ):
             with attempt:
                 return await tracker.propose_state(proposal)
         raise AssertionError("unreachable")
+
+    def _stopped(self, _state: RetryCallState) -> bool:
+        return self._stopping
 
     async def _end_run(self, run: ActiveRun, state: State) -> bool:
         """Propose the run's end under its claim (the server refuses it if the run moved on);

@@ -57,9 +57,9 @@ class Broker:
 
     async def _declare_all(self, connection: Connection) -> None:
         await stamp_vhost(connection, self.installation_id)
+        await declare_topology(connection)
         channel = await connection.channel()
         try:
-            await declare_topology(channel)
             await self._declare_pool_queues(channel)
             for declaration in self._declarations:
                 await declaration(channel)

@@ -3,7 +3,9 @@ client (`baton._amqp`): at every start and again after every reconnect (`Broker`
 
 from __future__ import annotations
 
-from baton._amqp import Channel
+import logging
+
+from baton._amqp import Channel, ChannelClosed, Connection
 from baton_schemas.topology import (
     DEAD,
     DEAD_QUEUE,
@@ -29,19 +31,49 @@ from baton_schemas.topology import (
     tracker_rpc_queue_arguments,
 )
 
+log = logging.getLogger(__name__)
 
-async def declare_topology(channel: Channel) -> None:
+
+async def declare_topology(connection: Connection) -> None:
     """Exchanges, the tracker's queues, the dead-letter queue and the event store's queue. Safe
     to call any number of times."""
-    for name, kind in EXCHANGES.items():
-        await channel.declare_exchange(name, kind.value, durable=True)
-    await channel.declare_queue(DEAD_QUEUE, durable=True, arguments=dead_queue_arguments())
-    await channel.bind_queue(DEAD_QUEUE, DEAD)
-    await channel.declare_queue(TRACKER_QUEUE, durable=True, arguments=tracker_queue_arguments())
-    await channel.bind_queue(TRACKER_QUEUE, TRACKER, TRACKER_ROUTING_KEY)
-    await channel.declare_queue(TRACKER_RPC_QUEUE, durable=True, arguments=tracker_rpc_queue_arguments())
-    await channel.bind_queue(TRACKER_RPC_QUEUE, TRACKER, TRACKER_RPC_ROUTING_KEY)
-    await declare_event_queues(channel)
+    channel = await connection.channel()
+    try:
+        for name, kind in EXCHANGES.items():
+            await channel.declare_exchange(name, kind.value, durable=True)
+        await channel.declare_queue(DEAD_QUEUE, durable=True, arguments=dead_queue_arguments())
+        await channel.bind_queue(DEAD_QUEUE, DEAD)
+        await channel.declare_queue(TRACKER_QUEUE, durable=True, arguments=tracker_queue_arguments())
+        await channel.bind_queue(TRACKER_QUEUE, TRACKER, TRACKER_ROUTING_KEY)
+        await declare_event_queues(channel)
+    finally:
+        await channel.close()
+    await declare_tracker_rpc_queue(connection)
+
+
+async def declare_tracker_rpc_queue(connection: Connection) -> None:
+    """The RPC queue. A vhost set up before expired RPCs were dropped has it dead-lettering to
+    `baton.dead`, and RabbitMQ refuses a declaration with other arguments (406, and closes the
+    channel): that queue is deleted and declared anew. Nothing is lost: what waits in it are
+    requests that their callers resend, under the same id, until they are answered."""
+    channel = await connection.channel()
+    try:
+        try:
+            await channel.declare_queue(
+                TRACKER_RPC_QUEUE, durable=True, arguments=tracker_rpc_queue_arguments()
+            )
+        except ChannelClosed as exc:
+            if exc.code != ChannelClosed.PRECONDITION_FAILED:
+                raise
+            log.warning("replacing %s, declared with other arguments (%s)", TRACKER_RPC_QUEUE, exc.text)
+            channel = await connection.channel()
+            await channel.delete_queue(TRACKER_RPC_QUEUE)
+            await channel.declare_queue(
+                TRACKER_RPC_QUEUE, durable=True, arguments=tracker_rpc_queue_arguments()
+            )
+        await channel.bind_queue(TRACKER_RPC_QUEUE, TRACKER, TRACKER_RPC_ROUTING_KEY)
+    finally:
+        await channel.close()
 
 
 async def declare_event_queues(channel: Channel) -> None:

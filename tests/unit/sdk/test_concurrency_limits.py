@@ -60,3 +60,20 @@ def test_only_task_runs_with_tags_and_a_server_ask_for_tag_slots() -> None:
     assert names[0] == "tag:gpu" and names.count("tag:gpu") == 1  # each tag once
     assert all(len(name) <= NAME_MAX for name in names)  # a tag too long for a limit's name has none
     assert len(names) == MAX_NAMES
+
+
+def test_tags_known_to_have_no_limit_ask_nothing_for_a_few_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from baton._concurrency import _tags
+    from baton_schemas.concurrency import SlotsAcquired
+
+    monkeypatch.setattr(_tags, "_no_limit", {})
+    now = [100.0]
+    monkeypatch.setattr("baton._concurrency._tags.time.monotonic", lambda: now[0])
+    assert not _tags._known_unlimited(["tag:a"])
+    _tags._learn(SlotsAcquired(missing=["tag:a", "tag:b"], limits=[]))
+    assert _tags._known_unlimited(["tag:a", "tag:b"]) and not _tags._known_unlimited(["tag:a", "tag:c"])
+    now[0] += _tags.NO_LIMIT_SECONDS + 0.1
+    assert not _tags._known_unlimited(["tag:a"])  # asked again: a limit may exist now
+    _tags._learn(SlotsAcquired(missing=["tag:a"], limits=[]))
+    _tags._learn(SlotsAcquired(missing=[], limits=["tag:a"]))  # created since
+    assert not _tags._known_unlimited(["tag:a"])
