@@ -22,7 +22,10 @@ class LateFinalStateWins:
       final state is written after it, with its own event;
     - a scheduled retry is superseded by the final state, so its dispatch is dropped by whoever
       receives it (the run is no longer Scheduled: OneClaimPerRun);
-    - a late Failed with retries left does not retry a second time: the scheduled retry stands.
+    - a late Failed with retries left does not retry a second time: the scheduled retry stands;
+    - `on_crashed` hooks: the reaper runs no flow code, so none ran for its Crashed (the run's
+      process was alive and ran its own final state's hooks: `on_completion`, `on_failure`).
+      Hooks run where the flow's code is: the engine, or the worker for a process it ended.
     """
 
     FROM_STATES: ClassVar[frozenset[StateType]] = frozenset({StateType.CRASHED, StateType.SCHEDULED})
