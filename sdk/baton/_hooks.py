@@ -8,7 +8,6 @@ changes nothing: the run keeps its state.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
@@ -50,6 +49,8 @@ def hooks_for(owner: Any, state: State) -> list[Hook]:
 
 def _run_coroutine(coro: Any) -> None:
     """Await an async hook's coroutine to its end, from sync code inside or outside a loop."""
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

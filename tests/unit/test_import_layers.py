@@ -97,6 +97,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     # tag concurrency limits (and so httpx) only for a task run with tags and a server to ask
     "baton._task_engine": {"baton._concurrency._tags"},
     "baton._futures": {"baton_schemas.states", "asyncio"},
+    "baton._hooks": {"asyncio"},  # only for an async hook
     "baton._records": {"baton_schemas.runs"},
     "baton._validation": {"pydantic"},
     "baton._task_runners": {"baton._loop_thread"},
