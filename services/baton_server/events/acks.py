@@ -17,11 +17,15 @@ alone, and if that channel is gone the broker delivers the message again, which 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Iterable
 
-from baton._amqp import AmqpError, Channel, Delivery
+from baton._amqp import AmqpError, Channel, Delivery, Link
+
+from ..broker.consumer import AckPolicy, Consumer
+from ..broker.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +78,36 @@ class AckWindow:
             message.ack()
         except AmqpError as exc:
             log.warning("could not ack a stored event (%s); the broker delivers it again", exc)
+
+
+class WindowedConsumer(Consumer):
+    """A consumer whose deliveries are settled through an AckWindow by a pipeline of its own
+    (the event store's writer, the router's applier): most are acked together once applied; one
+    that is refused or must come again is settled alone, and then frees its place in the window."""
+
+    def __init__(self, link: Link, publisher: Publisher, *, prefetch: int) -> None:
+        super().__init__(link, publisher, prefetch=prefetch)
+        self._acks = AckWindow()
+
+    def _settle_alone(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._settle_then_release(message, policy, reason))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _settle_then_release(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
+        try:
+            await self._settle(message, policy, reason)
+        finally:
+            self._acks.settled((message,), ack=False)
+
+    async def _close_pipeline(self, timeout: float) -> None:
+        """Apply what was received, within `timeout` seconds."""
+        raise NotImplementedError
+
+    async def _finish_inflight(self, grace: float) -> None:
+        """Apply (and ack) what was received, for `grace` seconds; then what is left is
+        redelivered when the channel closes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self._close_pipeline(grace)
+        await super()._finish_inflight(max(0.0, deadline - loop.time()))

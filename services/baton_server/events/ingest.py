@@ -12,7 +12,6 @@ consumer goes on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -25,10 +24,10 @@ from baton_schemas import utcnow
 from baton_schemas.events import MAX_EVENT_BYTES, Event
 from baton_schemas.topology import EVENT_STORE_QUEUE
 
-from ..broker.consumer import AckPolicy, Consumer, DeadLetter
+from ..broker.consumer import AckPolicy, DeadLetter
 from ..broker.publisher import Publisher
 from . import cloudevents
-from .acks import AckWindow
+from .acks import WindowedConsumer
 from .admission import Admission, Refused
 from .partitions import Partitions
 from .store import EventRow, event_row
@@ -92,7 +91,7 @@ def admit_delivery(message: Delivery, admission: Admission) -> EventRow:
     return event_row(event, event.received)
 
 
-class EventStoreConsumer(Consumer):
+class EventStoreConsumer(WindowedConsumer):
     """Not one task per message: a delivery is decoded and admitted in the callback that
     receives it, and the writer settles it (see `stored` and `failed`). Only a message to
     dead-letter or requeue gets a task of its own."""
@@ -112,7 +111,6 @@ class EventStoreConsumer(Consumer):
     ) -> None:
         super().__init__(link, publisher, prefetch=prefetch)
         self._admission = admission
-        self._acks = AckWindow()
         self.writer: EventWriter[Delivery] = EventWriter(
             pool, self, max_batch=max_batch, partitions=partitions
         )
@@ -141,21 +139,5 @@ class EventStoreConsumer(Consumer):
             log.error("storing an event failed (%r); it will be redelivered", exc)
             self._settle_alone(token, AckPolicy.REQUEUE, repr(exc))
 
-    def _settle_alone(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._settle_then_release(message, policy, reason))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    async def _settle_then_release(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
-        try:
-            await self._settle(message, policy, reason)
-        finally:
-            self._acks.settled((message,), ack=False)
-
-    async def _finish_inflight(self, grace: float) -> None:
-        """Store (and ack) what was received, for `grace` seconds; then what is left is
-        redelivered when the channel closes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        await self.writer.close(timeout=grace)
-        await super()._finish_inflight(max(0.0, deadline - loop.time()))
+    async def _close_pipeline(self, timeout: float) -> None:
+        await self.writer.close(timeout=timeout)

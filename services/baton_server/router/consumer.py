@@ -26,11 +26,11 @@ from baton import _tracing
 from baton._amqp import Delivery, Link
 from baton_schemas.topology import ROUTER_QUEUE
 
-from ..broker.consumer import AckPolicy, Consumer, DeadLetter
+from ..broker.consumer import AckPolicy, DeadLetter
 from ..broker.publisher import Publisher
 from ..db.outage import database_down
 from ..events import cloudevents
-from ..events.acks import AckWindow
+from ..events.acks import WindowedConsumer
 from ..events.admission import Admission
 from ..events.ingest import admit_delivery_event
 from ..metrics import ROUTER_EVENTS, ROUTER_MATCH_SECONDS, observe_since
@@ -173,7 +173,7 @@ class Applier:
                 await asyncio.wait(pending, timeout=1.0)
 
 
-class RouterConsumer(Consumer):
+class RouterConsumer(WindowedConsumer):
     queue_name = ROUTER_QUEUE
 
     def __init__(
@@ -191,7 +191,6 @@ class RouterConsumer(Consumer):
         self._admission = admission
         self._applier = applier
         applier.settles_with(self)
-        self._acks = AckWindow()
         self.seen = 0
         self.matched = 0
 
@@ -268,21 +267,5 @@ class RouterConsumer(Consumer):
             log.error("applying an event failed (%r); it will be redelivered", exc)
             self._settle_alone(token, AckPolicy.REQUEUE, repr(exc))
 
-    def _settle_alone(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._settle_then_release(message, policy, reason))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    async def _settle_then_release(self, message: Delivery, policy: AckPolicy, reason: str) -> None:
-        try:
-            await self._settle(message, policy, reason)
-        finally:
-            self._acks.settled((message,), ack=False)
-
-    async def _finish_inflight(self, grace: float) -> None:
-        """Apply (and ack) what was received, for `grace` seconds; then what is left is
-        redelivered when the channel closes."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        await self._applier.close(timeout=grace)
-        await super()._finish_inflight(max(0.0, deadline - loop.time()))
+    async def _close_pipeline(self, timeout: float) -> None:
+        await self._applier.close(timeout=timeout)
