@@ -53,7 +53,13 @@ async def test_api_answers_503_during_a_database_outage(
                     return await api.post("/flow_runs", json={"flow_name": "during the outage"})
                 return await api.get("/flow_runs")
 
-            answers = await asyncio.gather(*(one(i) for i in range(40)))
+            try:
+                answers = await asyncio.gather(*(one(i) for i in range(40)))
+            except httpx.ConnectError as exc:  # the server went away: say how (seen once in CI)
+                status = server.process.poll()
+                raise AssertionError(
+                    f"the API refused connections (exit {status}):\n{server.log()[-4000:]}"
+                ) from exc
             assert Counter(a.status_code for a in answers) == Counter({503: 40}), [
                 (a.status_code, a.text) for a in answers if a.status_code != 503
             ]

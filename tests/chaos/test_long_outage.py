@@ -1,7 +1,6 @@
-"""The server, or its PostgreSQL, is down for 25 s while runs are in flight (issue 13, points 2,
-4 and 9). The same test body runs against both faults. 25 s outlasts the RPC callers' 10 s
-expiry and several claim re-sends, which is what the test needs; `bench/faults.py` runs the
-full-length faults (a 60 s PostgreSQL stop, a 45 s server kill) outside CI.
+"""The server, or its PostgreSQL, is down for 60 s while runs are in flight (issue 13, points 2,
+4 and 9). The same test body runs against both faults. (At 25 s the queued run ended Crashed
+once in a loaded CI run, cause not found yet: the test keeps the issue's 60 s.)
 
 What the worker and the flows' engines send meanwhile is of two kinds. Final states wait on the
 durable queue, however long the tracker is away, and are applied once it is back. Requests that
@@ -46,7 +45,7 @@ from ._cluster import TERMINAL, Cluster, Db, cluster, dead_letters, past
 
 pytestmark = pytest.mark.chaos
 
-OUTAGE_SECONDS = 25.0
+OUTAGE_SECONDS = 60.0
 
 FLOWS = """
 import os
@@ -139,7 +138,7 @@ def outage(
             yield found, Outage(found.kill_server, found.start_server)
 
 
-@pytest.mark.timeout(300)  # a 25 s outage, two server starts and four runs, on a loaded machine
+@pytest.mark.timeout(300)  # a 60 s outage, two server starts and four runs, on a loaded machine
 async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow_did(
     outage: tuple[Cluster, Outage], private_mq: PrivateRabbitMQ, tmp_path: Path
 ) -> None:
