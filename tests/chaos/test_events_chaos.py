@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from baton._amqp import AmqpError, ChannelClosed, Connection, Delivery, Properties
+from baton._amqp.errors import ConnectionClosed
 from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD, EVENTS
 from baton_server.api.app import create_app
@@ -33,6 +34,14 @@ pytestmark = pytest.mark.chaos
 
 @pytest.fixture
 async def events_service(chaos_ctx: ServerContext) -> AsyncIterator[EventsService]:
+    async def linked() -> bool:
+        """The shared context's link is connected again (an earlier test restarted the broker)."""
+        try:
+            return chaos_ctx.link.up.is_set() and not chaos_ctx.link.connection.closed.done()
+        except ConnectionClosed:
+            return False
+
+    await eventually(linked, timeout=60, what="the chaos context's broker link back")
     service = EventsService(chaos_ctx)
     await service.start()
     try:
