@@ -117,19 +117,21 @@ class State(BatonModel):
         read back from the server carries only a result reference in `data`; the SDK loads
         those (`baton.states.load_result`).
         """
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        # plain dict reads: `self._result` goes through pydantic's __getattr__ (four calls)
+        exc, value = private["_exception"], private["_result"]
         if self.type in _FAILURE_TYPES:
-            exc = self._exception
             if exc is None:
                 exc = RuntimeError(f"Run ended in state {self}")
-                self._exception = exc
+                private["_exception"] = exc
             if raise_on_failure:
                 raise exc
-            return exc if self._result is None else self._result
-        if self._exception is not None and not self.is_terminal:  # e.g. NotReady: it never ran
+            return exc if value is None else value
+        if exc is not None and not self.is_terminal:  # e.g. NotReady: it never ran
             if raise_on_failure:
-                raise self._exception
-            return self._exception
-        return self._result
+                raise exc
+            return exc
+        return value
 
     def with_result(self, value: Any = None, exception: BaseException | None = None) -> State:
         """Attach the in-process value or exception of the run; returns the same state."""
