@@ -147,3 +147,36 @@ async def test_flow_run_logs_are_printed_in_the_order_of_their_timestamps(
     shown = (await run_process([BATON, "flow-run", "logs", run_id[:13]], env, tmp_path)).check().stdout
     order = [m for line in shown.splitlines() for m in ("printed a", "printed b", "Finished in") if m in line]
     assert order == ["printed a", "printed b", "Finished in"], shown
+
+
+PRINTS = """
+    from baton import flow
+
+
+    @flow(name="$quiet")
+    def quiet() -> None:
+        print("a quiet line")
+
+
+    @flow(name="$loud", log_prints=True)
+    def loud() -> None:
+        print("a loud line")
+
+
+    if __name__ == "__main__":
+        quiet()
+        loud()
+"""
+
+
+async def test_a_local_runs_prints_reach_its_logs_only_with_log_prints(sdk: Sdk) -> None:
+    """Point 9 for a flow run as `python flow.py` (through a worker: e2e/worker/test_worker.py)."""
+    quiet, loud = sdk.flow_name("quiet"), sdk.flow_name("loud")
+    done = await sdk.run_flow(PRINTS, quiet=quiet, loud=loud)
+    assert "a quiet line" in done.stdout and "a loud line" in done.stdout  # printed all the same
+    quiet_logs = [r.message for r in await sdk.api.logs((await sdk.api.settled(quiet)).id)]
+    loud_logs = [r.message for r in await sdk.api.logs((await sdk.api.settled(loud)).id)]
+    assert "a loud line" in loud_logs
+    assert not any("quiet line" in m for m in quiet_logs) and any(
+        m.startswith("Finished in") for m in quiet_logs
+    )
