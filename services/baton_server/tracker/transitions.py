@@ -461,6 +461,7 @@ async def _write_from_cache(
             delay_seconds=decision.delay_seconds,
         ),
         [written.outbox, written.event],
+        current.type,
     )
 
 
