@@ -153,6 +153,7 @@ class RemoteReporter:
         # traces on: each tracked flow run's span, sent with the batches of its task-run states
         # and logs (whose items carry no span of their own: nothing to do per item)
         self._spans: dict[UUID | None, str] = {}
+        self._spans_ended: set[UUID] = set()  # forgotten once what they sent is delivered
 
     # --- called from the engine's threads ---------------------------------------------------
 
@@ -185,7 +186,8 @@ class RemoteReporter:
 
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         self._tracked.discard(flow_run_id)
-        self._spans.pop(flow_run_id, None)
+        if self._spans:  # its last logs are still to be sent in its trace
+            self._spans_ended.add(flow_run_id)
 
     def cancel_requested(self, flow_run_id: UUID) -> bool:
         return flow_run_id in self._cancelling
@@ -425,6 +427,10 @@ class RemoteReporter:
                 await self._deliver(self._logs, self._logs_message, deadline, _log_flow_run)
             except TransportUnavailable:
                 return False
+        if self._spans_ended and not self.pending():
+            for flow_run_id in list(self._spans_ended):
+                self._spans_ended.discard(flow_run_id)
+                self._spans.pop(flow_run_id, None)
         return not self.pending()
 
     async def _deliver_flow_ops(self, deadline: float | None) -> None:
