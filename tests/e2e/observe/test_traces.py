@@ -16,6 +16,7 @@ from baton_schemas.states import Completed, Running, TransitionResult, Verdict
 from ...support.otlp import ReceivedSpan
 from .conftest import Stack, wait_until
 
+STORED = "store task-run states"
 EXPECTED = {
     "POST /api/deployments/{deployment_id}/runs",
     "dispatch flow run",
@@ -26,7 +27,7 @@ EXPECTED = {
     "transition Pending",
     "transition Running",
     "transition Completed",
-    "store task-run states",
+    STORED,
 }
 
 
@@ -45,7 +46,9 @@ def test_a_run_is_one_trace_from_the_request_to_its_tasks(stack: Stack) -> None:
     def whole() -> list[ReceivedSpan] | None:
         spans = [s for s in stack.otlp.received() if s.trace_id == trace_id]
         tasks = [s for s in spans if s.name.startswith("task ")]
-        return spans if len(tasks) == 2 and EXPECTED <= {s.name for s in spans} else None
+        stored = sum(int(s.attributes["baton.task_run_states.count"]) for s in spans if s.name == STORED)
+        # every task-run state stored: 2 tasks x Pending, Running, Completed (in one batch or more)
+        return spans if len(tasks) == 2 and stored == 6 and EXPECTED <= {s.name for s in spans} else None
 
     spans = wait_until(whole, what="the run's spans from every process")
     by_name = {s.name: s for s in spans}
@@ -80,9 +83,7 @@ def test_a_run_is_one_trace_from_the_request_to_its_tasks(stack: Stack) -> None:
         assert transition.attributes["baton.state.from"] == before
         assert transition.attributes["baton.state.to"] == after
         assert transition.attributes["baton.transition.verdict"] == "ACCEPT"
-    stored = [s for s in spans if s.name == "store task-run states"]
-    assert {s.parent_id for s in stored} == {flow.span_id}
-    assert sum(int(s.attributes["baton.task_run_states.count"]) for s in stored) == 6  # 2 tasks x 3
+    assert {s.parent_id for s in spans if s.name == STORED} == {flow.span_id}
 
 
 def test_states_reported_over_http_join_the_reporters_trace(stack: Stack) -> None:
