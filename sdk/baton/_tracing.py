@@ -8,7 +8,9 @@ here returns at its first line: no import of opentelemetry, no span, no header.
 
 The context travels as a W3C `traceparent`: HTTP headers into the API, the `flow_runs` row
 (the run's creator's span), AMQP headers on the dispatch, and `TRACEPARENT` in the environment
-of the run's process.
+of the run's process. And back: the worker's claim and the run's state reports carry their
+span (HTTP or AMQP headers, the relay's frame header), and the tracker's span of each
+transition and task-run state batch is its child.
 """
 
 from __future__ import annotations

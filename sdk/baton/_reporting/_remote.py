@@ -34,6 +34,7 @@ from tenacity import (
 from baton_schemas.envelopes import Heartbeat, Logs, TaskRunStateReport, TaskRunStates
 from baton_schemas.logs import LogRecord
 
+from .. import _tracing
 from .._loop_thread import LoopThread
 from .._transport import RequestRejected, Transport, TransportError, TransportGone, TransportUnavailable
 from ._spool import flush_spool, spooled_files, write_spool
@@ -53,6 +54,14 @@ _TaskStateItem = tuple["TaskRunRecord", "State", int]
 # (record id, flow run, task run, logger name, level, message, created): the id is chosen here,
 # so a batch rebuilt after a failed send is stored once however often it is sent
 _LogItem = tuple[UUID, UUID, UUID | None, str, int, str, float]
+
+
+def _task_flow_run(item: _TaskStateItem) -> UUID | None:
+    return item[0].flow_run_id
+
+
+def _log_flow_run(item: _LogItem) -> UUID:
+    return item[1]
 
 
 def _done(value: T) -> Future[T]:
@@ -90,6 +99,7 @@ class _FlowOp:
     kind: str
     payload: Any
     answer: asyncio.Future[Any] | None = None  # a durable op's caller waits on it
+    traceparent: str | None = None  # the span it was made in (traces on), sent with it
 
     @property
     def durable(self) -> bool:
@@ -140,6 +150,10 @@ class RemoteReporter:
         self.disabled = False  # the server refused our credentials: stop reporting
         self._unregistered: set[UUID] = set()  # runs the server refused to create
         self._spool_flush: asyncio.Task[None] | None = None
+        # traces on: each tracked flow run's span, sent with the batches of its task-run states
+        # and logs (whose items carry no span of their own: nothing to do per item)
+        self._spans: dict[UUID | None, str] = {}
+        self._spans_ended: set[UUID] = set()  # forgotten once what they sent is delivered
 
     # --- called from the engine's threads ---------------------------------------------------
 
@@ -147,7 +161,10 @@ class RemoteReporter:
         return self._submit(self._rpc(_FlowOp("create_flow_run", run)))
 
     def propose_state(self, proposal: ProposeState) -> Future[TransitionResult | None]:
-        return self._submit(self._rpc(_FlowOp("propose_state", proposal)))
+        traceparent = _tracing.current()  # the engine's span (None, at once, when traces are off)
+        if traceparent is not None:
+            self._spans[proposal.flow_run_id] = traceparent
+        return self._submit(self._rpc(_FlowOp("propose_state", proposal, traceparent=traceparent)))
 
     def report_task_run_state(self, task_run: TaskRunRecord, state: State, version: int) -> None:
         self._buffer(self._task_states, (task_run, state, version))
@@ -169,6 +186,8 @@ class RemoteReporter:
 
     def untrack_flow_run(self, flow_run_id: UUID) -> None:
         self._tracked.discard(flow_run_id)
+        if self._spans:  # its last logs are still to be sent in its trace
+            self._spans_ended.add(flow_run_id)
 
     def cancel_requested(self, flow_run_id: UUID) -> bool:
         return flow_run_id in self._cancelling
@@ -296,7 +315,7 @@ class RemoteReporter:
         transport = await self._transport_()
         if op.kind == "create_flow_run":
             return await transport.create_flow_run(op.payload)
-        return await transport.propose_state(op.payload)
+        return await transport.propose_state(op.payload, traceparent=op.traceparent)
 
     async def _retrying(self, fn: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         stop = stop_never if deadline is None else stop_after_delay(max(0.0, deadline - time.monotonic()))
@@ -404,10 +423,14 @@ class RemoteReporter:
                 return True
             try:
                 await self._deliver_flow_ops(deadline)
-                await self._deliver(self._task_states, self._task_states_message, deadline)
-                await self._deliver(self._logs, self._logs_message, deadline)
+                await self._deliver(self._task_states, self._task_states_message, deadline, _task_flow_run)
+                await self._deliver(self._logs, self._logs_message, deadline, _log_flow_run)
             except TransportUnavailable:
                 return False
+        if self._spans_ended and not self.pending():
+            for flow_run_id in list(self._spans_ended):
+                self._spans_ended.discard(flow_run_id)
+                self._spans.pop(flow_run_id, None)
         return not self.pending()
 
     async def _deliver_flow_ops(self, deadline: float | None) -> None:
@@ -423,15 +446,25 @@ class RemoteReporter:
             op.settle(result)
 
     async def _deliver(
-        self, queue: deque[Any], build: Callable[[list[Any]], Any], deadline: float | None
+        self,
+        queue: deque[Any],
+        build: Callable[[list[Any]], Any],
+        deadline: float | None,
+        flow_run_of: Callable[[Any], UUID | None],
     ) -> None:
         while queue:
             transport = await self._retrying(self._transport_, deadline)
             batch = [queue.popleft() for _ in range(min(len(queue), self.config.batch_size))]
             message = build(batch)
+            # traces on: the batch goes in the trace of the flow run of its first item
+            traceparent = self._spans.get(flow_run_of(batch[0])) if self._spans else None
 
-            async def send(message: Any = message, transport: Transport = transport) -> None:
-                await transport.send(message)
+            async def send(
+                message: Any = message,
+                transport: Transport = transport,
+                traceparent: str | None = traceparent,
+            ) -> None:
+                await transport.send(message, traceparent=traceparent)
 
             try:
                 await self._retrying(send, deadline)

@@ -22,9 +22,15 @@ class Transport(Protocol):
 
     async def create_flow_run(self, run: FlowRunCreate) -> FlowRun: ...
 
-    async def propose_state(self, proposal: ProposeState) -> TransitionResult: ...
+    # `traceparent`: the span the request was made in (traces on), carried in the request's
+    # headers so that the server's spans of it join the run's trace; None sends no header
+    async def propose_state(
+        self, proposal: ProposeState, *, traceparent: str | None = None
+    ) -> TransitionResult: ...
 
-    async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None: ...
+    async def send(
+        self, message: TaskRunStates | Logs | Heartbeat, *, traceparent: str | None = None
+    ) -> None: ...
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
         """Send a heartbeat; return those of its runs the server is cancelling (empty when

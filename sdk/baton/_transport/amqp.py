@@ -35,6 +35,7 @@ from baton_schemas.states import TransitionResult
 from baton_schemas.topology import DIRECT_REPLY_TO, TRACKER, TRACKER_ROUTING_KEY, TRACKER_RPC_ROUTING_KEY
 
 from .._amqp import PERSISTENT, TRANSIENT, AmqpError, Channel, Connection, Delivery, Link, Properties
+from .._tracing import TRACEPARENT
 from ._errors import RequestRejected, TransportUnavailable
 from ._installation import stamp_vhost
 
@@ -177,16 +178,22 @@ class AmqpTracker:
     # --- the API --------------------------------------------------------------------------
 
     async def propose_state(
-        self, proposal: ProposeState, *, timeout: float | None = None
+        self, proposal: ProposeState, *, timeout: float | None = None, traceparent: str | None = None
     ) -> TransitionResult:
+        """`traceparent`: the proposer's span, for the tracker's span of the transition."""
         if proposal.state.is_terminal:
             # a final state waits for the tracker on the durable queue, however long it is away:
             # sent again (same transition id) until answered, and applied once whatever happens
             reply = await self.call(
-                proposal, timeout=timeout, routing_key=self._routing_key, expires=False, persistent=True
+                proposal,
+                timeout=timeout,
+                routing_key=self._routing_key,
+                expires=False,
+                persistent=True,
+                traceparent=traceparent,
             )
         else:
-            reply = await self.call(proposal, timeout=timeout)
+            reply = await self.call(proposal, timeout=timeout, traceparent=traceparent)
         if reply.transition is None:
             raise TransportUnavailable("tracker reply to propose_state carries no transition")
         return reply.transition
@@ -200,7 +207,13 @@ class AmqpTracker:
             raise TransportUnavailable("tracker reply to create_flow_run carries no flow run")
         return reply.flow_run
 
-    async def send(self, message: TaskRunStates | Logs | Heartbeat, *, timeout: float | None = None) -> None:
+    async def send(
+        self,
+        message: TaskRunStates | Logs | Heartbeat,
+        *,
+        timeout: float | None = None,
+        traceparent: str | None = None,
+    ) -> None:
         """Fire and forget (persistent, confirmed by the broker, not answered by the tracker)."""
         await self._publish(
             message.to_json(),
@@ -208,6 +221,7 @@ class AmqpTracker:
             message_id=str(uuid4()),
             persistent=True,
             timeout=timeout or self.publish_timeout,
+            traceparent=traceparent,
         )
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
@@ -231,6 +245,7 @@ class AmqpTracker:
         routing_key: str | None = None,
         expires: bool = True,
         persistent: bool = False,
+        traceparent: str | None = None,
     ) -> RpcReply:
         """Send an RPC request and wait for its `RpcReply` (raises on an error reply). An
         unanswered request expires with `timeout` unless `expires` is False; a `persistent`
@@ -251,6 +266,7 @@ class AmqpTracker:
                     correlation_id=correlation_id,
                     expiration=timeout if expires else None,
                     routing_key=routing_key,
+                    traceparent=traceparent,
                 )
                 body = await future
         except TimeoutError as exc:
@@ -277,6 +293,7 @@ class AmqpTracker:
         correlation_id: str | None = None,
         expiration: float | None = None,
         routing_key: str | None = None,
+        traceparent: str | None = None,
     ) -> None:
         if self._closed:
             raise TransportUnavailable("tracker client closed")
@@ -291,6 +308,8 @@ class AmqpTracker:
         if correlation_id is not None:
             properties.correlation_id = correlation_id
             properties.reply_to = DIRECT_REPLY_TO
+        if traceparent is not None:
+            properties.headers = {TRACEPARENT: traceparent}
         try:
             async with asyncio.timeout(timeout):
                 channel = await self._ready(timeout)

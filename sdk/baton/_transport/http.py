@@ -64,6 +64,7 @@ from baton_schemas.states import State, TransitionResult
 from baton_schemas.variables import StoredVariable, VariableCreate, VariableWrite
 
 from .._loop_thread import LoopThread
+from .._tracing import TRACEPARENT
 from ._errors import RequestRejected, TransportUnavailable
 
 P = TypeVar("P", bound=Page[Any])
@@ -168,16 +169,20 @@ class BatonClient:
         params: dict[str, Any] | None = None,
         timeout: float | None = None,
         accept: tuple[int, ...] = (),
+        traceparent: str | None = None,
     ) -> httpx.Response:
         """The response; raises for 4xx and 5xx unless the status is one of `accept`."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = _JSON if body is not None else None
+        if traceparent is not None:  # the sender's span, for the server's spans of the request
+            headers = {**(headers or {}), TRACEPARENT: traceparent}
         try:
             response = await self._http.request(
                 method,
                 path,
                 content=body,
                 params=params,
-                headers=_JSON if body is not None else None,
+                headers=headers,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
@@ -229,15 +234,25 @@ class BatonClient:
         )
         return await self._set_state(flow_run_id, body)
 
-    async def propose_state(self, proposal: ProposeState) -> TransitionResult:
-        return await self._set_state(proposal.flow_run_id, SetState.of(proposal))
+    async def propose_state(
+        self, proposal: ProposeState, *, traceparent: str | None = None
+    ) -> TransitionResult:
+        return await self._set_state(proposal.flow_run_id, SetState.of(proposal), traceparent)
 
-    async def _set_state(self, flow_run_id: UUID, body: SetState) -> TransitionResult:
-        response = await self._request("POST", f"/flow_runs/{flow_run_id}/set_state", body=body.to_json())
+    async def _set_state(
+        self, flow_run_id: UUID, body: SetState, traceparent: str | None = None
+    ) -> TransitionResult:
+        response = await self._request(
+            "POST", f"/flow_runs/{flow_run_id}/set_state", body=body.to_json(), traceparent=traceparent
+        )
         return TransitionResult.model_validate_json(response.content)
 
-    async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
-        await self._request("POST", _SEND_PATHS[type(message)], body=message.to_json())
+    async def send(
+        self, message: TaskRunStates | Logs | Heartbeat, *, traceparent: str | None = None
+    ) -> None:
+        await self._request(
+            "POST", _SEND_PATHS[type(message)], body=message.to_json(), traceparent=traceparent
+        )
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
         response = await self._request("POST", _SEND_PATHS[Heartbeat], body=message.to_json())

@@ -7,7 +7,8 @@ tracker client. Requests and answers are the same `baton_schemas` models as on t
 retries, idempotency (transition ids) and errors behave exactly as with `AmqpTracker`.
 
 Frames: a 4-byte big-endian length, then a JSON header line, then the model's JSON.
-    request header: {"id": n, "op": "propose_state" | "create_flow_run" | "send", "kind": ...}
+    request header: {"id": n, "op": "propose_state" | "create_flow_run" | "send", "kind": ...,
+                     "traceparent": ... (only when the process traces: passed on to the tracker)}
     answer header:  {"id": n, "ok": true} or {"id": n, "ok": false, "status": 503, "error": "..."}
 """
 
@@ -28,6 +29,7 @@ from baton_schemas.envelopes import Heartbeat, Logs, ProposeState, TaskRunStates
 from baton_schemas.runs import FlowRun, FlowRunCreate
 from baton_schemas.states import TransitionResult
 
+from .._tracing import TRACEPARENT
 from .._transport import RequestRejected, TransportGone, TransportUnavailable
 
 if TYPE_CHECKING:
@@ -109,7 +111,9 @@ class RelayTransport:
                     future.set_exception(error)
             self._pending.clear()
 
-    async def _call(self, op: str, body: bytes, kind: str | None = None) -> bytes:
+    async def _call(
+        self, op: str, body: bytes, kind: str | None = None, traceparent: str | None = None
+    ) -> bytes:
         if self._closed or self._reading.done():
             raise TransportGone("the relay to the worker is closed")
         self._next_id += 1
@@ -118,8 +122,11 @@ class RelayTransport:
         self._pending[request_id] = future
         try:
             async with asyncio.timeout(self.timeout):
+                request: dict[str, Any] = {"id": request_id, "op": op, "kind": kind}
+                if traceparent is not None:
+                    request[TRACEPARENT] = traceparent
                 async with self._lock:
-                    self._writer.write(frame({"id": request_id, "op": op, "kind": kind}, body))
+                    self._writer.write(frame(request, body))
                     await self._writer.drain()
                 header, answer = await future
         except TimeoutError as exc:
@@ -135,14 +142,19 @@ class RelayTransport:
             raise RequestRejected(status, error)
         return answer
 
-    async def propose_state(self, proposal: ProposeState) -> TransitionResult:
-        return TransitionResult.model_validate_json(await self._call("propose_state", proposal.to_json()))
+    async def propose_state(
+        self, proposal: ProposeState, *, traceparent: str | None = None
+    ) -> TransitionResult:
+        answer = await self._call("propose_state", proposal.to_json(), traceparent=traceparent)
+        return TransitionResult.model_validate_json(answer)
 
     async def create_flow_run(self, run: FlowRunCreate) -> FlowRun:
         return FlowRun.model_validate_json(await self._call("create_flow_run", run.to_json()))
 
-    async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
-        await self._call("send", message.to_json(), kind=message.kind)
+    async def send(
+        self, message: TaskRunStates | Logs | Heartbeat, *, traceparent: str | None = None
+    ) -> None:
+        await self._call("send", message.to_json(), kind=message.kind, traceparent=traceparent)
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:
         """Through the worker; if it does not answer soon (paused, stuck), straight to the
@@ -188,8 +200,11 @@ class RelayTransport:
 
 async def _answer(tracker: AmqpTracker, header: dict[str, Any], body: bytes) -> bytes:
     op = header.get("op")
+    traceparent = header.get(TRACEPARENT)
+    if not isinstance(traceparent, str):
+        traceparent = None
     if op == "propose_state":
-        result = await tracker.propose_state(ProposeState.model_validate_json(body))
+        result = await tracker.propose_state(ProposeState.model_validate_json(body), traceparent=traceparent)
         return result.to_json()
     if op == "create_flow_run":
         run = await tracker.create_flow_run(FlowRunCreate.model_validate_json(body))
@@ -203,7 +218,7 @@ async def _answer(tracker: AmqpTracker, header: dict[str, Any], body: bytes) -> 
         model = models.get(str(header.get("kind")))
         if model is None:
             raise RequestRejected(422, f"unknown message kind {header.get('kind')!r}")
-        await tracker.send(model.model_validate_json(body))
+        await tracker.send(model.model_validate_json(body), traceparent=traceparent)
         return b""
     raise RequestRejected(422, f"unknown relay operation {op!r}")
 

@@ -364,7 +364,7 @@ class Worker:
             )
             try:
                 await self.control.listen(run_id)
-                run = await self._claim_run(dispatch)
+                run = await self._claim_run(dispatch, _tracing.traceparent_of(span))
             except TransportUnavailable as exc:  # unanswered until this worker stopped
                 logger.warning(
                     "Server unreachable: flow run %s goes back to the queue (%s)",
@@ -426,7 +426,7 @@ class Worker:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _claim_run(self, dispatch: FlowRunDispatch) -> ActiveRun | None:
+    async def _claim_run(self, dispatch: FlowRunDispatch, traceparent: str | None = None) -> ActiveRun | None:
         """Scheduled -> Pending under a claim; the run if it is ours now, else None.
 
         A claim the tracker does not answer is sent again (same transition id) until it is
@@ -441,7 +441,7 @@ class Worker:
                 state=Pending(message=f"claimed by worker {self.name!r}"),
                 claim=Claim(worker_id=self.worker_id, lease_seconds=self.settings.lease_seconds),
             )
-            result = await self._propose(proposal, None)
+            result = await self._propose(proposal, None, traceparent)
             CLAIMS.labels(result.verdict.value).inc()
             if result.verdict is Verdict.ACCEPT:
                 label = dispatch.deployment_name or dispatch.flow_name
@@ -472,9 +472,12 @@ class Worker:
             delay = float(result.delay_seconds or 0) - CLAIM_LEAD_SECONDS
             await asyncio.sleep(min(max(delay, 0.01), MAX_SCHEDULE_WAIT_SECONDS))
 
-    async def _propose(self, proposal: ProposeState, within: float | None) -> TransitionResult:
+    async def _propose(
+        self, proposal: ProposeState, within: float | None, traceparent: str | None = None
+    ) -> TransitionResult:
         """An RPC to the tracker, retried (same transition id: safe) while it is unreachable:
-        for `within` seconds, or (None) until this worker stops."""
+        for `within` seconds, or (None) until this worker stops. `traceparent`: the run's span
+        in this worker (traces on), the parent of the tracker's span of the transition."""
         assert self.tracker is not None
         tracker = self.tracker
         async for attempt in AsyncRetrying(
@@ -484,7 +487,7 @@ class Worker:
             reraise=True,
         ):
             with attempt:
-                return await tracker.propose_state(proposal)
+                return await tracker.propose_state(proposal, traceparent=traceparent)
         raise AssertionError("unreachable")
 
     def _stopped(self, _state: RetryCallState) -> bool:
@@ -495,7 +498,9 @@ class Worker:
         True if it was taken."""
         proposal = ProposeState(flow_run_id=run.id, state=state, claim_id=run.claim_id)
         try:
-            result = await asyncio.shield(self._propose(proposal, self.settings.claim_retry_seconds))
+            result = await asyncio.shield(
+                self._propose(proposal, self.settings.claim_retry_seconds, _tracing.traceparent_of(run.span))
+            )
         except (TransportUnavailable, RequestRejected) as exc:
             logger.error(
                 "Could not report %s for flow run %s: %s", state.name, run.label, exc, extra=run_ids(run.id)

@@ -38,7 +38,7 @@ _BATCH = 100
 Probe = Callable[[], Awaitable[None]]
 
 _EXPIRED = """
-    SELECT id, lease_expires_at, worker_id, claim_id FROM flow_runs
+    SELECT id, lease_expires_at, worker_id, claim_id, traceparent FROM flow_runs
     WHERE lease_expires_at < now()
       AND state_type IN ('PENDING', 'RUNNING', 'CANCELLING', 'PAUSED')
       AND now() > $1::timestamptz + make_interval(secs => COALESCE(lease_seconds, $2))
@@ -134,7 +134,9 @@ class Reaper:
                     f"its owner{owner}"
                 )
                 outcome = await propose_flow_run_state(
-                    conn, ProposeState(flow_run_id=row["id"], state=Crashed(message=message))
+                    conn,
+                    ProposeState(flow_run_id=row["id"], state=Crashed(message=message)),
+                    traceparent=row["traceparent"],  # traces on: the crash joins the run's trace
                 )
                 if not outcome.outbox:  # nothing written: never pick the same row forever
                     await conn.execute(

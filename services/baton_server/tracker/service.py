@@ -9,6 +9,7 @@ import logging
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from baton import _tracing
 from baton._amqp import AmqpError, Channel, Connection, Delivery
 from baton_schemas.compat import MIN_SCHEMA_VERSION, SCHEMA_VERSION, baton_version
 from baton_schemas.envelopes import (
@@ -87,17 +88,22 @@ class TrackerConsumer(Consumer):
             await self._refuse(message, unreadable)
         match decoded:
             case ProposeState():
-                reply, rows = await self._propose(decoded)
+                # traces on: the proposer's span, the parent of the transition's (else None)
+                reply, rows = await self._propose(decoded, _tracing.extract(message.headers))
                 await self._answer(message, reply, rows)
             case CreateFlowRun():
                 reply, rows = await self._create(decoded)
                 await self._answer(message, reply, rows)
             case TaskRunStates():
-                async with self._ctx.pool.acquire() as conn:
-                    rows = await store_task_run_states(
-                        conn, decoded.reports, events=self._ctx.settings.events_task_run_states
-                    )
-                self._ctx.outbox.sent_after_commit(rows)
+                if _tracing.enabled():  # a span of the batch, in its flow run's trace
+                    with _tracing.span(
+                        "store task-run states",
+                        parent=_tracing.extract(message.headers),
+                        attributes={"baton.task_run_states.count": len(decoded.reports)},
+                    ):
+                        await self._store_task_run_states(decoded)
+                else:
+                    await self._store_task_run_states(decoded)
             case Logs():
                 async with self._ctx.pool.acquire() as conn:
                     await store_logs(conn, decoded.logs)
@@ -116,7 +122,16 @@ class TrackerConsumer(Consumer):
             self.reply(message, RpcReply(ok=False, status=409, error=reason).to_json())
         raise DeadLetter(reason)
 
-    async def _propose(self, proposal: ProposeState) -> tuple[RpcReply, list[OutboxRow]]:
+    async def _store_task_run_states(self, batch: TaskRunStates) -> None:
+        async with self._ctx.pool.acquire() as conn:
+            rows = await store_task_run_states(
+                conn, batch.reports, events=self._ctx.settings.events_task_run_states
+            )
+        self._ctx.outbox.sent_after_commit(rows)
+
+    async def _propose(
+        self, proposal: ProposeState, traceparent: str | None
+    ) -> tuple[RpcReply, list[OutboxRow]]:
         try:
             async with self._ctx.pool.acquire() as conn:
                 outcome = await propose_flow_run_state(
@@ -126,6 +141,7 @@ class TrackerConsumer(Consumer):
                     slot_wait_seconds=self._ctx.settings.concurrency_slot_wait_seconds,
                     cache=self._cache,
                     batch=self._batch,
+                    traceparent=traceparent,
                 )
         except RunNotFound as exc:
             return RpcReply(ok=False, error=str(exc), status=404), []

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, partial
@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from baton import _tracing
 from baton_schemas import utcnow
 from baton_schemas.envelopes import Claim, ProposeState
 from baton_schemas.pauses import keeps_owner
@@ -68,6 +69,7 @@ class RunNotFound(LookupError):
 class Outcome:
     result: TransitionResult
     outbox: list[OutboxRow]
+    previous: StateType | None = None  # the run's state type it was decided against (None: replayed)
 
 
 _READ = f"""
@@ -189,6 +191,7 @@ async def propose_flow_run_state(
     now: datetime | None = None,
     cache: RunCache | None = None,
     batch: WriteBatch | None = None,
+    traceparent: str | None = None,
 ) -> Outcome:
     """Decide on a proposal and persist its effects. Raises RunNotFound.
 
@@ -196,7 +199,44 @@ async def propose_flow_run_state(
     only given after a fresh read has searched the history for the id, and a state written
     under an id is unique, so two copies of one proposal racing each other cannot both write
     (the loser is answered from the history).
+
+    Traces on, the transition is a span: a child of `traceparent` (the proposer's span, from
+    its message's headers) if given, else of the current span (an HTTP request's).
     """
+    proposed = _propose_counted(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch)
+    if not _tracing.enabled():  # the one check a transition pays when traces are off
+        return await proposed
+    return await _traced(proposed, proposal, traceparent)
+
+
+async def _traced(
+    proposed: Coroutine[Any, Any, Outcome], proposal: ProposeState, traceparent: str | None
+) -> Outcome:
+    with _tracing.span(
+        f"transition {proposal.state.name}",
+        parent=traceparent,
+        attributes={"baton.flow_run.id": proposal.flow_run_id, "baton.state.to": proposal.state.type.value},
+    ) as span:
+        outcome = await proposed
+        result = outcome.result
+        span.set_attribute("baton.transition.verdict", result.verdict.value)
+        span.set_attribute("baton.state.from", outcome.previous.value if outcome.previous else "")
+        if result.state is not None:
+            span.set_attribute("baton.state.result", result.state.type.value)
+        if outcome.previous is None:
+            span.set_attribute("baton.transition.replayed", True)
+        return outcome
+
+
+async def _propose_counted(
+    conn: Connection,
+    proposal: ProposeState,
+    default_lease_seconds: float,
+    now: datetime | None,
+    slot_wait_seconds: float,
+    cache: RunCache | None,
+    batch: WriteBatch | None,
+) -> Outcome:
     started = time.perf_counter()
     try:
         outcome = await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch)
@@ -421,6 +461,7 @@ async def _write_from_cache(
             delay_seconds=decision.delay_seconds,
         ),
         [written.outbox, written.event],
+        current.type,
     )
 
 
@@ -452,6 +493,7 @@ async def _decide_and_write(
                 delay_seconds=decision.delay_seconds,
             ),
             [],
+            current.type,
         )
     write = partial(_write, conn, row, default_lease=default_lease_seconds, verdict=decision.verdict)
     first = partial(write, decision.write, previous=current, transition_id=proposal.transition_id)
@@ -492,4 +534,5 @@ async def _decide_and_write(
             delay_seconds=decision.delay_seconds,
         ),
         [out for row in rows if row is not None for out in (row.outbox, row.event)],
+        current.type,
     )

@@ -1,19 +1,33 @@
 """A deployment run is one trace across processes: the caller's request, the server's span of
 it and of the dispatch, the worker's claim and run, the flow run in its own process and each
-task run, all linked parent to child, exported over OTLP to a receiver run by the test."""
+task run, and back: the tracker's span of each transition the worker and the run's process
+proposed, all linked parent to child, exported over OTLP to a receiver run by the test."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+
+from baton._transport.http import BatonClient
+from baton_schemas.envelopes import ProposeState
+from baton_schemas.runs import FlowRunCreate
+from baton_schemas.states import Completed, Running, TransitionResult, Verdict
 
 from ...support.otlp import ReceivedSpan
 from .conftest import Stack, wait_until
 
+STORED = "store task-run states"
 EXPECTED = {
     "POST /api/deployments/{deployment_id}/runs",
     "dispatch flow run",
     "claim and run flow run",
     "flow doubled",
+    # the tracker's, of what the worker (the claim) and the run's process (the rest) proposed
+    # over AMQP (the process through its worker's relay)
+    "transition Pending",
+    "transition Running",
+    "transition Completed",
+    STORED,
 }
 
 
@@ -32,7 +46,9 @@ def test_a_run_is_one_trace_from_the_request_to_its_tasks(stack: Stack) -> None:
     def whole() -> list[ReceivedSpan] | None:
         spans = [s for s in stack.otlp.received() if s.trace_id == trace_id]
         tasks = [s for s in spans if s.name.startswith("task ")]
-        return spans if len(tasks) == 2 and EXPECTED <= {s.name for s in spans} else None
+        stored = sum(int(s.attributes["baton.task_run_states.count"]) for s in spans if s.name == STORED)
+        # every task-run state stored: 2 tasks x Pending, Running, Completed (in one batch or more)
+        return spans if len(tasks) == 2 and stored == 6 and EXPECTED <= {s.name for s in spans} else None
 
     spans = wait_until(whole, what="the run's spans from every process")
     by_name = {s.name: s for s in spans}
@@ -52,6 +68,68 @@ def test_a_run_is_one_trace_from_the_request_to_its_tasks(stack: Stack) -> None:
     assert flow.attributes["baton.flow_run.id"] == run_id
     assert worker.attributes["baton.flow_run.id"] == run_id
     assert {t.attributes["baton.flow_run.id"] for t in tasks} == {run_id}
+
+    # and back: the tracker's spans of the transitions, children of their proposers' spans
+    claim, running, completed = (by_name[f"transition {n}"] for n in ("Pending", "Running", "Completed"))
+    assert claim.parent_id == worker.span_id
+    assert running.parent_id == flow.span_id and completed.parent_id == flow.span_id
+    for transition, before, after in (
+        (claim, "SCHEDULED", "PENDING"),
+        (running, "PENDING", "RUNNING"),
+        (completed, "RUNNING", "COMPLETED"),
+    ):
+        assert transition.service == "baton-server"
+        assert transition.attributes["baton.flow_run.id"] == run_id
+        assert transition.attributes["baton.state.from"] == before
+        assert transition.attributes["baton.state.to"] == after
+        assert transition.attributes["baton.transition.verdict"] == "ACCEPT"
+    assert {s.parent_id for s in spans if s.name == STORED} == {flow.span_id}
+
+
+def test_states_reported_over_http_join_the_reporters_trace(stack: Stack) -> None:
+    """The HTTP transport (a run's process reporting to the API) sends its span along: the API's
+    span of the request is its child, and the transition's span the request's, accepted or not."""
+    trace_id, reporter = secrets.token_hex(16), secrets.token_hex(8)
+    traceparent = f"00-{trace_id}-{reporter}-01"
+
+    async def report() -> tuple[str, list[TransitionResult]]:
+        async with BatonClient(stack.server.api_url, stack.api_key) as client:
+            run = await client.create_flow_run(FlowRunCreate(flow_name="traced-over-http"))
+            results = [
+                await client.propose_state(
+                    ProposeState(flow_run_id=run.id, state=state), traceparent=traceparent
+                )
+                for state in (Running(), Completed(), Running())
+            ]
+            return str(run.id), results
+
+    run_id, results = asyncio.run(report())
+    assert [r.verdict for r in results] == [Verdict.ACCEPT, Verdict.ACCEPT, Verdict.REJECT]
+
+    def all_three() -> list[ReceivedSpan] | None:
+        spans = [s for s in stack.otlp.received() if s.trace_id == trace_id]
+        return spans if len([s for s in spans if s.name.startswith("transition ")]) == 3 else None
+
+    spans = wait_until(all_three, what="the transitions' spans")
+    requests = {s.span_id: s for s in spans if s.name == "POST /api/flow_runs/{run_id}/set_state"}
+    assert len(requests) == 3 and {r.parent_id for r in requests.values()} == {reporter}
+    transitions = [s for s in spans if s.name.startswith("transition ")]
+    assert all(t.parent_id in requests for t in transitions)
+    assert len({t.parent_id for t in transitions}) == 3  # one per request
+    seen = sorted(
+        (
+            t.attributes["baton.state.from"],
+            t.attributes["baton.state.to"],
+            t.attributes["baton.transition.verdict"],
+        )
+        for t in transitions
+    )
+    assert {t.attributes["baton.flow_run.id"] for t in transitions} == {run_id}
+    assert seen == [
+        ("COMPLETED", "RUNNING", "REJECT"),
+        ("RUNNING", "COMPLETED", "ACCEPT"),
+        ("SCHEDULED", "RUNNING", "ACCEPT"),  # a run created without a state is Scheduled now
+    ]
 
 
 def test_a_run_an_automation_makes_from_a_traced_event_joins_its_trace(stack: Stack) -> None:

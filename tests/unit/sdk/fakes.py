@@ -30,6 +30,7 @@ class FakeBaton:
         self.connects = 0
         self.closed = False
         self.cancelling: set[UUID] = set()  # runs the "server" is cancelling
+        self.traceparents: list[str | None] = []  # each proposal's and batch's, in order
         self._lock = threading.Lock()
 
     @property
@@ -80,13 +81,19 @@ class FakeBaton:
             updated=now,
         )
 
-    async def propose_state(self, proposal: ProposeState) -> TransitionResult:
+    async def propose_state(
+        self, proposal: ProposeState, *, traceparent: str | None = None
+    ) -> TransitionResult:
         self._check("propose_state")
+        self.traceparents.append(traceparent)
         self._record(proposal)
         return TransitionResult(verdict=Verdict.ACCEPT, state=proposal.state)
 
-    async def send(self, message: TaskRunStates | Logs | Heartbeat) -> None:
+    async def send(
+        self, message: TaskRunStates | Logs | Heartbeat, *, traceparent: str | None = None
+    ) -> None:
         self._check("send")
+        self.traceparents.append(traceparent)
         self._record(message)
 
     async def heartbeat(self, message: Heartbeat) -> list[UUID]:

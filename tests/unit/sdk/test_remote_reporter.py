@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 
-from baton import _runtime, flow, get_run_logger, task
+from baton import _runtime, _tracing, flow, get_run_logger, task
 from baton._records import TaskRunRecord
 from baton._reporting._remote import RemoteReporter, ReporterConfig
 from baton._settings import ClientSettings
@@ -97,6 +97,71 @@ def test_a_flow_reports_everything_to_the_server(settings: ClientSettings) -> No
     messages = [log.message for batch in fake.of_type(Logs) for log in batch.logs]
     assert "working on 3" in messages
     assert "Finished in state Completed()" in messages
+
+
+def test_with_traces_off_no_report_carries_a_traceparent(settings: ClientSettings) -> None:
+    assert not _tracing.enabled()  # no OTLP endpoint in the test run
+    fake = FakeBaton()
+    reporter = remote(fake, settings)
+
+    @task
+    def work(x: int) -> int:
+        get_run_logger().info("working on %d", x)
+        return x
+
+    @flow
+    def pipeline() -> int:
+        return sum(work.map(range(3)).result())
+
+    assert pipeline() == 3
+    assert reporter.flush(5).result(10)
+    assert fake.of_type(ProposeState) and fake.of_type(TaskRunStates) and fake.of_type(Logs)
+    assert len(fake.traceparents) == len(fake.of_type(ProposeState)) + len(fake.of_type(TaskRunStates)) + len(
+        fake.of_type(Logs)
+    )
+    assert set(fake.traceparents) == {None}
+
+
+def test_with_traces_on_reports_carry_the_flow_runs_span(
+    settings: ClientSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proposals are made in the flow run's span, and its task-run states and logs go in
+    batches sent in the trace of that span (the tracker's spans of them are its children)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(_tracing, "_tracer", provider.get_tracer("test"))  # this test's only
+    fake = FakeBaton()
+    reporter = remote(fake, settings)
+
+    @task
+    def work(x: int) -> int:
+        get_run_logger().info("working on %d", x)
+        return x
+
+    @flow
+    def pipeline() -> int:
+        return sum(work.map(range(3)).result())
+
+    assert pipeline() == 3
+    assert reporter.flush(5).result(10)
+    (flow_span,) = [s for s in exported.get_finished_spans() if s.name == "flow pipeline"]
+    context = flow_span.get_span_context()
+    assert context is not None
+    expected = f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+    assert fake.traceparents and set(fake.traceparents) == {expected}
+    assert len(fake.traceparents) == len(fake.of_type(ProposeState)) + len(fake.of_type(TaskRunStates)) + len(
+        fake.of_type(Logs)
+    )
+    # the run's last logs (sent after it ended) too; then it is forgotten
+    assert "Finished in state Completed()" in [
+        log.message for batch in fake.of_type(Logs) for log in batch.logs
+    ]
+    assert not reporter._spans
 
 
 def test_the_flow_survives_an_outage_and_everything_is_delivered_later(

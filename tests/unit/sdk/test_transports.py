@@ -113,9 +113,26 @@ async def test_http_writes_follow_the_contract(client: BatonClient, api: FakeApi
         ("POST", "/api/flow_runs/heartbeat"),
     ]
     assert all(r.headers["authorization"] == "Bearer secret" for r in api.requests)
+    assert not any("traceparent" in r.headers for r in api.requests)  # none given: none sent
     set_state = json.loads(api.requests[1].content)
     assert set_state["transition_id"] == str(proposal.transition_id)
     assert set_state["state"]["type"] == "RUNNING"
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+async def test_http_state_reports_carry_the_traceparent_they_are_given(
+    client: BatonClient, api: FakeApi
+) -> None:
+    run_id = uuid4()
+    await client.propose_state(ProposeState(flow_run_id=run_id, state=Running()), traceparent=TRACEPARENT)
+    info = TaskRunInfo(id=uuid4(), flow_run_id=run_id, name="t-0", task_key="t")
+    states = TaskRunStates(reports=[TaskRunStateReport(task_run=info, state=Completed(), version=1)])
+    await client.send(states, traceparent=TRACEPARENT)
+    await client.send(Logs(logs=[LogRecord(message="x")]))
+    assert [r.headers.get("traceparent") for r in api.requests] == [TRACEPARENT, TRACEPARENT, None]
+    assert all(r.headers["content-type"] == "application/json" for r in api.requests)
 
 
 async def test_http_reads(client: BatonClient, api: FakeApi) -> None:
@@ -251,6 +268,39 @@ async def test_amqp_tracker_rpc_and_fire_and_forget(
         _, logs_message = received[3]
         assert logs_message.delivery_mode == 2  # persistent
         assert logs_message.message_id
+        assert not any("traceparent" in (message.headers or {}) for _, message in received)
+    finally:
+        await tracker.close()
+
+
+async def test_amqp_state_reports_carry_the_traceparent_they_are_given(
+    tracker_exchange: tuple[str, list[Any]], broker_url: str
+) -> None:
+    from baton._transport.amqp import AmqpTracker
+
+    name, received = tracker_exchange
+    tracker = await AmqpTracker.connect(broker_url, exchange=name, rpc_timeout=5)
+    try:
+        run_id = uuid4()
+        await tracker.propose_state(
+            ProposeState(flow_run_id=run_id, state=Running()), traceparent=TRACEPARENT
+        )
+        info = TaskRunInfo(id=uuid4(), flow_run_id=run_id, name="t-0", task_key="t")
+        states = TaskRunStates(reports=[TaskRunStateReport(task_run=info, state=Completed(), version=1)])
+        await tracker.send(states, traceparent=TRACEPARENT)
+        await tracker.send(Logs(logs=[LogRecord(message="untraced")]))
+        for _ in range(200):
+            if len(received) == 3:
+                break
+            await asyncio.sleep(0.01)
+        headers = [
+            (request.kind, (message.headers or {}).get("traceparent")) for request, message in received
+        ]
+        assert headers == [
+            ("propose_state", TRACEPARENT),
+            ("task_run_states", TRACEPARENT),
+            ("logs", None),
+        ]
     finally:
         await tracker.close()
 
