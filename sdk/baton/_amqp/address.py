@@ -8,6 +8,11 @@ the same on every connection of a process, whichever client opens it.
 The query options are aiormq's, with its meanings (seconds for `heartbeat` and `timeout`). An
 option this client does not know is refused, naming it: a misspelt `hearbeat=5` silently left at
 the default is how a silent peer goes unnoticed for minutes.
+
+With `auth=external` the broker logs the client in by its certificate, and the URL names the user
+the broker maps that certificate to (`amqps://baton-server@host/vhost?auth=external&certfile=...`,
+no password): RabbitMQ refuses a publish whose `user_id` is not the connection's user, and Baton
+stamps `user_id` on the events it publishes, so it must know the name.
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ class Address:
             raise ValueError(f"auth={query['auth']!r} in the broker URL: plain or external")
         if auth == "EXTERNAL" and "certfile" not in query:
             raise ValueError("auth=external logs in with a client certificate: give certfile (and keyfile)")
+        if auth == "EXTERNAL" and not parts.username:
+            raise ValueError(
+                "auth=external: name the user the broker maps the certificate to "
+                "(amqps://NAME@host/...): it is the user_id of what Baton publishes"
+            )
         return cls(
             host=parts.hostname or "localhost",
             port=parts.port or (5671 if tls else 5672),
@@ -97,6 +107,11 @@ class Address:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+def login_user(url: str) -> str:
+    """The user a broker URL connects as: the `user_id` its publishes may carry."""
+    return Address.parse(url).user
 
 
 def _seconds(query: dict[str, str], key: str, default: float, *, whole: bool) -> int | float:

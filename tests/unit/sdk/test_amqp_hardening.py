@@ -17,7 +17,7 @@ from pamqp import frame as pamqp_frame
 from pamqp import header as pamqp_header
 
 from baton._amqp import codec
-from baton._amqp.address import Address
+from baton._amqp.address import Address, login_user
 from baton._amqp.codec import Properties
 from baton._amqp.connection import CallTimeout, ChannelClosed, Connection, ConnectionClosed, WriteBufferFull
 
@@ -352,6 +352,13 @@ def test_a_url_option_the_client_does_not_understand_is_refused(query: str, mess
 def test_tls_options_that_do_not_fit_together_are_refused(query: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Address.parse(f"amqps://u:p@h/vh?{query}")
+
+
+def test_external_auth_names_the_user_its_certificate_maps_to() -> None:
+    with pytest.raises(ValueError, match="name the user the broker maps the certificate to"):
+        Address.parse("amqps://h/vh?auth=external&certfile=/c.pem")
+    assert login_user("amqps://svc@h/vh?auth=external&certfile=/c.pem") == "svc"
+    assert login_user("amqp://h/") == "guest"
 
 
 def test_the_tls_context_follows_the_url() -> None:
