@@ -88,15 +88,16 @@ class PrivateRabbitMQ:
         return f"amqp://{user}:{password}@127.0.0.1:{self.port}/{path}"
 
     def tls_url(
-        self, vhost: str = "/", *, user: str | None = "guest", password: str = "guest", **options: str
+        self, vhost: str = "/", *, user: str = "guest", password: str | None = "guest", **options: str
     ) -> str:
-        """An amqps:// URL of the TLS listener, with `options` as its query (cafile=..., ...)."""
+        """An amqps:// URL of the TLS listener, with `options` as its query (cafile=..., ...);
+        `password=None` gives none (auth=external)."""
         if self.tls_port is None:
             raise PrivateInstanceError(
                 "this node has no TLS listener: start it with private_rabbitmq(tls=...)"
             )
         path = "%2F" if vhost == "/" else vhost
-        login = "" if user is None else f"{user}:{password}@"
+        login = f"{user}@" if password is None else f"{user}:{password}@"
         query = "&".join(f"{key}={value}" for key, value in options.items())
         return f"amqps://{login}127.0.0.1:{self.tls_port}/{path}" + (f"?{query}" if query else "")
 
