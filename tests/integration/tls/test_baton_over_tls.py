@@ -1,0 +1,62 @@
+"""A whole Baton over amqps://: `baton server start` logs in with its client certificate
+(EXTERNAL) and a `baton worker start` with a password, both verifying the broker against the
+run's CA, and a flow run goes to Completed. Its own database and vhost (chaos._cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from ...chaos._cluster import Db, cluster
+from ...support.backends import Backends
+from ...support.private import PrivateRabbitMQ
+from ...support.tls import TlsFiles
+from ...support.waiting import eventually
+
+
+def test_a_flow_run_completes_with_server_and_worker_on_tls(
+    backends: Backends, tls_mq: PrivateRabbitMQ, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    def worker_url(vhost: str) -> str:
+        return tls_mq.tls_url(vhost, cafile=str(tls_files.ca), heartbeat="10")
+
+    with cluster(backends, tls_mq, tmp_path, url=worker_url) as baton:
+        vhost = baton.backends.vhost
+        tls_mq.ctl("set_permissions", "-p", vhost, tls_files.client_cn, ".*", ".*", ".*")
+        server_url = tls_mq.tls_url(
+            vhost,
+            user=tls_files.client_cn,
+            password=None,
+            auth="external",
+            cafile=str(tls_files.ca),
+            certfile=str(tls_files.client_cert),
+            keyfile=str(tls_files.client_key),
+            name="baton-server-tls",
+        )
+        baton.server_env["BATON_BROKER_URL"] = server_url
+        server = baton.start_server()
+        assert server.env["BATON_BROKER_URL"] == server_url
+        baton.start_worker()
+        gate = tmp_path / "gate"
+        gate.touch()  # the flow finishes as soon as it starts
+        deployment = baton.deployment()
+        run_id = baton.run(deployment, path=str(tmp_path / "notes"), gate=str(gate))
+
+        db = Db(baton.backends.database_url)
+
+        async def completed() -> bool:
+            return await db.state(run_id) == "COMPLETED"
+
+        asyncio.run(eventually(completed, timeout=60, what=f"flow run {run_id} Completed"))
+        assert baton.notes(tmp_path / "notes") == [(run_id, "start"), (run_id, "done")]
+        assert asyncio.run(db.history(run_id))[-1] == "Completed"
+
+        # both kinds of login really were over TLS, as their URLs say
+        listing = tls_mq.ctl(
+            "list_connections", "ssl", "auth_mechanism", "user", "vhost", "--formatter", "json"
+        )
+        logins = {(c["ssl"], c["auth_mechanism"], c["user"], c["vhost"]) for c in json.loads(listing)}
+        assert (True, "EXTERNAL", tls_files.client_cn, vhost) in logins
+        assert (True, "PLAIN", "guest", vhost) in logins
+        assert all(ssl is True for ssl, *_ in logins), logins
