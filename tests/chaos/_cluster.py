@@ -209,6 +209,15 @@ class Db:
         )
         return [row["name"] for row in rows]
 
+    async def story(self, run_id: str) -> list[str]:
+        """The run's states with their messages and times: what a failed assertion should show."""
+        rows = await self.fetch(
+            "SELECT name, state->>'message' AS message, timestamp FROM states"
+            " WHERE flow_run_id = $1 ORDER BY version",
+            uuid.UUID(run_id),
+        )
+        return [f"{row['timestamp']:%H:%M:%S.%f} {row['name']}: {row['message'] or ''}" for row in rows]
+
     async def lease_lapsed(self, run_id: str, by: float) -> bool:
         """The run's lease ran out at least `by` seconds ago (nobody could renew it)."""
         return bool(
