@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
 
 from ...chaos._cluster import Db, cluster
 from ...support.backends import Backends
 from ...support.private import PrivateRabbitMQ
+from ...support.processes import BATON, baton_env, free_port
 from ...support.tls import TlsFiles
 from ...support.waiting import eventually
 
@@ -60,3 +62,18 @@ def test_a_flow_run_completes_with_server_and_worker_on_tls(
         assert (True, "EXTERNAL", tls_files.client_cn, vhost) in logins
         assert (True, "PLAIN", "guest", vhost) in logins
         assert all(ssl is True for ssl, *_ in logins), logins
+
+
+def test_a_server_whose_ca_did_not_sign_the_broker_says_so_and_exits(
+    backends: Backends, tls_mq: PrivateRabbitMQ, tls_files: TlsFiles, tmp_path: Path
+) -> None:
+    def wrong_ca(vhost: str) -> str:
+        return tls_mq.tls_url(vhost, cafile=str(tls_files.other_ca))
+
+    with cluster(backends, tls_mq, tmp_path, url=wrong_ca) as baton:
+        env = baton_env(baton.backends, BATON_API_PORT=str(free_port()))
+        done = subprocess.run([BATON, "server", "start"], env=env, capture_output=True, text=True, timeout=90)
+    said = " ".join((done.stdout + done.stderr).split())  # rich wraps long lines
+    assert done.returncode == 1, said
+    assert "could not start" in said and "did not verify" in said and "Traceback" not in said
+    assert "cafile=" in said
