@@ -56,11 +56,14 @@ def test_a_flow_run_completes_with_server_and_worker_on_tls(
 
         # both kinds of login really were over TLS, as their URLs say
         listing = tls_mq.ctl(
-            "list_connections", "ssl", "auth_mechanism", "user", "vhost", "--formatter", "json"
+            "list_connections", "ssl", "auth_mechanism", "user", "vhost", "timeout", "--formatter", "json"
         )
-        logins = {(c["ssl"], c["auth_mechanism"], c["user"], c["vhost"]) for c in json.loads(listing)}
-        assert (True, "EXTERNAL", tls_files.client_cn, vhost) in logins
-        assert (True, "PLAIN", "guest", vhost) in logins
+        logins = {
+            (c["ssl"], c["auth_mechanism"], c["user"], c["vhost"], c["timeout"]) for c in json.loads(listing)
+        }
+        # the server's URL leaves the heartbeat at the client's 15 s; the worker's asks for 10 s
+        assert (True, "EXTERNAL", tls_files.client_cn, vhost, 15) in logins
+        assert (True, "PLAIN", "guest", vhost, 10) in logins
         assert all(ssl is True for ssl, *_ in logins), logins
 
 
