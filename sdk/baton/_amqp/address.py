@@ -40,7 +40,8 @@ class Address:
     vhost: str
     tls: bool
     heartbeat: int = DEFAULT_HEARTBEAT
-    timeout: float = DEFAULT_TIMEOUT
+    # None: the URL gives none (`connect_timeout` then takes the caller's, or 10 s)
+    timeout: float | None = None
     auth: str = "PLAIN"
     name: str | None = None
     cafile: str | None = None
@@ -86,7 +87,7 @@ class Address:
             vhost=unquote(path) if path else "/",
             tls=tls,
             heartbeat=int(_seconds(query, "heartbeat", DEFAULT_HEARTBEAT, whole=True)),
-            timeout=_seconds(query, "timeout", DEFAULT_TIMEOUT, whole=False),
+            timeout=_seconds(query, "timeout", DEFAULT_TIMEOUT, whole=False) if "timeout" in query else None,
             auth=auth,
             name=query.get("name") or None,
             cafile=query.get("cafile") or None,
@@ -95,6 +96,14 @@ class Address:
             keyfile=query.get("keyfile") or None,
             verify=not _flag(query, "no_verify_ssl"),
         )
+
+    def connect_timeout(self, fallback: float | None = None) -> float:
+        """How long opening a connection may take: the URL's `timeout` when it gives one (it
+        means the same on every connection, whatever the caller's default), else `fallback`,
+        else 10 s."""
+        if self.timeout is not None:
+            return self.timeout
+        return DEFAULT_TIMEOUT if fallback is None else fallback
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context an amqps:// URL asks for (None for amqp://)."""

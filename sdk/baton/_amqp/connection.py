@@ -121,9 +121,9 @@ class Connection(asyncio.Protocol):
         call_timeout: float = _CALL_TIMEOUT,
         max_buffer: int = _MAX_BUFFER,
     ) -> Connection:
-        """Connect and log in, within `timeout` (the URL's `timeout`, 10 s if it has none)."""
+        """Connect and log in, within the URL's `timeout`, else `timeout`, else 10 s."""
         address = Address.parse(url)
-        limit = address.timeout if timeout is None else timeout
+        limit = address.connect_timeout(timeout)
         context = address.ssl_context()
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(limit):

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from baton._amqp import Connection, Delivery, Properties, TlsRefused
+from baton._transport import TransportUnavailable
+from baton._transport.amqp import AmqpTracker
 
 from ...support.private import PrivateRabbitMQ
 from ...support.tls import TlsFiles
@@ -149,6 +151,16 @@ async def test_the_connection_timeout_in_the_url_bounds_the_open(
     async with asyncio.timeout(8) as outer:
         with pytest.raises(TimeoutError):
             await Connection.open(url, name=_name("timeout"))
+    assert not outer.expired()
+
+
+async def test_the_url_timeout_wins_over_a_callers_default(silent_listener: int, tls_files: TlsFiles) -> None:
+    """A worker and a flow pass BATON_REQUEST_TIMEOUT as their connect timeout: the URL's own
+    `timeout` still bounds the open, as it does on the server's connections."""
+    url = f"amqps://guest:guest@127.0.0.1:{silent_listener}/?cafile={tls_files.ca}&timeout=0.5"
+    async with asyncio.timeout(8) as outer:
+        with pytest.raises(TransportUnavailable, match="TimeoutError"):
+            await AmqpTracker.connect(url, connect_timeout=30, name=_name("tracker-timeout"))
     assert not outer.expired()
 
 

@@ -320,7 +320,9 @@ def test_the_url_options_are_read_as_aiormq_reads_them() -> None:
         False,
     )
     plain = Address.parse("amqp://h/")
-    assert (plain.heartbeat, plain.timeout, plain.auth, plain.verify) == (15, 10.0, "PLAIN", True)
+    assert (plain.heartbeat, plain.connect_timeout(), plain.auth, plain.verify) == (15, 10.0, "PLAIN", True)
+    # a caller's timeout is the default; the URL's, when it gives one, wins on every connection
+    assert (plain.connect_timeout(3.0), address.connect_timeout(3.0)) == (3.0, 2.5)
     assert Address.parse("amqp://h/?heartbeat=0").heartbeat == 0
 
 
