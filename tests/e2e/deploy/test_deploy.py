@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import textwrap
 import time
 from typing import Any
+
+import yaml
 
 from ...support.processes import BATON
 from ..conftest import LiveServer
@@ -370,3 +373,26 @@ def test_run_deployment_inside_a_flow_is_linked_to_it(project: Project, pool: st
     child = project.get(f"/flow_runs/{child_id}")
     assert child["parent_flow_run_id"] == parent_id
     assert child["deployment_id"] == project.stored("linked")["id"]
+
+
+def test_the_baton_yaml_example_in_deploy_help_deploys_every_section(project: Project, pool: str) -> None:
+    """Issue 16, point 20: `baton deploy --help` documents baton.yaml with an example of every
+    section; that example, as printed, is a baton.yaml the server takes."""
+    shown = project.baton("deploy", "--help").ok().stdout.splitlines()
+    start = next(i for i, line in enumerate(shown) if line.strip().startswith("name: my-project"))
+    end = next(i for i in range(start, len(shown)) if not shown[i].strip())
+    example = textwrap.dedent("\n".join(line.rstrip() for line in shown[start:end]))
+    config = yaml.safe_load(example)
+    assert list(config) == ["name", "definitions", "pull", "deployments"]
+    (project.path / "baton.yaml").write_text(example.replace("name: local,", f"name: {pool},"))
+    project.write_flow()
+
+    project.baton("deploy").ok()
+    stored = project.stored("prod")
+    assert (stored["description"], stored["version"], stored["tags"]) == ("Greets", "1.2", ["team-a"])
+    assert (stored["work_pool_name"], stored["job_variables"]) == (pool, {"env": {"X": "1"}})
+    assert stored["pull_steps"] == []  # its own `pull: []` instead of the project's
+    assert stored["retry_policy"] == {"retries": 3, "retry_delay_seconds": 10.0}
+    assert (stored["timeout_seconds"], stored["log_prints"], stored["paused"]) == (600, True, False)
+    assert [s["active"] for s in stored["schedules"]] == [True, False, True]
+    assert len(stored["triggers"]) == 1

@@ -75,10 +75,13 @@ def test_deployment_runs_keep_the_flows_retries_timeout_and_log_prints(
     project.write_config({"deployments": [{"name": "prod", **entry}, {"name": "strict", **entry, **strict}]})
     project.baton("deploy").ok()
 
-    stored = project.stored("prod")
-    assert stored["retry_policy"] == {"retries": 1, "retry_delay_seconds": 0.0}
-    assert (stored["timeout_seconds"], stored["log_prints"], stored["version"]) == (60, True, "3")
-    assert stored["description"] == "Fails its first attempt."
+    # Flow.deploy takes the same defaults (Flow.serve deploys through it: tests/e2e/worker/test_serve.py)
+    project.python(f"from flows.flaky import flaky\nflaky.deploy('py', {project.pool!r})").ok()
+    for name in ("prod", "py"):
+        stored = project.stored(name)
+        assert stored["retry_policy"] == {"retries": 1, "retry_delay_seconds": 0.0}, name
+        assert (stored["timeout_seconds"], stored["log_prints"], stored["version"]) == (60, True, "3")
+        assert stored["description"] == "Fails its first attempt."
 
     run = _run(project, "prod", marker=str(project.path / "prod.marker"))
     assert run["state"]["type"] == "COMPLETED", run["state"]

@@ -47,14 +47,18 @@ def test_make_dev_leaves_a_profile_a_new_shell_needs_nothing_else_for(
             assert profile["BATON_API_KEY"].startswith("baton_")
             assert (home / "profile.env").stat().st_mode & 0o077 == 0  # it holds a key
 
-            # a new shell: only HOME, nothing exported
-            shell = {**plain, "HOME": str(user)}
-            runs = subprocess.run(
-                [BATON, "flow-run", "ls", "--flow", "say-hello"], env=shell, capture_output=True, text=True
-            )
+            # a new login shell, started away from the checkout: only HOME and PATH, nothing exported
+            shell = {"HOME": str(user), "PATH": os.environ["PATH"]}
+
+            def in_a_new_shell(command: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    ["bash", "-lc", f"{BATON} {command}"], env=shell, cwd=user, capture_output=True, text=True
+                )
+
+            runs = in_a_new_shell("flow-run ls --flow say-hello")
             assert runs.returncode == 0, runs.stderr
             assert sum("Completed" in line for line in runs.stdout.splitlines()) == 2  # direct, worker
-            keys = subprocess.run([BATON, "api-key", "ls"], env=shell, capture_output=True, text=True)
+            keys = in_a_new_shell("api-key ls")
             assert keys.returncode == 0 and "dev-worker" in keys.stdout, keys.stderr
         finally:
             stopped = subprocess.run(

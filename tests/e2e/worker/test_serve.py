@@ -17,7 +17,7 @@ from pathlib import Path
 from baton import flow
 
 
-@flow(name="served-{suffix}")
+@flow(name="served-{suffix}", retries=2, retry_delay_seconds=1, version="7", timeout_seconds=90)
 def served(path: str, greeting: str = "hello") -> str:
     Path(path).write_text(f"{{greeting}} from {{os.getpid()}}")
     return greeting
@@ -57,6 +57,9 @@ def test_serve_registers_the_deployment_and_runs_it_until_sigterm(setup: Setup) 
 
         found = wait_until(deployment, what="the served deployment")
         assert found["work_pool_name"] == f"serve-{flow_name}"
+        # the flow's own options are the deployment's defaults (issue 16, point 8)
+        assert found["retry_policy"] == {"retries": 2, "retry_delay_seconds": 1.0}
+        assert (found["version"], found["timeout_seconds"]) == ("7", 90)
         run = setup.api.run(found, parameters={"greeting": "howdy"})
 
         assert setup.api.wait_state(str(run["id"]))["type"] == "COMPLETED"
