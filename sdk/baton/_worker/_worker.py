@@ -38,43 +38,32 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from baton_schemas import compat
-from baton_schemas.compat import WorkerConnection
 from baton_schemas.envelopes import (
     Claim,
     ControlKind,
     ControlMessage,
-    DeadLetterHeaders,
     FlowRunDispatch,
     Heartbeat,
     ProposeState,
     WorkerInfo,
 )
-from baton_schemas.job_templates import default_process_template
-from baton_schemas.pools import WorkPoolCreate, WorkQueueCreate
 from baton_schemas.states import Cancelled, Crashed, Failed, Pending, State, TransitionResult, Verdict
-from baton_schemas.topology import (
-    CONTROL,
-    DEAD,
-    flow_run_control_key,
-    pool_queue_name,
-    worker_control_key,
-    worker_control_queue,
-)
 
 from .. import _tracing
-from .._amqp import PERSISTENT, AmqpError, Channel, Connection, Delivery, Properties
+from .._amqp import Connection, Delivery
 from .._log_format import install
 from .._settings import ClientSettings
 from .._tracing import TRACEPARENT_ENV
 from .._transport import RequestRejected, TransportUnavailable
 from .._transport.amqp import AmqpTracker
-from .._transport.http import BatonClient
+from ._api import discover_queues, reach_api
+from ._control import ControlQueue
 from ._forkserver import FORKSERVER_FD_ENV
 from ._intake import Intake, QueueSpec, SlotBook
 from ._job import EXIT_ABORTED, EXIT_REPORTED, RunJob
 from ._metrics import CLAIMS, PROCESS_EXITS, RUN_START_SECONDS, serve_metrics
 from ._output import console_streams, crash_message, pump
+from ._parking import Parking
 from ._process import ForkServerLauncher, RunProcess, SpawnLauncher, run_env
 from ._relay import serve_relay
 from ._settings import WorkerSettings
@@ -84,7 +73,6 @@ logger = logging.getLogger("baton.worker")
 
 OUTPUT_AFTER_EXIT_SECONDS = 2.0  # a run's output pipes may be held open by what it left behind
 MAX_SCHEDULE_WAIT_SECONDS = 60.0
-DEAD_REASON_LIMIT = 2000
 # A run dispatched ahead of its slot is claimed this long before it (the tracker takes claims up
 # to 0.5 s early), so its process is up when the slot comes; the process waits for the slot
 # before the flow starts (`_child.wait_for_slot`).
@@ -112,10 +100,6 @@ class ActiveRun:
     @property
     def label(self) -> str:
         return f"{self.dispatch.flow_run_name!r} ({self.dispatch.flow_run_id})"
-
-
-class IncompatibleServer(RuntimeError):
-    """This worker and its server do not work together (versions): the message says why."""
 
 
 def _exit_text(code: int) -> str:
@@ -151,9 +135,8 @@ class Worker:
         self._changed = asyncio.Event()
         # the AMQP work beside the tracker's, on the tracker's connection (one stack): control
         # messages (a queue of this worker's, bound per run it claims) and parking in baton.dead
-        self._control: Channel | None = None
-        self._control_keys: set[str] = set()
-        self._parking: Channel | None = None
+        self.control = ControlQueue(self.worker_id, self._on_control)
+        self.parking = Parking(settings.pool, self.client.request_timeout)
         self.tracker: AmqpTracker | None = None
         self.intake: Intake | None = None
         self._spawner = SpawnLauncher()
@@ -182,7 +165,7 @@ class Worker:
     async def start(self) -> None:
         if _tracing.setup("worker"):
             logger.info("Traces on: exported over OTLP to %s", _tracing.endpoint())
-        api = await self._reach_api() if self.client.api_url else None
+        api = await reach_api(self.client, self.settings) if self.client.api_url else None
         broker_url = self.client.broker_url or (api.broker_url if api is not None else None)
         if not broker_url:
             raise RuntimeError(
@@ -190,14 +173,13 @@ class Worker:
             )
         self._base_env["BATON_BROKER_URL"] = broker_url  # its runs' engines report the same way
         timeout = self.client.request_timeout
-        queues = await self._discover_queues()
+        queues = await discover_queues(self.client, self.settings)
         self.tracker = tracker = await AmqpTracker.connect(
             broker_url, connect_timeout=timeout, rpc_timeout=timeout, name=f"baton-worker {self.name}"
         )
         if api is not None:  # the broker must be the API's installation's, not another Baton's
             await tracker.check_installation(api.installation_id, what=f"the API at {self.client.api_url}")
-        self._control_keys.add(worker_control_key(self.worker_id))
-        await self._open_control(tracker.link.connection)
+        await self.control.open(tracker.link.connection)
         tracker.link.on_reconnect(self._on_reconnect)
         if self.settings.prestart > 0:
             self._forker = ForkServerLauncher(self.settings.prestart, self._base_env)
@@ -245,56 +227,6 @@ class Worker:
             await stop.wait()
         finally:
             await self.shutdown()
-
-    async def _reach_api(self) -> WorkerConnection:
-        """Ask the API how to reach the broker and whether it serves this worker's version;
-        while it is unreachable, wait for it (capped, jittered backoff, a line each try)."""
-        url = self.client.api_url
-        assert url is not None
-
-        def waiting(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome is not None else None
-            pause = state.next_action.sleep if state.next_action is not None else 0.0
-            logger.warning("Waiting for the API at %s (%s); trying again in %.1fs", url, error, pause)
-
-        try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(TransportUnavailable),
-                wait=wait_random_exponential(multiplier=0.5, max=self.settings.api_wait_max_seconds),
-                before_sleep=waiting,
-                reraise=True,
-            ):
-                with attempt:
-                    async with BatonClient(
-                        url, self.client.api_key, timeout=self.client.request_timeout
-                    ) as client:
-                        api = await client.read_worker_connection(
-                            version=compat.baton_version(),
-                            schema_version=compat.SCHEMA_VERSION,
-                            min_schema_version=compat.MIN_SCHEMA_VERSION,
-                        )
-        except RequestRejected as exc:
-            if exc.status == 409:  # the server's word on the versions
-                raise IncompatibleServer(exc.detail) from None
-            if exc.status == 404:
-                raise IncompatibleServer(
-                    f"the server at {url} cannot tell a worker how to reach the broker (no "
-                    f"/api/workers/connection): it is older than this worker (baton "
-                    f"{compat.baton_version()}); run a worker of the server's version"
-                ) from None
-            raise
-        refused = compat.refusal(  # a server that did not check
-            client="worker",
-            client_version=compat.baton_version(),
-            client_schema=compat.SCHEMA_VERSION,
-            client_min=compat.MIN_SCHEMA_VERSION,
-            server_version=api.server_version,
-            server_schema=api.schema_version,
-            server_min=api.min_schema_version,
-        )
-        if refused is not None:
-            raise IncompatibleServer(refused)
-        return api
 
     def force_stop(self) -> None:
         """A second signal: stop running flows now instead of draining."""
@@ -362,71 +294,12 @@ class Worker:
         logger.warning("Reconnected to the broker; resuming consumption")
         if self._stopping:
             return
-        self._parking = None
-        self._spawn(self._restore_control(connection), "control")
+        self.parking.forget_channel()
+        self._spawn(self.control.restore(connection, lambda: self._stopping), "control")
         if self.intake is not None:
             self._spawn(self.intake.recover(), "recover")
 
-    async def _restore_control(self, connection: Connection) -> None:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type((AmqpError, OSError, TimeoutError)),
-            wait=wait_random_exponential(multiplier=0.5, max=10.0),
-            reraise=True,
-        ):
-            with attempt:
-                if connection.closed.done() or self._stopping:
-                    return  # the next reconnect restores it
-                await self._open_control(connection)
-
-    async def _open_control(self, connection: Connection) -> None:
-        """This worker's control queue, bound to its own key and to each run it claims."""
-        channel = await connection.channel()
-        queue, _, _ = await channel.declare_queue(
-            worker_control_queue(self.worker_id), exclusive=True, auto_delete=True
-        )
-        for key in list(self._control_keys):
-            await channel.bind_queue(queue, CONTROL, key)
-        await channel.consume(queue, self._on_control, no_ack=True)
-        self._control = channel
-
     # --- queues -------------------------------------------------------------------------------
-
-    async def _discover_queues(self) -> list[QueueSpec]:
-        pool, wanted = self.settings.pool, self.settings.queues
-        if not self.client.api_url:  # broker only: the named queues, in the order given
-            names = wanted or ["default"]
-            return [QueueSpec(i + 1, pool_queue_name(pool, name)) for i, name in enumerate(names)]
-        async with BatonClient(self.client.api_url, self.client.api_key) as api:
-            try:
-                record = await api.read_work_pool(pool)
-            except RequestRejected as exc:
-                if exc.status != 404 or not self.settings.create_pool:
-                    raise
-                logger.info("Creating work pool %r (type process)", pool)
-                try:
-                    record = await api.create_work_pool(
-                        WorkPoolCreate(
-                            name=pool, type="process", base_job_template=default_process_template()
-                        )
-                    )
-                except RequestRejected as again:
-                    if again.status != 409:  # created meanwhile by another worker
-                        raise
-                    record = await api.read_work_pool(pool)
-            queues = await api.read_work_queues(pool)
-            existing = {q.name for q in queues}
-            for name in wanted:
-                if name not in existing:
-                    logger.info("Creating work queue %r in pool %r", name, pool)
-                    with contextlib.suppress(RequestRejected):
-                        queues.append(await api.create_work_queue(pool, WorkQueueCreate(name=name)))
-        if record.paused:
-            return []
-        return [
-            QueueSpec(q.priority, pool_queue_name(pool, q.name))
-            for q in queues
-            if not q.paused and (not wanted or q.name in wanted)
-        ]
 
     async def _refresh_loop(self) -> None:
         while not self._stopping:
@@ -434,7 +307,7 @@ class Worker:
             if not self.client.api_url or self.intake is None:
                 continue
             try:
-                specs = await self._discover_queues()
+                specs = await discover_queues(self.client, self.settings)
                 if specs != self.intake.specs:
                     logger.info("Queues now: %s", ", ".join(s.name for s in specs) or "none (paused)")
                 await self.intake.set_queues(specs)
@@ -466,7 +339,8 @@ class Worker:
         dispatch, unreadable = self._read_dispatch(message)
         if unreadable is not None:
             logger.error("Parking an unreadable dispatch message in baton.dead: %s", unreadable)
-            if not await self._park(message, unreadable):
+            parked = self.tracker is not None and await self.parking.park(self.tracker, message, unreadable)
+            if not parked:
                 requeue = False  # the broker dead-letters it (without our reason)
         if dispatch is not None and dispatch.flow_run_id in self.runs | self._claims.keys():
             # Dispatched again while this worker still has it (a retry the server scheduled, or a
@@ -489,7 +363,7 @@ class Worker:
                 attributes={"baton.flow_run.id": run_id, "baton.worker": self.name},
             )
             try:
-                await self._listen(run_id)
+                await self.control.listen(run_id)
                 run = await self._claim_run(dispatch)
             except TransportUnavailable as exc:  # unanswered until this worker stopped
                 logger.warning(
@@ -513,7 +387,7 @@ class Worker:
             if run is None:
                 _tracing.end(span)
                 self._release(run_id)
-                await self._unlisten(run_id)
+                await self.control.unlisten(run_id)
             else:
                 run.span = span
                 run.cancel_reason = cancel
@@ -538,40 +412,6 @@ class Worker:
             return FlowRunDispatch.model_validate_json(message.body), None
         except ValidationError as exc:
             return None, f"not a FlowRunDispatch: {exc}"
-
-    async def _park(self, message: Delivery, reason: str) -> bool:
-        """Publish `message` to baton.dead as it came, with `reason` in a header, confirmed; the
-        caller then acks it. False if it could not be published (the caller rejects it instead)."""
-        if self.tracker is None:
-            return False
-        routing_key = message.routing_key or ""
-        queue = routing_key.removeprefix(f"{self.settings.pool}.")
-        headers: dict[str, Any] = {
-            **(message.headers or {}),
-            DeadLetterHeaders.REASON: reason[:DEAD_REASON_LIMIT],
-            DeadLetterHeaders.ORIGINAL_EXCHANGE: message.exchange or "",
-            DeadLetterHeaders.ORIGINAL_ROUTING_KEY: routing_key,
-            DeadLetterHeaders.ORIGINAL_QUEUE: pool_queue_name(self.settings.pool, queue),
-        }
-        properties = Properties(
-            headers=headers,
-            content_type=message.content_type,
-            message_id=message.message_id,
-            delivery_mode=PERSISTENT,
-        )
-        try:
-            async with asyncio.timeout(self.client.request_timeout):
-                channel = self._parking
-                if channel is None or not channel.is_open:  # the broker closes it on a refusal
-                    channel = self._parking = await self.tracker.link.connection.channel(confirms=True)
-                await channel.writable()
-                confirmed = channel.publish(DEAD, routing_key, message.body, properties, mandatory=True)
-                assert confirmed is not None  # a confirm-mode channel
-                await confirmed
-        except (AmqpError, TimeoutError) as exc:
-            logger.warning("Could not park the message in baton.dead (%r): rejecting it", exc)
-            return False
-        return True
 
     async def _released(self, run_id: UUID) -> None:
         """Until this worker no longer runs or claims `run_id` (or it is stopping)."""
@@ -795,7 +635,7 @@ class Worker:
             self.runs.pop(run.id, None)
             self._release(run.id)
             self.book.finished()
-            await self._unlisten(run.id)
+            await self.control.unlisten(run.id)
             if scratch is not None:
                 await asyncio.to_thread(shutil.rmtree, scratch, True)
             self._after_slot_change()
@@ -838,25 +678,7 @@ class Worker:
 
     # --- control and heartbeats ---------------------------------------------------------------
 
-    async def _listen(self, run_id: UUID) -> None:
-        key = flow_run_control_key(run_id)
-        self._control_keys.add(key)  # bound again after a reconnect
-        if self._control is not None and self._control.is_open:
-            await self._control.bind_queue(worker_control_queue(self.worker_id), CONTROL, key)
-
-    async def _unlisten(self, run_id: UUID) -> None:
-        key = flow_run_control_key(run_id)
-        self._control_keys.discard(key)
-        if self._control is not None and self._control.is_open:
-            with contextlib.suppress(AmqpError):
-                await self._control.unbind_queue(worker_control_queue(self.worker_id), CONTROL, key)
-
-    def _on_control(self, message: Delivery) -> None:
-        try:
-            control = ControlMessage.model_validate_json(message.body)
-        except ValidationError as exc:
-            logger.warning("Ignoring an unreadable control message: %s", exc)
-            return
+    def _on_control(self, control: ControlMessage) -> None:
         if control.kind is ControlKind.SUSPEND:
             self._suspend(control)
             return
