@@ -11,7 +11,7 @@ import subprocess
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,15 +157,18 @@ async def _recreate(admin_url: str, name: str, *, drop_only: bool = False) -> No
 
 
 @contextlib.contextmanager
-def cluster(backends: Backends, mq: PrivateRabbitMQ, folder: Path) -> Iterator[Cluster]:
-    """A vhost and a database of its own, migrated, with an admin key and the flows folder."""
+def cluster(
+    backends: Backends, mq: PrivateRabbitMQ, folder: Path, *, url: Callable[[str], str] | None = None
+) -> Iterator[Cluster]:
+    """A vhost and a database of its own, migrated, with an admin key and the flows folder.
+    `url` makes the broker URL of its vhost (`mq.url` unless given: e.g. an amqps:// one)."""
     suffix = uuid.uuid4().hex[:8]
     vhost = f"faults-{suffix}"
     mq.add_vhost(vhost)
     server, _, database = backends.database_url.rpartition("/")
     name = f"{database}_faults_{suffix}"
     asyncio.run(_recreate(f"{server}/postgres", name))
-    own = Backends(f"{server}/{name}", mq.url(vhost), vhost, None)
+    own = Backends(f"{server}/{name}", (url or mq.url)(vhost), vhost, None)
     (folder / "flows.py").write_text(textwrap.dedent(FLOWS))
     found = Cluster(own, folder)
     try:

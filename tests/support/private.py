@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .processes import free_port
+from .tls import TlsFiles
 
 _RABBITMQ_SERVER = "/usr/sbin/rabbitmq-server"
 _RABBITMQCTL = "/usr/sbin/rabbitmqctl"
@@ -74,6 +75,9 @@ class PrivateRabbitMQ:
     node: str
     port: int
     home: Path
+    # with `private_rabbitmq(tls=...)`: the amqps:// listener's port and the files it serves
+    tls_port: int | None = None
+    tls: TlsFiles | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -82,6 +86,20 @@ class PrivateRabbitMQ:
     def url(self, vhost: str = "/", *, user: str = "guest", password: str = "guest") -> str:
         path = "%2F" if vhost == "/" else vhost
         return f"amqp://{user}:{password}@127.0.0.1:{self.port}/{path}"
+
+    def tls_url(
+        self, vhost: str = "/", *, user: str = "guest", password: str | None = "guest", **options: str
+    ) -> str:
+        """An amqps:// URL of the TLS listener, with `options` as its query (cafile=..., ...);
+        `password=None` gives none (auth=external)."""
+        if self.tls_port is None:
+            raise PrivateInstanceError(
+                "this node has no TLS listener: start it with private_rabbitmq(tls=...)"
+            )
+        path = "%2F" if vhost == "/" else vhost
+        login = f"{user}@" if password is None else f"{user}:{password}@"
+        query = "&".join(f"{key}={value}" for key, value in options.items())
+        return f"amqps://{login}127.0.0.1:{self.tls_port}/{path}" + (f"?{query}" if query else "")
 
     def ctl(self, *args: str, timeout: float = 60) -> str:
         return _run([_RABBITMQCTL, "-q", "-n", self.node, *args], timeout=timeout).stdout
@@ -170,10 +188,34 @@ class PrivateRabbitMQ:
                 _signal_tree(self.pid(), signal.SIGKILL)
 
 
+def _tls_config(home: Path, port: int, files: TlsFiles) -> str:
+    """An amqps:// listener that checks a client certificate when one is given (so PLAIN logins
+    over TLS work without one) and logs in with EXTERNAL as the certificate's CN."""
+    served = home / "tls"
+    served.mkdir()
+    for source in (files.ca, files.server_cert, files.server_key):
+        shutil.copy(source, served / source.name)
+    return (
+        f"listeners.ssl.1 = 127.0.0.1:{port}\n"
+        f"ssl_options.cacertfile = {served / files.ca.name}\n"
+        f"ssl_options.certfile = {served / files.server_cert.name}\n"
+        f"ssl_options.keyfile = {served / files.server_key.name}\n"
+        "ssl_options.verify = verify_peer\n"
+        "ssl_options.fail_if_no_peer_cert = false\n"
+        "auth_mechanisms.1 = PLAIN\n"
+        "auth_mechanisms.2 = EXTERNAL\n"
+        "ssl_cert_login_from = common_name\n"
+    )
+
+
 @contextlib.contextmanager
-def private_rabbitmq(*, definitions: Path | None = None) -> Iterator[PrivateRabbitMQ]:
+def private_rabbitmq(
+    *, definitions: Path | None = None, tls: TlsFiles | None = None
+) -> Iterator[PrivateRabbitMQ]:
     """A node of its own. With `definitions` (a definitions.json) it loads them at boot, as a
-    deployment does, and so has no `guest` user; otherwise guest may log in from anywhere."""
+    deployment does, and so has no `guest` user; otherwise guest may log in from anywhere.
+    With `tls` (`support.tls.make_certificates`) it also listens for amqps:// on `tls_port`,
+    with the EXTERNAL mechanism (rabbitmq_auth_mechanism_ssl) beside PLAIN."""
     if not Path(_RABBITMQ_SERVER).exists():
         raise PrivateInstanceError("a private RabbitMQ needs the rabbitmq-server package")
     if os.geteuid() != 0:
@@ -186,11 +228,17 @@ def private_rabbitmq(*, definitions: Path | None = None) -> Iterator[PrivateRabb
     if definitions is not None:
         shutil.copy(definitions, home / "definitions.json")
         config += f"load_definitions = {home / 'definitions.json'}\n"
+    tls_port = None if tls is None else free_port()
+    if tls is not None and tls_port is not None:
+        config += _tls_config(home, tls_port, tls)
     (home / "rabbitmq.conf").write_text(config)
-    (home / "enabled_plugins").write_text("[].\n")
-    for path in home.iterdir():
+    plugins = "" if tls is None else "rabbitmq_auth_mechanism_ssl"
+    (home / "enabled_plugins").write_text(f"[{plugins}].\n")
+    for path in [*home.iterdir(), *home.glob("tls/*")]:
         shutil.chown(path, "rabbitmq", "rabbitmq")
-    mq = PrivateRabbitMQ(node=f"baton-{uuid.uuid4().hex[:8]}@localhost", port=port, home=home)
+    mq = PrivateRabbitMQ(
+        node=f"baton-{uuid.uuid4().hex[:8]}@localhost", port=port, home=home, tls_port=tls_port, tls=tls
+    )
     try:
         mq.boot()
         yield mq

@@ -1,6 +1,6 @@
 """Baton's own AMQP 0-9-1 client for the hot paths (see `connection`)."""
 
-from .address import Address
+from .address import Address, login_user
 from .channel import Channel, Delivery
 from .codec import PERSISTENT, TRANSIENT, Properties
 from .connection import Connection
@@ -11,6 +11,7 @@ from .errors import (
     ConnectionClosed,
     Nacked,
     Returned,
+    TlsRefused,
     WriteBufferFull,
 )
 from .link import Link
@@ -30,5 +31,7 @@ __all__ = [
     "Nacked",
     "Properties",
     "Returned",
+    "TlsRefused",
     "WriteBufferFull",
+    "login_user",
 ]

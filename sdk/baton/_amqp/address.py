@@ -8,6 +8,11 @@ the same on every connection of a process, whichever client opens it.
 The query options are aiormq's, with its meanings (seconds for `heartbeat` and `timeout`). An
 option this client does not know is refused, naming it: a misspelt `hearbeat=5` silently left at
 the default is how a silent peer goes unnoticed for minutes.
+
+With `auth=external` the broker logs the client in by its certificate, and the URL names the user
+the broker maps that certificate to (`amqps://baton-server@host/vhost?auth=external&certfile=...`,
+no password): RabbitMQ refuses a publish whose `user_id` is not the connection's user, and Baton
+stamps `user_id` on the events it publishes, so it must know the name.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ class Address:
     vhost: str
     tls: bool
     heartbeat: int = DEFAULT_HEARTBEAT
-    timeout: float = DEFAULT_TIMEOUT
+    # None: the URL gives none (`connect_timeout` then takes the caller's, or 10 s)
+    timeout: float | None = None
     auth: str = "PLAIN"
     name: str | None = None
     cafile: str | None = None
@@ -68,6 +74,11 @@ class Address:
             raise ValueError(f"auth={query['auth']!r} in the broker URL: plain or external")
         if auth == "EXTERNAL" and "certfile" not in query:
             raise ValueError("auth=external logs in with a client certificate: give certfile (and keyfile)")
+        if auth == "EXTERNAL" and not parts.username:
+            raise ValueError(
+                "auth=external: name the user the broker maps the certificate to "
+                "(amqps://NAME@host/...): it is the user_id of what Baton publishes"
+            )
         return cls(
             host=parts.hostname or "localhost",
             port=parts.port or (5671 if tls else 5672),
@@ -76,7 +87,7 @@ class Address:
             vhost=unquote(path) if path else "/",
             tls=tls,
             heartbeat=int(_seconds(query, "heartbeat", DEFAULT_HEARTBEAT, whole=True)),
-            timeout=_seconds(query, "timeout", DEFAULT_TIMEOUT, whole=False),
+            timeout=_seconds(query, "timeout", DEFAULT_TIMEOUT, whole=False) if "timeout" in query else None,
             auth=auth,
             name=query.get("name") or None,
             cafile=query.get("cafile") or None,
@@ -85,6 +96,14 @@ class Address:
             keyfile=query.get("keyfile") or None,
             verify=not _flag(query, "no_verify_ssl"),
         )
+
+    def connect_timeout(self, fallback: float | None = None) -> float:
+        """How long opening a connection may take: the URL's `timeout` when it gives one (it
+        means the same on every connection, whatever the caller's default), else `fallback`,
+        else 10 s."""
+        if self.timeout is not None:
+            return self.timeout
+        return DEFAULT_TIMEOUT if fallback is None else fallback
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context an amqps:// URL asks for (None for amqp://)."""
@@ -97,6 +116,11 @@ class Address:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+
+def login_user(url: str) -> str:
+    """The user a broker URL connects as: the `user_id` its publishes may carry."""
+    return Address.parse(url).user
 
 
 def _seconds(query: dict[str, str], key: str, default: float, *, whole: bool) -> int | float:

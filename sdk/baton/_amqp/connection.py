@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -39,6 +40,7 @@ from .errors import (
     ConnectionClosed,
     Nacked,
     Returned,
+    TlsRefused,
     WriteBufferFull,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "OnCancel",
     "OnDelivery",
     "Returned",
+    "TlsRefused",
     "WriteBufferFull",
 ]
 
@@ -118,19 +121,22 @@ class Connection(asyncio.Protocol):
         call_timeout: float = _CALL_TIMEOUT,
         max_buffer: int = _MAX_BUFFER,
     ) -> Connection:
-        """Connect and log in, within `timeout` (the URL's `timeout`, 10 s if it has none)."""
+        """Connect and log in, within the URL's `timeout`, else `timeout`, else 10 s."""
         address = Address.parse(url)
-        limit = address.timeout if timeout is None else timeout
+        limit = address.connect_timeout(timeout)
         context = address.ssl_context()
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(limit):
-            _, connection = await loop.create_connection(
-                lambda: cls(address.name or name, call_timeout=call_timeout, max_buffer=max_buffer),
-                address.host,
-                address.port,
-                ssl=context,
-                server_hostname=address.host if context is not None else None,
-            )
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: cls(address.name or name, call_timeout=call_timeout, max_buffer=max_buffer),
+                    address.host,
+                    address.port,
+                    ssl=context,
+                    server_hostname=address.host if context is not None else None,
+                )
+            except ssl.SSLError as exc:
+                raise TlsRefused(_tls_failure(address, exc)) from exc
             try:
                 await connection._negotiate(address)
             except BaseException:
@@ -445,3 +451,14 @@ class Connection(asyncio.Protocol):
             log.warning("%s: the broker unblocked publishing", self.name)
         else:
             self._handshake.put_nowait(payload)
+
+
+def _tls_failure(address: Address, exc: ssl.SSLError) -> str:
+    where = f"TLS with the broker at {address.host}:{address.port} failed"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        trusted = address.cafile or address.capath or "the system's CA certificates"
+        return (
+            f"{where}: its certificate did not verify against {trusted} ({exc.verify_message}); "
+            "give the broker's CA as cafile= in the URL (no_verify_ssl=1 skips the check)"
+        )
+    return f"{where}: {exc.reason or exc}"

@@ -11,6 +11,11 @@ class ConnectionClosed(AmqpError):
     """The connection is gone (closed by either side, or the socket broke)."""
 
 
+class TlsRefused(AmqpError):
+    """The TLS handshake with the broker failed: its certificate did not verify against the URL's
+    `cafile`/`capath` (or the system's CAs), or the broker refused ours."""
+
+
 class ChannelClosed(AmqpError):
     """The broker closed the channel, or it was closed by us."""
 

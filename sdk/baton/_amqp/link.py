@@ -46,7 +46,7 @@ class Link:
         self._callbacks.append(callback)
 
     async def connect(self, *, timeout: float | None = None) -> None:
-        """The first connection, within `timeout` (the URL's `timeout` if None): fails fast."""
+        """The first connection, within the URL's `timeout` (`timeout` if it has none): fails fast."""
         self._connection = await Connection.open(self.url, name=self.name, timeout=timeout)
         self.up.set()
         self._watcher = asyncio.create_task(self._watch(), name=f"{self.name}-link")

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from tenacity import (
@@ -32,7 +31,7 @@ from tenacity import (
 
 from baton_schemas.topology import EVENTS
 
-from .._amqp import PERSISTENT, AmqpError, Channel, Link, Properties
+from .._amqp import PERSISTENT, AmqpError, Channel, Link, Properties, login_user
 from .._loop_thread import LoopThread
 from .._transport import RequestRejected, TransportUnavailable
 from .._transport.http import BatonClient
@@ -57,7 +56,7 @@ class AmqpSender:
     def __init__(self, url: str, timeout: float) -> None:
         self._url = url
         self._timeout = timeout
-        self._user = unquote(urlsplit(url).username or "guest")
+        self._user = login_user(url)
         self._link: Link | None = None
         self._channel: Channel | None = None
 

@@ -74,6 +74,7 @@ def start(
     from baton_server.server import SERVICES, serve
     from baton_server.settings import ServerSettings
 
+    from .._amqp import TlsRefused
     from .._transport._installation import OtherInstallation
 
     settings = ServerSettings()
@@ -92,7 +93,7 @@ def start(
     except OtherInstallation as exc:
         typer.echo(f"baton server: could not start: {exc}", err=True)  # one line, unwrapped
         raise typer.Exit(1) from exc
-    except (OSError, DatabaseMissing) as exc:
+    except (OSError, DatabaseMissing, TlsRefused) as exc:
         console.print(f"[red]could not start:[/red] {exc}")
         raise typer.Exit(1) from exc
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
 
+from baton._amqp import login_user
 from baton_schemas.events import RESERVED_PREFIX, Event, is_reserved
 
 from .partitions import OutsideRetention, check_occurred
@@ -30,8 +30,9 @@ class Refused(ValueError):
 
 
 def broker_user(url: str) -> str:
-    """The user an AMQP URL connects as (RabbitMQ's default when it names none)."""
-    return unquote(urlsplit(url).username or "guest")
+    """The user an AMQP URL connects as (RabbitMQ's default when it names none; with
+    auth=external the one the URL names for its certificate)."""
+    return login_user(url)
 
 
 def trusted_users(broker_url: str, extra: str) -> frozenset[str]:

@@ -17,7 +17,7 @@ from pamqp import frame as pamqp_frame
 from pamqp import header as pamqp_header
 
 from baton._amqp import codec
-from baton._amqp.address import Address
+from baton._amqp.address import Address, login_user
 from baton._amqp.codec import Properties
 from baton._amqp.connection import CallTimeout, ChannelClosed, Connection, ConnectionClosed, WriteBufferFull
 
@@ -320,7 +320,9 @@ def test_the_url_options_are_read_as_aiormq_reads_them() -> None:
         False,
     )
     plain = Address.parse("amqp://h/")
-    assert (plain.heartbeat, plain.timeout, plain.auth, plain.verify) == (15, 10.0, "PLAIN", True)
+    assert (plain.heartbeat, plain.connect_timeout(), plain.auth, plain.verify) == (15, 10.0, "PLAIN", True)
+    # a caller's timeout is the default; the URL's, when it gives one, wins on every connection
+    assert (plain.connect_timeout(3.0), address.connect_timeout(3.0)) == (3.0, 2.5)
     assert Address.parse("amqp://h/?heartbeat=0").heartbeat == 0
 
 
@@ -352,6 +354,13 @@ def test_a_url_option_the_client_does_not_understand_is_refused(query: str, mess
 def test_tls_options_that_do_not_fit_together_are_refused(query: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Address.parse(f"amqps://u:p@h/vh?{query}")
+
+
+def test_external_auth_names_the_user_its_certificate_maps_to() -> None:
+    with pytest.raises(ValueError, match="name the user the broker maps the certificate to"):
+        Address.parse("amqps://h/vh?auth=external&certfile=/c.pem")
+    assert login_user("amqps://svc@h/vh?auth=external&certfile=/c.pem") == "svc"
+    assert login_user("amqp://h/") == "guest"
 
 
 def test_the_tls_context_follows_the_url() -> None:
