@@ -144,6 +144,7 @@ LAZY_IMPORTS: dict[str, set[str]] = {
     "baton.cli._flow_runs": {"baton_schemas.pauses", "baton_schemas.states", "orjson"},
     "baton.cli._server": {
         "asyncpg",
+        "baton._amqp",
         "baton._transport._installation",
         "baton.cli._config",
         "baton_schemas.export",
