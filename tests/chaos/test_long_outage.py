@@ -221,7 +221,7 @@ async def test_a_long_outage_dead_letters_nothing_and_every_run_ends_as_its_flow
         died: "CRASHED",
         pending: "COMPLETED",
         queued: "COMPLETED",
-    }, [await db.story(run) for run in runs]
+    }, ([await db.story(run) for run in runs], faults.worker_log()[-6000:])
     for run, history in zip(runs, histories, strict=True):
         assert executions(run) == ["start", "done"], (run, executions(run))
         if run != died:

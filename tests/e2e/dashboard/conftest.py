@@ -44,6 +44,7 @@ FLOWS = """
 import time
 
 from baton import flow, task
+from baton.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
 
 @task
@@ -70,6 +71,9 @@ def pipeline(n: int = 3, sleep: float = 0.0, marker: str = "") -> int:
     loaded = [load.submit(i) for i in range(n)]
     s = total(loaded)
     child(s)
+    create_markdown_artifact("# Report\\n<b>not bold</b>", key="report", description="the summary")
+    create_table_artifact([{"item": i, "value": i * 10} for i in range(n)], key="loads")
+    create_link_artifact("https://example.com/out", link_text="the output", key="out")
     print(f"pipeline done {marker}")
     return s
 

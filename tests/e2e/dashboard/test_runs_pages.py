@@ -41,6 +41,16 @@ def test_a_run_appears_live_and_its_page_shows_graph_logs_and_subflow(dash: Dash
         "Completed",
     ]
     assert '"n": 3' in page.inner_text("main")
+    # its artifacts, each as its kind reads; markdown shown as text, never as markup
+    page.wait_for_selector("#artifacts [data-artifact=out] a")
+    report = page.locator("#artifacts [data-artifact=report]")
+    assert "the summary" in report.inner_text() and "<b>not bold</b>" in report.inner_text()
+    assert report.locator("b").count() == 0
+    loads = page.locator("#artifacts [data-artifact=loads] table")
+    assert loads.locator("th").all_inner_texts() == ["item", "value"]
+    assert loads.locator("tbody tr").count() == 3 and "20" in loads.inner_text()
+    link = page.locator("#artifacts [data-artifact=out] a")
+    assert link.inner_text() == "the output" and link.get_attribute("href") == "https://example.com/out"
     dash.shot("run-page")
 
     page.click("#relatives [data-child] a")  # the subflow's own page names its parent

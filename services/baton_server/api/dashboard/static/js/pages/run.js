@@ -1,5 +1,6 @@
 // A run's page: its state timeline, task runs as a graph (edges from their inputs, subflows
-// linked), live logs, parameters, result, parent and child runs; cancel, retry and resume.
+// linked), live logs, parameters, result, artifacts, parent and child runs; cancel, retry and
+// resume.
 import { can, get, post, stream } from "../api.js";
 import { TERMINAL, duration, h, json, liveBadge, mount, say, stateBadge, svg, throttle, when } from "../dom.js";
 
@@ -76,12 +77,64 @@ function relatives(graph) {
   return items.length ? h("ul", { id: "relatives" }, items) : h("p", { class: "muted" }, "No parent or child runs.");
 }
 
+// An artifact as its kind reads: markdown as its text (not rendered: nothing a run wrote runs
+// here), a table as a table, a link as a link (http and https only).
+function artifactBody(artifact) {
+  const data = artifact.data;
+  if (artifact.type === "link") {
+    const url = String((data && data.link) || "");
+    const text = (data && data.link_text) || url;
+    return /^https?:\/\//i.test(url) ? h("a", { href: url, rel: "noopener noreferrer", target: "_blank" }, text) : h("span", {}, text);
+  }
+  if (artifact.type === "table") {
+    let rows = Array.isArray(data) ? data : [];
+    let columns = [];
+    if (!Array.isArray(data) && data && typeof data === "object") {
+      columns = Object.keys(data); // column -> list of cells
+      const length = Math.max(0, ...columns.map((c) => (Array.isArray(data[c]) ? data[c].length : 0)));
+      rows = Array.from({ length }, (_, i) => Object.fromEntries(columns.map((c) => [c, (data[c] || [])[i]])));
+    } else if (rows.length && !Array.isArray(rows[0])) {
+      columns = [...new Set(rows.flatMap((row) => Object.keys(row || {})))];
+    }
+    const cell = (value) => h("td", {}, value === undefined || value === null ? "" : typeof value === "object" ? JSON.stringify(value) : String(value));
+    return h(
+      "table",
+      { class: "artifact-table" },
+      columns.length ? h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", {}, c)))) : null,
+      h("tbody", {}, ...rows.map((row) => h("tr", {}, ...(Array.isArray(row) ? row.map(cell) : columns.map((c) => cell(row[c])))))),
+    );
+  }
+  return h("pre", { class: "artifact-markdown" }, String(data ?? ""));
+}
+
+function artifacts(list) {
+  if (!list.length) return h("p", { class: "muted" }, "No artifacts.");
+  return h(
+    "div",
+    { id: "artifacts" },
+    ...list.map((artifact) =>
+      h(
+        "div",
+        { class: "card", "data-artifact": artifact.key || artifact.id, "data-type": artifact.type },
+        h("h3", {}, artifact.key || "(no key)", " ", h("span", { class: "muted" }, `${artifact.type} · ${when(artifact.created)}`)),
+        artifact.description ? h("p", {}, artifact.description) : null,
+        artifactBody(artifact),
+      ),
+    ),
+  );
+}
+
 function read(id) {
-  return Promise.all([get(`/flow_runs/${id}`), get(`/flow_runs/${id}/states`), get(`/ui/flow_runs/${id}/graph`)]);
+  return Promise.all([
+    get(`/flow_runs/${id}`),
+    get(`/flow_runs/${id}/states`),
+    get(`/ui/flow_runs/${id}/graph`),
+    get(`/artifacts?flow_run_id=${id}`),
+  ]);
 }
 
 export async function render(id) {
-  let [run, states, graph] = await read(id); // at once: the page's first draw waits for all three
+  let [run, states, graph, made] = await read(id); // at once: the page's first draw waits for all
   const live = liveBadge();
   const badge = h("span", { id: "run-state" }, stateBadge(run.state));
   const actions = h("div", { class: "actions", id: "run-actions" });
@@ -89,6 +142,7 @@ export async function render(id) {
   const timelineSlot = h("div");
   const graphSlot = h("div", { class: "graph" });
   const relativesSlot = h("div");
+  const artifactsSlot = h("div");
   const logs = h("pre", { class: "logs", id: "logs" });
   mount(
     h("p", {}, h("a", { href: "#/runs" }, "← runs")),
@@ -97,6 +151,8 @@ export async function render(id) {
     h("div", { class: "grid" }, h("div", { class: "card" }, h("h2", {}, "Run"), details), h("div", { class: "card" }, h("h2", {}, "Parameters"), json(run.parameters)), h("div", { class: "card" }, h("h2", {}, "Result"), h("div", { id: "result" }))),
     h("h2", {}, "Task runs"),
     graphSlot,
+    h("h2", {}, "Artifacts"),
+    artifactsSlot,
     h("h2", {}, "Parent and child runs"),
     relativesSlot,
     h("h2", {}, "State timeline"),
@@ -174,9 +230,10 @@ export async function render(id) {
     timelineSlot.replaceChildren(timeline(states));
     graphSlot.replaceChildren(graphView(graph));
     relativesSlot.replaceChildren(relatives(graph));
+    artifactsSlot.replaceChildren(artifacts(made));
   }
   async function refresh() {
-    [run, states, graph] = await read(id);
+    [run, states, graph, made] = await read(id);
     draw();
   }
   draw();
