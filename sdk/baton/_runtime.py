@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import _tracing
 from ._logging import install_shipping, setup_console, uninstall_shipping
 from ._reporting import make_reporter
 from ._results import LocalResultStore, use_default_store
@@ -65,6 +66,9 @@ def configure(
             result_store=result_store or LocalResultStore(settings.resolved_results_dir()),
         )
         setup_console(settings.log_level)
+        # a flow run started here (`python my_flow.py`) is a trace too when an OTLP endpoint is
+        # set, as one a worker starts (its process set traces up already: this returns at once)
+        _tracing.setup("flow-run")
         if runtime.reporter.ships_logs:
             runtime._shipping = install_shipping(runtime.reporter)
         previous, _current = _current, runtime

@@ -6,7 +6,10 @@ proposed, all linked parent to child, exported over OTLP to a receiver run by th
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import subprocess
+import sys
 
 from baton._transport.http import BatonClient
 from baton_schemas.envelopes import ProposeState
@@ -186,3 +189,40 @@ def test_a_run_an_automation_makes_from_a_traced_event_joins_its_trace(stack: St
         "fire automation",
         "POST /api/events",
     ]
+
+
+def test_a_flow_run_started_by_hand_is_a_trace_with_the_trackers_spans(stack: Stack) -> None:
+    """`python flows.py` with an OTLP endpoint set, no worker: the flow run is a trace of its
+    own, its tasks are spans in it, and the server's transitions join it over HTTP."""
+    script = stack.folder / "by_hand.py"
+    script.write_text("from flows import doubled\n\ndoubled(3)\n")
+    env = {
+        **os.environ,
+        "BATON_API_URL": stack.server.api_url,
+        "BATON_API_KEY": stack.api_key,
+        "BATON_OTEL_ENDPOINT": stack.otlp.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    env.pop("BATON_BROKER_URL", None)  # the HTTP path
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=stack.folder, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def whole() -> list[ReceivedSpan] | None:
+        flows = [s for s in stack.otlp.received() if s.name == "flow doubled" and not s.parent_id]
+        if not flows:
+            return None
+        spans = [s for s in stack.otlp.received() if s.trace_id == flows[-1].trace_id]
+        names = [s.name for s in spans]
+        tasks = [n for n in names if n.startswith("task ")]
+        return spans if len(tasks) == 3 and "transition Completed" in names else None
+
+    spans = wait_until(whole, what="the hand-started run's spans")
+    flow = next(s for s in spans if s.name == "flow doubled")
+    assert flow.service == "baton-flow-run"
+    assert {s.parent_id for s in spans if s.name.startswith("task ")} == {flow.span_id}
+    completed = next(s for s in spans if s.name == "transition Completed")
+    assert completed.service == "baton-server" and completed.attributes["baton.state.to"] == "COMPLETED"
+    request = next(s for s in spans if s.span_id == completed.parent_id)  # the API's span of the call
+    assert request.parent_id == flow.span_id
