@@ -720,7 +720,10 @@ class Worker:
                 slots=self.settings.limit,
                 running=len(self.runs),
             ),
-            flow_run_ids=list(self.runs),
+            # and the runs it is claiming: a claim the tracker accepted but whose answer has not
+            # reached us yet (lost in an outage, resent under its transition id) is ours, and
+            # its lease must not lapse while we are alive and asking
+            flow_run_ids=[*self.runs, *self._claims],
             interval_seconds=self.settings.heartbeat_seconds,
             lease_seconds=self.settings.lease_seconds,
         )
