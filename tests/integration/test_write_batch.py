@@ -9,9 +9,12 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
-from baton_schemas.states import Completed, Pending, Running, TransitionResult, Verdict
+from baton_schemas.envelopes import ProposeState
+from baton_schemas.states import Completed, Pending, Running, State, TransitionResult, Verdict
 from baton_server.context import ServerContext
+from baton_server.db.on_demand import OnDemand
 from baton_server.db.run_cache import RunCache
+from baton_server.tracker.transitions import propose_flow_run_state
 from baton_server.tracker.write_batch import WriteBatch
 
 from ..support.runs import new_run, propose
@@ -90,6 +93,53 @@ async def test_writes_that_arrive_together_share_one_statement(ctx: ServerContex
     stored = {row["id"]: row["history_id"] for row in rows}
     for run_id, result in zip([held, *runs], results, strict=True):
         assert result.state is not None and result.state.id == stored[run_id]
+
+
+class _CountingPool:
+    """The pool, counting the connections taken from it."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self.taken = 0
+
+    async def acquire(self) -> Any:
+        self.taken += 1
+        return await self._pool.acquire()
+
+    async def release(self, conn: Any) -> None:
+        await self._pool.release(conn)
+
+
+async def test_writers_that_join_a_batch_take_no_connection_of_their_own(ctx: ServerContext) -> None:
+    """As the tracker proposes (`OnDemand`): the lead takes a connection for its statement, the
+    writes it carries take none, and a proposal that needs a read (not cached) takes one."""
+    cache, batch = RunCache(), WriteBatch(max_statements=1)
+    held, *runs = await _cached_runs(ctx, cache, 9)
+    pool = _CountingPool(ctx.pool)
+
+    async def on_demand(run_id: uuid.UUID, state: State) -> TransitionResult:
+        async with OnDemand(pool) as conn:  # type: ignore[arg-type]  # the counting stand-in
+            outcome = await propose_flow_run_state(
+                conn, ProposeState(flow_run_id=run_id, state=state), cache=cache, batch=batch
+            )
+        ctx.outbox.sent_after_commit(outcome.outbox)
+        return outcome.result
+
+    leader, followers = await _while_first_write_is_held(
+        ctx,
+        batch,
+        lambda: on_demand(held, Running()),
+        [partial(on_demand, run_id, Running()) for run_id in runs],
+        held,
+    )
+    results = [await leader, *await asyncio.gather(*followers)]
+    assert all(r.verdict is Verdict.ACCEPT and r.state_version == 3 for r in results)
+    assert (batch.statements, batch.writes) == (2, 9)
+    assert pool.taken == 2, "one connection per statement, none for the eight writes carried"
+
+    cache.forget(runs[0])  # not cached: read, decided and written on a connection of its own
+    assert (await on_demand(runs[0], Completed())).state_version == 4
+    assert pool.taken == 3
 
 
 async def test_a_run_changed_elsewhere_fails_alone_and_is_decided_afresh(ctx: ServerContext) -> None:

@@ -27,6 +27,7 @@ from ..broker.consumer import Consumer, DeadLetter
 from ..broker.outbox import OutboxRow
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
+from ..db.on_demand import OnDemand
 from ..db.pools import record_worker
 from ..db.run_cache import RunCache
 from .ingest import cancelling_runs, extend_leases, store_logs, store_task_run_states
@@ -133,7 +134,8 @@ class TrackerConsumer(Consumer):
         self, proposal: ProposeState, traceparent: str | None
     ) -> tuple[RpcReply, list[OutboxRow]]:
         try:
-            async with self._ctx.pool.acquire() as conn:
+            # a connection only if the proposal needs its own (most join a batched write)
+            async with OnDemand(self._ctx.pool) as conn:
                 outcome = await propose_flow_run_state(
                     conn,
                     proposal,

@@ -39,6 +39,7 @@ from baton_schemas.states import State, StateType, TransitionResult, Verdict
 
 from ..broker.messages import flow_run_change_message, serialise_state
 from ..broker.outbox import OutboxRow
+from ..db.on_demand import OnDemand, connection
 from ..db.rows import FLOW_RUN_COLUMNS
 from ..db.run_cache import RunCache
 from ..db.types import Connection
@@ -107,7 +108,7 @@ class _Written:
 
 
 async def _write(
-    conn: Connection,
+    conn: Connection | OnDemand,
     row: Mapping[str, Any],
     state: State,
     *,
@@ -160,11 +161,16 @@ async def _write(
         event.routing_key,
         event.body,
     )
-    written = await (batch.write(conn, row["id"], args) if batch else conn.fetchrow(WRITE, *args))
+    if batch is not None:
+        written = await batch.write(conn, row["id"], args)
+    else:
+        written = await (await connection(conn)).fetchrow(WRITE, *args)
     if written is None:
         return None
     changes = {
-        "state": orjson.loads(state_json),  # as a read of the row would give it
+        # the model, not its JSON as a read would give it: the next transition of this run,
+        # decided against the cached row, need not parse it again
+        "state": state,
         "state_type": state.type.value,
         "state_name": state.name,
         "state_version": version,
@@ -183,7 +189,7 @@ async def _write(
 
 
 async def propose_flow_run_state(
-    conn: Connection,
+    conn: Connection | OnDemand,
     proposal: ProposeState,
     *,
     default_lease_seconds: float = 30.0,
@@ -229,7 +235,7 @@ async def _traced(
 
 
 async def _propose_counted(
-    conn: Connection,
+    conn: Connection | OnDemand,
     proposal: ProposeState,
     default_lease_seconds: float,
     now: datetime | None,
@@ -242,7 +248,7 @@ async def _propose_counted(
         outcome = await _propose(conn, proposal, default_lease_seconds, now, slot_wait_seconds, cache, batch)
     except asyncpg.UniqueViolationError:
         # an identical proposal committed first: answer as it was answered
-        replayed = _replayed(await conn.fetchval(_REPLAY, proposal.transition_id))
+        replayed = _replayed(await (await connection(conn)).fetchval(_REPLAY, proposal.transition_id))
         if replayed is None:
             raise
         outcome = Outcome(replayed, [])
@@ -263,7 +269,7 @@ class _Moved(Exception):
 
 
 async def _propose(
-    conn: Connection,
+    conn: Connection | OnDemand,
     proposal: ProposeState,
     default_lease_seconds: float,
     now: datetime | None,
@@ -352,7 +358,7 @@ async def _hold_limits(conn: Connection, run_id: uuid.UUID) -> tuple[Limit, ...]
 
 
 async def _attempt(
-    conn: Connection,
+    conn: Connection | OnDemand,
     proposal: ProposeState,
     default_lease_seconds: float,
     now: datetime | None,
@@ -367,19 +373,20 @@ async def _attempt(
             )
             if outcome is not None:
                 return outcome
-    row = await conn.fetchrow(_READ, proposal.flow_run_id, proposal.transition_id)
+    db = await connection(conn)  # taken only now: the cached path above may not need one
+    row = await db.fetchrow(_READ, proposal.flow_run_id, proposal.transition_id)
     if row is None:
         raise RunNotFound(f"flow run {proposal.flow_run_id} does not exist")
     if (replayed := _replayed(row["replay"])) is not None:
         return Outcome(replayed, [])
     if _is_claim(row, proposal):
-        async with conn.transaction():
-            limits = await _hold_limits(conn, proposal.flow_run_id)
+        async with db.transaction():
+            limits = await _hold_limits(db, proposal.flow_run_id)
             return await _decide_and_write(
-                conn, row, proposal, limits, default_lease_seconds, now, slot_wait_seconds, cache
+                db, row, proposal, limits, default_lease_seconds, now, slot_wait_seconds, cache
             )
     return await _decide_and_write(
-        conn, row, proposal, (), default_lease_seconds, now, slot_wait_seconds, cache
+        db, row, proposal, (), default_lease_seconds, now, slot_wait_seconds, cache
     )
 
 
@@ -390,7 +397,8 @@ def _decide(
     now: datetime | None,
     slot_wait_seconds: float,
 ) -> tuple[State, Decision]:
-    current = State.model_validate(row["state"])
+    stored = row["state"]  # a model where this process wrote it, its JSON where it was read
+    current = stored if isinstance(stored, State) else State.model_validate(stored)
     snapshot = RunSnapshot(
         state=current,
         state_version=row["state_version"],
@@ -420,7 +428,7 @@ _SETTLED = frozenset(t.value for t in StateType if t.is_terminal)
 
 
 async def _write_from_cache(
-    conn: Connection,
+    conn: Connection | OnDemand,
     cached: Mapping[str, Any],
     proposal: ProposeState,
     default_lease_seconds: float,

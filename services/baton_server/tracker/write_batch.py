@@ -8,8 +8,9 @@ Each write in it still succeeds only if its run is at the version it was decided
 every writer gets the answer the single statement would have given it.
 
 The writer that finds a free slot leads: it runs the statement for its own write and the
-waiting ones on its own connection, which it holds anyway, so a batch needs no connection of its
-own and cannot starve the pool. When it is done it hands the lead to the next writer waiting.
+waiting ones on its own connection (taken then, if it takes them on demand: the others need
+none), so at most `max_statements` connections carry the batches and they cannot starve the
+pool. When it is done it hands the lead to the next writer waiting.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncpg
 
 from baton_schemas.topology import EVENTS
 
+from ..db.on_demand import OnDemand, connection
 from ..db.types import Connection
 
 # The single write, and the same for many runs at once: arguments in the same order, each an
@@ -136,7 +138,9 @@ class WriteBatch:
         """Writes waiting for a statement."""
         return len(self._waiting)
 
-    async def write(self, conn: Connection, run_id: UUID, args: Sequence[Any]) -> Mapping[str, Any] | None:
+    async def write(
+        self, conn: Connection | OnDemand, run_id: UUID, args: Sequence[Any]
+    ) -> Mapping[str, Any] | None:
         me = _Waiting(run_id, args)
         if self._running < self._max_statements:
             self._running += 1
@@ -154,12 +158,12 @@ class WriteBatch:
             raise answer
         return answer  # type: ignore[no-any-return]
 
-    async def _lead(self, conn: Connection, me: _Waiting) -> Mapping[str, Any] | None:
+    async def _lead(self, conn: Connection | OnDemand, me: _Waiting) -> Mapping[str, Any] | None:
         batch = self._take(me)
         self.statements += 1
         self.writes += len(batch)
         try:
-            answers = await _store(conn, batch)
+            answers = await _store(await connection(conn), batch)
         except BaseException as exc:
             # the others' writes may or may not have committed: they fail, and are retried
             failed = exc if isinstance(exc, Exception) else RuntimeError(f"batched write cut short: {exc!r}")
