@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ from baton_schemas.states import Scheduled, State, StateType
 from ..broker.messages import state_change_message
 from ..broker.outbox import OutboxRow
 from ..events.state_events import flow_run_event
-from .flows import get_or_create_flow
+from .flows import FlowCache, get_or_create_flow
 from .rows import FLOW_RUN_COLUMNS, flow_run_from_row
 from .run_cache import RunCache
 from .types import Connection
@@ -44,7 +45,7 @@ def _target(deployment_id: uuid.UUID | None, flow_id: uuid.UUID, flow_name: str)
     return f"deployment {deployment_id}" if deployment_id else f"flow {flow_name!r} (ad hoc)"
 
 
-def _check_target(existing: FlowRun, create: FlowRunCreate, flow: asyncpg.Record) -> None:
+def _check_target(existing: FlowRun, create: FlowRunCreate, flow: Mapping[str, Any]) -> None:
     """A key (or id) answers with its run only when asked for the same target: the run's
     deployment, or for an ad-hoc run its flow."""
     same = (
@@ -117,36 +118,59 @@ _CREATE = """
     FROM run"""
 
 
-async def _flow_for(conn: Connection, create: FlowRunCreate) -> asyncpg.Record:
+async def _flow_for(conn: Connection, create: FlowRunCreate, flows: FlowCache | None) -> Mapping[str, Any]:
+    key = create.flow_id if create.flow_id is not None else create.flow_name
+    if flows is not None and key is not None and (cached := flows.get(key)) is not None:
+        return cached
     row: asyncpg.Record | None  # the pool's connection proxy is typed loosely
     if create.flow_id is not None:
         row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", create.flow_id)
         if row is None:
             raise InvalidRun(f"flow {create.flow_id} does not exist")
-        return cast(asyncpg.Record, row)
-    if not create.flow_name:
+    elif not create.flow_name:
         raise InvalidRun("give flow_id or flow_name")
-    row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE name = $1", create.flow_name)
-    if row is None:
-        flow = await get_or_create_flow(conn, FlowCreate(name=create.flow_name))
-        row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", flow.id)
-        assert row is not None
-    return cast(asyncpg.Record, row)
+    else:
+        row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE name = $1", create.flow_name)
+        if row is None:
+            flow = await get_or_create_flow(conn, FlowCreate(name=create.flow_name))
+            row = await conn.fetchrow("SELECT id, name, slug FROM flows WHERE id = $1", flow.id)
+            assert row is not None
+    if flows is not None:
+        flows.put(row)
+    return cast(Mapping[str, Any], row)
 
 
 async def create_flow_run(
-    conn: Connection, create: FlowRunCreate, *, cache: RunCache | None = None
+    conn: Connection,
+    create: FlowRunCreate,
+    *,
+    cache: RunCache | None = None,
+    flows: FlowCache | None = None,
 ) -> tuple[FlowRun, list[OutboxRow], bool]:
     """Create a run (or return the one with the same id / idempotency key).
 
     Returns the run, the outbox rows to send after commit, and whether it was created. The run,
     its first state and its state-change message are written by one statement, atomically.
-    A created run goes into `cache`: its first transition need not read it back.
+    A created run goes into `cache`: its first transition need not read it back. Its flow is
+    looked up in `flows` first (only outside a transaction: a flow deleted since fails the
+    insert, which is then tried again with the flow read afresh).
     """
     state = create.state or Scheduled()
     if state.type not in INITIAL_TYPES:
         raise InvalidRun(f"a flow run cannot start in state {state.type.value}")
-    flow = await _flow_for(conn, create)
+    flow = await _flow_for(conn, create, flows)
+    try:
+        return await _insert(conn, create, state, flow, cache)
+    except asyncpg.ForeignKeyViolationError:
+        if flows is None or conn.is_in_transaction():
+            raise
+        flows.forget(flow)
+        return await _insert(conn, create, state, await _flow_for(conn, create, flows), cache)
+
+
+async def _insert(
+    conn: Connection, create: FlowRunCreate, state: State, flow: Mapping[str, Any], cache: RunCache | None
+) -> tuple[FlowRun, list[OutboxRow], bool]:
     run_id = create.id or uuid.uuid4()
     name = create.name or run_name()
     change = StateChange(

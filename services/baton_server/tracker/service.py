@@ -27,6 +27,7 @@ from ..broker.consumer import Consumer, DeadLetter
 from ..broker.outbox import OutboxRow
 from ..context import ServerContext
 from ..db.flow_runs import InvalidRun, create_flow_run
+from ..db.flows import FlowCache
 from ..db.on_demand import OnDemand
 from ..db.pools import record_worker
 from ..db.run_cache import RunCache
@@ -74,6 +75,7 @@ class TrackerConsumer(Consumer):
         self._ctx = ctx
         self._cache = cache
         self._batch = batch
+        self._flows = FlowCache()
 
     async def handle(self, message: Delivery) -> None:
         try:
@@ -152,7 +154,7 @@ class TrackerConsumer(Consumer):
     async def _create(self, request: CreateFlowRun) -> tuple[RpcReply, list[OutboxRow]]:
         try:
             async with self._ctx.pool.acquire() as conn:
-                run, rows, _ = await create_flow_run(conn, request.run, cache=self._cache)
+                run, rows, _ = await create_flow_run(conn, request.run, cache=self._cache, flows=self._flows)
         except InvalidRun as exc:
             return RpcReply(ok=False, error=str(exc), status=exc.status), []
         return RpcReply(ok=True, flow_run=run), rows
