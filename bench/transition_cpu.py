@@ -95,6 +95,14 @@ async def _drive(broker_url: str, pid: int, runs: int, inflight: int) -> tuple[f
             return sum(await asyncio.gather(*(lifecycle() for _ in range(inflight))))
 
         await drive(min(300, runs))  # warm-up: caches, prepared statements, the first statements
+        serial = []  # one proposal at a time: the round trip, with nothing to batch with
+        for _ in range(100):
+            run = await tracker.create_flow_run(FlowRunCreate(flow_name="bench-cpu"))
+            for state in (Pending(), Running(), Completed()):
+                sent = time.perf_counter()
+                await tracker.propose_state(ProposeState(flow_run_id=run.id, state=state))
+                serial.append(time.perf_counter() - sent)
+        print(f"serial round trip p50 {1000 * statistics.median(serial):.2f} ms")
         await asyncio.sleep(1)
         profile = os.environ.get("BENCH_PY_SPY")  # a file: py-spy samples the server meanwhile
         spy = None
@@ -136,7 +144,8 @@ def _side(tree: Path, runs: int, inflight: int) -> tuple[float, str]:
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(RESULT)), None)
     if line is None:
         raise SystemExit(f"{tree}: no figure\n{out.stdout}\n{out.stderr[-3000:]}")
-    return float(line.split()[5]), line.removeprefix(RESULT).strip()
+    serial = next((ln for ln in out.stdout.splitlines() if ln.startswith("serial")), "")
+    return float(line.split()[5]), f"{line.removeprefix(RESULT).strip()}, {serial}"
 
 
 def _load() -> str:
