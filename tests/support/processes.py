@@ -72,15 +72,17 @@ def server_process(
     ready_timeout: float = 30,
     port: int | None = None,
     env: dict[str, str] | None = None,
+    baton: str = BATON,
     **more_env: str,
 ) -> Iterator[ServerProcess]:
     """`baton server start` with its own port (or `port`, e.g. to restart a server where its
-    clients expect it); waits until /ready answers (or the log says so)."""
+    clients expect it); waits until /ready answers (or the log says so). `baton` is the
+    executable, the repo's unless a test installed one elsewhere."""
     env = {**(env or {}), **more_env}
     port = port or free_port()
     environ = baton_env(backends, BATON_API_PORT=str(port), **env)
     log_path = log_dir / f"server-{port}.log"
-    args = [BATON, "server", "start"]
+    args = [baton, "server", "start"]
     for name in services:
         args += ["--service", name]
     with log_path.open("ab") as log_file:  # a restart where clients expect it appends

@@ -1,8 +1,11 @@
 """`pip install baton` on its own: the wheel, in a fresh venv without the server extra, runs a
 flow against a server and runs deployments as a worker; server commands say what to install.
+`pip install 'baton[server]'`, in another fresh venv, adds the services: its `baton server start`
+serves and stops cleanly.
 
-The server is the suite's own (`baton server start` from the repo's venv); everything else
-(the flow process, the CLI, the worker and the flow-run processes it starts) is the fresh venv's.
+The plain install's tests use the suite's server (`baton server start` from the repo's venv);
+everything else (the flow process, the CLI, the worker and the flow-run processes it starts) is
+the fresh venv's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ...support.processes import ROOT
+from baton_server.server import SERVICES
+
+from ...support.backends import Backends, separate_backends
+from ...support.processes import ROOT, server_process
 from ..conftest import LiveServer
 from ..worker.conftest import wait_until
 
@@ -61,26 +67,39 @@ class FreshVenv:
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> FreshVenv:
-    """The wheel and its dependencies (not the server extra) in a venv of their own."""
-    base = tmp_path_factory.mktemp("fresh-install")
-    wheels = base / "wheels"
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel and every wheel `pip install 'baton[server]'` resolves to, built once for both
+    venvs; they install from it alone, so each gets only what the wheel's metadata asks for."""
+    wheels = tmp_path_factory.mktemp("wheelhouse")
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(wheels), str(ROOT)],
         check=True,
         capture_output=True,
     )
     (wheel,) = wheels.glob("baton-*.whl")
-    # a wheelhouse of exactly what `pip install baton` resolves to, then an install from it alone
-    subprocess.run([*PIP, "wheel", "-w", str(wheels), str(wheel)], check=True, capture_output=True)
-    venv = FreshVenv(base / "venv")
+    subprocess.run([*PIP, "wheel", "-w", str(wheels), f"{wheel}[server]"], check=True, capture_output=True)
+    return wheels
+
+
+def _install(path: Path, wheelhouse: Path, requirement: str) -> FreshVenv:
+    venv = FreshVenv(path)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv.path)], check=True)
-    subprocess.run(
-        [*PIP, "--python", venv.python, "install", "--no-index", "--find-links", str(wheels), "baton"],
-        check=True,
-        capture_output=True,
-    )
+    pip = [*PIP, "--python", venv.python]
+    install = [*pip, "install", "--no-index", "--find-links", str(wheelhouse), requirement]
+    subprocess.run(install, check=True, capture_output=True)
     return venv
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> FreshVenv:
+    """The wheel and its dependencies (not the server extra) in a venv of their own."""
+    return _install(tmp_path_factory.mktemp("fresh-install") / "venv", wheelhouse, "baton")
+
+
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> FreshVenv:
+    """The wheel with the server extra in a venv of its own."""
+    return _install(tmp_path_factory.mktemp("fresh-server") / "venv", wheelhouse, "baton[server]")
 
 
 def _env(server: LiveServer, *, amqp: bool = False, **extra: str) -> dict[str, str]:
@@ -192,3 +211,43 @@ def test_a_worker_of_the_plain_install_runs_a_deployment(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Completed" in done.stdout
+
+
+def test_the_server_extra_installs_the_services_into_the_venv(
+    fresh_server: FreshVenv, tmp_path: Path
+) -> None:
+    """Imported from the venv's site-packages, not from a checkout: the wheel carries the
+    services, and the extra's requirements are the ones they import."""
+    names = ("baton", "baton_server", *SERVER_EXTRA)
+    probe = (
+        f"import importlib, json; print(json.dumps([importlib.import_module(n).__file__ for n in {names!r}]))"
+    )
+    # run where no checkout is on the path: the repo's source must not be what answers
+    done = subprocess.run([fresh_server.python, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (site_packages,) = fresh_server.path.glob("lib/python*/site-packages")
+    outside = [f for f in json.loads(done.stdout) if not Path(f).is_relative_to(site_packages)]
+    assert outside == []
+
+
+def test_the_server_extra_serves_and_stops_cleanly(
+    fresh_server: FreshVenv, backends: Backends, tmp_path: Path
+) -> None:
+    """A database and vhost of its own: the fresh server migrates the database itself, and is the
+    only Baton on them."""
+    with (
+        separate_backends(backends, "extra") as own,
+        server_process(own, tmp_path, baton=fresh_server.baton) as server,
+    ):
+        # server_process returned once /ready answered 200; the process is the fresh venv's
+        interpreter = Path(f"/proc/{server.process.pid}/cmdline").read_bytes().split(b"\0")[0]
+        assert interpreter.decode() == fresh_server.python
+        assert httpx.get(f"http://127.0.0.1:{server.port}/ready", timeout=10).status_code == 200
+        code = server.stop()
+    log = server.log()
+    assert code == 0, log
+    lines = log.splitlines()
+    assert [line for line in lines if "| WARNING " in line or "| ERROR " in line] == [], log
+    said = [line.partition("baton.server - ")[2] for line in lines if "baton.server - " in line]
+    assert {f"{name} stopped" for name in SERVICES} <= set(said), log
+    assert said[-1] == "stopped", log
