@@ -1,6 +1,13 @@
 """A burst larger than the outbox's queue: the publishing task hands over to the sweeper while
 it holds a batch. Every message arrives, and none twice (the sweeper used to send the batch in
-flight again)."""
+flight again).
+
+"None twice" is read once nothing more can come. The table is empty: no sweep holds a row (a
+sweep publishes and has its confirms before its delete commits). Then the outbox is stopped:
+its stop waits until the publishing task has nothing queued or on its way, and no sweep can be
+cut off, as none has anything to send. Then a marker goes out on the publisher's one channel,
+behind every message the outbox wrote there: one channel, one queue, one consumer keep that
+order, so once the marker is seen, any copy sent twice has been seen too."""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import pytest
 
 from baton_schemas.topology import STATES
 from baton_server.broker.outbox import Outbox, OutboxMessage
+from baton_server.broker.publisher import json_properties
 from baton_server.context import ServerContext
 from baton_server.settings import ServerSettings
 
@@ -61,7 +69,21 @@ async def test_a_burst_past_the_queue_is_delivered_once_each(
             return len(set(seen)) == len(sent)
 
         await eventually(all_arrived, timeout=60, what="every message")
-        await asyncio.sleep(2)  # a copy sent twice would have arrived by now
+
+        async def table_empty() -> bool:
+            async with ctx.pool.acquire() as conn:
+                return int(await conn.fetchval("SELECT count(*) FROM outbox")) == 0
+
+        await eventually(table_empty, what="every row deleted")
+        await ctx.outbox.stop(grace=settings.shutdown_grace_seconds)
+        marker = str(uuid.uuid4())
+        await ctx.publisher.publish(STATES, "burst.marker", b"{}", json_properties(message_id=marker))
+
+        async def marker_arrived() -> bool:
+            return marker in seen
+
+        await eventually(marker_arrived, what="the marker behind every message the outbox sent")
+        seen.remove(marker)
         assert set(seen) == {str(i) for i in sent}
         said = [r.getMessage() for r in caplog.records]
         if not any("publish failed" in line for line in said):

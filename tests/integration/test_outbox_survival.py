@@ -4,17 +4,22 @@ A row the broker returns as unroutable is parked in `baton.dead`; here `baton.de
 gone, so parking fails. The publisher must log it, leave the row to the sweeper, and keep
 publishing; once `baton.dead` is back the row is parked; and the context still closes every part.
 The sweeper's age is an hour, so a fresh row reaches its queue only through the publishing task.
+
+Should a part fail to close all the same (the outbox's stop re-raising what ended its task, as it
+once did), the context logs it and still closes the parts after it: the link and both pools.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import aio_pika
 import pytest
 
+from baton._amqp import ConnectionClosed
 from baton_schemas.envelopes import DeadLetterHeaders
 from baton_schemas.topology import DEAD, DEAD_QUEUE, RUNS, STATES
 from baton_server.broker.outbox import Outbox, OutboxMessage
@@ -111,3 +116,48 @@ async def test_a_failing_dead_letter_park_does_not_stop_the_outbox(
 
 async def _no_rows(ctx: ServerContext) -> bool:
     return await _outbox_count(ctx) == 0
+
+
+def _failing_after(close: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """`close` really done, then an error: the part is closed, but its close still raises."""
+
+    async def failing(*args: object, **kwargs: object) -> None:
+        await close(*args, **kwargs)
+        raise RuntimeError("this part failed to close")
+
+    return failing
+
+
+@pytest.mark.parametrize("failing", ["the outbox", "the broker"])
+async def test_the_context_closes_every_part_when_one_fails_to_close(
+    failing: str,
+    own_backends: Backends,
+    server_settings: ServerSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = server_settings.model_copy(
+        update={"database_url": own_backends.database_url, "broker_url": own_backends.broker_url}
+    )
+    ctx = await ServerContext.open(settings, name="baton-close-survival")
+    try:
+        if failing == "the outbox":
+            monkeypatch.setattr(ctx.outbox, "stop", _failing_after(ctx.outbox.stop))
+        else:
+            monkeypatch.setattr(ctx.broker, "close", _failing_after(ctx.broker.close))
+        caplog.set_level(logging.ERROR, logger="baton_server.context")
+
+        # bounded here so that a close that hangs fails this test with its own message
+        await asyncio.wait_for(ctx.close(), timeout=30)
+
+        assert [r.getMessage() for r in caplog.records] == [f"closing {failing} failed; closing the rest"]
+        assert not ctx.outbox.running
+        assert not ctx.link.up.is_set()
+        with pytest.raises(ConnectionClosed):
+            ctx.link.connection  # noqa: B018 (the property raises once the connection is closed)
+        assert ctx.api_pool.is_closing()
+        assert ctx.pool.is_closing()
+    finally:
+        await ctx.link.close()  # idempotent: only does something if the test failed before it
+        ctx.api_pool.terminate()
+        ctx.pool.terminate()

@@ -1,10 +1,13 @@
-"""A `Connection` that comes back by itself: what a long-lived process holds.
+"""A `Connection` that comes back by itself: what a long-lived process holds, its one AMQP stack.
 
-In the server the tracker's consumers, their replies and the outbox ride on it (topology and
-everything off the hot path stay on aio-pika, `baton_server.broker.connection`); in the SDK,
-`AmqpTracker`. The first connect fails fast. After that a lost connection is reopened in the
+In the server everything rides on one `Link`, kept by `baton_server.broker.connection.Broker`:
+the topology (declared at start and again on every reconnect, by the link's first callback),
+the consumers and their replies, and the outbox's publisher. In the SDK, `AmqpTracker` holds one
+(a worker's control queue and its parking in `baton.dead` ride on it too), and the event emitter
+another. The first connect fails fast. After that a lost connection is reopened in the
 background with capped, jittered backoff, and each user re-opens its channels in the callback
-it registered.
+it registered, in the order registered; a callback that raises is logged and stops neither the
+others nor the watcher.
 """
 
 from __future__ import annotations
