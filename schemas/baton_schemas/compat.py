@@ -3,8 +3,9 @@
 Every envelope carries `schema_version`. A process writes `SCHEMA_VERSION` and reads
 `MIN_SCHEMA_VERSION` to `SCHEMA_VERSION`. A worker tells the API its versions when it asks how
 to reach the broker (`WorkerConnection`); a mismatch is refused there, before a single run is
-claimed, with a message that names both sides' versions (`refusal`). The tracker refuses an
-envelope of a schema it does not read, with the same kind of message.
+claimed, with a message that names both sides' versions (`refusal`). The SDK's HTTP client
+sends its versions in headers with every request, and the API refuses a mismatch the same way.
+The tracker refuses an envelope of a schema it does not read, with the same kind of message.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from ._base import BatonModel
 
 SCHEMA_VERSION = _WRITTEN  # the envelopes this code writes
 MIN_SCHEMA_VERSION = 1  # the oldest this code still reads
+
+# Sent by the SDK's HTTP client with every request, so that an API of another version can refuse
+# it (409, naming both) before it does anything; a request without them is not checked.
+VERSION_HEADER = "baton-version"
+SCHEMA_HEADER = "baton-schema-version"
+MIN_SCHEMA_HEADER = "baton-min-schema-version"
 
 
 @cache

@@ -22,6 +22,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
+from baton_schemas import compat
 from baton_schemas.access import ApiKeyInfo, AuditPage
 from baton_schemas.artifacts import Artifact, ArtifactCreate
 from baton_schemas.backfill import BackfillCreate, BackfillResult
@@ -139,7 +140,13 @@ class BatonClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        headers = {"user-agent": "baton-sdk"}
+        headers = {
+            "user-agent": f"baton-sdk/{compat.baton_version()}",
+            # an API of another version refuses the request, naming both (409)
+            compat.VERSION_HEADER: compat.baton_version(),
+            compat.SCHEMA_HEADER: str(compat.SCHEMA_VERSION),
+            compat.MIN_SCHEMA_HEADER: str(compat.MIN_SCHEMA_VERSION),
+        }
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
         self.api_url = api_url.rstrip("/")

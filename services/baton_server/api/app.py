@@ -53,6 +53,7 @@ from .routes import (
 )
 from .tracing import RequestSpans
 from .verifier import KeyVerifier
+from .version_gate import VersionGate
 
 # Newer FastAPI versions trace and measure requests themselves once a tracer provider is set;
 # Baton's own spans (`tracing`) and metrics (`metrics`) are the documented ones: theirs off.
@@ -118,6 +119,7 @@ def create_app(settings: ServerSettings, ctx: ServerContext | None = None) -> Fa
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(AuditLog)
     app.add_middleware(KeyGate, auth_required=settings.auth_required, docs_public=settings.api_docs_public)
+    app.add_middleware(VersionGate)  # before the key: a client of another version learns why
     app.add_middleware(RequestSpans)
     if settings.metrics_enabled:
         app.add_middleware(HttpMetrics)
