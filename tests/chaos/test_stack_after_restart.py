@@ -145,6 +145,13 @@ async def test_pool_queues_come_back_and_runs_flow_after_a_broker_restart(
             finally:
                 await asyncio.to_thread(private_mq.unblock_publishers)
             await eventually(ready, timeout=30, what="/ready once unblocked")
+            # and the log says why, and when it is over
+            assert "the broker blocks publishing:" in server.log()
+
+            async def unblock_logged() -> bool:
+                return "the broker unblocked publishing" in server.log()
+
+            await eventually(unblock_logged, timeout=10, what="the unblock in the server's log")
 
 
 async def test_ready_reports_a_broker_killed_with_sigkill(
