@@ -116,7 +116,20 @@ _start_with_docker() {  # _start_with_docker SERVICE...
     _compose up -d "$@"
   _await PostgreSQL _postgres_up && _await RabbitMQ _rabbitmq_up || return 1
   _use_docker_pair
-  rabbitmqctl -q await_startup --timeout "$SERVICES_WAIT_SECONDS" >/dev/null
+  _await_container_rabbitmq
+}
+
+_await_container_rabbitmq() {
+  # Docker's proxy answers on the published port before the node runs, and await_startup
+  # fails at once while the node is not yet known to epmd: ask again until it has booted.
+  local deadline=$((SECONDS + SERVICES_WAIT_SECONDS))
+  until rabbitmqctl -q await_startup --timeout 5 >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      _say "RabbitMQ in its container did not boot within ${SERVICES_WAIT_SECONDS}s"
+      return 1
+    fi
+    sleep 1
+  done
 }
 
 _use_docker_pair() {

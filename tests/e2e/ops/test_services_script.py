@@ -193,8 +193,9 @@ def test_on_debian_as_root_it_installs_both_with_apt_and_starts_them(machine: Ma
     assert "installing postgresql rabbitmq-server with apt-get" in done.stderr
 
 
-def _docker_stand_in(machine: Machine) -> None:
-    """`docker`: an engine that answers; `compose ... up` opens the services' ports."""
+def _docker_stand_in(machine: Machine, await_startup: str = "") -> None:
+    """`docker`: an engine that answers; `compose ... up` opens the services' ports; the
+    container's `rabbitmqctl await_startup` runs `await_startup` (bash; succeeds if empty)."""
     calls = machine.home / "calls"
     machine.stand_in(
         "docker",
@@ -209,6 +210,7 @@ def _docker_stand_in(machine: Machine) -> None:
             {machine.listen("SERVICES_AMQP_PORT")}
             touch "{machine.home}/pair-up" ;;
           *" ps -q rabbitmq "*) [ ! -e "{machine.home}/pair-up" ] || echo 0123abcd ;;
+          *" await_startup "*) {await_startup or "exit 0"} ;;
         esac
         """,
     )
@@ -232,7 +234,7 @@ def test_with_a_docker_engine_it_starts_both_from_compose(machine: Machine) -> N
     assert _compose_calls(machine) == [
         f"{COMPOSE} up -d postgres rabbitmq",
         "with postgres trust ./rabbitmq/dev.conf",
-        f"{COMPOSE} exec -T rabbitmq rabbitmqctl -q await_startup --timeout 20",
+        f"{COMPOSE} exec -T rabbitmq rabbitmqctl -q await_startup --timeout 5",
     ]
     # the tests' rabbitmqctl is the container's
     assert done.stdout.splitlines() == ["no", str(machine.home / "baton-bin" / "rabbitmqctl")]
@@ -248,6 +250,33 @@ def test_with_a_docker_engine_it_starts_both_from_compose(machine: Machine) -> N
     assert again.returncode == 0, again.stderr
     assert _compose_calls(machine) == [f"{COMPOSE} ps -q rabbitmq"]
     assert again.stdout.splitlines() == ["no", str(machine.home / "baton-bin" / "rabbitmqctl")]
+
+
+def test_the_containers_rabbitmq_is_asked_again_until_it_has_booted(machine: Machine) -> None:
+    """Docker's proxy answers on the published port before the node runs, and `rabbitmqctl
+    await_startup` fails at once while epmd does not know the node yet (seen for real with
+    scripts/docker-check.sh): services.sh asks again instead of failing the run."""
+    tries = machine.home / "await-tries"
+    # the first two find no node, as a booting container's rabbitmqctl does
+    booting = '{ echo "node rabbit not running at all" >&2; exit 69; }'
+    _docker_stand_in(machine, f'echo x >>"{tries}"; [ "$(wc -l <"{tries}")" -ge 3 ] || {booting}')
+    machine.stand_in("apt-get", "exit 1")
+
+    done = machine.run(command=USE_PAIR)
+
+    assert done.returncode == 0, done.stderr
+    awaits = [call for call in _compose_calls(machine) if "await_startup" in call]
+    assert len(awaits) == 3
+
+
+def test_a_containers_rabbitmq_that_never_boots_is_named(machine: Machine) -> None:
+    _docker_stand_in(machine, "exit 69")
+    machine.stand_in("apt-get", "exit 1")
+
+    done = machine.run(command=USE_PAIR, SERVICES_WAIT_SECONDS="2")
+
+    assert done.returncode != 0
+    assert "RabbitMQ in its container did not boot within 2s" in done.stderr
 
 
 def test_it_never_starts_a_second_rabbitmq_over_a_running_nodes_data(machine: Machine) -> None:
