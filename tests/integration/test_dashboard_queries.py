@@ -37,9 +37,11 @@ class Explaining:
     """Stands in for the connection a query function is given: each statement is planned by the
     real database (EXPLAIN, with its parameters bound) and answered with no rows."""
 
-    def __init__(self, conn: asyncpg.Connection[Any]) -> None:
+    def __init__(self, conn: asyncpg.Connection[Any], small: frozenset[str] = frozenset()) -> None:
         self.conn = conn
         self.plans: list[tuple[str, dict[str, Any]]] = []
+        # tables and partitions too small for an index to pay (read once the fill is analysed)
+        self.small = small
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         plan = await self.conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
@@ -55,19 +57,33 @@ class Explaining:
         return taken
 
 
-def seq_scans(plan: dict[str, Any]) -> list[str]:
-    """The big tables (or their partitions) that a plan reads from end to end."""
+def seq_scans(plan: dict[str, Any], small: frozenset[str] = frozenset()) -> list[str]:
+    """The big tables (or their partitions) that a plan reads from end to end. A partition of a
+    few rows (today's, just after midnight) is rightly scanned: `small` names those."""
     found = []
-    if plan["Node Type"] == "Seq Scan" and plan["Relation Name"].startswith(BIG_TABLES):
-        found.append(plan["Relation Name"])
+    relation = plan.get("Relation Name", "")
+    if plan["Node Type"] == "Seq Scan" and relation.startswith(BIG_TABLES) and relation not in small:
+        found.append(relation)
     for child in plan.get("Plans", []):
-        found += seq_scans(child)
+        found += seq_scans(child, small)
     return found
 
 
-def assert_indexed(plans: list[tuple[str, dict[str, Any]]]) -> None:
+def assert_indexed(plans: list[tuple[str, dict[str, Any]]], small: frozenset[str] = frozenset()) -> None:
     for sql, plan in plans:
-        assert not seq_scans(plan), f"a sequential scan of {seq_scans(plan)} for:\n{sql}\n{json.dumps(plan)}"
+        scans = seq_scans(plan, small)
+        assert not scans, f"a sequential scan of {scans} for:\n{sql}\n{json.dumps(plan)}"
+
+
+SMALL_ROWS = 1_000  # below this, a sequential scan is the better plan, and no sign of a missing index
+
+
+async def small_relations(conn: asyncpg.Connection[Any]) -> frozenset[str]:
+    rows = await conn.fetch(
+        "SELECT relname FROM pg_class WHERE relkind = 'r' AND reltuples >= 0 AND reltuples < $1",
+        SMALL_ROWS,
+    )
+    return frozenset(row["relname"] for row in rows)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +96,7 @@ async def store(backends: Backends) -> AsyncIterator[tuple[Explaining, Filled]]:
         conn = await asyncpg.connect(f"{server}/{name}")
         try:
             filled = await fill(conn, runs=RUNS, task_runs=TASK_RUNS, events=EVENTS, days=3)
-            yield Explaining(conn), filled
+            yield Explaining(conn, await small_relations(conn)), filled
         finally:
             await conn.close()
     finally:
@@ -107,7 +123,7 @@ async def test_the_runs_list_with_each_filter_and_page_uses_an_index(
         {"flow_name": filled.flow_names[1], "states": [StateType.FAILED], "cursor": cursor},
     ):
         await list_flow_runs(conn, limit=50, **filters)  # type: ignore[arg-type]
-        assert_indexed(explain.take())
+        assert_indexed(explain.take(), explain.small)
 
 
 async def test_a_runs_page_task_runs_children_and_logs_use_an_index(store: tuple[Explaining, Filled]) -> None:
@@ -116,11 +132,11 @@ async def test_a_runs_page_task_runs_children_and_logs_use_an_index(store: tuple
     await queries.run_graph(conn, filled.newest_run)
     plans = explain.take()
     assert len(plans) == 2  # its task runs, its child runs
-    assert_indexed(plans)
+    assert_indexed(plans, explain.small)
     cursor = encode_cursor(utcnow() - timedelta(days=1), uuid.uuid4())
     for page in (None, cursor):
         await list_task_runs(filled.newest_run, conn, None, page, 200)  # type: ignore[arg-type]
-        assert_indexed(explain.take())
+        assert_indexed(explain.take(), explain.small)
 
 
 async def test_the_event_feed_and_an_events_page_use_an_index(store: tuple[Explaining, Filled]) -> None:
@@ -137,7 +153,7 @@ async def test_the_event_feed_and_an_events_page_use_an_index(store: tuple[Expla
         (EventFilter.parse(since=now - timedelta(hours=1)), None),
     ):
         await read_events(conn, wanted, cursor=page, limit=100)
-        assert_indexed(explain.take())
+        assert_indexed(explain.take(), explain.small)
     event = await explain.conn.fetchrow("SELECT id, occurred FROM events ORDER BY occurred DESC LIMIT 1")
     assert event is not None
     for sql, args in (
@@ -145,7 +161,7 @@ async def test_the_event_feed_and_an_events_page_use_an_index(store: tuple[Expla
         (queries.FIRED_SQL, (event["id"],)),
     ):
         await explain.fetch(sql, *args)
-    assert_indexed(explain.take())
+    assert_indexed(explain.take(), explain.small)
 
 
 async def test_every_count_the_pages_show_has_an_index_to_use(store: tuple[Explaining, Filled]) -> None:
@@ -164,6 +180,6 @@ async def test_every_count_the_pages_show_has_an_index_to_use(store: tuple[Expla
             await queries.histogram(conn, wanted, since, now, 48)
         await queries.deployment_summaries(conn, filled.deployment_ids)
         await queries.pool_load(conn)
-        assert_indexed(explain.take())
+        assert_indexed(explain.take(), explain.small)
     finally:
         await explain.conn.execute("RESET enable_seqscan")
