@@ -7,12 +7,13 @@ too old for its server is refused at start in one line naming both versions.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from ...support.processes import BATON, free_port, server_process
-from .conftest import Setup, WorkerProcess
+from .conftest import Setup, WorkerProcess, wait_until
 
 # a worker of another envelope schema: the same code, told it writes another one
 OTHER_SCHEMA = (
@@ -60,7 +61,11 @@ def test_a_worker_started_before_the_api_waits_for_it(setup: Setup, tmp_path: Pa
         setup, f"http://127.0.0.1:{port}/api", _worker_key(setup), BATON_WORKER_API_WAIT_MAX_SECONDS="1"
     )
     worker = _start(setup, env, f"early-{setup.suffix}")
-    worker.wait_log(f"Waiting for the API at http://127.0.0.1:{port}/api")
+    waiting = f"Waiting for the API at http://127.0.0.1:{port}/api"
+    # a line each try, the pause between tries growing to the cap (1 s here) and no further
+    wait_until(lambda: worker.log().count(waiting) >= 6, timeout=30, what="six tries at the API")
+    pauses = [float(p) for p in re.findall(r"trying again in ([0-9.]+)s", worker.log())]
+    assert len(pauses) >= 6 and all(p <= 1.0 for p in pauses), pauses
     assert worker.alive()
     with server_process(setup.server.backends, tmp_path, port=port):
         worker.wait_log("serving pool")
