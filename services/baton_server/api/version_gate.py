@@ -15,6 +15,8 @@ from baton_schemas import compat
 
 from .gate import send_json
 
+# A worker asks here first, and the route checks its versions itself, naming it a worker
+_CHECKED_BY_ITS_ROUTE = frozenset({"/api/workers/connection"})
 _VERSION = compat.VERSION_HEADER.encode()
 _SCHEMA = compat.SCHEMA_HEADER.encode()
 _MIN_SCHEMA = compat.MIN_SCHEMA_HEADER.encode()
@@ -56,7 +58,11 @@ class VersionGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (refused := version_refusal(scope["headers"])) is not None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] not in _CHECKED_BY_ITS_ROUTE
+            and (refused := version_refusal(scope["headers"])) is not None
+        ):
             await send_json(send, *refused)
             return
         await self.app(scope, receive, send)
