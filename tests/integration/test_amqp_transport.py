@@ -5,7 +5,6 @@ tests/unit/sdk/test_http_transport.py, against httpx's mock transport)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -23,27 +22,14 @@ from baton_schemas.envelopes import (
     TrackerMessage,
 )
 from baton_schemas.logs import LogRecord
-from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRunInfo
-from baton_schemas.states import Completed, Pending, Running, TransitionResult, Verdict
+from baton_schemas.runs import FlowRunCreate, TaskRunInfo
+from baton_schemas.states import Completed, Running, TransitionResult, Verdict
 
 from ..support.backends import Backends
+from ..support.models import a_flow_run
 from ..support.waiting import eventually
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-def _flow_run(run_id: Any = None) -> FlowRun:
-    now = datetime.now(UTC)
-    return FlowRun(
-        id=run_id or uuid4(),
-        name="quiet-otter",
-        flow_id=uuid4(),
-        flow_name="etl",
-        state=Pending(),
-        state_version=1,
-        created=now,
-        updated=now,
-    )
 
 
 @pytest.fixture
@@ -83,7 +69,7 @@ async def tracker_exchange(broker_url: str) -> AsyncIterator[tuple[str, list[Any
                     )
             else:
                 assert isinstance(request, CreateFlowRun)
-                reply = RpcReply(ok=True, flow_run=_flow_run(request.run.id))
+                reply = RpcReply(ok=True, flow_run=a_flow_run(request.run.id))
             await channel.default_exchange.publish(
                 aio_pika.Message(reply.to_json(), correlation_id=message.correlation_id),
                 routing_key=message.reply_to,

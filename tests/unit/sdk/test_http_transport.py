@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -22,24 +20,12 @@ from baton_schemas.envelopes import (
     TaskRunStates,
 )
 from baton_schemas.logs import LogRecord
-from baton_schemas.runs import FlowRun, FlowRunCreate, TaskRunInfo
-from baton_schemas.states import Completed, Pending, Running, TransitionResult, Verdict
+from baton_schemas.runs import FlowRunCreate, TaskRunInfo
+from baton_schemas.states import Completed, Running, TransitionResult, Verdict
+
+from ...support.models import a_flow_run
 
 API = "http://baton.test/api"
-
-
-def _flow_run(run_id: Any = None) -> FlowRun:
-    now = datetime.now(UTC)
-    return FlowRun(
-        id=run_id or uuid4(),
-        name="quiet-otter",
-        flow_id=uuid4(),
-        flow_name="etl",
-        state=Pending(),
-        state_version=1,
-        created=now,
-        updated=now,
-    )
 
 
 class FakeApi:
@@ -56,7 +42,7 @@ class FakeApi:
         path = request.url.path
         if path == "/api/flow_runs" and request.method == "POST":
             body = json.loads(request.content)
-            return httpx.Response(201, content=_flow_run(body["id"]).to_json())
+            return httpx.Response(201, content=a_flow_run(body["id"]).to_json())
         if path.endswith("/set_state"):
             body = json.loads(request.content)
             result = TransitionResult(verdict=Verdict.ACCEPT, state=Running(), state_version=2)
@@ -65,7 +51,7 @@ class FakeApi:
         if path in ("/api/task_runs/states", "/api/logs", "/api/flow_runs/heartbeat"):
             return httpx.Response(202)
         if path == "/api/flow_runs" and request.method == "GET":
-            page = {"items": [_flow_run().model_dump(mode="json")], "next_cursor": "c2"}
+            page = {"items": [a_flow_run().model_dump(mode="json")], "next_cursor": "c2"}
             return httpx.Response(200, json=page)
         if path == "/api/logs/stream":
             record = LogRecord(message="streamed").model_dump_json()
