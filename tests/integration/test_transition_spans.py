@@ -98,18 +98,25 @@ async def test_the_reapers_crash_joins_the_trace_of_the_run(
         )
     reaper = Reaper(ctx.pool, ctx.outbox, default_lease_seconds=0.1)
 
-    async def crashed() -> bool:  # once the reaper has heard the broker for a lease's length
-        await reaper.reap()
-        async with ctx.pool.acquire() as conn:
-            state = await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", run.id)
-        return bool(state == StateType.CRASHED.value)
+    def crash_spans() -> list[Any]:
+        return [
+            s
+            for s in exported.get_finished_spans()
+            if s.name == "transition Crashed"
+            and _attrs(s)["baton.flow_run.id"] == str(run.id)
+            and _attrs(s).get("baton.transition.verdict") == "ACCEPT"  # a second reaper's is refused
+        ]
 
-    await eventually(crashed, timeout=10, interval=0.05, what="the run to be reaped")
-    (crash,) = [
-        s
-        for s in exported.get_finished_spans()
-        if s.name == "transition Crashed" and _attrs(s)["baton.flow_run.id"] == str(run.id)
-    ]
+    async def reaped() -> list[Any]:
+        # this reaper, or the session tracker's (it reaps the test database too, and may come
+        # first): either way the Crashed is a span of the run's trace, finished a little after
+        # the state is stored, so wait for the span itself
+        await reaper.reap()
+        return crash_spans()
+
+    (crash,) = await eventually(reaped, timeout=10, interval=0.05, what="the reaper's transition span")
+    async with ctx.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT state_type FROM flow_runs WHERE id = $1", run.id) == "CRASHED"
     context = creator.get_span_context()
     assert _ids(crash) == (f"{context.trace_id:032x}", f"{context.span_id:016x}")
     assert _attrs(crash)["baton.state.from"] == StateType.PENDING.value
