@@ -1,21 +1,50 @@
 """Changes take effect: pausing, resuming, changing and removing schedules remove the runs that
-have not started and make new ones; runs that started are left alone."""
+have not started and make new ones; runs that started are left alone.
+
+Each test has a database and vhost of its own, so that only its own passes reconcile and fill:
+the session's scheduler (other tests start one) once reconciled a change of this test's between
+them, and the last step then found nothing waiting (seen once in CI, 8 Dec; passes concurrent
+with another scheduler's are not what this test is about, and that case is open in the note).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
+
+import pytest
 
 from baton_schemas.envelopes import ProposeState
 from baton_schemas.states import Running
 from baton_server.context import ServerContext
 from baton_server.db.deployments import delete_deployment
 from baton_server.scheduler.service import SchedulerService
+from baton_server.settings import ServerSettings
 from baton_server.tracker.transitions import propose_flow_run_state
 
+from ...support.backends import Backends, separate_backends
 from .helpers import deploy, runs_of
 
 HOURLY = {"schedule": {"kind": "interval", "interval_seconds": 3600}}
+
+
+@pytest.fixture
+def own_backends(backends: Backends) -> Iterator[Backends]:
+    with separate_backends(backends, "changes") as own:
+        yield own
+
+
+@pytest.fixture
+async def ctx(own_backends: Backends, server_settings: ServerSettings) -> AsyncIterator[ServerContext]:
+    settings = server_settings.model_copy(
+        update={"database_url": own_backends.database_url, "broker_url": own_backends.broker_url}
+    )
+    context = await ServerContext.open(settings, name="baton-schedule-changes")
+    try:
+        yield context
+    finally:
+        await context.close()
 
 
 async def _passes(ctx: ServerContext) -> None:
